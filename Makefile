@@ -1,0 +1,46 @@
+# Scoville developer commands. `make` alone lists them.
+
+GO  ?= go
+BIN := bin/scoville
+
+# Passed through to scripts/test.sh: make test TEST_ARGS='-run TestPlans -v'
+export TEST_ARGS
+export TEST_PKGS
+
+.DEFAULT_GOAL := help
+.PHONY: help run test generate lint build migrate
+
+help: ## list the targets
+	@echo "Usage: make <target>"
+	@echo
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+	@echo
+	@echo "make test TEST_ARGS='-run TestX -v' TEST_PKGS=./auth/...   narrows the tests"
+	@echo "DATABASE_URL / STRIPE_API_BASE, when set, are used instead of throwaway ones"
+
+run: ## run everything locally (PostgreSQL, stripe-mock, dev identity provider, server) and print Playground tokens
+	@bash scripts/run.sh
+
+test: ## go vet, then all tests with -race against a throwaway PostgreSQL and stripe-mock
+	@bash scripts/test.sh
+
+generate: ## regenerate the GraphQL code (gqlgen)
+	$(GO) tool gqlgen generate
+
+lint: ## go vet, staticcheck and a gofmt check
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	@unformatted="$$(gofmt -l .)" || { echo "gofmt failed" >&2; exit 1; }; \
+	if [ -n "$$unformatted" ]; then \
+		echo "gofmt: these files are not formatted (run: gofmt -w <file>):"; \
+		echo "$$unformatted"; \
+		exit 1; \
+	fi
+
+build: ## build bin/scoville
+	$(GO) build -o $(BIN) .
+
+migrate: build ## apply database migrations to DATABASE_URL
+	@if [ -z "$$DATABASE_URL" ]; then echo "error: set DATABASE_URL (the database to migrate)" >&2; exit 1; fi
+	./$(BIN) migrate

@@ -1,0 +1,40 @@
+package auth
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// Principal is who a verified access token says the caller is. It is only ever built
+// from a token that passed verification, so code below the middleware may trust it.
+type Principal struct {
+	Issuer   string
+	Subject  string
+	Email    string
+	Name     string
+	Roles    []Role    // always holds RoleCustomer; SUPPORT and ADMIN from the roles claim
+	AuthTime time.Time // zero when the token carries no auth_time
+	ACR      string
+	AMR      []string
+	Expiry   time.Time
+}
+
+// Has reports whether the principal holds need or a role above it.
+func (p *Principal) Has(need Role) bool {
+	return p != nil && slices.ContainsFunc(p.Roles, func(r Role) bool { return r.Satisfies(need) })
+}
+
+// principalKey is unexported so only this package can put a principal in a context.
+type principalKey struct{}
+
+// WithPrincipal returns a context that carries p for the rest of the request.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the caller, or false for an anonymous request.
+func PrincipalFrom(ctx context.Context) (*Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(*Principal)
+	return p, ok && p != nil
+}

@@ -1,0 +1,426 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Env is the mode the process runs in; it decides which settings are required
+// and how strictly they are checked.
+type Env string
+
+const (
+	// Development is the default mode: provider settings may be missing and http
+	// URLs are allowed, so the service runs on a laptop against local fakes.
+	Development Env = "development"
+	// Production refuses to start unless the database, OIDC issuer and Stripe
+	// credentials are set and every public URL uses https.
+	Production Env = "production"
+)
+
+// Config is the whole validated configuration. Load builds it once at start; it is
+// read-only afterwards, so it may be shared between goroutines. Credentials are
+// Secret, so printing or logging a Config never shows them.
+type Config struct {
+	// Env is APP_ENV: development (default) or production.
+	Env Env
+	// HTTPAddr is HTTP_ADDR, the listen address (host:port), default ":8080".
+	HTTPAddr string
+
+	// DatabaseURL is DATABASE_URL, a postgres:// URL or a libpq key=value string;
+	// required in every mode.
+	DatabaseURL Secret
+	// DBMaxOpenConns is DB_MAX_OPEN_CONNS (1..1000), default 20.
+	DBMaxOpenConns int
+	// DBMaxIdleConns is DB_MAX_IDLE_CONNS (0..DBMaxOpenConns), default 10 or
+	// DBMaxOpenConns when that is smaller.
+	DBMaxIdleConns int
+	// DBConnMaxLifetime is DB_CONN_MAX_LIFETIME (> 0), default 30m.
+	DBConnMaxLifetime time.Duration
+	// DBConnMaxIdleTime is DB_CONN_MAX_IDLE_TIME (> 0), default 5m.
+	DBConnMaxIdleTime time.Duration
+
+	// OIDCIssuerURL is OIDC_ISSUER_URL exactly as given (it must equal the tokens'
+	// iss); required and https in production. Empty only in development.
+	OIDCIssuerURL string
+	// OIDCAudience is OIDC_AUDIENCE, the aud access tokens must carry; required in
+	// production and whenever OIDCIssuerURL is set.
+	OIDCAudience string
+	// OIDCRolesClaim is OIDC_ROLES_CLAIM, a claim name or dotted path such as
+	// realm_access.roles, default "roles".
+	OIDCRolesClaim string
+	// StepUpMaxAge is STEP_UP_MAX_AGE (0 < d <= 24h), default 5m: how recent
+	// auth_time must be for step-up operations.
+	StepUpMaxAge time.Duration
+
+	// StripeSecretKey is STRIPE_SECRET_KEY (sk_ or rk_; in production sk_test_,
+	// sk_live_, rk_test_ or rk_live_); required in production.
+	StripeSecretKey Secret
+	// StripeWebhookSecret is STRIPE_WEBHOOK_SECRET (whsec_...); required in
+	// production.
+	StripeWebhookSecret Secret
+	// StripeAPIBase is STRIPE_API_BASE without a trailing slash (for stripe-mock);
+	// empty means Stripe's own. https in production.
+	StripeAPIBase string
+
+	// AllowedRedirectOrigins is ALLOWED_REDIRECT_ORIGINS: normalized origins
+	// (lower case, default port dropped, no duplicates) that success, cancel and
+	// return URLs may point to. Never "*"; https only in production.
+	AllowedRedirectOrigins []string
+	// CORSAllowedOrigins is CORS_ALLOWED_ORIGINS, normalized like
+	// AllowedRedirectOrigins; "*" is allowed in development only.
+	CORSAllowedOrigins []string
+
+	// MetricsAddr is METRICS_ADDR, a separate host:port for /metrics; empty means
+	// /metrics is served on HTTPAddr.
+	MetricsAddr string
+	// TrustedProxies is TRUSTED_PROXIES: the networks whose X-Forwarded-For is
+	// believed. A bare IP is a single-address prefix; IPv4-mapped IPv6 addresses
+	// are unmapped.
+	TrustedProxies []netip.Prefix
+	// SMTPURL is SMTP_URL (smtp:// or smtps:// with host and port); empty means
+	// notifications are only logged.
+	SMTPURL Secret
+	// PlaygroundOIDCClientID is PLAYGROUND_OIDC_CLIENT_ID, the public client the
+	// admin Playground signs in with; optional.
+	PlaygroundOIDCClientID string
+	// DataEncryptionKeys is DATA_ENCRYPTION_KEYS. Optional until encryption of
+	// personal data at rest exists; API.md makes it required in production then,
+	// and its format is checked by the package that uses it.
+	DataEncryptionKeys Secret
+	// MigrateOnStart is MIGRATE_ON_START (strconv.ParseBool forms), default true
+	// in development and false in production.
+	MigrateOnStart bool
+	// LogLevel is LOG_LEVEL: debug, info (default), warn or error.
+	LogLevel slog.Level
+	// ShutdownTimeout is SHUTDOWN_TIMEOUT (> 0), default 20s: how long in-flight
+	// requests get to finish on shutdown.
+	ShutdownTimeout time.Duration
+}
+
+// Load reads every variable through getenv (os.Getenv when nil), trims
+// whitespace around values (empty means unset), applies defaults and checks
+// everything. On any problem it returns a nil Config and all problems joined
+// with errors.Join, each naming its variable and none containing a value.
+func Load(getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	l := &loader{getenv: getenv}
+	c := &Config{}
+
+	switch l.get("APP_ENV") {
+	case "", string(Development):
+		c.Env = Development
+	case string(Production):
+		c.Env = Production
+	default:
+		l.failf("APP_ENV", "must be %q or %q", Development, Production)
+		// Check the rest with the strict rules: the process will not start
+		// anyway, and the operator sees every production problem at once.
+		c.Env = Production
+	}
+	l.prod = c.Env == Production
+
+	c.HTTPAddr = l.listenAddr("HTTP_ADDR", ":8080")
+
+	c.DatabaseURL = l.databaseURL("DATABASE_URL")
+	maxOpen, openOK := l.intIn("DB_MAX_OPEN_CONNS", 20, 1, 1000)
+	c.DBMaxOpenConns = maxOpen
+	maxIdle, idleOK := l.intIn("DB_MAX_IDLE_CONNS", min(10, maxOpen), 0, 1000)
+	if idleOK && openOK && maxIdle > maxOpen {
+		l.failf("DB_MAX_IDLE_CONNS", "must not exceed DB_MAX_OPEN_CONNS")
+	}
+	c.DBMaxIdleConns = maxIdle
+	c.DBConnMaxLifetime = l.duration("DB_CONN_MAX_LIFETIME", 30*time.Minute, 0)
+	c.DBConnMaxIdleTime = l.duration("DB_CONN_MAX_IDLE_TIME", 5*time.Minute, 0)
+
+	issuerSet := l.required("OIDC_ISSUER_URL", l.get("OIDC_ISSUER_URL"), false)
+	c.OIDCIssuerURL = l.httpURL("OIDC_ISSUER_URL")
+	c.OIDCAudience = l.get("OIDC_AUDIENCE")
+	if l.required("OIDC_AUDIENCE", c.OIDCAudience, false) && strings.ContainsFunc(c.OIDCAudience, isSpace) {
+		l.failf("OIDC_AUDIENCE", "must not contain whitespace")
+	}
+	if c.OIDCAudience == "" && !l.prod && issuerSet {
+		// Verifying tokens without an audience would accept tokens minted for
+		// any other client of the same issuer.
+		l.fail(errors.New("OIDC_AUDIENCE is required when OIDC_ISSUER_URL is set"))
+	}
+	c.OIDCRolesClaim = l.rolesClaim("OIDC_ROLES_CLAIM", "roles")
+	c.StepUpMaxAge = l.duration("STEP_UP_MAX_AGE", 5*time.Minute, 24*time.Hour)
+
+	c.StripeSecretKey = l.stripeSecretKey("STRIPE_SECRET_KEY")
+	c.StripeWebhookSecret = l.prefixedSecret("STRIPE_WEBHOOK_SECRET", "whsec_")
+	c.StripeAPIBase = strings.TrimRight(l.httpURL("STRIPE_API_BASE"), "/")
+
+	c.AllowedRedirectOrigins = l.origins("ALLOWED_REDIRECT_ORIGINS", false)
+	c.CORSAllowedOrigins = l.origins("CORS_ALLOWED_ORIGINS", true)
+
+	c.MetricsAddr = l.listenAddr("METRICS_ADDR", "")
+	if c.MetricsAddr != "" && c.HTTPAddr != "" && sameListener(c.MetricsAddr, c.HTTPAddr) {
+		l.failf("METRICS_ADDR", "must differ from HTTP_ADDR (leave it empty to serve /metrics on HTTP_ADDR)")
+	}
+	c.TrustedProxies = l.prefixes("TRUSTED_PROXIES")
+	c.SMTPURL = l.smtpURL("SMTP_URL")
+	c.PlaygroundOIDCClientID = l.get("PLAYGROUND_OIDC_CLIENT_ID")
+	// Encryption at rest is a later issue: the keys are carried through untouched
+	// and not yet required in production; their format belongs to that package.
+	c.DataEncryptionKeys = Secret(l.get("DATA_ENCRYPTION_KEYS"))
+	c.MigrateOnStart = l.boolean("MIGRATE_ON_START", !l.prod)
+	c.LogLevel = l.logLevel("LOG_LEVEL")
+	c.ShutdownTimeout = l.duration("SHUTDOWN_TIMEOUT", 20*time.Second, 0)
+
+	if len(l.errs) > 0 {
+		return nil, errors.Join(l.errs...)
+	}
+	return c, nil
+}
+
+// IsProduction reports whether the strict production rules apply, so callers
+// (introspection, Playground, dev-only routes) branch on one method.
+func (c *Config) IsProduction() bool { return c != nil && c.Env == Production }
+
+// LogValue is a summary safe to log at start: every non-secret setting, and for
+// each secret only whether it is set (plus Stripe's test/live mode, read from the
+// key's public prefix).
+func (c *Config) LogValue() slog.Value {
+	if c == nil {
+		return slog.StringValue("<nil>")
+	}
+	proxies := make([]string, len(c.TrustedProxies))
+	for i, p := range c.TrustedProxies {
+		proxies[i] = p.String()
+	}
+	return slog.GroupValue(
+		slog.String("env", string(c.Env)),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("metrics_addr", c.MetricsAddr),
+		slog.Bool("database_url_set", c.DatabaseURL != ""),
+		slog.Int("db_max_open_conns", c.DBMaxOpenConns),
+		slog.Int("db_max_idle_conns", c.DBMaxIdleConns),
+		slog.Duration("db_conn_max_lifetime", c.DBConnMaxLifetime),
+		slog.Duration("db_conn_max_idle_time", c.DBConnMaxIdleTime),
+		slog.String("oidc_issuer_url", c.OIDCIssuerURL),
+		slog.String("oidc_audience", c.OIDCAudience),
+		slog.String("oidc_roles_claim", c.OIDCRolesClaim),
+		slog.Duration("step_up_max_age", c.StepUpMaxAge),
+		slog.Bool("stripe_secret_key_set", c.StripeSecretKey != ""),
+		slog.String("stripe_mode", stripeMode(c.StripeSecretKey)),
+		slog.Bool("stripe_webhook_secret_set", c.StripeWebhookSecret != ""),
+		slog.String("stripe_api_base", c.StripeAPIBase),
+		slog.Any("allowed_redirect_origins", c.AllowedRedirectOrigins),
+		slog.Any("cors_allowed_origins", c.CORSAllowedOrigins),
+		slog.Any("trusted_proxies", proxies),
+		slog.Bool("smtp_url_set", c.SMTPURL != ""),
+		slog.String("playground_oidc_client_id", c.PlaygroundOIDCClientID),
+		slog.Bool("data_encryption_keys_set", c.DataEncryptionKeys != ""),
+		slog.Bool("migrate_on_start", c.MigrateOnStart),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+	)
+}
+
+// stripeMode tells test from live keys by their public prefix only.
+func stripeMode(key Secret) string {
+	k := key.Reveal()
+	switch {
+	case k == "":
+		return ""
+	case strings.HasPrefix(k, "sk_live_"), strings.HasPrefix(k, "rk_live_"):
+		return "live"
+	case strings.HasPrefix(k, "sk_test_"), strings.HasPrefix(k, "rk_test_"):
+		return "test"
+	default:
+		return "unknown"
+	}
+}
+
+// loader reads variables and collects problems. Messages are built only from
+// variable names and fixed text, never from values, so no secret can leak
+// through an error (url, strconv and netip errors quote their input and are
+// therefore never wrapped).
+type loader struct {
+	getenv func(string) string
+	prod   bool
+	errs   []error
+}
+
+func (l *loader) get(name string) string { return strings.TrimSpace(l.getenv(name)) }
+
+func (l *loader) fail(err error) { l.errs = append(l.errs, err) }
+
+// failf records "NAME: problem". args must be constants or positions, never values.
+func (l *loader) failf(name, format string, args ...any) {
+	l.fail(errors.New(name + ": " + fmt.Sprintf(format, args...)))
+}
+
+// required reports whether name is set, recording a problem when it is not but
+// must be (always, or in production).
+func (l *loader) required(name, v string, always bool) bool {
+	if v != "" {
+		return true
+	}
+	switch {
+	case always:
+		l.fail(errors.New(name + " is required"))
+	case l.prod:
+		l.fail(errors.New(name + " is required in production"))
+	}
+	return false
+}
+
+func (l *loader) intIn(name string, def, lo, hi int) (int, bool) {
+	v := l.get(name)
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		l.failf(name, "not a whole number")
+		return def, false
+	}
+	if n < lo || n > hi {
+		l.failf(name, "must be between %d and %d", lo, hi)
+		return def, false
+	}
+	return n, true
+}
+
+// duration parses a Go duration that must be positive and, when hi > 0, at most hi.
+func (l *loader) duration(name string, def, hi time.Duration) time.Duration {
+	v := l.get(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		l.failf(name, "not a Go duration (e.g. %s)", shortDuration(def))
+	case d <= 0:
+		l.failf(name, "must be greater than 0")
+	case hi > 0 && d > hi:
+		l.failf(name, "must be at most %s", shortDuration(hi))
+	default:
+		return d
+	}
+	return def
+}
+
+// shortDuration prints 5m0s as 5m and 24h0m0s as 24h, for friendlier messages.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+func (l *loader) boolean(name string, def bool) bool {
+	v := l.get(name)
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		l.failf(name, "not a boolean (use true or false)")
+		return def
+	}
+	return b
+}
+
+func (l *loader) logLevel(name string) slog.Level {
+	switch strings.ToLower(l.get(name)) {
+	case "", "info":
+		return slog.LevelInfo
+	case "debug":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		l.failf(name, "must be debug, info, warn or error")
+		return slog.LevelInfo
+	}
+}
+
+// rolesClaim accepts a claim name or a dotted path of non-empty segments.
+func (l *loader) rolesClaim(name, def string) string {
+	v := l.get(name)
+	if v == "" {
+		return def
+	}
+	for seg := range strings.SplitSeq(v, ".") {
+		if seg == "" || strings.ContainsFunc(seg, isSpace) {
+			l.failf(name, "must be a claim name or a dotted path such as realm_access.roles")
+			return def
+		}
+	}
+	return v
+}
+
+func (l *loader) stripeSecretKey(name string) Secret {
+	v := l.get(name)
+	if !l.required(name, v, false) {
+		return ""
+	}
+	prefixes := []string{"sk_", "rk_"}
+	want := "must start with sk_ or rk_"
+	if l.prod {
+		prefixes = []string{"sk_test_", "sk_live_", "rk_test_", "rk_live_"}
+		want = "must start with sk_test_, sk_live_, rk_test_ or rk_live_ in production"
+	}
+	if strings.HasPrefix(v, "pk_") {
+		l.failf(name, "%s (a publishable pk_ key was given)", want)
+		return ""
+	}
+	if !hasPrefixAndMore(v, prefixes...) {
+		l.failf(name, "%s", want)
+		return ""
+	}
+	if strings.ContainsFunc(v, isSpace) {
+		l.failf(name, "must not contain whitespace")
+		return ""
+	}
+	return Secret(v)
+}
+
+func (l *loader) prefixedSecret(name, prefix string) Secret {
+	v := l.get(name)
+	if !l.required(name, v, false) {
+		return ""
+	}
+	if !hasPrefixAndMore(v, prefix) {
+		l.failf(name, "must start with %s", prefix)
+		return ""
+	}
+	if strings.ContainsFunc(v, isSpace) {
+		l.failf(name, "must not contain whitespace")
+		return ""
+	}
+	return Secret(v)
+}
+
+// hasPrefixAndMore reports whether s starts with one of prefixes and has
+// something after it.
+func hasPrefixAndMore(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if len(s) > len(p) && strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func isSpace(r rune) bool {
+	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f'
+}

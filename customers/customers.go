@@ -1,0 +1,91 @@
+// Package customers owns the people who use the storefront: who they are at the
+// identity provider and, later, at the payment provider.
+package customers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+
+	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/models"
+)
+
+// Limits on what a token may put in a customer record; the schema enforces them too.
+const (
+	maxSubjectLen = 255
+	maxEmailLen   = 320
+	maxNameRunes  = 200
+)
+
+// ErrInvalidIdentity means the token's subject cannot identify a customer.
+var ErrInvalidIdentity = errors.New("customers: token subject is empty or too long")
+
+// Service provisions and finds customers.
+type Service struct {
+	db *gorm.DB
+}
+
+// NewService returns a customer service backed by db.
+func NewService(db *gorm.DB) *Service { return &Service{db: db} }
+
+// Provision returns the customer for the principal, creating it on first sight. It is
+// keyed by (issuer, subject), so concurrent first calls yield one row; e-mail and name
+// follow the latest token but are never blanked by a token that lacks them.
+func (s *Service) Provision(ctx context.Context, p *auth.Principal) (*models.Customer, error) {
+	if p.Subject == "" || len(p.Subject) > maxSubjectLen || p.Issuer == "" {
+		return nil, ErrInvalidIdentity
+	}
+	email := cleanEmail(p.Email)
+	name := cleanName(p.Name)
+
+	var c models.Customer
+	// One statement: the unique key settles races; the WHERE skips a write when nothing changed.
+	res := s.db.WithContext(ctx).Raw(`
+		INSERT INTO customers (issuer, subject, email, name) VALUES (?, ?, ?, ?)
+		ON CONFLICT (issuer, subject) DO UPDATE
+		   SET email = COALESCE(NULLIF(EXCLUDED.email, ''), customers.email),
+		       name = COALESCE(EXCLUDED.name, customers.name),
+		       updated_at = now()
+		 WHERE (EXCLUDED.email <> '' AND EXCLUDED.email IS DISTINCT FROM customers.email)
+		    OR (EXCLUDED.name IS NOT NULL AND EXCLUDED.name IS DISTINCT FROM customers.name)
+		RETURNING *`, p.Issuer, p.Subject, email, name).Scan(&c)
+	if res.Error != nil {
+		return nil, fmt.Errorf("customers: provision: %w", res.Error)
+	}
+	if res.RowsAffected == 1 {
+		return &c, nil
+	}
+	err := s.db.WithContext(ctx).Where("issuer = ? AND subject = ?", p.Issuer, p.Subject).Take(&c).Error
+	if err != nil {
+		return nil, fmt.Errorf("customers: provision: %w", err)
+	}
+	return &c, nil
+}
+
+// cleanEmail keeps a syntactically valid address of bounded length, else "".
+func cleanEmail(s string) string {
+	if s == "" || len(s) > maxEmailLen {
+		return ""
+	}
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Address != s {
+		return ""
+	}
+	return s
+}
+
+// cleanName returns nil for no name and cuts an over-long one at a rune boundary.
+func cleanName(s string) *string {
+	if s == "" || !utf8.ValidString(s) {
+		return nil
+	}
+	if utf8.RuneCountInString(s) > maxNameRunes {
+		s = string([]rune(s)[:maxNameRunes])
+	}
+	return &s
+}

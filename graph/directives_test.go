@@ -1,0 +1,99 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/stretchr/testify/require"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/scoville/scoville/auth"
+)
+
+func TestDirectives(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	d := NewDirectives(5*time.Minute, func() time.Time { return now })
+	customer := &auth.Principal{Subject: "c", Roles: []auth.Role{auth.RoleCustomer}, AuthTime: now.Add(-time.Minute)}
+	support := &auth.Principal{Subject: "s", Roles: []auth.Role{auth.RoleCustomer, auth.RoleSupport}, AuthTime: now.Add(-time.Minute)}
+	admin := &auth.Principal{Subject: "a", Roles: []auth.Role{auth.RoleCustomer, auth.RoleAdmin}}
+	stale := &auth.Principal{Subject: "o", Roles: []auth.Role{auth.RoleCustomer}, AuthTime: now.Add(-6 * time.Minute)}
+	noAuthTime := &auth.Principal{Subject: "n", Roles: []auth.Role{auth.RoleCustomer}}
+	future := &auth.Principal{Subject: "f", Roles: []auth.Role{auth.RoleCustomer}, AuthTime: now.Add(time.Hour)}
+
+	type call func(ctx context.Context, next graphql.Resolver) (any, error)
+	hasRole := func(r auth.Role) call {
+		return func(ctx context.Context, next graphql.Resolver) (any, error) { return d.HasRole(ctx, nil, next, r) }
+	}
+	authD := func(ctx context.Context, next graphql.Resolver) (any, error) { return d.Auth(ctx, nil, next) }
+	stepUp := func(ctx context.Context, next graphql.Resolver) (any, error) { return d.StepUp(ctx, nil, next) }
+
+	cases := []struct {
+		name      string
+		directive call
+		who       *auth.Principal
+		wantCode  string // "" means allowed
+	}{
+		{"auth/anonymous", authD, nil, CodeUnauthenticated},
+		{"auth/customer", authD, customer, ""},
+		{"hasRole SUPPORT/anonymous", hasRole(auth.RoleSupport), nil, CodeUnauthenticated},
+		{"hasRole SUPPORT/customer", hasRole(auth.RoleSupport), customer, CodeForbidden},
+		{"hasRole SUPPORT/support", hasRole(auth.RoleSupport), support, ""},
+		{"hasRole SUPPORT/admin (ADMIN implies SUPPORT)", hasRole(auth.RoleSupport), admin, ""},
+		{"hasRole ADMIN/support", hasRole(auth.RoleAdmin), support, CodeForbidden},
+		{"hasRole ADMIN/admin", hasRole(auth.RoleAdmin), admin, ""},
+		{"hasRole CUSTOMER/customer", hasRole(auth.RoleCustomer), customer, ""},
+		{"stepUp/anonymous", stepUp, nil, CodeUnauthenticated},
+		{"stepUp/fresh", stepUp, customer, ""},
+		{"stepUp/stale", stepUp, stale, CodeStepUpRequired},
+		{"stepUp/missing auth_time", stepUp, noAuthTime, CodeStepUpRequired},
+		{"stepUp/auth_time in the future", stepUp, future, CodeStepUpRequired},
+	}
+	present := NewErrorPresenter(slog.New(slog.DiscardHandler))
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			if tc.who != nil {
+				ctx = auth.WithPrincipal(ctx, tc.who)
+			}
+			called := false
+			res, err := tc.directive(ctx, func(context.Context) (any, error) { called = true; return "value", nil })
+			if tc.wantCode == "" {
+				require.NoError(t, err)
+				require.True(t, called)
+				require.Equal(t, "value", res)
+				return
+			}
+			require.False(t, called, "a refused field's resolver must not run")
+			got := present(ctx, err)
+			require.Equal(t, tc.wantCode, got.Extensions["code"])
+			if tc.wantCode == CodeStepUpRequired {
+				require.Equal(t, 300, got.Extensions["maxAge"])
+			}
+		})
+	}
+}
+
+func TestErrorPresenterHidesInternals(t *testing.T) {
+	t.Parallel()
+	present := NewErrorPresenter(slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+
+	internal := present(ctx, errors.New(`pq: relation "customers" does not exist: SELECT * FROM customers`))
+	require.Equal(t, CodeInternal, internal.Extensions["code"])
+	require.NotContains(t, internal.Message, "customers")
+
+	recovered := present(ctx, NewRecoverFunc(slog.New(slog.DiscardHandler))(ctx, "nil map write at resolvers/x.go:12"))
+	require.Equal(t, CodeInternal, recovered.Extensions["code"])
+	require.NotContains(t, recovered.Message, "resolvers/x.go")
+
+	wrapped := present(ctx, gqlerror.WrapPath(nil, auth.ErrForbidden))
+	require.Equal(t, CodeForbidden, wrapped.Extensions["code"])
+
+	validation := &gqlerror.Error{Message: `Cannot query field "nope" on type "Query".`, Extensions: map[string]any{"code": "GRAPHQL_VALIDATION_FAILED"}}
+	require.Equal(t, validation, present(ctx, validation), "errors about the query itself pass unchanged")
+}

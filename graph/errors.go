@@ -1,0 +1,84 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/logging"
+)
+
+// Error codes of API.md, sent in extensions.code. Clients branch on these, never on
+// messages.
+const (
+	CodeUnauthenticated     = "UNAUTHENTICATED"
+	CodeForbidden           = "FORBIDDEN"
+	CodeStepUpRequired      = "STEP_UP_REQUIRED"
+	CodeRateLimited         = "RATE_LIMITED"
+	CodeProviderUnavailable = "PROVIDER_UNAVAILABLE"
+	CodeInternal            = "INTERNAL"
+)
+
+// errPanic stands for a recovered panic; its details go to the log only.
+var errPanic = errors.New("panic in resolver")
+
+// NewErrorPresenter returns the one place where errors become what a client sees: typed
+// errors get their API.md code and message, errors about the query itself (parse,
+// validation) pass as gqlgen made them, and anything else is logged with the request
+// id and shown only as INTERNAL, so no SQL, stack or internal text leaks.
+func NewErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		path := graphql.GetPath(ctx)
+		var gqlErr *gqlerror.Error
+		if errors.As(err, &gqlErr) && gqlErr.Path != nil {
+			path = gqlErr.Path
+		}
+		present := func(code, msg string, ext map[string]any) *gqlerror.Error {
+			if ext == nil {
+				ext = map[string]any{}
+			}
+			ext["code"] = code
+			return &gqlerror.Error{Message: msg, Path: path, Extensions: ext}
+		}
+
+		var stepUp *auth.StepUpRequiredError
+		switch {
+		case errors.Is(err, auth.ErrUnauthenticated):
+			return present(CodeUnauthenticated, auth.ErrUnauthenticated.Error(), nil)
+		case errors.Is(err, auth.ErrForbidden):
+			return present(CodeForbidden, auth.ErrForbidden.Error(), nil)
+		case errors.As(err, &stepUp):
+			return present(CodeStepUpRequired, stepUp.Error(), map[string]any{"maxAge": int(stepUp.MaxAge.Seconds())})
+		case gqlErr != nil && gqlErr.Err == nil:
+			// Made by gqlgen or gqlparser about the request (syntax, validation).
+			return gqlErr
+		}
+
+		requestID := logging.RequestID(ctx)
+		if errors.Is(err, errPanic) {
+			// Already logged with its stack by the recover function.
+		} else {
+			logger.ErrorContext(ctx, "graphql: internal error", "path", path.String(), "error", err.Error())
+		}
+		ext := map[string]any{}
+		if requestID != "" {
+			ext["requestId"] = requestID
+		}
+		return present(CodeInternal, "internal error; quote the requestId when contacting support", ext)
+	}
+}
+
+// NewRecoverFunc logs a resolver panic with its stack and turns it into an error that
+// the presenter shows as INTERNAL.
+func NewRecoverFunc(logger *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, p any) error {
+		logger.ErrorContext(ctx, "graphql: panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		return errPanic
+	}
+}

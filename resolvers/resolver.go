@@ -1,0 +1,15 @@
+// Package resolvers maps GraphQL fields to service calls. Resolvers hold no business
+// rules: they read the caller from the context, call one service method and return its
+// result; access rules live in schema directives and in the services.
+package resolvers
+
+import (
+	"github.com/scoville/scoville/catalog"
+	"github.com/scoville/scoville/customers"
+)
+
+// Resolver is the root resolver; it holds only the services the fields call.
+type Resolver struct {
+	Catalog   *catalog.Service
+	Customers *customers.Service
+}

@@ -1,0 +1,262 @@
+// Command scoville is the Scoville API server. With no argument it serves; the
+// subcommands run one-off work with the same configuration:
+//
+//	scoville            serve the API (GraphQL, probes, metrics)
+//	scoville migrate    apply pending database migrations, then exit
+//	scoville seed       load the development catalog (refused in production)
+//	scoville devidp     run the development OpenID Connect issuer (refused in production)
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"gorm.io/gorm"
+
+	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/catalog"
+	"github.com/scoville/scoville/config"
+	"github.com/scoville/scoville/customers"
+	"github.com/scoville/scoville/database"
+	"github.com/scoville/scoville/graph"
+	"github.com/scoville/scoville/httpserver"
+	"github.com/scoville/scoville/logging"
+	"github.com/scoville/scoville/resolvers"
+)
+
+// maxGraphQLBody bounds a GraphQL request; larger bodies are refused before parsing.
+const maxGraphQLBody = 1 << 20
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// run dispatches a subcommand and returns the process exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr *os.File) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	if cmd == "devidp" {
+		return runDevIDP(ctx, getenv, stderr)
+	}
+	if cmd == "help" || cmd == "-h" || cmd == "--help" {
+		fmt.Fprintln(stderr, "usage: scoville [serve|migrate|seed|devidp]")
+		return 0
+	}
+
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "scoville: refusing to start: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	logger := logging.New(stderr, cfg.LogLevel)
+
+	switch cmd {
+	case "serve":
+		err = serve(ctx, cfg, logger)
+	case "migrate":
+		err = migrate(ctx, cfg, logger)
+	case "seed":
+		err = seed(ctx, cfg, logger)
+	default:
+		fmt.Fprintf(stderr, "scoville: unknown command %q; usage: scoville [serve|migrate|seed|devidp]\n", cmd)
+		return 2
+	}
+	if err != nil {
+		logger.ErrorContext(ctx, "scoville: "+cmd+" failed", "error", err.Error())
+		return 1
+	}
+	return 0
+}
+
+func openDB(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*gorm.DB, error) {
+	return database.Open(ctx, cfg.DatabaseURL.Reveal(), database.Pool{
+		MaxOpenConns:    cfg.DBMaxOpenConns,
+		MaxIdleConns:    cfg.DBMaxIdleConns,
+		ConnMaxLifetime: cfg.DBConnMaxLifetime,
+		ConnMaxIdleTime: cfg.DBConnMaxIdleTime,
+	}, logger)
+}
+
+func migrate(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	db, err := openDB(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	defer sqlDB.Close()
+	return database.Migrate(ctx, sqlDB, logger)
+}
+
+func seed(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	if cfg.IsProduction() {
+		return errors.New("seed loads demo data and is refused when APP_ENV=production")
+	}
+	db, err := openDB(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	defer sqlDB.Close()
+	if err := catalog.NewService(db).SeedDevelopment(ctx); err != nil {
+		return err
+	}
+	logger.InfoContext(ctx, "development catalog loaded")
+	return nil
+}
+
+// serve runs the API until ctx ends, then drains in-flight requests.
+func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	logger.InfoContext(ctx, "starting", "config", cfg)
+	a, err := newApp(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on HTTP_ADDR: %w", err)
+	}
+	errc := make(chan error, 2)
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen on METRICS_ADDR: %w", err)
+		}
+		msrv := httpserver.NewServer(cfg.MetricsAddr, a.metrics, logger)
+		go func() { errc <- httpserver.Serve(ctx, msrv, mln, cfg.ShutdownTimeout) }()
+		logger.InfoContext(ctx, "metrics listening", "addr", mln.Addr().String())
+	}
+	srv := httpserver.NewServer(cfg.HTTPAddr, a.handler, logger)
+	logger.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "env", string(cfg.Env))
+	err = httpserver.Serve(ctx, srv, ln, cfg.ShutdownTimeout)
+	logger.InfoContext(context.Background(), "stopped")
+	return err
+}
+
+// app is the product wired once: every part built from the configuration.
+type app struct {
+	handler http.Handler // all public routes
+	metrics http.Handler // /metrics, also mounted on handler when METRICS_ADDR is empty
+	db      *gorm.DB
+}
+
+// Close releases the database pool.
+func (a *app) Close() {
+	if sqlDB, err := a.db.DB(); err == nil {
+		_ = sqlDB.Close()
+	}
+}
+
+// newApp builds every part once and wires them: the one place that knows them all.
+func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*app, error) {
+	db, err := openDB(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{db: db}
+	if cfg.MigrateOnStart {
+		sqlDB, err := db.DB()
+		if err == nil {
+			err = database.Migrate(ctx, sqlDB, logger)
+		}
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
+
+	verifier, err := auth.NewVerifier(ctx, auth.Config{
+		IssuerURL:  cfg.OIDCIssuerURL,
+		Audience:   cfg.OIDCAudience,
+		RolesClaim: cfg.OIDCRolesClaim,
+	})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	httpMetrics := httpserver.NewMetrics(reg)
+	tokenFailures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "scoville_auth_token_failures_total", Help: "Access tokens refused, by reason.",
+	}, []string{"reason"})
+	reg.MustRegister(tokenFailures)
+	a.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+
+	gql := graph.NewHandler(graph.HandlerConfig{
+		Resolvers: &resolvers.Resolver{
+			Catalog:   catalog.NewService(db),
+			Customers: customers.NewService(db),
+		},
+		StepUpMaxAge:  cfg.StepUpMaxAge,
+		Introspection: !cfg.IsProduction(),
+		Logger:        logger,
+	})
+	authenticate := auth.Middleware(verifier, logger, func(reason string) { tokenFailures.WithLabelValues(reason).Inc() })
+
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", httpserver.Observe("graphql", logger, httpMetrics, limitBody(maxGraphQLBody, authenticate(gql))))
+	mux.Handle("GET /healthz", httpserver.Observe("healthz", logger, httpMetrics, httpserver.Healthz()))
+	mux.Handle("GET /readyz", httpserver.Observe("readyz", logger, httpMetrics,
+		httpserver.Readyz(func(ctx context.Context) error { return database.Ping(ctx, db) }, logger)))
+	if cfg.MetricsAddr == "" {
+		mux.Handle("GET /metrics", a.metrics)
+	}
+	if !cfg.IsProduction() {
+		mux.Handle("GET /playground", httpserver.Observe("playground", logger, httpMetrics, devPlayground()))
+	}
+	a.handler = httpserver.RequestID(httpserver.SecurityHeaders(mux))
+	return a, nil
+}
+
+// devPlayground is gqlgen's GraphiQL page for development; its assets come from a CDN,
+// so it gets a policy that allows exactly that.
+func devPlayground() http.Handler {
+	page := playground.Handler("Scoville (development)", "/graphql")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "+
+			"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://cdn.jsdelivr.net; "+
+			"font-src 'self' data: https://cdn.jsdelivr.net; connect-src 'self'; frame-ancestors 'none'")
+		w.Header().Set("Cache-Control", "no-cache")
+		page.ServeHTTP(w, r)
+	})
+}
+
+// limitBody refuses bodies over n bytes with 413 before any parsing.
+func limitBody(n int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > n {
+			http.Error(w, `{"errors":[{"message":"request body too large","extensions":{"code":"INVALID"}}]}`, http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, n)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// shutdownGrace is how long the development issuer waits for in-flight requests.
+const shutdownGrace = 5 * time.Second
