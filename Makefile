@@ -8,7 +8,7 @@ export TEST_ARGS
 export TEST_PKGS
 
 .DEFAULT_GOAL := help
-.PHONY: help run test generate lint build migrate
+.PHONY: help run test bench generate lint build migrate
 
 help: ## list the targets
 	@echo "Usage: make <target>"
@@ -24,6 +24,9 @@ run: ## run everything locally (PostgreSQL, stripe-mock, dev identity provider, 
 
 test: ## go vet, then all tests with -race against a throwaway PostgreSQL and stripe-mock
 	@bash scripts/test.sh
+
+bench: ## the benchmarks reported in the README
+	@bash scripts/bench.sh
 
 generate: ## regenerate the GraphQL code (gqlgen)
 	$(GO) tool gqlgen generate

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# make test: go vet, then the whole test suite with the race detector against a
+# throwaway PostgreSQL and stripe-mock (both stopped and removed on exit).
+#
+#   DATABASE_URL     use this PostgreSQL (superuser URL) instead of a throwaway one
+#   STRIPE_API_BASE  use this stripe-mock instead of starting one
+#   TEST_ARGS        extra go test flags, e.g. TEST_ARGS='-run TestPlans -v'
+#   TEST_PKGS        packages to test instead of ./..., e.g. TEST_PKGS=./auth/...
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source-path=SCRIPTDIR/.. source=scripts/lib.sh
+source scripts/lib.sh
+
+scoville_log "go vet ./..."
+go vet ./...
+
+start_postgres
+start_stripe_mock
+export STRIPE_SECRET_KEY="${STRIPE_SECRET_KEY:-sk_test_123}"
+
+extra=()
+if [[ -n ${TEST_ARGS:-} ]]; then
+	read -r -a extra <<<"$TEST_ARGS"
+fi
+pkgs=(./...)
+if [[ -n ${TEST_PKGS:-} ]]; then
+	read -r -a pkgs <<<"$TEST_PKGS"
+fi
+
+scoville_log "go test -race -count=1 -timeout 15m${extra[*]:+ ${extra[*]}} ${pkgs[*]}"
+status=0
+scoville_run go test -race -count=1 -timeout 15m "${extra[@]}" "${pkgs[@]}" || status=$?
+exit "$status"
