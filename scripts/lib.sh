@@ -283,7 +283,7 @@ start_stripe_mock() {
 	for attempt in 1 2 3; do
 		port="$(scoville_free_port)" || scoville_die "no free port for stripe-mock"
 		scoville_log "stripe-mock: starting on 127.0.0.1:$port (log: $log)"
-		"$bin" -http-addr "127.0.0.1:$port" >"$log" 2>&1 </dev/null &
+		"$bin" -http-addr "127.0.0.1:$port" -https-addr 127.0.0.1:0 >"$log" 2>&1 </dev/null &
 		pid=$!
 		scoville_track_pid "$pid"
 		rc=0
