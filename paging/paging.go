@@ -1,0 +1,59 @@
+// Package paging implements Relay-style cursors over lists ordered newest first by
+// (created_at, id), so pages stay stable while new rows arrive.
+package paging
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/scoville/scoville/models"
+)
+
+// Page bounds of API.md: first defaults to DefaultFirst and is capped at MaxFirst.
+const (
+	DefaultFirst = 20
+	MaxFirst     = 100
+)
+
+// Cursor is a position in a (created_at DESC, id DESC) list.
+type Cursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// Encode makes the opaque cursor of a row.
+func Encode(createdAt time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(createdAt.UnixMicro(), 10) + ":" + id))
+}
+
+// Args validates first and after. A nil cursor means "from the newest".
+func Args(first *int, after *string) (limit int, cursor *Cursor, err error) {
+	limit = DefaultFirst
+	if first != nil {
+		if *first < 0 {
+			return 0, nil, models.NewUserError(models.UserErrorInvalid, "first must not be negative", "first")
+		}
+		limit = min(*first, MaxFirst)
+	}
+	if after == nil || *after == "" {
+		return limit, nil, nil
+	}
+	bad := models.NewUserError(models.UserErrorInvalid, "after is not a cursor from this list", "after")
+	if len(*after) > 200 {
+		return 0, nil, bad
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(*after)
+	if err != nil {
+		return 0, nil, bad
+	}
+	micros, id, ok := strings.Cut(string(raw), ":")
+	us, perr := strconv.ParseInt(micros, 10, 64)
+	if !ok || perr != nil || uuid.Validate(id) != nil {
+		return 0, nil, bad
+	}
+	return limit, &Cursor{CreatedAt: time.UnixMicro(us).UTC(), ID: id}, nil
+}
