@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/scoville/scoville/config"
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/devidp"
+	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/logging"
 )
 
@@ -39,6 +41,7 @@ type appOptions struct {
 	dbURL string            // default: a fresh database, migrated on start
 	// production wires the app as production mode does, after config validation.
 	production bool
+	overrides  overrides
 }
 
 func newTestApp(t testing.TB, opts appOptions) *testApp {
@@ -52,12 +55,15 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 		dbURL = dbtest.NewURL(t, "")
 	}
 	env := map[string]string{
-		"APP_ENV":          "development",
-		"DATABASE_URL":     dbURL,
-		"OIDC_ISSUER_URL":  issuer.IssuerURL(),
-		"OIDC_AUDIENCE":    testAudience,
-		"MIGRATE_ON_START": "true",
-		"STEP_UP_MAX_AGE":  "5m",
+		"STRIPE_API_BASE":          stripeMockURL(t),
+		"STRIPE_SECRET_KEY":        "sk_test_123",
+		"ALLOWED_REDIRECT_ORIGINS": "https://shop.example",
+		"APP_ENV":                  "development",
+		"DATABASE_URL":             dbURL,
+		"OIDC_ISSUER_URL":          issuer.IssuerURL(),
+		"OIDC_AUDIENCE":            testAudience,
+		"MIGRATE_ON_START":         "true",
+		"STEP_UP_MAX_AGE":          "5m",
 	}
 	for k, v := range opts.env {
 		env[k] = v
@@ -71,7 +77,7 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	a, err := newApp(ctx, cfg, logging.New(logs, nil))
+	a, err := newApp(ctx, cfg, logging.New(logs, nil), opts.overrides)
 	require.NoError(t, err)
 	t.Cleanup(a.Close)
 	srv := httptest.NewServer(a.handler)
@@ -79,9 +85,15 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 	return &testApp{t: t, srv: srv, issuer: issuer, db: a.db, logs: logs}
 }
 
-func (a *testApp) seed() {
+// seed loads the development catalog, with prices at stripe-mock.
+func (a *testApp) seed() { a.seedAt(stripeMockURL(a.t)) }
+
+// seedAt loads the development catalog with prices created at the Stripe at base.
+func (a *testApp) seedAt(base string) {
 	a.t.Helper()
-	require.NoError(a.t, catalog.NewService(a.db).SeedDevelopment(context.Background()))
+	gw, err := gateway.NewStripe(gateway.Config{SecretKey: "sk_test_123", APIBase: base})
+	require.NoError(a.t, err)
+	require.NoError(a.t, catalog.NewService(a.db, gw, nil).SeedDevelopment(context.Background()))
 }
 
 // token mints an access token at the test issuer; roles are lower-case token names.
@@ -172,4 +184,16 @@ func (a *testApp) requireNoLeak(secrets ...string) {
 	for _, s := range secrets {
 		require.False(a.t, strings.Contains(logs, s), "a secret value reached the logs")
 	}
+}
+
+// stripeMockURL is the stripe-mock that make test starts; without it the test fails
+// and says how to run it.
+func stripeMockURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("STRIPE_API_BASE")
+	if u == "" {
+		t.Fatal("STRIPE_API_BASE is not set: run `make test` (it starts stripe-mock), or run " +
+			"`go tool stripe-mock -http-addr 127.0.0.1:12111` and export STRIPE_API_BASE=http://127.0.0.1:12111")
+	}
+	return u
 }

@@ -30,10 +30,13 @@ import (
 	"github.com/scoville/scoville/config"
 	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/database"
+	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/graph"
 	"github.com/scoville/scoville/httpserver"
+	"github.com/scoville/scoville/idempotency"
 	"github.com/scoville/scoville/logging"
 	"github.com/scoville/scoville/resolvers"
+	"github.com/scoville/scoville/subscriptions"
 )
 
 // maxGraphQLBody bounds a GraphQL request; larger bodies are refused before parsing.
@@ -119,7 +122,15 @@ func seed(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer sqlDB.Close()
-	if err := catalog.NewService(db).SeedDevelopment(ctx); err != nil {
+	var provider catalog.Provider
+	if cfg.StripeSecretKey != "" {
+		gw, err := gateway.NewStripe(gateway.Config{SecretKey: cfg.StripeSecretKey.Reveal(), APIBase: cfg.StripeAPIBase, Logger: logger})
+		if err != nil {
+			return err
+		}
+		provider = gw
+	}
+	if err := catalog.NewService(db, provider, nil).SeedDevelopment(ctx); err != nil {
 		return err
 	}
 	logger.InfoContext(ctx, "development catalog loaded")
@@ -129,7 +140,7 @@ func seed(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 // serve runs the API until ctx ends, then drains in-flight requests.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	logger.InfoContext(ctx, "starting", "config", cfg)
-	a, err := newApp(ctx, cfg, logger)
+	a, err := newApp(ctx, cfg, logger, overrides{})
 	if err != nil {
 		return err
 	}
@@ -170,8 +181,14 @@ func (a *app) Close() {
 	}
 }
 
+// overrides replace parts for tests; the zero value builds the real thing.
+type overrides struct {
+	stripeTimeout     time.Duration // per attempt; zero: the gateway's default
+	stripeRetryBudget time.Duration // per call; zero: the gateway's default
+}
+
 // newApp builds every part once and wires them: the one place that knows them all.
-func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*app, error) {
+func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o overrides) (*app, error) {
 	db, err := openDB(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
@@ -207,11 +224,32 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*app,
 	reg.MustRegister(tokenFailures)
 	a.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 
+	stripeKey := cfg.StripeSecretKey.Reveal()
+	if stripeKey == "" {
+		// Development without a key: calls fail at the provider, as they would with a
+		// revoked key; production refuses to start without one (config).
+		stripeKey = "sk_test_unset"
+	}
+	gw, err := gateway.NewStripe(gateway.Config{
+		SecretKey: stripeKey, APIBase: cfg.StripeAPIBase, Logger: logger,
+		Timeout: o.stripeTimeout, RetryBudget: o.stripeRetryBudget,
+	})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	idem := idempotency.NewStore(db)
+	customerSvc := customers.NewService(db)
+	root := &resolvers.Resolver{
+		Catalog:   catalog.NewService(db, gw, idem),
+		Customers: customerSvc,
+		Subscriptions: subscriptions.NewService(db, gw, customerSvc, idem, subscriptions.Config{
+			RedirectOrigins: cfg.AllowedRedirectOrigins,
+			AutomaticTax:    cfg.StripeAutomaticTax,
+		}, logger),
+	}
 	gql := graph.NewHandler(graph.HandlerConfig{
-		Resolvers: &resolvers.Resolver{
-			Catalog:   catalog.NewService(db),
-			Customers: customers.NewService(db),
-		},
+		Resolvers:     root,
 		StepUpMaxAge:  cfg.StepUpMaxAge,
 		Introspection: !cfg.IsProduction(),
 		Logger:        logger,
@@ -219,7 +257,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*app,
 	authenticate := auth.Middleware(verifier, logger, func(reason string) { tokenFailures.WithLabelValues(reason).Inc() })
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", httpserver.Observe("graphql", logger, httpMetrics, limitBody(maxGraphQLBody, authenticate(gql))))
+	mux.Handle("/graphql", httpserver.Observe("graphql", logger, httpMetrics, limitBody(maxGraphQLBody, authenticate(root.Loaders(gql)))))
 	mux.Handle("GET /healthz", httpserver.Observe("healthz", logger, httpMetrics, httpserver.Healthz()))
 	mux.Handle("GET /readyz", httpserver.Observe("readyz", logger, httpMetrics,
 		httpserver.Readyz(func(ctx context.Context) error { return database.Ping(ctx, db) }, logger)))

@@ -7,6 +7,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/models"
 )
 
@@ -46,9 +47,43 @@ var devCatalog = []devBox{
 	},
 }
 
-// SeedDevelopment loads the demo catalog; running it again changes nothing. Callers
-// must refuse to run it in production (the `seed` command does).
+// SeedDevelopment loads the demo catalog; running it again changes nothing. With a
+// provider, each seeded plan without a Stripe price gets one (in development that is
+// stripe-mock or a Stripe test account), so the demo plans can be subscribed to.
+// Callers must refuse to run it in production (the `seed` command does).
 func (s *Service) SeedDevelopment(ctx context.Context) error {
+	if err := s.seedRows(ctx); err != nil {
+		return err
+	}
+	if s.provider == nil {
+		return nil
+	}
+	for _, box := range devCatalog {
+		for interval, planID := range box.planIDs {
+			var plan models.Plan
+			if err := s.db.WithContext(ctx).Take(&plan, "id = ?", planID).Error; err != nil {
+				return fmt.Errorf("catalog: seed: %w", err)
+			}
+			if plan.StripePriceID != nil {
+				continue
+			}
+			_, priceID, err := s.provider.CreateProductAndPrice(ctx, "scv-seed-"+planID, gateway.PlanInput{
+				Name: box.name, Description: box.description, Interval: string(interval),
+				Amount: plan.Amount, Currency: plan.Currency, OurPlanID: planID,
+			})
+			if err != nil {
+				return fmt.Errorf("catalog: seed price at the provider: %w", err)
+			}
+			if err := s.db.WithContext(ctx).Model(&models.Plan{}).Where("id = ? AND stripe_price_id IS NULL", planID).
+				Update("stripe_price_id", priceID).Error; err != nil {
+				return fmt.Errorf("catalog: seed: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Service) seedRows(ctx context.Context) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		for _, box := range devCatalog {
 			product := models.Product{ID: box.id, Name: box.name, Description: box.description, Active: true}

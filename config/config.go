@@ -68,6 +68,9 @@ type Config struct {
 	// StripeAPIBase is STRIPE_API_BASE without a trailing slash (for stripe-mock);
 	// empty means Stripe's own. https in production.
 	StripeAPIBase string
+	// StripeAutomaticTax is STRIPE_AUTOMATIC_TAX: ask Stripe Tax to compute tax on
+	// checkout sessions and subscriptions (Stripe Tax must be enabled on the account).
+	StripeAutomaticTax bool
 
 	// AllowedRedirectOrigins is ALLOWED_REDIRECT_ORIGINS: normalized origins
 	// (lower case, default port dropped, no duplicates) that success, cancel and
@@ -173,6 +176,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	// and not yet required in production; their format belongs to that package.
 	c.DataEncryptionKeys = Secret(l.get("DATA_ENCRYPTION_KEYS"))
 	c.MigrateOnStart = l.boolean("MIGRATE_ON_START", !l.prod)
+	c.StripeAutomaticTax = l.boolean("STRIPE_AUTOMATIC_TAX", false)
 	c.LogLevel = l.logLevel("LOG_LEVEL")
 	c.ShutdownTimeout = l.duration("SHUTDOWN_TIMEOUT", 20*time.Second, 0)
 
@@ -221,6 +225,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("playground_oidc_client_id", c.PlaygroundOIDCClientID),
 		slog.Bool("data_encryption_keys_set", c.DataEncryptionKeys != ""),
 		slog.Bool("migrate_on_start", c.MigrateOnStart),
+		slog.Bool("stripe_automatic_tax", c.StripeAutomaticTax),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 	)

@@ -18,11 +18,11 @@ func TestEveryOperationHasAnAccessRule(t *testing.T) {
 	t.Parallel()
 	schema := NewExecutableSchema(Config{}).Schema()
 	checked := 0
-	for _, root := range []string{"Query", "Mutation", "Subscription"} {
-		def := schema.Types[root]
+	for _, def := range []*ast.Definition{schema.Query, schema.Mutation, schema.Subscription} {
 		if def == nil {
 			continue
 		}
+		root := def.Name
 		for _, f := range def.Fields {
 			if len(f.Name) >= 2 && f.Name[:2] == "__" {
 				continue

@@ -11,7 +11,9 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/logging"
+	"github.com/scoville/scoville/models"
 )
 
 // Error codes of API.md, sent in extensions.code. Clients branch on these, never on
@@ -48,6 +50,7 @@ func NewErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 
 		var stepUp *auth.StepUpRequiredError
+		var userErr *models.UserError
 		switch {
 		case errors.Is(err, auth.ErrUnauthenticated):
 			return present(CodeUnauthenticated, auth.ErrUnauthenticated.Error(), nil)
@@ -55,6 +58,11 @@ func NewErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 			return present(CodeForbidden, auth.ErrForbidden.Error(), nil)
 		case errors.As(err, &stepUp):
 			return present(CodeStepUpRequired, stepUp.Error(), map[string]any{"maxAge": int(stepUp.MaxAge.Seconds())})
+		case errors.Is(err, gateway.ErrProviderUnavailable):
+			return present(CodeProviderUnavailable, "the payment provider could not be reached; nothing was charged; retry with the same idempotency key", nil)
+		case errors.As(err, &userErr):
+			// A query's bad argument (a mutation returns these in its payload instead).
+			return present(string(userErr.Code), userErr.Error(), nil)
 		case gqlErr != nil && gqlErr.Err == nil:
 			// Made by gqlgen or gqlparser about the request (syntax, validation).
 			return gqlErr

@@ -7,12 +7,16 @@ package idempotency
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"gorm.io/gorm"
+
+	"github.com/scoville/scoville/models"
 )
 
 // Errors callers map to API.md's user error codes.
@@ -199,3 +203,43 @@ func hashInput(input any) ([]byte, error) {
 	sum := sha256.Sum256(b)
 	return sum[:], nil
 }
+
+// ScopeFor scopes a client key to a caller (issuer and subject, which never change for
+// a person) and an operation.
+func ScopeFor(issuer, subject, operation, key string) Scope {
+	return Scope{Principal: issuer + "|" + subject, Operation: operation, Key: key}
+}
+
+// ProviderKey derives the idempotency key sent to the payment provider for one step of
+// this scope: the same client request always sends the same key, a different step or
+// request a different one, and it carries no personal data.
+func (s Scope) ProviderKey(step string) string {
+	sum := sha256.Sum256([]byte(s.Principal + "\x00" + s.Operation + "\x00" + s.Key))
+	return "scv-" + s.Operation + "-" + step + "-" + hex.EncodeToString(sum[:20])
+}
+
+// DerivedID is a stable UUID for the object this scope creates, so a retry after a
+// crash writes the same row instead of a second one.
+func (s Scope) DerivedID() string {
+	return uuid.NewSHA1(idNamespace, []byte(s.ProviderKey("id"))).String()
+}
+
+var idNamespace = uuid.MustParse("6f1d2c4e-8a3b-4c5d-9e0f-5c0171e5ca1e")
+
+// AsUserError turns this package's refusals into the user errors of API.md, and
+// returns any other error unchanged.
+func AsUserError(err error) error {
+	switch {
+	case errors.Is(err, ErrKeyReused):
+		return models.NewUserError(models.UserErrorIdempotencyKeyReused, "this idempotency key was used with a different input; use a new key", "input", "idempotencyKey")
+	case errors.Is(err, ErrInvalidKey):
+		return models.NewUserError(models.UserErrorInvalid, "must be 1 to 255 characters", "input", "idempotencyKey")
+	case errors.Is(err, ErrInProgress):
+		return models.NewUserError(models.UserErrorInvalidState, "a request with this idempotency key is still in progress; retry shortly", "input", "idempotencyKey")
+	}
+	return err
+}
+
+// HashInput is the fingerprint Run stores for an input, exported so tests and tools
+// can reason about stored keys.
+func HashInput(input any) ([]byte, error) { return hashInput(input) }

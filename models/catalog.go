@@ -1,9 +1,7 @@
 package models
 
 import (
-	"fmt"
 	"io"
-	"strconv"
 	"time"
 )
 
@@ -28,19 +26,11 @@ func (i BillingInterval) IsValid() bool {
 
 // UnmarshalGQL binds the schema enum to this type.
 func (i *BillingInterval) UnmarshalGQL(v any) error {
-	s, ok := v.(string)
-	if !ok {
-		return fmt.Errorf("BillingInterval must be a string")
-	}
-	*i = BillingInterval(s)
-	if !i.IsValid() {
-		return fmt.Errorf("%q is not a valid BillingInterval", s)
-	}
-	return nil
+	return unmarshalEnum(v, i, BillingInterval.IsValid, "BillingInterval")
 }
 
 // MarshalGQL writes the enum value.
-func (i BillingInterval) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv.Quote(string(i))) }
+func (i BillingInterval) MarshalGQL(w io.Writer) { marshalEnum(w, i) }
 
 // Money is an amount in the currency's minor units (cents for USD) with its upper-case
 // ISO 4217 code. Amounts are never floating point.

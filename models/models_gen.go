@@ -2,5 +2,117 @@
 
 package models
 
+import (
+	"time"
+)
+
+type CancelSubscriptionInput struct {
+	SubscriptionID string `json:"subscriptionId"`
+	// true: keep delivering until the paid period ends; false: cancel now.
+	AtPeriodEnd    bool   `json:"atPeriodEnd"`
+	IdempotencyKey string `json:"idempotencyKey"`
+}
+
+type ChangeSubscriptionPlanInput struct {
+	SubscriptionID string `json:"subscriptionId"`
+	PlanID         string `json:"planId"`
+	IdempotencyKey string `json:"idempotencyKey"`
+}
+
+type CreateBillingPortalSessionInput struct {
+	ReturnURL string `json:"returnUrl"`
+}
+
+type CreateBillingPortalSessionPayload struct {
+	URL        *string      `json:"url,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type CreatePlanInput struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Interval    BillingInterval `json:"interval"`
+	// Minor units (cents).
+	Amount int `json:"amount"`
+	// ISO 4217, e.g. USD.
+	Currency       string `json:"currency"`
+	TrialDays      *int   `json:"trialDays,omitempty"`
+	IdempotencyKey string `json:"idempotencyKey"`
+}
+
+type CreatePlanPayload struct {
+	Plan       *Plan        `json:"plan,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type CreateSubscriptionInput struct {
+	PlanID          string   `json:"planId"`
+	ShippingAddress *Address `json:"shippingAddress"`
+	PromotionCode   *string  `json:"promotionCode,omitempty"`
+	IdempotencyKey  string   `json:"idempotencyKey"`
+}
+
+type CreateSubscriptionPayload struct {
+	Subscription *Subscription `json:"subscription,omitempty"`
+	// For Stripe's Payment Element: the client confirms the first payment (3-D Secure) with it.
+	ClientSecret *string      `json:"clientSecret,omitempty"`
+	UserErrors   []*UserError `json:"userErrors"`
+}
+
+type Mutation struct {
+}
+
+type PageInfo struct {
+	HasNextPage bool    `json:"hasNextPage"`
+	EndCursor   *string `json:"endCursor,omitempty"`
+}
+
+type PauseSubscriptionInput struct {
+	SubscriptionID string `json:"subscriptionId"`
+	// When billing and deliveries resume by themselves; absent: until resumed.
+	ResumeAt       *time.Time `json:"resumeAt,omitempty"`
+	IdempotencyKey string     `json:"idempotencyKey"`
+}
+
+type PaymentConnection struct {
+	Edges    []*PaymentEdge `json:"edges"`
+	PageInfo *PageInfo      `json:"pageInfo"`
+}
+
+type PaymentEdge struct {
+	Node   *Payment `json:"node"`
+	Cursor string   `json:"cursor"`
+}
+
 type Query struct {
+}
+
+type ResumeSubscriptionInput struct {
+	SubscriptionID string `json:"subscriptionId"`
+	IdempotencyKey string `json:"idempotencyKey"`
+}
+
+type StartCheckoutInput struct {
+	PlanID         string  `json:"planId"`
+	SuccessURL     string  `json:"successUrl"`
+	CancelURL      string  `json:"cancelUrl"`
+	PromotionCode  *string `json:"promotionCode,omitempty"`
+	IdempotencyKey string  `json:"idempotencyKey"`
+}
+
+type StartCheckoutPayload struct {
+	CheckoutURL *string      `json:"checkoutUrl,omitempty"`
+	SessionID   *string      `json:"sessionId,omitempty"`
+	UserErrors  []*UserError `json:"userErrors"`
+}
+
+type SubscriptionPayload struct {
+	Subscription *Subscription `json:"subscription,omitempty"`
+	UserErrors   []*UserError  `json:"userErrors"`
+}
+
+type UpdateShippingAddressInput struct {
+	SubscriptionID string   `json:"subscriptionId"`
+	Address        *Address `json:"address"`
+	IdempotencyKey string   `json:"idempotencyKey"`
 }

@@ -8,8 +8,22 @@ package resolvers
 import (
 	"context"
 
+	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/models"
 )
+
+func (r *mutationResolver) CreatePlan(ctx context.Context, input models.CreatePlanInput) (*models.CreatePlanPayload, error) {
+	p, err := auth.RequireRole(ctx, auth.RoleAdmin)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := r.Catalog.CreatePlan(ctx, p, input)
+	ues, err := models.UserErrorsOf(err)
+	if err != nil {
+		return nil, err
+	}
+	return &models.CreatePlanPayload{Plan: plan, UserErrors: ues}, nil
+}
 
 func (r *queryResolver) Plans(ctx context.Context) ([]*models.Plan, error) {
 	return r.Catalog.ActivePlans(ctx)

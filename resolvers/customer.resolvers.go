@@ -9,8 +9,13 @@ import (
 	"context"
 
 	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/graph"
 	"github.com/scoville/scoville/models"
 )
+
+func (r *customerResolver) Subscriptions(ctx context.Context, obj *models.Customer) ([]*models.Subscription, error) {
+	return r.Resolver.Subscriptions.ForCustomer(ctx, obj.ID)
+}
 
 func (r *queryResolver) Me(ctx context.Context) (*models.Customer, error) {
 	p, err := auth.RequireAuthenticated(ctx)
@@ -19,3 +24,7 @@ func (r *queryResolver) Me(ctx context.Context) (*models.Customer, error) {
 	}
 	return r.Customers.Provision(ctx, p)
 }
+
+func (r *Resolver) Customer() graph.CustomerResolver { return &customerResolver{r} }
+
+type customerResolver struct{ *Resolver }

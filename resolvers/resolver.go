@@ -6,10 +6,12 @@ package resolvers
 import (
 	"github.com/scoville/scoville/catalog"
 	"github.com/scoville/scoville/customers"
+	"github.com/scoville/scoville/subscriptions"
 )
 
 // Resolver is the root resolver; it holds only the services the fields call.
 type Resolver struct {
-	Catalog   *catalog.Service
-	Customers *customers.Service
+	Catalog       *catalog.Service
+	Customers     *customers.Service
+	Subscriptions *subscriptions.Service
 }

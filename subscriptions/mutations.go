@@ -1,0 +1,320 @@
+package subscriptions
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/gateway"
+	"github.com/scoville/scoville/idempotency"
+	"github.com/scoville/scoville/models"
+)
+
+// Operation names scope idempotency keys; they are the GraphQL mutation names.
+const (
+	OpStartCheckout       = "startCheckout"
+	OpCreate              = "createSubscription"
+	OpChangePlan          = "changeSubscriptionPlan"
+	OpPause               = "pauseSubscription"
+	OpResume              = "resumeSubscription"
+	OpCancel              = "cancelSubscription"
+	OpUpdateAddress       = "updateShippingAddress"
+	maxPauseAhead         = 366 * 24 * time.Hour
+	minPauseAhead         = time.Hour
+	subscriptionFieldPath = "subscriptionId"
+)
+
+// StartCheckout opens a Stripe-hosted Checkout Session in subscription mode for the
+// caller's Stripe customer. Card details are typed on Stripe's page, never ours; the
+// local subscription appears when Stripe reports the completed session.
+func (s *Service) StartCheckout(ctx context.Context, p *auth.Principal, in models.StartCheckoutInput) (*Result, error) {
+	if err := s.cfg.RedirectOrigins.Check(in.SuccessURL, "input", "successUrl"); err != nil {
+		return nil, err
+	}
+	if err := s.cfg.RedirectOrigins.Check(in.CancelURL, "input", "cancelUrl"); err != nil {
+		return nil, err
+	}
+	return s.run(ctx, p, OpStartCheckout, in.IdempotencyKey, in, func(ctx context.Context, scope idempotency.Scope) (Outcome, error) {
+		plan, err := s.activePlan(ctx, in.PlanID, "input", "planId")
+		if err != nil {
+			return Outcome{}, err
+		}
+		c, err := s.customers.Provision(ctx, p)
+		if err != nil {
+			return Outcome{}, err
+		}
+		promo, err := s.promotion(ctx, in.PromotionCode)
+		if err != nil {
+			return Outcome{}, err
+		}
+		stripeCustomer, err := s.stripeCustomer(ctx, c)
+		if err != nil {
+			return Outcome{}, err
+		}
+		sess, err := s.gw.CreateCheckoutSession(ctx, scope.ProviderKey("session"), gateway.CheckoutInput{
+			CustomerID: stripeCustomer, PriceID: *plan.StripePriceID,
+			SuccessURL: in.SuccessURL, CancelURL: in.CancelURL,
+			ClientReferenceID: c.ID, TrialDays: plan.TrialDays, PromotionCodeID: promo,
+			Metadata:     map[string]string{"scoville_customer_id": c.ID, "scoville_plan_id": plan.ID},
+			AutomaticTax: s.cfg.AutomaticTax,
+		})
+		if err != nil {
+			return Outcome{}, providerFailure(err)
+		}
+		s.logger.InfoContext(ctx, "checkout session created", "customer_id", c.ID, "plan_id", plan.ID, "stripe_session_id", sess.ID)
+		return Outcome{URL: sess.URL, SessionID: sess.ID}, nil
+	})
+}
+
+// Create subscribes the caller with payment_behavior=default_incomplete: the
+// subscription stays INCOMPLETE until the client confirms the first payment (3-D
+// Secure) with the returned client secret and Stripe reports it paid.
+//
+// Stripe is called first, with a key derived from the client's; the local row is
+// written from Stripe's answer under an id derived the same way. A crash in between
+// is finished by the client's retry: Stripe replays its answer and the row is written.
+func (s *Service) Create(ctx context.Context, p *auth.Principal, in models.CreateSubscriptionInput) (*Result, error) {
+	if in.ShippingAddress == nil {
+		return nil, models.NewUserError(models.UserErrorInvalid, "is required", "input", "shippingAddress")
+	}
+	addr, err := NormalizeAddress(*in.ShippingAddress, "input", "shippingAddress")
+	if err != nil {
+		return nil, err
+	}
+	return s.run(ctx, p, OpCreate, in.IdempotencyKey, in, func(ctx context.Context, scope idempotency.Scope) (Outcome, error) {
+		plan, err := s.activePlan(ctx, in.PlanID, "input", "planId")
+		if err != nil {
+			return Outcome{}, err
+		}
+		c, err := s.customers.Provision(ctx, p)
+		if err != nil {
+			return Outcome{}, err
+		}
+		promo, err := s.promotion(ctx, in.PromotionCode)
+		if err != nil {
+			return Outcome{}, err
+		}
+		stripeCustomer, err := s.stripeCustomer(ctx, c)
+		if err != nil {
+			return Outcome{}, err
+		}
+		id := scope.DerivedID()
+		gs, secret, err := s.gw.CreateSubscription(ctx, scope.ProviderKey("create"), gateway.SubscriptionInput{
+			CustomerID: stripeCustomer, PriceID: *plan.StripePriceID, TrialDays: plan.TrialDays,
+			PromotionCodeID: promo, AutomaticTax: s.cfg.AutomaticTax,
+			Metadata: map[string]string{"scoville_subscription_id": id, "scoville_customer_id": c.ID, "scoville_plan_id": plan.ID},
+		})
+		if err != nil {
+			return Outcome{}, providerFailure(err)
+		}
+		sub := models.Subscription{ID: id, CustomerID: c.ID, PlanID: plan.ID, ShippingAddress: addr}
+		applyProvider(&sub, gs)
+		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			// A retry after a crash finds the row already there; Stripe's answer wins.
+			var existing int64
+			if err := tx.Model(&models.Subscription{}).Where("id = ?", id).Count(&existing).Error; err != nil {
+				return err
+			}
+			if existing > 0 {
+				return tx.Save(&sub).Error
+			}
+			return tx.Create(&sub).Error
+		})
+		if err != nil {
+			return Outcome{}, fmt.Errorf("subscriptions: store: %w", err)
+		}
+		s.logger.InfoContext(ctx, "subscription created", "subscription_id", id, "customer_id", c.ID, "plan_id", plan.ID,
+			"stripe_subscription_id", gs.ID, "status", string(sub.Status))
+		return Outcome{SubscriptionID: id, ClientSecret: secret}, nil
+	})
+}
+
+// change runs a state change of one owned subscription: check that the state allows
+// it (nothing is sent to Stripe otherwise), call Stripe, store Stripe's answer.
+func (s *Service) change(ctx context.Context, p *auth.Principal, op, subID, key string, input any,
+	allowed func(*models.Subscription) error,
+	call func(ctx context.Context, providerKey string, sub *models.Subscription) (gateway.Subscription, error),
+	extra func(*models.Subscription),
+) (*Result, error) {
+	return s.run(ctx, p, op, key, input, func(ctx context.Context, scope idempotency.Scope) (Outcome, error) {
+		sub, _, err := s.owned(ctx, p, subID)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if err := allowed(sub); err != nil {
+			return Outcome{}, err
+		}
+		if call != nil {
+			if sub.StripeSubscriptionID == nil {
+				return Outcome{}, models.NewUserError(models.UserErrorInvalidState, "the subscription is not set up at the payment provider yet", "input", subscriptionFieldPath)
+			}
+			gs, err := call(ctx, scope.ProviderKey("call"), sub)
+			if err != nil {
+				return Outcome{}, providerFailure(err)
+			}
+			applyProvider(sub, gs)
+		}
+		if extra != nil {
+			extra(sub)
+		}
+		if err := s.db.WithContext(ctx).Save(sub).Error; err != nil {
+			return Outcome{}, fmt.Errorf("subscriptions: %s: store: %w", op, err)
+		}
+		s.logger.InfoContext(ctx, "subscription changed", "operation", op, "subscription_id", sub.ID, "status", string(sub.Status))
+		return Outcome{SubscriptionID: sub.ID}, nil
+	})
+}
+
+func invalidState(msg string) error {
+	return models.NewUserError(models.UserErrorInvalidState, msg, "input", subscriptionFieldPath)
+}
+
+// live refuses subscriptions that have ended or never started.
+func live(sub *models.Subscription) error {
+	switch sub.Status {
+	case models.SubscriptionCanceled, models.SubscriptionIncompleteExpired:
+		return invalidState("the subscription has ended")
+	case models.SubscriptionIncomplete:
+		return invalidState("the subscription's first payment is not complete yet")
+	}
+	return nil
+}
+
+// ChangePlan moves the subscription to another plan with proration.
+func (s *Service) ChangePlan(ctx context.Context, p *auth.Principal, in models.ChangeSubscriptionPlanInput) (*Result, error) {
+	var plan *models.Plan
+	return s.change(ctx, p, OpChangePlan, in.SubscriptionID, in.IdempotencyKey, in,
+		func(sub *models.Subscription) error {
+			if err := live(sub); err != nil {
+				return err
+			}
+			if sub.PlanID == in.PlanID {
+				return models.NewUserError(models.UserErrorInvalid, "the subscription is already on this plan", "input", "planId")
+			}
+			var err error
+			if plan, err = s.activePlan(ctx, in.PlanID, "input", "planId"); err != nil {
+				return err
+			}
+			var current models.Plan
+			if err := s.db.WithContext(ctx).Take(&current, "id = ?", sub.PlanID).Error; err != nil {
+				return fmt.Errorf("subscriptions: current plan: %w", err)
+			}
+			if current.Currency != plan.Currency {
+				return models.NewUserError(models.UserErrorInvalid, "the new plan must be in the subscription's currency", "input", "planId")
+			}
+			if sub.StripeItemID == nil {
+				return invalidState("the subscription is not set up at the payment provider yet")
+			}
+			return nil
+		},
+		func(ctx context.Context, key string, sub *models.Subscription) (gateway.Subscription, error) {
+			return s.gw.ChangeSubscriptionPrice(ctx, key, *sub.StripeSubscriptionID, *sub.StripeItemID, *plan.StripePriceID)
+		},
+		func(sub *models.Subscription) { sub.PlanID = plan.ID },
+	)
+}
+
+// Pause stops billing and deliveries (Stripe pause_collection), until resumeAt if given.
+func (s *Service) Pause(ctx context.Context, p *auth.Principal, in models.PauseSubscriptionInput) (*Result, error) {
+	if in.ResumeAt != nil {
+		ahead := time.Until(*in.ResumeAt)
+		if ahead < minPauseAhead || ahead > maxPauseAhead {
+			return nil, models.NewUserError(models.UserErrorInvalid, "must be between one hour and one year from now", "input", "resumeAt")
+		}
+	}
+	return s.change(ctx, p, OpPause, in.SubscriptionID, in.IdempotencyKey, in,
+		func(sub *models.Subscription) error {
+			if sub.Status == models.SubscriptionPaused {
+				return invalidState("the subscription is already paused")
+			}
+			if err := live(sub); err != nil {
+				return err
+			}
+			if sub.Status != models.SubscriptionActive && sub.Status != models.SubscriptionTrialing {
+				return invalidState("only an active subscription can be paused; settle the open payment first")
+			}
+			return nil
+		},
+		func(ctx context.Context, key string, sub *models.Subscription) (gateway.Subscription, error) {
+			return s.gw.PauseSubscription(ctx, key, *sub.StripeSubscriptionID, in.ResumeAt)
+		}, nil)
+}
+
+// Resume lifts a pause.
+func (s *Service) Resume(ctx context.Context, p *auth.Principal, in models.ResumeSubscriptionInput) (*Result, error) {
+	return s.change(ctx, p, OpResume, in.SubscriptionID, in.IdempotencyKey, in,
+		func(sub *models.Subscription) error {
+			if sub.Status != models.SubscriptionPaused {
+				return invalidState("the subscription is not paused")
+			}
+			return nil
+		},
+		func(ctx context.Context, key string, sub *models.Subscription) (gateway.Subscription, error) {
+			return s.gw.ResumeSubscription(ctx, key, *sub.StripeSubscriptionID)
+		}, nil)
+}
+
+// Cancel ends the subscription now, or at the end of the paid period.
+func (s *Service) Cancel(ctx context.Context, p *auth.Principal, in models.CancelSubscriptionInput) (*Result, error) {
+	return s.change(ctx, p, OpCancel, in.SubscriptionID, in.IdempotencyKey, in,
+		func(sub *models.Subscription) error {
+			if sub.Status.Ended() {
+				return invalidState("the subscription has already ended")
+			}
+			if in.AtPeriodEnd && sub.CancelAtPeriodEnd {
+				return invalidState("the subscription is already set to cancel at the end of the period")
+			}
+			return nil
+		},
+		func(ctx context.Context, key string, sub *models.Subscription) (gateway.Subscription, error) {
+			return s.gw.CancelSubscription(ctx, key, *sub.StripeSubscriptionID, in.AtPeriodEnd)
+		}, nil)
+}
+
+// UpdateAddress changes where the next boxes ship. Boxes already paid for keep the
+// address they were paid with.
+func (s *Service) UpdateAddress(ctx context.Context, p *auth.Principal, in models.UpdateShippingAddressInput) (*Result, error) {
+	if in.Address == nil {
+		return nil, models.NewUserError(models.UserErrorInvalid, "is required", "input", "address")
+	}
+	addr, err := NormalizeAddress(*in.Address, "input", "address")
+	if err != nil {
+		return nil, err
+	}
+	return s.change(ctx, p, OpUpdateAddress, in.SubscriptionID, in.IdempotencyKey, in,
+		func(sub *models.Subscription) error {
+			if sub.Status.Ended() {
+				return invalidState("the subscription has ended")
+			}
+			return nil
+		}, nil,
+		func(sub *models.Subscription) { sub.ShippingAddress = addr })
+}
+
+// BillingPortal opens Stripe's billing portal for the caller's own Stripe customer,
+// where payment methods are managed (card data never reaches us).
+func (s *Service) BillingPortal(ctx context.Context, p *auth.Principal, in models.CreateBillingPortalSessionInput) (*Result, error) {
+	if err := s.cfg.RedirectOrigins.Check(in.ReturnURL, "input", "returnUrl"); err != nil {
+		return nil, err
+	}
+	c, err := s.customers.Provision(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if c.StripeCustomerID == nil {
+		return nil, models.NewUserError(models.UserErrorInvalidState, "there is no billing account yet; subscribe first")
+	}
+	// Portal sessions are short-lived reads of the customer's own account; each call
+	// may open a new one, so the key is per minute rather than per client request.
+	urlSum := sha256.Sum256([]byte(in.ReturnURL))
+	key := fmt.Sprintf("scv-portal-%s-%d-%x", c.ID, time.Now().Unix()/60, urlSum[:8])
+	url, err := s.gw.CreateBillingPortalSession(ctx, key, *c.StripeCustomerID, in.ReturnURL)
+	if err != nil {
+		return nil, providerFailure(err)
+	}
+	return &Result{Outcome: Outcome{URL: url}}, nil
+}

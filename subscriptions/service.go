@@ -1,0 +1,287 @@
+// Package subscriptions owns customers' subscriptions: who may see and change which,
+// which changes each state allows, and how every change goes through Stripe with
+// idempotency on both sides. A subscription's status is only ever what Stripe reports.
+package subscriptions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/gateway"
+	"github.com/scoville/scoville/idempotency"
+	"github.com/scoville/scoville/models"
+)
+
+// Gateway is what this service needs from the payment provider.
+type Gateway interface {
+	CreateCustomer(ctx context.Context, key string, in gateway.CustomerInput) (string, error)
+	CreateCheckoutSession(ctx context.Context, key string, in gateway.CheckoutInput) (gateway.CheckoutSession, error)
+	CreateSubscription(ctx context.Context, key string, in gateway.SubscriptionInput) (gateway.Subscription, string, error)
+	ChangeSubscriptionPrice(ctx context.Context, key, subID, itemID, newPriceID string) (gateway.Subscription, error)
+	PauseSubscription(ctx context.Context, key, subID string, resumesAt *time.Time) (gateway.Subscription, error)
+	ResumeSubscription(ctx context.Context, key, subID string) (gateway.Subscription, error)
+	CancelSubscription(ctx context.Context, key, subID string, atPeriodEnd bool) (gateway.Subscription, error)
+	CreateBillingPortalSession(ctx context.Context, key, customerID, returnURL string) (string, error)
+	FindPromotionCode(ctx context.Context, code string) (string, error)
+}
+
+// Customers is what this service needs to know about the caller.
+type Customers interface {
+	Provision(ctx context.Context, p *auth.Principal) (*models.Customer, error)
+}
+
+// Config holds the service's policy knobs.
+type Config struct {
+	RedirectOrigins Origins // where checkout and portal may send the customer back
+	AutomaticTax    bool    // ask Stripe Tax to compute tax on checkout and subscriptions
+}
+
+// Service is the subscription rules.
+type Service struct {
+	db        *gorm.DB
+	gw        Gateway
+	customers Customers
+	idem      *idempotency.Store
+	cfg       Config
+	logger    *slog.Logger
+}
+
+// NewService wires the service.
+func NewService(db *gorm.DB, gw Gateway, customers Customers, idem *idempotency.Store, cfg Config, logger *slog.Logger) *Service {
+	return &Service{db: db, gw: gw, customers: customers, idem: idem, cfg: cfg, logger: logger}
+}
+
+// Outcome is what a mutation produced, stored with its idempotency key so that a
+// replay answers exactly as the first call did.
+type Outcome struct {
+	SubscriptionID string              `json:"subscriptionId,omitempty"`
+	ClientSecret   string              `json:"clientSecret,omitempty"`
+	URL            string              `json:"url,omitempty"`
+	SessionID      string              `json:"sessionId,omitempty"`
+	UserErrors     []*models.UserError `json:"userErrors,omitempty"`
+}
+
+// Result is an Outcome with the subscription loaded as it is now.
+type Result struct {
+	Outcome
+	Subscription *models.Subscription
+}
+
+// run executes one client mutation under its idempotency key. fn's user errors become
+// part of the stored outcome; any other error releases the key for a retry.
+func (s *Service) run(ctx context.Context, p *auth.Principal, op, key string, input any, fn func(ctx context.Context, scope idempotency.Scope) (Outcome, error)) (*Result, error) {
+	scope := idempotency.ScopeFor(p.Issuer, p.Subject, op, key)
+	out, _, err := idempotency.Run(ctx, s.idem, scope, input, func(ctx context.Context) (Outcome, error) {
+		o, err := fn(ctx, scope)
+		if ues, rest := models.UserErrorsOf(err); len(ues) > 0 && rest == nil {
+			return Outcome{UserErrors: ues}, nil
+		}
+		return o, err
+	})
+	if err != nil {
+		return nil, idempotency.AsUserError(err)
+	}
+	res := &Result{Outcome: out}
+	if out.SubscriptionID != "" && len(out.UserErrors) == 0 {
+		sub := new(models.Subscription)
+		if err := s.db.WithContext(ctx).Take(sub, "id = ?", out.SubscriptionID).Error; err != nil {
+			return nil, fmt.Errorf("subscriptions: reload: %w", err)
+		}
+		res.Subscription = sub
+	}
+	return res, nil
+}
+
+// Get returns the subscription if the caller may see it (its owner, SUPPORT or ADMIN),
+// and nil otherwise: an invisible subscription looks exactly like a missing one.
+func (s *Service) Get(ctx context.Context, p *auth.Principal, id string) (*models.Subscription, error) {
+	if uuid.Validate(id) != nil {
+		return nil, nil
+	}
+	q := s.db.WithContext(ctx).Where("id = ?", id)
+	if !p.Has(auth.RoleSupport) {
+		c, err := s.customers.Provision(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		q = q.Where("customer_id = ?", c.ID)
+	}
+	var sub models.Subscription
+	err := q.Take(&sub).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions: get: %w", err)
+	}
+	return &sub, nil
+}
+
+// ForCustomer lists a customer's subscriptions, newest first.
+func (s *Service) ForCustomer(ctx context.Context, customerID string) ([]*models.Subscription, error) {
+	var subs []*models.Subscription
+	err := s.db.WithContext(ctx).Where("customer_id = ?", customerID).Order("created_at DESC, id DESC").Find(&subs).Error
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions: list: %w", err)
+	}
+	return subs, nil
+}
+
+// owned loads a subscription of the caller for a change. Anything the caller does not
+// own, whatever their role, is NOT_FOUND: staff change others' objects through the
+// audited admin operations only.
+func (s *Service) owned(ctx context.Context, p *auth.Principal, id string) (*models.Subscription, *models.Customer, error) {
+	notFound := models.NewUserError(models.UserErrorNotFound, "no such subscription", "input", "subscriptionId")
+	if uuid.Validate(id) != nil {
+		return nil, nil, notFound
+	}
+	c, err := s.customers.Provision(ctx, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	var sub models.Subscription
+	err = s.db.WithContext(ctx).Where("id = ? AND customer_id = ?", id, c.ID).Take(&sub).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil, notFound
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("subscriptions: load: %w", err)
+	}
+	return &sub, c, nil
+}
+
+// activePlan loads a plan customers may subscribe to now.
+func (s *Service) activePlan(ctx context.Context, id string, field ...string) (*models.Plan, error) {
+	notFound := models.NewUserError(models.UserErrorInvalid, "no such plan, or it is not offered any more", field...)
+	if uuid.Validate(id) != nil {
+		return nil, notFound
+	}
+	var plan models.Plan
+	err := s.db.WithContext(ctx).Joins("Product").Where("plans.id = ? AND plans.active AND \"Product\".active", id).Take(&plan).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, notFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions: plan: %w", err)
+	}
+	if plan.StripePriceID == nil {
+		return nil, models.NewUserError(models.UserErrorInvalid, "this plan is not on sale yet", field...)
+	}
+	return &plan, nil
+}
+
+// stripeCustomer returns the caller's Stripe customer, creating it once. Concurrent
+// first calls send the same provider idempotency key, so Stripe creates one customer,
+// and the conditional update keeps the first id stored.
+func (s *Service) stripeCustomer(ctx context.Context, c *models.Customer) (string, error) {
+	if c.StripeCustomerID != nil {
+		return *c.StripeCustomerID, nil
+	}
+	id, err := s.gw.CreateCustomer(ctx, "scv-customer-"+c.ID, gateway.CustomerInput{OurCustomerID: c.ID, Email: c.Email, Name: deref(c.Name)})
+	if err != nil {
+		return "", providerFailure(err)
+	}
+	res := s.db.WithContext(ctx).Model(&models.Customer{}).
+		Where("id = ? AND stripe_customer_id IS NULL", c.ID).Update("stripe_customer_id", id)
+	if res.Error != nil {
+		return "", fmt.Errorf("subscriptions: store stripe customer: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		var stored models.Customer
+		if err := s.db.WithContext(ctx).Take(&stored, "id = ?", c.ID).Error; err != nil {
+			return "", fmt.Errorf("subscriptions: reload customer: %w", err)
+		}
+		return deref(stored.StripeCustomerID), nil
+	}
+	c.StripeCustomerID = &id
+	return id, nil
+}
+
+// promotion resolves a customer-typed code at Stripe; "" means none.
+func (s *Service) promotion(ctx context.Context, code *string) (string, error) {
+	if code == nil || strings.TrimSpace(*code) == "" {
+		return "", nil
+	}
+	c := strings.TrimSpace(*code)
+	if len(c) > 100 || strings.ContainsFunc(c, func(r rune) bool { return r < 0x20 }) {
+		return "", models.NewUserError(models.UserErrorInvalid, "is not a valid promotion code", "input", "promotionCode")
+	}
+	id, err := s.gw.FindPromotionCode(ctx, c)
+	if errors.Is(err, gateway.ErrPromotionCodeNotFound) {
+		return "", models.NewUserError(models.UserErrorInvalid, "this promotion code is unknown or has expired", "input", "promotionCode")
+	}
+	if err != nil {
+		return "", providerFailure(err)
+	}
+	return id, nil
+}
+
+// providerFailure turns what Stripe refused into a user error the customer can act on,
+// and leaves unavailability (retryable) and everything else as errors.
+func providerFailure(err error) error {
+	var pe *gateway.ProviderError
+	switch {
+	case errors.Is(err, gateway.ErrProviderUnavailable):
+		return err
+	case gateway.IsCardDeclined(err):
+		return models.NewUserError(models.UserErrorPaymentDeclined, "the card was declined; use another payment method")
+	case errors.As(err, &pe) && pe.HTTPStatus >= 400 && pe.HTTPStatus < 500:
+		msg := "the payment provider refused the request"
+		if pe.Code != "" {
+			msg += " (" + pe.Code + ")"
+		}
+		return models.NewUserError(models.UserErrorProviderRejected, msg)
+	}
+	return err
+}
+
+// statusOf maps what Stripe reports to our status; a collection pause shows as PAUSED.
+func statusOf(gs gateway.Subscription) models.SubscriptionStatus {
+	st := models.SubscriptionStatus(strings.ToUpper(gs.Status))
+	if !st.IsValid() {
+		st = models.SubscriptionIncomplete
+	}
+	if gs.PauseBehavior != "" && (st == models.SubscriptionActive || st == models.SubscriptionTrialing) {
+		return models.SubscriptionPaused
+	}
+	return st
+}
+
+// applyProvider copies Stripe's view of the subscription onto ours.
+func applyProvider(sub *models.Subscription, gs gateway.Subscription) {
+	sub.Status = statusOf(gs)
+	sub.StripeSubscriptionID = &gs.ID
+	if gs.ItemID != "" {
+		sub.StripeItemID = &gs.ItemID
+	}
+	sub.CurrentPeriodStart = timePtr(gs.CurrentPeriodStart)
+	sub.CurrentPeriodEnd = timePtr(gs.CurrentPeriodEnd)
+	sub.CancelAtPeriodEnd = gs.CancelAtPeriodEnd
+	sub.PausedUntil = gs.PausedUntil
+	if gs.PauseBehavior == "" {
+		sub.PausedUntil = nil
+	}
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
