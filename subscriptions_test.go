@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/gateway"
@@ -651,4 +654,90 @@ func TestPaymentsArePagedNewestFirst(t *testing.T) {
 	require.False(t, next)
 	resp := s.gql(tok, q, map[string]any{"id": id, "first": 2, "after": "garbage"})
 	require.Equal(t, []string{"INVALID"}, resp.codes())
+}
+
+func TestTrialPlansStartTrialing(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	require.NoError(t, s.db.Model(&models.Plan{}).Where("id = ?", hotMonthly).Update("trial_days", 14).Error)
+	_, payload := s.subscribe(s.token("lena"), "trial", hotMonthly)
+	require.Equal(t, "TRIALING", payload["subscription"].(map[string]any)["status"])
+	var create stripefake.Request
+	for _, r := range s.stripe.Requests() {
+		if r.Path == "/v1/subscriptions" {
+			create = r
+		}
+	}
+	require.Equal(t, "14", create.Form["trial_period_days"])
+}
+
+func TestPlanChangeIsProrated(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	tok := s.token("mo")
+	id := s.activeSubscription(tok, "pro")
+	_, p := s.mutate(tok, "changeSubscriptionPlan", "ChangeSubscriptionPlanInput",
+		map[string]any{"subscriptionId": id, "planId": hotQuarterly, "idempotencyKey": "pro-change"}, "subscription { id }")
+	require.Empty(t, userErrorCodes(p))
+	reqs := s.stripe.Requests()
+	last := reqs[len(reqs)-1]
+	require.Equal(t, "create_prorations", last.Form["proration_behavior"])
+	var plan models.Plan
+	require.NoError(t, s.db.Take(&plan, "id = ?", hotQuarterly).Error)
+	require.Equal(t, *plan.StripePriceID, last.Form["items[0][price]"])
+}
+
+func TestTheStripeCustomerIsCreatedOnceUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	tok := s.token("nina")
+	s.gql(tok, `{ me { id } }`, nil)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() { s.subscribe(tok, fmt.Sprintf("conc-%d", i), hotMonthly) })
+	}
+	wg.Wait()
+	var c models.Customer
+	require.NoError(t, s.db.Take(&c, "subject = ?", "nina").Error)
+	customers := map[string]bool{}
+	for _, r := range s.stripe.Requests() {
+		if r.Path == "/v1/subscriptions" {
+			customers[r.Form["customer"]] = true
+		}
+	}
+	require.Equal(t, map[string]bool{*c.StripeCustomerID: true}, customers, "every subscription uses the one Stripe customer")
+}
+
+func TestStartCheckoutReplaysTheSameSession(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	tok := s.token("olga")
+	in := map[string]any{"planId": hotMonthly, "successUrl": "https://shop.example/ok", "cancelUrl": "https://shop.example/no", "idempotencyKey": "co"}
+	_, first := s.mutate(tok, "startCheckout", "StartCheckoutInput", in, "checkoutUrl sessionId")
+	n := s.stripe.Count(http.MethodPost, "/v1/checkout/sessions")
+	_, again := s.mutate(tok, "startCheckout", "StartCheckoutInput", in, "checkoutUrl sessionId")
+	require.Equal(t, first, again)
+	require.Equal(t, n, s.stripe.Count(http.MethodPost, "/v1/checkout/sessions"))
+	in["planId"] = mildMonthly
+	_, reused := s.mutate(tok, "startCheckout", "StartCheckoutInput", in, "checkoutUrl sessionId")
+	require.Equal(t, []string{"IDEMPOTENCY_KEY_REUSED"}, userErrorCodes(reused))
+}
+
+func TestPlansOfAListAreLoadedInOneQuery(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	tok := s.token("pia")
+	for i, plan := range []string{hotMonthly, hotQuarterly, mildMonthly, hotMonthly, mildMonthly} {
+		s.subscribe(tok, fmt.Sprintf("n1-%d", i), plan)
+	}
+	var planQueries atomic.Int64
+	require.NoError(t, s.db.Callback().Query().After("gorm:query").Register("count_plan_queries", func(db *gorm.DB) {
+		if strings.Contains(db.Statement.SQL.String(), `FROM "plans"`) {
+			planQueries.Add(1)
+		}
+	}))
+	resp := s.gql(tok, `{ me { subscriptions { id plan { id name interval } } } }`, nil)
+	require.Empty(t, resp.Errors)
+	require.Len(t, resp.Data["me"].(map[string]any)["subscriptions"], 5)
+	require.EqualValues(t, 1, planQueries.Load(), "one batched plan query for five subscriptions")
 }
