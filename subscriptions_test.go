@@ -593,6 +593,23 @@ func TestCreatePlan(t *testing.T) {
 			require.Equal(t, []string{"INVALID"}, userErrorCodes(p))
 		})
 	}
+	t.Run("concurrent calls with one key create one plan", func(t *testing.T) {
+		before := s.stripe.Count(http.MethodPost, "/v1/prices")
+		var wg sync.WaitGroup
+		ids := make([]any, 3)
+		for i := range ids {
+			wg.Go(func() {
+				_, p := s.mutate(admin, "createPlan", "CreatePlanInput", in("plan-race", 4900, "EUR"), "plan { id }")
+				if pl, ok := p["plan"].(map[string]any); ok {
+					ids[i] = pl["id"]
+				}
+			})
+		}
+		wg.Wait()
+		require.NotNil(t, ids[0])
+		require.Equal(t, []any{ids[0], ids[0], ids[0]}, ids)
+		require.Equal(t, before+1, s.stripe.Count(http.MethodPost, "/v1/prices"))
+	})
 	for who, tok := range map[string]string{"customer": s.token("c1"), "support": s.token("s1", "support")} {
 		resp, _ := s.mutate(tok, "createPlan", "CreatePlanInput", in("x-"+who, 5900, "USD"), sel)
 		require.Equal(t, []string{"FORBIDDEN"}, resp.codes(), who)

@@ -28,6 +28,26 @@ const (
 	subscriptionFieldPath = "subscriptionId"
 )
 
+// prepareSale gathers what starting a subscription needs: an active plan, the caller
+// and their Stripe customer (created on first use), and the promotion code's id.
+func (s *Service) prepareSale(ctx context.Context, p *auth.Principal, planID string, code *string) (
+	plan *models.Plan, c *models.Customer, stripeCustomer, promo string, err error,
+) {
+	if plan, err = s.activePlan(ctx, planID, "input", "planId"); err != nil {
+		return nil, nil, "", "", err
+	}
+	if c, err = s.customers.Provision(ctx, p); err != nil {
+		return nil, nil, "", "", err
+	}
+	if promo, err = s.promotion(ctx, code); err != nil {
+		return nil, nil, "", "", err
+	}
+	if stripeCustomer, err = s.stripeCustomer(ctx, c); err != nil {
+		return nil, nil, "", "", err
+	}
+	return plan, c, stripeCustomer, promo, nil
+}
+
 // StartCheckout opens a Stripe-hosted Checkout Session in subscription mode for the
 // caller's Stripe customer. Card details are typed on Stripe's page, never ours; the
 // local subscription appears when Stripe reports the completed session.
@@ -39,19 +59,7 @@ func (s *Service) StartCheckout(ctx context.Context, p *auth.Principal, in model
 		return nil, err
 	}
 	return s.run(ctx, p, OpStartCheckout, in.IdempotencyKey, in, func(ctx context.Context, scope idempotency.Scope) (Outcome, error) {
-		plan, err := s.activePlan(ctx, in.PlanID, "input", "planId")
-		if err != nil {
-			return Outcome{}, err
-		}
-		c, err := s.customers.Provision(ctx, p)
-		if err != nil {
-			return Outcome{}, err
-		}
-		promo, err := s.promotion(ctx, in.PromotionCode)
-		if err != nil {
-			return Outcome{}, err
-		}
-		stripeCustomer, err := s.stripeCustomer(ctx, c)
+		plan, c, stripeCustomer, promo, err := s.prepareSale(ctx, p, in.PlanID, in.PromotionCode)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -86,19 +94,7 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, in models.Creat
 		return nil, err
 	}
 	return s.run(ctx, p, OpCreate, in.IdempotencyKey, in, func(ctx context.Context, scope idempotency.Scope) (Outcome, error) {
-		plan, err := s.activePlan(ctx, in.PlanID, "input", "planId")
-		if err != nil {
-			return Outcome{}, err
-		}
-		c, err := s.customers.Provision(ctx, p)
-		if err != nil {
-			return Outcome{}, err
-		}
-		promo, err := s.promotion(ctx, in.PromotionCode)
-		if err != nil {
-			return Outcome{}, err
-		}
-		stripeCustomer, err := s.stripeCustomer(ctx, c)
+		plan, c, stripeCustomer, promo, err := s.prepareSale(ctx, p, in.PlanID, in.PromotionCode)
 		if err != nil {
 			return Outcome{}, err
 		}
