@@ -7,8 +7,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/text/language"
-
 	"github.com/scoville/scoville/models"
 )
 
@@ -69,13 +67,7 @@ func NormalizeAddress(in models.Address, path ...string) (models.Address, error)
 }
 
 // isCountry accepts exactly the two-letter codes of countries (not groupings such as EU).
-func isCountry(code string) bool {
-	if len(code) != 2 {
-		return false
-	}
-	r, err := language.ParseRegion(code)
-	return err == nil && r.String() == code && r.IsCountry()
-}
+func isCountry(code string) bool { return countries[code] }
 
 // Origins is the allow-list of redirect origins (scheme://host[:port], normalized).
 type Origins []string
