@@ -124,7 +124,7 @@ func seed(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	defer sqlDB.Close()
 	var provider catalog.Provider
 	if cfg.StripeSecretKey != "" {
-		gw, err := gateway.NewStripe(gateway.Config{SecretKey: cfg.StripeSecretKey.Reveal(), APIBase: cfg.StripeAPIBase, Logger: logger})
+		gw, err := newGateway(cfg, logger, overrides{})
 		if err != nil {
 			return err
 		}
@@ -224,16 +224,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	reg.MustRegister(tokenFailures)
 	a.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 
-	stripeKey := cfg.StripeSecretKey.Reveal()
-	if stripeKey == "" {
-		// Development without a key: calls fail at the provider, as they would with a
-		// revoked key; production refuses to start without one (config).
-		stripeKey = "sk_test_unset"
-	}
-	gw, err := gateway.NewStripe(gateway.Config{
-		SecretKey: stripeKey, APIBase: cfg.StripeAPIBase, Logger: logger,
-		Timeout: o.stripeTimeout, RetryBudget: o.stripeRetryBudget,
-	})
+	gw, err := newGateway(cfg, logger, o)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -269,6 +260,20 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	}
 	a.handler = httpserver.RequestID(httpserver.SecurityHeaders(mux))
 	return a, nil
+}
+
+// newGateway builds the Stripe adapter from the configuration.
+func newGateway(cfg *config.Config, logger *slog.Logger, o overrides) (*gateway.Stripe, error) {
+	key := cfg.StripeSecretKey.Reveal()
+	if key == "" {
+		// Development without a key: calls fail at the provider, as they would with a
+		// revoked key; production refuses to start without one (config).
+		key = "sk_test_unset"
+	}
+	return gateway.NewStripe(gateway.Config{
+		SecretKey: key, APIBase: cfg.StripeAPIBase, Logger: logger,
+		Timeout: o.stripeTimeout, RetryBudget: o.stripeRetryBudget,
+	})
 }
 
 // devPlayground is gqlgen's GraphiQL page for development; its assets come from a CDN,

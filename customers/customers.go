@@ -67,6 +67,20 @@ func (s *Service) Provision(ctx context.Context, p *auth.Principal) (*models.Cus
 	return &c, nil
 }
 
+// Lookup returns the principal's customer without creating one, or nil when they have
+// never been seen: someone who was never provisioned owns nothing.
+func (s *Service) Lookup(ctx context.Context, p *auth.Principal) (*models.Customer, error) {
+	var c models.Customer
+	err := s.db.WithContext(ctx).Where("issuer = ? AND subject = ?", p.Issuer, p.Subject).Take(&c).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("customers: lookup: %w", err)
+	}
+	return &c, nil
+}
+
 // cleanEmail keeps a syntactically valid address of bounded length, else "".
 func cleanEmail(s string) string {
 	if s == "" || len(s) > maxEmailLen {

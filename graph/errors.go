@@ -69,9 +69,7 @@ func NewErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 
 		requestID := logging.RequestID(ctx)
-		if errors.Is(err, errPanic) {
-			// Already logged with its stack by the recover function.
-		} else {
+		if !errors.Is(err, errPanic) { // a panic was logged with its stack by the recover function
 			logger.ErrorContext(ctx, "graphql: internal error", "path", path.String(), "error", err.Error())
 		}
 		ext := map[string]any{}

@@ -36,6 +36,7 @@ type Gateway interface {
 // Customers is what this service needs to know about the caller.
 type Customers interface {
 	Provision(ctx context.Context, p *auth.Principal) (*models.Customer, error)
+	Lookup(ctx context.Context, p *auth.Principal) (*models.Customer, error)
 }
 
 // Config holds the service's policy knobs.
@@ -108,8 +109,8 @@ func (s *Service) Get(ctx context.Context, p *auth.Principal, id string) (*model
 	}
 	q := s.db.WithContext(ctx).Where("id = ?", id)
 	if !p.Has(auth.RoleSupport) {
-		c, err := s.customers.Provision(ctx, p)
-		if err != nil {
+		c, err := s.customers.Lookup(ctx, p)
+		if err != nil || c == nil {
 			return nil, err
 		}
 		q = q.Where("customer_id = ?", c.ID)
@@ -143,9 +144,12 @@ func (s *Service) owned(ctx context.Context, p *auth.Principal, id string) (*mod
 	if uuid.Validate(id) != nil {
 		return nil, nil, notFound
 	}
-	c, err := s.customers.Provision(ctx, p)
+	c, err := s.customers.Lookup(ctx, p)
 	if err != nil {
 		return nil, nil, err
+	}
+	if c == nil {
+		return nil, nil, notFound
 	}
 	var sub models.Subscription
 	err = s.db.WithContext(ctx).Where("id = ? AND customer_id = ?", id, c.ID).Take(&sub).Error

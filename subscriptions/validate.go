@@ -3,6 +3,7 @@ package subscriptions
 import (
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -50,7 +51,7 @@ func NormalizeAddress(in models.Address, path ...string) (models.Address, error)
 		case n == 0 && l.required:
 			return a, models.NewUserError(models.UserErrorInvalid, "is required", at(l.name)...)
 		case n > l.max:
-			return a, models.NewUserError(models.UserErrorInvalid, "is too long (at most "+itoa(l.max)+" characters)", at(l.name)...)
+			return a, models.NewUserError(models.UserErrorInvalid, "is too long (at most "+strconv.Itoa(l.max)+" characters)", at(l.name)...)
 		}
 	}
 	if a.Line2 != nil && *a.Line2 == "" {
@@ -103,12 +104,4 @@ func (o Origins) Check(raw string, path ...string) error {
 		return bad
 	}
 	return nil
-}
-
-func itoa(n int) string {
-	const digits = "0123456789"
-	if n < 10 {
-		return digits[n : n+1]
-	}
-	return itoa(n/10) + digits[n%10:n%10+1]
 }
