@@ -187,6 +187,7 @@ func buildTemplate(admin *sql.DB) (string, error) {
 
 func migrationsDigest() (string, error) {
 	h := sha256.New()
+	h.Write([]byte(migrations.RiverVersion))
 	err := fs.WalkDir(migrations.FS, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
