@@ -34,6 +34,7 @@ type testApp struct {
 	issuer *devidp.Issuer
 	db     *gorm.DB
 	logs   *syncBuffer
+	app    *app
 }
 
 type appOptions struct {
@@ -42,7 +43,12 @@ type appOptions struct {
 	// production wires the app as production mode does, after config validation.
 	production bool
 	overrides  overrides
+	// jobs starts the background workers (webhook events, notifications).
+	jobs bool
 }
+
+// testWebhookSecret signs the test's Stripe events.
+const testWebhookSecret = "whsec_test_scoville_secret"
 
 func newTestApp(t testing.TB, opts appOptions) *testApp {
 	t.Helper()
@@ -64,6 +70,8 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 		"OIDC_AUDIENCE":            testAudience,
 		"MIGRATE_ON_START":         "true",
 		"STEP_UP_MAX_AGE":          "5m",
+		"STRIPE_WEBHOOK_SECRET":    testWebhookSecret,
+		"JOB_POLL_INTERVAL":        "20ms",
 	}
 	for k, v := range opts.env {
 		env[k] = v
@@ -80,9 +88,12 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 	a, err := newApp(ctx, cfg, logging.New(logs, nil), opts.overrides)
 	require.NoError(t, err)
 	t.Cleanup(a.Close)
+	if opts.jobs {
+		require.NoError(t, a.Start(context.Background()))
+	}
 	srv := httptest.NewServer(a.handler)
 	t.Cleanup(srv.Close)
-	return &testApp{t: t, srv: srv, issuer: issuer, db: a.db, logs: logs}
+	return &testApp{t: t, srv: srv, issuer: issuer, db: a.db, logs: logs, app: a}
 }
 
 // seed loads the development catalog, with prices at stripe-mock.

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/auth"
@@ -34,9 +35,12 @@ import (
 	"github.com/scoville/scoville/graph"
 	"github.com/scoville/scoville/httpserver"
 	"github.com/scoville/scoville/idempotency"
+	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/logging"
+	"github.com/scoville/scoville/notifications"
 	"github.com/scoville/scoville/resolvers"
 	"github.com/scoville/scoville/subscriptions"
+	"github.com/scoville/scoville/webhooks"
 )
 
 // maxGraphQLBody bounds a GraphQL request; larger bodies are refused before parsing.
@@ -145,6 +149,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer a.Close()
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -172,10 +179,26 @@ type app struct {
 	handler http.Handler // all public routes
 	metrics http.Handler // /metrics, also mounted on handler when METRICS_ADDR is empty
 	db      *gorm.DB
+	jobs    *jobs.Client // works the queue once Start is called
+	started bool
+	grace   time.Duration
 }
 
-// Close releases the database pool.
+// Start runs the background workers (webhook events, notifications, maintenance).
+func (a *app) Start(ctx context.Context) error {
+	if err := a.jobs.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start workers: %w", err)
+	}
+	a.started = true
+	return nil
+}
+
+// Close stops the workers (a job cut short is retried later, nothing is lost), then
+// releases the database pool.
 func (a *app) Close() {
+	if a.jobs != nil && a.started {
+		_ = jobs.Stop(a.jobs, a.grace)
+	}
 	if sqlDB, err := a.db.DB(); err == nil {
 		_ = sqlDB.Close()
 	}
@@ -185,6 +208,9 @@ func (a *app) Close() {
 type overrides struct {
 	stripeTimeout     time.Duration // per attempt; zero: the gateway's default
 	stripeRetryBudget time.Duration // per call; zero: the gateway's default
+	jobRetry          river.ClientRetryPolicy
+	rescueStuckAfter  time.Duration
+	mailer            notifications.Mailer
 }
 
 // newApp builds every part once and wires them: the one place that knows them all.
@@ -231,6 +257,37 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	}
 	idem := idempotency.NewStore(db)
 	customerSvc := customers.NewService(db)
+
+	// Two River clients on one pool: the inserter is built first, so the services
+	// that enqueue exist before the workers that need them are registered.
+	queue, err := jobs.NewInserter(db, logger)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	mailer, err := newMailer(cfg, logger, o)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	syncer := subscriptions.NewSyncer(db, gw, queue, subscriptions.NewSyncMetrics(reg), logger)
+	webhookMetrics := webhooks.NewMetrics(reg, db)
+	workers := river.NewWorkers()
+	river.AddWorker(workers, webhooks.NewWorker(db, syncer, webhookMetrics, logger))
+	river.AddWorker(workers, notifications.NewSendWorker(db, mailer, logger))
+	river.AddWorker(workers, idempotency.NewPurgeWorker(idem, logger))
+	a.grace = cfg.ShutdownTimeout
+	a.jobs, err = jobs.NewClient(db, workers, jobs.Config{
+		WebhookWorkers: cfg.WebhookWorkers, DefaultWorkers: cfg.JobWorkers,
+		PollInterval: cfg.JobPollInterval, MaxAttempts: cfg.JobMaxAttempts,
+		RetryPolicy: o.jobRetry, RescueStuckJobsAfter: o.rescueStuckAfter,
+		Periodic: []*river.PeriodicJob{idempotency.PurgeJob(time.Hour)},
+	}, logger)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+
 	root := &resolvers.Resolver{
 		Catalog:   catalog.NewService(db, gw, idem),
 		Customers: customerSvc,
@@ -238,6 +295,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 			RedirectOrigins: cfg.AllowedRedirectOrigins,
 			AutomaticTax:    cfg.StripeAutomaticTax,
 		}, logger),
+		Inbox: webhooks.NewEvents(db),
 	}
 	gql := graph.NewHandler(graph.HandlerConfig{
 		Resolvers:     root,
@@ -249,6 +307,8 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", httpserver.Observe("graphql", logger, httpMetrics, limitBody(maxGraphQLBody, authenticate(root.Loaders(gql)))))
+	mux.Handle("POST /webhooks/stripe", httpserver.Observe("webhooks", logger, httpMetrics,
+		webhooks.NewHandler(db, queue, cfg.StripeWebhookSecret.Reveal(), webhookMetrics, logger)))
 	mux.Handle("GET /healthz", httpserver.Observe("healthz", logger, httpMetrics, httpserver.Healthz()))
 	mux.Handle("GET /readyz", httpserver.Observe("readyz", logger, httpMetrics,
 		httpserver.Readyz(func(ctx context.Context) error { return database.Ping(ctx, db) }, logger)))
@@ -274,6 +334,18 @@ func newGateway(cfg *config.Config, logger *slog.Logger, o overrides) (*gateway.
 		SecretKey: key, APIBase: cfg.StripeAPIBase, Logger: logger,
 		Timeout: o.stripeTimeout, RetryBudget: o.stripeRetryBudget,
 	})
+}
+
+// newMailer picks how customers are told of changes: SMTP when SMTP_URL is set, else
+// (development only; production requires SMTP_URL) a log line per message.
+func newMailer(cfg *config.Config, logger *slog.Logger, o overrides) (notifications.Mailer, error) {
+	switch {
+	case o.mailer != nil:
+		return o.mailer, nil
+	case cfg.SMTPURL != "":
+		return notifications.NewSMTP(cfg.SMTPURL.Reveal())
+	}
+	return &notifications.LogMailer{Logger: logger}, nil
 }
 
 // devPlayground is gqlgen's GraphiQL page for development; its assets come from a CDN,

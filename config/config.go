@@ -87,8 +87,8 @@ type Config struct {
 	// believed. A bare IP is a single-address prefix; IPv4-mapped IPv6 addresses
 	// are unmapped.
 	TrustedProxies []netip.Prefix
-	// SMTPURL is SMTP_URL (smtp:// or smtps:// with host and port); empty means
-	// notifications are only logged.
+	// SMTPURL is SMTP_URL (smtp:// or smtps:// with host and port); required in
+	// production. Empty in development means notifications are only logged.
 	SMTPURL Secret
 	// PlaygroundOIDCClientID is PLAYGROUND_OIDC_CLIENT_ID, the public client the
 	// admin Playground signs in with; optional.
@@ -105,6 +105,19 @@ type Config struct {
 	// ShutdownTimeout is SHUTDOWN_TIMEOUT (> 0), default 20s: how long in-flight
 	// requests get to finish on shutdown.
 	ShutdownTimeout time.Duration
+
+	// WebhookWorkers is WEBHOOK_WORKERS (1..200), default 10: how many Stripe
+	// events are applied at once.
+	WebhookWorkers int
+	// JobWorkers is JOB_WORKERS (1..200), default 5: concurrency of the other
+	// background jobs (notifications, maintenance).
+	JobWorkers int
+	// JobMaxAttempts is JOB_MAX_ATTEMPTS (1..100), default 12: tries of a job,
+	// with River's backoff (attempt^4 s, about 11 h in all), before it is FAILED.
+	JobMaxAttempts int
+	// JobPollInterval is JOB_POLL_INTERVAL (0 < d <= 10s), default 200ms: how often
+	// workers look for new jobs.
+	JobPollInterval time.Duration
 }
 
 // Load reads every variable through getenv (os.Getenv when nil), trims
@@ -171,6 +184,8 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	c.TrustedProxies = l.prefixes("TRUSTED_PROXIES")
 	c.SMTPURL = l.smtpURL("SMTP_URL")
+	// Customers must hear of every change (SUB-3): production cannot just log them.
+	l.required("SMTP_URL", string(c.SMTPURL), false)
 	c.PlaygroundOIDCClientID = l.get("PLAYGROUND_OIDC_CLIENT_ID")
 	// Encryption at rest is a later issue: the keys are carried through untouched
 	// and not yet required in production; their format belongs to that package.
@@ -179,6 +194,10 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.StripeAutomaticTax = l.boolean("STRIPE_AUTOMATIC_TAX", false)
 	c.LogLevel = l.logLevel("LOG_LEVEL")
 	c.ShutdownTimeout = l.duration("SHUTDOWN_TIMEOUT", 20*time.Second, 0)
+	c.WebhookWorkers, _ = l.intIn("WEBHOOK_WORKERS", 10, 1, 200)
+	c.JobWorkers, _ = l.intIn("JOB_WORKERS", 5, 1, 200)
+	c.JobMaxAttempts, _ = l.intIn("JOB_MAX_ATTEMPTS", 12, 1, 100)
+	c.JobPollInterval = l.duration("JOB_POLL_INTERVAL", 200*time.Millisecond, 10*time.Second)
 
 	if len(l.errs) > 0 {
 		return nil, errors.Join(l.errs...)
@@ -228,6 +247,10 @@ func (c *Config) LogValue() slog.Value {
 		slog.Bool("stripe_automatic_tax", c.StripeAutomaticTax),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Int("webhook_workers", c.WebhookWorkers),
+		slog.Int("job_workers", c.JobWorkers),
+		slog.Int("job_max_attempts", c.JobMaxAttempts),
+		slog.Duration("job_poll_interval", c.JobPollInterval),
 	)
 }
 

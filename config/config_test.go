@@ -391,6 +391,7 @@ func TestLoadCollectsAllProblems(t *testing.T) {
 		"STRIPE_SECRET_KEY is required in production",
 		"STRIPE_WEBHOOK_SECRET is required in production",
 		"TRUSTED_PROXIES: entry 1 is not an IP address or CIDR",
+		"SMTP_URL is required in production",
 		"MIGRATE_ON_START: not a boolean (use true or false)",
 	}, problems(t, err))
 }
@@ -482,7 +483,7 @@ func TestConfigNeverPrintsSecrets(t *testing.T) {
 func TestConfigLogValueSummarizes(t *testing.T) {
 	t.Parallel()
 
-	cfg, err := Load(prodEnv().with(env{"SMTP_URL": "", "TRUSTED_PROXIES": "10.0.0.0/8"}).get)
+	cfg, err := Load(prodEnv().with(env{"TRUSTED_PROXIES": "10.0.0.0/8"}).get)
 	require.NoError(t, err)
 
 	var buf bytes.Buffer
@@ -498,7 +499,7 @@ func TestConfigLogValueSummarizes(t *testing.T) {
 	require.Equal(t, true, got["stripe_secret_key_set"])
 	require.Equal(t, "live", got["stripe_mode"])
 	require.Equal(t, true, got["stripe_webhook_secret_set"])
-	require.Equal(t, false, got["smtp_url_set"])
+	require.Equal(t, true, got["smtp_url_set"])
 	require.Equal(t, true, got["data_encryption_keys_set"])
 	require.Equal(t, "https://id.example.com/realms/scoville", got["oidc_issuer_url"])
 	require.Equal(t, []any{"10.0.0.0/8"}, got["trusted_proxies"])

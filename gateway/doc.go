@@ -20,6 +20,14 @@
 //     e-mail addresses, names or Stripe's free-text messages (which can echo input).
 //     Each call logs one line: operation, Stripe request id, HTTP status, attempts,
 //     duration.
+//   - The FromJSON functions turn a verified webhook event's object
+//     (stripe.Event's Data.Raw) into the same plain types the reads return, so
+//     the webhook processor never handles a stripe-go type. A reference gives
+//     its id whether Stripe sent the id or the expanded object. JSON that is
+//     malformed, of another object type or without an id is ErrInvalidObject,
+//     whose message never quotes the payload.
+//   - In every plain type, currencies are upper-case ISO 4217 codes and times
+//     are UTC, zero when Stripe sent none.
 //
 // The adapter owns its own stripe-go client (client.New with its own backends): it
 // never reads or writes the global stripe.Key, so tests and several accounts can

@@ -31,6 +31,12 @@ var (
 	// ErrInvalidInput means an argument was refused before anything was sent (an
 	// empty id, a bad currency or interval). The wrapping message names the field.
 	ErrInvalidInput = errors.New("invalid gateway input")
+
+	// ErrInvalidObject means JSON given to a FromJSON function is not a Stripe
+	// object of the expected type: malformed, another object, or without an id.
+	// The same bytes always fail, so retrying is pointless. The wrapping message
+	// says what is wrong without quoting the payload.
+	ErrInvalidObject = errors.New("not the expected Stripe object")
 )
 
 // ProviderError is Stripe's refusal of a request (a 4xx answer other than 429): the

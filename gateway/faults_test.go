@@ -245,6 +245,14 @@ func TestFaults(t *testing.T) {
 		_, err := gw.GetSubscription(ctx, "sub_1")
 		return err
 	}
+	getInvoice := func(ctx context.Context, gw *Stripe) error {
+		_, err := gw.GetInvoice(ctx, "in_1")
+		return err
+	}
+	getCharge := func(ctx context.Context, gw *Stripe) error {
+		_, err := gw.GetCharge(ctx, "ch_1")
+		return err
+	}
 
 	tests := []struct {
 		name         string
@@ -379,6 +387,68 @@ func TestFaults(t *testing.T) {
 			check: func(t *testing.T, err error, _ int) {
 				require.ErrorIs(t, err, ErrNotFound)
 				require.NotErrorIs(t, err, ErrProviderUnavailable)
+			},
+		},
+		{
+			name: "GetInvoice of an unknown invoice is ErrNotFound",
+			call: getInvoice,
+			handle: func(n int, w http.ResponseWriter, r *http.Request) {
+				stripeError(w, 404, "invalid_request_error", "resource_missing", "", "id", "No such invoice: 'in_1'")
+			},
+			wantAttempts: 1,
+			check: func(t *testing.T, err error, _ int) {
+				require.ErrorIs(t, err, ErrNotFound)
+				require.NotErrorIs(t, err, ErrProviderUnavailable)
+			},
+		},
+		{
+			name: "GetCharge of an unknown charge is ErrNotFound",
+			call: getCharge,
+			handle: func(n int, w http.ResponseWriter, r *http.Request) {
+				stripeError(w, 404, "invalid_request_error", "resource_missing", "", "id", "No such charge: 'ch_1'")
+			},
+			wantAttempts: 1,
+			check: func(t *testing.T, err error, _ int) {
+				require.ErrorIs(t, err, ErrNotFound)
+				require.NotErrorIs(t, err, ErrProviderUnavailable)
+			},
+		},
+		{
+			name: "GetInvoice retries 5xx",
+			call: getInvoice,
+			handle: func(n int, w http.ResponseWriter, r *http.Request) {
+				if n == 1 {
+					stripeError(w, 500, "api_error", "", "", "", "unavailable")
+					return
+				}
+				ok(w)
+			},
+			wantAttempts: 2,
+			check:        func(t *testing.T, err error, _ int) { require.NoError(t, err) },
+		},
+		{
+			name: "GetCharge retries 5xx",
+			call: getCharge,
+			handle: func(n int, w http.ResponseWriter, r *http.Request) {
+				if n == 1 {
+					stripeError(w, 503, "api_error", "", "", "", "unavailable")
+					return
+				}
+				ok(w)
+			},
+			wantAttempts: 2,
+			check:        func(t *testing.T, err error, _ int) { require.NoError(t, err) },
+		},
+		{
+			name: "GetCharge gives ErrProviderUnavailable when 5xx persists",
+			call: getCharge,
+			handle: func(n int, w http.ResponseWriter, r *http.Request) {
+				stripeError(w, 502, "api_error", "", "", "", "down")
+			},
+			check: func(t *testing.T, err error, attempts int) {
+				require.ErrorIs(t, err, ErrProviderUnavailable)
+				require.NotErrorIs(t, err, ErrNotFound)
+				require.GreaterOrEqual(t, attempts, 2)
 			},
 		},
 		{
@@ -586,6 +656,14 @@ func TestBadArgumentsSendNothing(t *testing.T) {
 			_, err := b.gw.GetSubscription(ctx, "")
 			return err
 		}, ErrInvalidInput},
+		{"missing invoice id", func() error {
+			_, err := b.gw.GetInvoice(ctx, " ")
+			return err
+		}, ErrInvalidInput},
+		{"missing charge id", func() error {
+			_, err := b.gw.GetCharge(ctx, "")
+			return err
+		}, ErrInvalidInput},
 		{"empty promotion code", func() error {
 			_, err := b.gw.FindPromotionCode(ctx, "  ")
 			return err
@@ -782,7 +860,7 @@ func TestSubscriptionIsMappedToPlainTypes(t *testing.T) {
 	const body = `{
 	  "id": "sub_1", "object": "subscription", "customer": "cus_1", "status": "incomplete",
 	  "current_period_start": 1700000000, "current_period_end": 1702592000, "created": 1699990000,
-	  "cancel_at_period_end": true, "currency": "eur",
+	  "cancel_at_period_end": true, "currency": "eur", "metadata": {"scoville_subscription_id": "s_1"},
 	  "pause_collection": {"behavior": "void", "resumes_at": 1705000000},
 	  "items": {"object": "list", "data": [{"id": "si_1", "quantity": 2, "price": {"id": "price_1", "unit_amount": 1250, "currency": "eur"}}]},
 	  "latest_invoice": {"id": "in_1", "payment_intent": {"id": "pi_1", "client_secret": "pi_1_secret_abc"}},
@@ -800,7 +878,8 @@ func TestSubscriptionIsMappedToPlainTypes(t *testing.T) {
 		ID: "sub_1", CustomerID: "cus_1", Status: "incomplete", PriceID: "price_1", ItemID: "si_1",
 		CurrentPeriodStart: time.Unix(1700000000, 0).UTC(), CurrentPeriodEnd: time.Unix(1702592000, 0).UTC(),
 		CancelAtPeriodEnd: true, PauseBehavior: "void", PausedUntil: &resumes, LatestInvoiceID: "in_1",
-		Amount: 2500, Currency: "EUR", Created: time.Unix(1699990000, 0).UTC(),
+		Amount: 2500, Currency: "EUR", Metadata: map[string]string{"scoville_subscription_id": "s_1"},
+		Created: time.Unix(1699990000, 0).UTC(),
 	}, sub)
 	require.Equal(t, "pi_1_secret_abc", secret)
 }

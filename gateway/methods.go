@@ -244,6 +244,45 @@ func (s *Stripe) GetSubscription(ctx context.Context, id string) (Subscription, 
 	return toSubscription(out), nil
 }
 
+// GetInvoice reads an invoice from Stripe, for a webhook processor that wants
+// the current state rather than the event's snapshot. Unknown ids give
+// ErrNotFound.
+func (s *Stripe) GetInvoice(ctx context.Context, id string) (Invoice, error) {
+	if err := checkID("id", id); err != nil {
+		return Invoice{}, err
+	}
+	var out *stripe.Invoice
+	err := s.call(ctx, "GetInvoice", func(ctx context.Context) error {
+		p := &stripe.InvoiceParams{Params: stripe.Params{Context: ctx}}
+		var err error
+		out, err = s.api.Invoices.Get(id, p)
+		return err
+	})
+	if err != nil {
+		return Invoice{}, err
+	}
+	return toInvoice(out), nil
+}
+
+// GetCharge reads a charge from Stripe, e.g. to find the invoice behind a
+// dispute or an early fraud warning. Unknown ids give ErrNotFound.
+func (s *Stripe) GetCharge(ctx context.Context, id string) (Charge, error) {
+	if err := checkID("id", id); err != nil {
+		return Charge{}, err
+	}
+	var out *stripe.Charge
+	err := s.call(ctx, "GetCharge", func(ctx context.Context) error {
+		p := &stripe.ChargeParams{Params: stripe.Params{Context: ctx}}
+		var err error
+		out, err = s.api.Charges.Get(id, p)
+		return err
+	})
+	if err != nil {
+		return Charge{}, err
+	}
+	return toCharge(out), nil
+}
+
 // ChangeSubscriptionPrice moves the subscription item to another price, with the
 // difference prorated onto the next invoice (proration_behavior=create_prorations).
 func (s *Stripe) ChangeSubscriptionPrice(ctx context.Context, key, subID, itemID, newPriceID string) (Subscription, error) {
@@ -417,6 +456,7 @@ func toSubscription(in *stripe.Subscription) Subscription {
 		CurrentPeriodEnd:   unixTime(in.CurrentPeriodEnd),
 		CancelAtPeriodEnd:  in.CancelAtPeriodEnd,
 		Currency:           strings.ToUpper(string(in.Currency)),
+		Metadata:           in.Metadata,
 		Created:            unixTime(in.Created),
 	}
 	if in.Customer != nil {

@@ -23,12 +23,20 @@ type mockBundle struct {
 	log *logBuffer
 }
 
-func setupMock(t *testing.T) mockBundle {
+// mockBase is stripe-mock's URL; without it the test fails rather than skips,
+// so a suite run without stripe-mock cannot pass unnoticed.
+func mockBase(t *testing.T) string {
 	t.Helper()
 	base := os.Getenv("STRIPE_API_BASE")
 	if base == "" {
 		t.Fatal("STRIPE_API_BASE is not set: run `make test` (it starts stripe-mock) or run `go tool stripe-mock` and export STRIPE_API_BASE=http://127.0.0.1:12111")
 	}
+	return base
+}
+
+func setupMock(t *testing.T) mockBundle {
+	t.Helper()
+	base := mockBase(t)
 	buf := &logBuffer{}
 	gw, err := NewStripe(Config{
 		SecretKey: mockKey,
@@ -120,6 +128,25 @@ func TestStripeMockAcceptsEveryRequest(t *testing.T) {
 			require.Equal(t, strings.ToUpper(sub.Currency), sub.Currency)
 			require.Positive(t, sub.Amount)
 			require.False(t, sub.Created.IsZero())
+		}},
+		{"GetInvoice", func(t *testing.T, gw *Stripe) {
+			inv, err := gw.GetInvoice(ctx, "in_123")
+			require.NoError(t, err)
+			require.Equal(t, "in_123", inv.ID)
+			require.NotEmpty(t, inv.CustomerID)
+			require.Equal(t, "USD", inv.Currency)
+			require.Positive(t, inv.AmountDue)
+			require.NotEmpty(t, inv.Lines)
+			require.NotEmpty(t, inv.Lines[0].PriceID)
+			require.False(t, inv.Created.IsZero())
+		}},
+		{"GetCharge", func(t *testing.T, gw *Stripe) {
+			ch, err := gw.GetCharge(ctx, "ch_123")
+			require.NoError(t, err)
+			require.Equal(t, "ch_123", ch.ID)
+			require.Equal(t, "USD", ch.Currency)
+			require.Positive(t, ch.Amount)
+			require.False(t, ch.Created.IsZero())
 		}},
 		{"ChangeSubscriptionPrice", func(t *testing.T, gw *Stripe) {
 			sub, err := gw.ChangeSubscriptionPrice(ctx, "t-chg-1", "sub_123", "si_123", "price_456")

@@ -88,5 +88,119 @@ type Subscription struct {
 	LatestInvoiceID string
 	Amount          int64  // unit amount × quantity of the first item, minor units
 	Currency        string // ISO 4217, upper case
+	// Metadata is the subscription's own (CheckoutInput.Metadata and
+	// SubscriptionInput.Metadata land here), so an event finds our record.
+	Metadata map[string]string
+	Created  time.Time
+}
+
+// Address is a postal address as Stripe reports it (shipping details, customer
+// address), so shipping can use what the customer gave Checkout or the invoice.
+// Fields Stripe left empty are "".
+type Address struct {
+	Name       string // the recipient, when Stripe has one
+	Line1      string
+	Line2      string
+	City       string
+	PostalCode string
+	State      string
+	Country    string // ISO 3166-1 alpha-2, upper case
+}
+
+// InvoiceLine is one line of an invoice: what was billed, for which period.
+type InvoiceLine struct {
+	ID                 string
+	Type               string // "subscription" or "invoiceitem"
+	PriceID            string
+	SubscriptionItemID string
+	Amount             int64 // line amount before discounts, minor units
+	UnitAmount         int64 // the price's unit_amount, minor units
+	Quantity           int64
+	Currency           string // ISO 4217, upper case
+	Proration          bool   // a credit or charge from a plan change
+	PeriodStart        time.Time
+	PeriodEnd          time.Time
+}
+
+// Invoice is Stripe's invoice, what invoice.* events carry: a paid invoice of a
+// subscription is what entitles a delivery. Times are UTC; zero means none.
+type Invoice struct {
+	ID               string
+	CustomerID       string
+	SubscriptionID   string // "" for an invoice outside any subscription
+	Status           string // draft, open, paid, uncollectible, void
+	BillingReason    string // subscription_create, subscription_cycle, subscription_update, manual, ...
+	Currency         string // ISO 4217, upper case
+	AmountDue        int64  // minor units, as are the three below
+	AmountPaid       int64
+	AmountRemaining  int64
+	Total            int64
+	PaymentIntentID  string
+	ChargeID         string
+	HostedInvoiceURL string
+	PaidAt           time.Time // status_transitions.paid_at
+	// NextPaymentAttempt is when Stripe retries collection; zero when it will not.
+	NextPaymentAttempt time.Time
+	AttemptCount       int64
+	// Lines are those embedded in the invoice: Stripe embeds the first page
+	// (10 lines), enough for a subscription invoice but not a full listing.
+	Lines            []InvoiceLine
+	CustomerShipping *Address // nil when the customer has no shipping details
+	Metadata         map[string]string
+	Created          time.Time
+}
+
+// Charge is one payment attempt, what charge.* events (refunds among them)
+// carry; InvoiceID ties it back to a subscription's invoice.
+type Charge struct {
+	ID              string
+	InvoiceID       string
+	PaymentIntentID string
+	Currency        string // ISO 4217, upper case
+	Amount          int64  // minor units
+	AmountRefunded  int64  // minor units, all refunds so far
+	Refunded        bool   // true once fully refunded
 	Created         time.Time
+}
+
+// Dispute is a chargeback opened by the cardholder's bank, what
+// charge.dispute.* events carry, so the order behind ChargeID can be held.
+type Dispute struct {
+	ID              string
+	ChargeID        string
+	PaymentIntentID string
+	Reason          string // fraudulent, product_not_received, general, ...
+	Status          string // warning_needs_response, needs_response, won, lost, ...
+	Currency        string // ISO 4217, upper case
+	Amount          int64  // minor units
+	Created         time.Time
+}
+
+// EarlyFraudWarning is the card network's notice that a charge is likely
+// fraudulent (radar.early_fraud_warning.* events). When Actionable, refunding
+// ChargeID now avoids the dispute that would otherwise follow.
+type EarlyFraudWarning struct {
+	ID              string
+	ChargeID        string
+	PaymentIntentID string
+	FraudType       string // e.g. card_never_received, made_with_stolen_card, misc
+	Actionable      bool
+	Created         time.Time
+}
+
+// CompletedCheckout is the Checkout session a checkout.session.* event
+// carries: it links the session we created (ClientReferenceID, Metadata) to the
+// customer and subscription Stripe created, with the address Checkout
+// collected.
+type CompletedCheckout struct {
+	ID                string
+	Mode              string // payment, setup or subscription
+	Status            string // open, complete or expired
+	PaymentStatus     string // paid, unpaid or no_payment_required
+	CustomerID        string
+	SubscriptionID    string
+	ClientReferenceID string
+	Metadata          map[string]string
+	Shipping          *Address // shipping_details; nil when none was collected
+	Created           time.Time
 }

@@ -92,6 +92,16 @@ type ResumeSubscriptionInput struct {
 	IdempotencyKey string `json:"idempotencyKey"`
 }
 
+type ShipmentConnection struct {
+	Edges    []*ShipmentEdge `json:"edges"`
+	PageInfo *PageInfo       `json:"pageInfo"`
+}
+
+type ShipmentEdge struct {
+	Node   *Shipment `json:"node"`
+	Cursor string    `json:"cursor"`
+}
+
 type StartCheckoutInput struct {
 	PlanID         string  `json:"planId"`
 	SuccessURL     string  `json:"successUrl"`
@@ -115,4 +125,14 @@ type UpdateShippingAddressInput struct {
 	SubscriptionID string   `json:"subscriptionId"`
 	Address        *Address `json:"address"`
 	IdempotencyKey string   `json:"idempotencyKey"`
+}
+
+type WebhookEventConnection struct {
+	Edges    []*WebhookEventEdge `json:"edges"`
+	PageInfo *PageInfo           `json:"pageInfo"`
+}
+
+type WebhookEventEdge struct {
+	Node   *WebhookEvent `json:"node"`
+	Cursor string        `json:"cursor"`
 }

@@ -71,8 +71,11 @@ type Subscription struct {
 	// ProviderUpdatedAt is the Stripe time of the state last applied; older reports
 	// never roll the subscription back.
 	ProviderUpdatedAt *time.Time
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	// ProviderEventSeq is the arrival order of that event, which breaks ties
+	// between events created in the same second.
+	ProviderEventSeq *int64
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // PaymentStatus is the outcome of one invoice's payment, as Stripe reports it.
@@ -106,7 +109,7 @@ func (s PaymentStatus) MarshalGQL(w io.Writer) { marshalEnum(w, s) }
 
 // Payment is one invoice of a subscription and what became of its payment.
 type Payment struct {
-	ID                    string `gorm:"type:uuid;primaryKey"`
+	ID                    string `gorm:"type:uuid;primaryKey;default:gen_random_uuid()"`
 	SubscriptionID        string `gorm:"type:uuid"`
 	CustomerID            string `gorm:"type:uuid"`
 	AmountMinor           int64  `gorm:"column:amount"`
@@ -117,8 +120,18 @@ type Payment struct {
 	StripePaymentIntentID *string
 	InvoiceURL            *string
 	PaidAt                *time.Time
-	CreatedAt             time.Time
-	UpdatedAt             time.Time
+	// ProviderUpdatedAt and ProviderEventSeq order the events applied to the
+	// payment, as on Subscription.
+	ProviderUpdatedAt *time.Time
+	ProviderEventSeq  *int64
+	// Mismatch says how what Stripe charged differs from the plan we sold (PAY-3);
+	// nil when it matches. A mismatched payment ships nothing until support acts.
+	Mismatch       *string
+	DisputedAt     *time.Time
+	DisputeReason  *string
+	FraudWarningAt *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // Amount is what the invoice charged.

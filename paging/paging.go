@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/models"
 )
@@ -56,4 +57,25 @@ func Args(first *int, after *string) (limit int, cursor *Cursor, err error) {
 		return 0, nil, bad
 	}
 	return limit, &Cursor{CreatedAt: time.UnixMicro(us).UTC(), ID: id}, nil
+}
+
+// Fetch runs q newest first by (column, id) from the cursor in first/after, and
+// returns at most the page's rows and whether more follow. column is a trusted
+// column name such as "created_at".
+func Fetch[T any](q *gorm.DB, column string, first *int, after *string) ([]T, bool, error) {
+	limit, cursor, err := Args(first, after)
+	if err != nil {
+		return nil, false, err
+	}
+	if cursor != nil {
+		q = q.Where("("+column+", id) < (?, ?)", cursor.CreatedAt, cursor.ID)
+	}
+	var rows []T
+	if err := q.Order(column + " DESC, id DESC").Limit(limit + 1).Find(&rows).Error; err != nil {
+		return nil, false, err
+	}
+	if len(rows) > limit {
+		return rows[:limit], true, nil
+	}
+	return rows, false, nil
 }

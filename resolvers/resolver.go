@@ -7,6 +7,7 @@ import (
 	"github.com/scoville/scoville/catalog"
 	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/subscriptions"
+	"github.com/scoville/scoville/webhooks"
 )
 
 // Resolver is the root resolver; it holds only the services the fields call.
@@ -14,4 +15,5 @@ type Resolver struct {
 	Catalog       *catalog.Service
 	Customers     *customers.Service
 	Subscriptions *subscriptions.Service
+	Inbox         *webhooks.Events
 }

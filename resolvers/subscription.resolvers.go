@@ -114,6 +114,10 @@ func (r *subscriptionResolver) Payments(ctx context.Context, obj *models.Subscri
 	return r.Subscriptions.Payments(ctx, obj.ID, first, after)
 }
 
+func (r *subscriptionResolver) Shipments(ctx context.Context, obj *models.Subscription, first *int, after *string) (*models.ShipmentConnection, error) {
+	return r.Subscriptions.Shipments(ctx, obj.ID, first, after)
+}
+
 func (r *Resolver) Subscription() graph.SubscriptionResolver { return &subscriptionResolver{r} }
 
 type subscriptionResolver struct{ *Resolver }

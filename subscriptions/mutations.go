@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/gateway"
@@ -67,7 +67,7 @@ func (s *Service) StartCheckout(ctx context.Context, p *auth.Principal, in model
 			CustomerID: stripeCustomer, PriceID: *plan.StripePriceID,
 			SuccessURL: in.SuccessURL, CancelURL: in.CancelURL,
 			ClientReferenceID: c.ID, TrialDays: plan.TrialDays, PromotionCodeID: promo,
-			Metadata:     map[string]string{"scoville_customer_id": c.ID, "scoville_plan_id": plan.ID},
+			Metadata:     map[string]string{gateway.MetadataCustomerID: c.ID, gateway.MetadataPlanID: plan.ID},
 			AutomaticTax: s.cfg.AutomaticTax,
 		})
 		if err != nil {
@@ -102,24 +102,20 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, in models.Creat
 		gs, secret, err := s.gw.CreateSubscription(ctx, scope.ProviderKey("create"), gateway.SubscriptionInput{
 			CustomerID: stripeCustomer, PriceID: *plan.StripePriceID, TrialDays: plan.TrialDays,
 			PromotionCodeID: promo, AutomaticTax: s.cfg.AutomaticTax,
-			Metadata: map[string]string{"scoville_subscription_id": id, "scoville_customer_id": c.ID, "scoville_plan_id": plan.ID},
+			Metadata: map[string]string{metadataSubscriptionID: id, gateway.MetadataCustomerID: c.ID, gateway.MetadataPlanID: plan.ID},
 		})
 		if err != nil {
 			return Outcome{}, providerFailure(err)
 		}
 		sub := models.Subscription{ID: id, CustomerID: c.ID, PlanID: plan.ID, ShippingAddress: addr}
 		applyProvider(&sub, gs)
-		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			// A retry after a crash finds the row already there; Stripe's answer wins.
-			var existing int64
-			if err := tx.Model(&models.Subscription{}).Where("id = ?", id).Count(&existing).Error; err != nil {
-				return err
-			}
-			if existing > 0 {
-				return tx.Save(&sub).Error
-			}
-			return tx.Create(&sub).Error
-		})
+		// The row may exist already: written by a retry after a crash, or by Stripe's
+		// event that overtook this answer (it carries our id in metadata). Events
+		// then own the state; this call only adds the address they cannot know.
+		err = s.db.WithContext(ctx).Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "id"}},
+			DoUpdates: clause.AssignmentColumns([]string{"shipping_address", "updated_at"}),
+		}).Create(&sub).Error
 		if err != nil {
 			return Outcome{}, fmt.Errorf("subscriptions: store: %w", err)
 		}

@@ -3,9 +3,20 @@
 // Stripe's API description but answers with fixed fixtures). It honours
 // Idempotency-Key like Stripe: a repeated key replays the first answer and has no
 // second effect. Faults can be injected to prove retry and failure handling.
+//
+// Objects it serves:
+//
+//   - Subscriptions it created (POST /v1/subscriptions), with their metadata, on
+//     GET, update and DELETE of /v1/subscriptions/{id}.
+//   - Invoices on GET /v1/invoices/{id}: each created subscription's first
+//     invoice (its latest_invoice) and any given to PutInvoice.
+//   - Charges on GET /v1/charges/{id}: those given to PutCharge.
+//
+// Anything else is a 404 in Stripe's error shape (code resource_missing).
 package stripefake
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -31,6 +42,8 @@ type Server struct {
 	requests  []Request
 	replays   map[string][]byte
 	subs      map[string]map[string]any
+	invoices  map[string]map[string]any
+	charges   map[string]map[string]any
 	prices    map[string]map[string]any
 	promos    map[string]string // code -> id
 	faults    []Fault
@@ -48,6 +61,7 @@ type Fault struct {
 func New() *Server {
 	s := &Server{
 		replays: map[string][]byte{}, subs: map[string]map[string]any{},
+		invoices: map[string]map[string]any{}, charges: map[string]map[string]any{},
 		prices: map[string]map[string]any{}, promos: map[string]string{}, subStatus: "incomplete",
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
@@ -85,6 +99,50 @@ func (s *Server) SetSubscriptionStatus(id, status string) {
 	if sub, ok := s.subs[id]; ok {
 		sub["status"] = status
 	}
+}
+
+// PutInvoice makes GET /v1/invoices/{id} answer with raw, an invoice in Stripe's
+// JSON (for instance the object of an invoice.paid event a test sends), so code
+// that re-reads the invoice sees the same state. A missing "object" is taken as
+// "invoice" and a missing id gets a fresh one; the id is returned. Putting an id
+// again replaces the invoice, including a subscription's first invoice. It
+// panics when raw is not a JSON object or is another object type: a test bug.
+func (s *Server) PutInvoice(raw []byte) string {
+	return s.put(s.invoices, "invoice", "in", raw)
+}
+
+// PutCharge makes GET /v1/charges/{id} answer with raw, a charge in Stripe's
+// JSON, as PutInvoice does for invoices (same defaults, replacement and
+// panics).
+func (s *Server) PutCharge(raw []byte) string {
+	return s.put(s.charges, "charge", "ch", raw)
+}
+
+func (s *Server) put(store map[string]map[string]any, object, prefix string, raw []byte) string {
+	var obj map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // keep amounts and timestamps exact
+	if err := dec.Decode(&obj); err != nil || obj == nil {
+		panic(fmt.Sprintf("stripefake: Put %s: not a JSON object: %v", object, err))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch got := obj["object"]; {
+	case got == nil:
+		obj["object"] = object
+	case got != object:
+		panic(fmt.Sprintf("stripefake: Put %s: object is %v", object, got))
+	}
+	id, isString := obj["id"].(string)
+	switch {
+	case obj["id"] != nil && !isString:
+		panic(fmt.Sprintf("stripefake: Put %s: id is not a string", object))
+	case id == "":
+		id = s.id(prefix)
+		obj["id"] = id
+	}
+	store[id] = obj
+	return id
 }
 
 // Requests returns what the fake received so far, failed attempts included.
@@ -171,8 +229,22 @@ func (s *Server) id(prefix string) string {
 	return fmt.Sprintf("%s_fake%d", prefix, s.seq)
 }
 
-func notFound(what string) (int, any) {
-	return http.StatusNotFound, map[string]any{"error": map[string]any{"type": "invalid_request_error", "code": "resource_missing", "message": "No such " + what}}
+// notFound is Stripe's answer for an unknown object id.
+func notFound(object, id string) (int, any) {
+	return http.StatusNotFound, map[string]any{"error": map[string]any{
+		"type": "invalid_request_error", "code": "resource_missing", "param": "id",
+		"message": fmt.Sprintf("No such %s: '%s'", object, id),
+		"doc_url": "https://stripe.com/docs/error-codes/resource-missing",
+	}}
+}
+
+// unknownPath answers a route the fake does not serve, as a resource_missing
+// 404 so a test that reaches it fails with ErrNotFound.
+func unknownPath(method, path string) (int, any) {
+	return http.StatusNotFound, map[string]any{"error": map[string]any{
+		"type": "invalid_request_error", "code": "resource_missing",
+		"message": fmt.Sprintf("Unrecognized request URL (%s: %s)", method, path),
+	}}
 }
 
 func (s *Server) route(method, path string, f map[string]string) (int, any) {
@@ -195,7 +267,7 @@ func (s *Server) route(method, path string, f map[string]string) (int, any) {
 	case len(parts) == 2 && parts[0] == "subscriptions":
 		sub, ok := s.subs[parts[1]]
 		if !ok {
-			return notFound("subscription")
+			return notFound("subscription", parts[1])
 		}
 		switch method {
 		case http.MethodGet:
@@ -207,6 +279,16 @@ func (s *Server) route(method, path string, f map[string]string) (int, any) {
 		case http.MethodPost:
 			return s.updateSubscription(sub, f)
 		}
+	case method == http.MethodGet && len(parts) == 2 && parts[0] == "invoices":
+		if inv, ok := s.invoices[parts[1]]; ok {
+			return 200, inv
+		}
+		return notFound("invoice", parts[1])
+	case method == http.MethodGet && len(parts) == 2 && parts[0] == "charges":
+		if ch, ok := s.charges[parts[1]]; ok {
+			return 200, ch
+		}
+		return notFound("charge", parts[1])
 	case method == http.MethodPost && path == "/v1/checkout/sessions":
 		id := s.id("cs")
 		return 200, map[string]any{"id": id, "object": "checkout.session", "mode": f["mode"], "url": "https://checkout.stripe.com/c/pay/" + id}
@@ -220,7 +302,7 @@ func (s *Server) route(method, path string, f map[string]string) (int, any) {
 		}
 		return 200, map[string]any{"object": "list", "data": data, "has_more": false, "url": "/v1/promotion_codes"}
 	}
-	return notFound(path)
+	return unknownPath(method, path)
 }
 
 func (s *Server) newPrice(product, currency, amount, interval, count string) map[string]any {
@@ -239,7 +321,7 @@ func (s *Server) priceObject(id string) map[string]any {
 	if p, ok := s.prices[id]; ok {
 		return p
 	}
-	return map[string]any{"id": id, "object": "price", "currency": "usd", "unit_amount": 100, "recurring": map[string]any{"interval": "month", "interval_count": 1}}
+	return map[string]any{"id": id, "object": "price", "currency": "usd", "unit_amount": int64(100), "recurring": map[string]any{"interval": "month", "interval_count": 1}}
 }
 
 func (s *Server) createSubscription(f map[string]string) (int, any) {
@@ -248,23 +330,59 @@ func (s *Server) createSubscription(f map[string]string) (int, any) {
 	if f["trial_period_days"] != "" && f["trial_period_days"] != "0" {
 		status = "trialing"
 	}
-	id := s.id("sub")
+	id, itemID := s.id("sub"), s.id("si")
+	price := s.priceObject(f["items[0][price]"])
+	start, end := now.Unix(), now.AddDate(0, 1, 0).Unix()
 	sub := map[string]any{
 		"id": id, "object": "subscription", "status": status, "customer": f["customer"], "metadata": metadata(f),
-		"cancel_at_period_end": false, "pause_collection": nil, "created": now.Unix(),
-		"current_period_start": now.Unix(), "current_period_end": now.AddDate(0, 1, 0).Unix(),
+		"cancel_at_period_end": false, "pause_collection": nil, "created": start,
+		"current_period_start": start, "current_period_end": end,
 		"items": map[string]any{"object": "list", "data": []any{map[string]any{
-			"id": s.id("si"), "object": "subscription_item", "quantity": 1, "price": s.priceObject(f["items[0][price]"]),
+			"id": itemID, "object": "subscription_item", "quantity": 1, "price": price,
 		}}},
 	}
 	invoice := map[string]any{"id": s.id("in"), "object": "invoice"}
+	var pi string
 	if status == "incomplete" {
-		pi := s.id("pi")
+		pi = s.id("pi")
 		invoice["payment_intent"] = map[string]any{"id": pi, "object": "payment_intent", "client_secret": pi + "_secret_fake"}
 	}
 	sub["latest_invoice"] = invoice
 	s.subs[id] = sub
+	s.invoices[invoice["id"].(string)] = s.firstInvoice(invoice["id"].(string), sub, itemID, price, pi, start, end)
 	return 200, sub
+}
+
+// firstInvoice is the subscription_create invoice as GET /v1/invoices/{id} shows
+// it: open and unpaid while the subscription is incomplete, paid otherwise
+// (for nothing during a trial).
+func (s *Server) firstInvoice(id string, sub map[string]any, itemID string, price map[string]any, pi string, start, end int64) map[string]any {
+	amount, _ := price["unit_amount"].(int64)
+	if sub["status"] == "trialing" {
+		amount = 0
+	}
+	status, paid, paidAt := "paid", amount, any(start)
+	if sub["status"] == "incomplete" {
+		status, paid, paidAt = "open", 0, nil
+	}
+	var payment any
+	if pi != "" {
+		payment = pi
+	}
+	line := map[string]any{
+		"id": s.id("il"), "object": "line_item", "type": "subscription", "amount": amount,
+		"currency": price["currency"], "quantity": 1, "proration": false, "price": price,
+		"subscription": sub["id"], "subscription_item": itemID,
+		"period": map[string]any{"start": start, "end": end},
+	}
+	return map[string]any{
+		"id": id, "object": "invoice", "customer": sub["customer"], "subscription": sub["id"],
+		"status": status, "billing_reason": "subscription_create", "currency": price["currency"],
+		"amount_due": amount, "amount_paid": paid, "amount_remaining": amount - paid, "total": amount,
+		"attempt_count": 0, "payment_intent": payment, "charge": nil, "metadata": map[string]string{},
+		"status_transitions": map[string]any{"paid_at": paidAt}, "created": start,
+		"lines": map[string]any{"object": "list", "data": []any{line}, "has_more": false, "url": "/v1/invoices/" + id + "/lines"},
+	}
 }
 
 func (s *Server) updateSubscription(sub map[string]any, f map[string]string) (int, any) {
@@ -286,6 +404,19 @@ func (s *Server) updateSubscription(sub map[string]any, f map[string]string) (in
 		items := sub["items"].(map[string]any)["data"].([]any)
 		items[0].(map[string]any)["price"] = s.priceObject(price)
 	}
+	// As at Stripe, metadata[k] sets a key and an empty value removes it.
+	md, _ := sub["metadata"].(map[string]string)
+	if md == nil {
+		md = map[string]string{}
+	}
+	for k, v := range metadata(f) {
+		if v == "" {
+			delete(md, k)
+		} else {
+			md[k] = v
+		}
+	}
+	sub["metadata"] = md
 	return 200, sub
 }
 

@@ -1,0 +1,45 @@
+package idempotency
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+)
+
+// PurgeArgs is the periodic job that deletes keys past their retention, so the table
+// stays the size of one day's traffic.
+type PurgeArgs struct{}
+
+// Kind names the job in River.
+func (PurgeArgs) Kind() string { return "idempotency_purge" }
+
+// PurgeWorker runs Purge.
+type PurgeWorker struct {
+	river.WorkerDefaults[PurgeArgs]
+	store  *Store
+	logger *slog.Logger
+}
+
+// NewPurgeWorker builds the worker.
+func NewPurgeWorker(store *Store, logger *slog.Logger) *PurgeWorker {
+	return &PurgeWorker{store: store, logger: logger}
+}
+
+// Work deletes the expired keys.
+func (w *PurgeWorker) Work(ctx context.Context, _ *river.Job[PurgeArgs]) error {
+	n, err := w.store.Purge(ctx)
+	if err != nil {
+		return err
+	}
+	w.logger.InfoContext(ctx, "expired idempotency keys purged", "deleted", n)
+	return nil
+}
+
+// PurgeJob runs PurgeWorker every interval on the elected leader.
+func PurgeJob(interval time.Duration) *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(interval),
+		func() (river.JobArgs, *river.InsertOpts) { return PurgeArgs{}, nil },
+		&river.PeriodicJobOpts{RunOnStart: true})
+}

@@ -1,0 +1,157 @@
+// Package jobs owns the durable background queue: River on the same PostgreSQL
+// database, driven through database/sql so that a job is enqueued, and completed, in
+// the very gorm transaction whose effect it belongs to. A job can therefore never
+// exist without its cause, nor a committed effect without its job being done.
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"gorm.io/gorm"
+)
+
+// Queues. Webhook events get their own so that a flood of them never delays a
+// customer's e-mail, and the other way round.
+const (
+	QueueDefault  = river.QueueDefault
+	QueueWebhooks = "webhooks"
+)
+
+// Client is the River client every part of the product shares.
+type Client = river.Client[*sql.Tx]
+
+// Driver is the River driver type, for River's generic helpers such as
+// river.JobCompleteTx[*jobs.Driver].
+type Driver = riverdatabasesql.Driver
+
+// Config sets the queue's knobs; zero values take the defaults.
+type Config struct {
+	WebhookWorkers int           // concurrency of QueueWebhooks; default 10
+	DefaultWorkers int           // concurrency of QueueDefault; default 5
+	PollInterval   time.Duration // how often to look for new jobs; default 200ms
+	MaxAttempts    int           // tries before a job is discarded; default 12
+	// RetryPolicy decides the wait before a retry; nil is River's attempt^4 s.
+	RetryPolicy river.ClientRetryPolicy
+	// RescueStuckJobsAfter is when a job whose worker died counts as stuck and is
+	// retried; default River's (1 h). Tests shorten it.
+	RescueStuckJobsAfter time.Duration
+	// JobTimeout bounds one attempt; default 1 min.
+	JobTimeout time.Duration
+	// Periodic jobs, such as maintenance, started by the elected leader only.
+	Periodic []*river.PeriodicJob
+}
+
+// NewClient builds a client that inserts and works jobs. The database/sql driver has
+// no LISTEN support, so workers poll at PollInterval; that is what lets a worker
+// complete its job inside its own gorm transaction (river.JobCompleteTx).
+func NewClient(db *gorm.DB, workers *river.Workers, cfg Config, logger *slog.Logger) (*Client, error) {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	poll := cfg.PollInterval
+	if poll <= 0 {
+		poll = 200 * time.Millisecond
+	}
+	c, err := river.NewClient(riverdatabasesql.New(sqlDB), &river.Config{
+		Queues: map[string]river.QueueConfig{
+			QueueDefault:  {MaxWorkers: orDefault(cfg.DefaultWorkers, 5)},
+			QueueWebhooks: {MaxWorkers: orDefault(cfg.WebhookWorkers, 10)},
+		},
+		Workers:              workers,
+		FetchPollInterval:    poll,
+		FetchCooldown:        min(poll, 50*time.Millisecond),
+		MaxAttempts:          orDefault(cfg.MaxAttempts, 12),
+		RetryPolicy:          cfg.RetryPolicy,
+		RescueStuckJobsAfter: cfg.RescueStuckJobsAfter,
+		JobTimeout:           cfg.JobTimeout,
+		PeriodicJobs:         cfg.Periodic,
+		Logger:               quiet(logger),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	return c, nil
+}
+
+// NewInserter builds a client that only enqueues: for commands and tools that must
+// add work without running it.
+func NewInserter(db *gorm.DB, logger *slog.Logger) (*Client, error) {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	c, err := river.NewClient(riverdatabasesql.New(sqlDB), &river.Config{Logger: quiet(logger)})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	return c, nil
+}
+
+// ErrNotInTransaction is returned by SQLTx for a handle outside a transaction:
+// enqueueing there would break the promise that a job exists exactly when its cause
+// was committed.
+var ErrNotInTransaction = errors.New("jobs: not inside a database transaction")
+
+// SQLTx returns the database/sql transaction under a gorm transaction handle, which
+// is what River's InsertTx and JobCompleteTx take.
+func SQLTx(tx *gorm.DB) (*sql.Tx, error) {
+	if sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx); ok {
+		return sqlTx, nil
+	}
+	return nil, ErrNotInTransaction
+}
+
+// Stop stops fetching, waits up to grace for running jobs, then cancels them; a
+// cancelled job is retried later, so nothing is lost.
+func Stop(c *Client, grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := c.Stop(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		hard, cancelHard := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancelHard()
+		return c.StopAndCancel(hard)
+	}
+	return err
+}
+
+func orDefault(n, def int) int {
+	if n > 0 {
+		return n
+	}
+	return def
+}
+
+// quiet passes River's own log lines on at warning level and above: its info lines
+// (every fetch, every elected leader) would drown the product's.
+func quiet(logger *slog.Logger) *slog.Logger {
+	if logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(levelFloor{Handler: logger.Handler(), floor: slog.LevelWarn})
+}
+
+type levelFloor struct {
+	slog.Handler
+	floor slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.floor && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelFloor) WithAttrs(as []slog.Attr) slog.Handler {
+	return levelFloor{Handler: h.Handler.WithAttrs(as), floor: h.floor}
+}
+
+func (h levelFloor) WithGroup(name string) slog.Handler {
+	return levelFloor{Handler: h.Handler.WithGroup(name), floor: h.floor}
+}

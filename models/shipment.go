@@ -1,0 +1,94 @@
+package models
+
+import (
+	"io"
+	"time"
+)
+
+// ShipmentStatus is where a box is in fulfilment.
+type ShipmentStatus string
+
+// The shipment statuses of API.md.
+const (
+	ShipmentPending  ShipmentStatus = "PENDING"
+	ShipmentShipped  ShipmentStatus = "SHIPPED"
+	ShipmentCanceled ShipmentStatus = "CANCELED"
+)
+
+// IsValid reports whether s is one of the statuses.
+func (s ShipmentStatus) IsValid() bool {
+	return s == ShipmentPending || s == ShipmentShipped || s == ShipmentCanceled
+}
+
+// UnmarshalGQL binds the schema enum.
+func (s *ShipmentStatus) UnmarshalGQL(v any) error {
+	return unmarshalEnum(v, s, ShipmentStatus.IsValid, "ShipmentStatus")
+}
+
+// MarshalGQL writes the enum value.
+func (s ShipmentStatus) MarshalGQL(w io.Writer) { marshalEnum(w, s) }
+
+// Shipment is the box one paid invoice bought: for the period it covers, to the
+// address the subscription had when it was paid. There is exactly one per paid invoice.
+type Shipment struct {
+	ID              string `gorm:"type:uuid;primaryKey;default:gen_random_uuid()"`
+	SubscriptionID  string `gorm:"type:uuid"`
+	CustomerID      string `gorm:"type:uuid"`
+	PaymentID       string `gorm:"type:uuid"`
+	PlanID          string `gorm:"type:uuid"`
+	StripeInvoiceID string
+	PeriodStart     time.Time
+	PeriodEnd       time.Time
+	Address         Address `gorm:"serializer:json;type:jsonb"`
+	Status          ShipmentStatus
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// WebhookEventStatus is how far processing of a stored provider event got.
+type WebhookEventStatus string
+
+// The webhook event statuses of API.md.
+const (
+	WebhookReceived  WebhookEventStatus = "RECEIVED"
+	WebhookProcessed WebhookEventStatus = "PROCESSED"
+	WebhookFailed    WebhookEventStatus = "FAILED"
+	WebhookIgnored   WebhookEventStatus = "IGNORED"
+)
+
+// IsValid reports whether s is one of the statuses.
+func (s WebhookEventStatus) IsValid() bool {
+	switch s {
+	case WebhookReceived, WebhookProcessed, WebhookFailed, WebhookIgnored:
+		return true
+	}
+	return false
+}
+
+// UnmarshalGQL binds the schema enum.
+func (s *WebhookEventStatus) UnmarshalGQL(v any) error {
+	return unmarshalEnum(v, s, WebhookEventStatus.IsValid, "WebhookEventStatus")
+}
+
+// MarshalGQL writes the enum value.
+func (s WebhookEventStatus) MarshalGQL(w io.Writer) { marshalEnum(w, s) }
+
+// WebhookEvent is one verified provider event, kept with its outcome for audit and
+// replay (WH-5). Payload is the body exactly as Stripe signed it.
+type WebhookEvent struct {
+	ID              string `gorm:"type:uuid;primaryKey;default:gen_random_uuid()"`
+	Seq             int64  `gorm:"->"`
+	ProviderEventID string
+	Type            string
+	APIVersion      string
+	Livemode        bool
+	ObjectID        *string
+	EventCreated    time.Time
+	Payload         []byte
+	Status          WebhookEventStatus
+	Attempts        int
+	LastError       *string
+	Outcome         *string
+	ReceivedAt      time.Time
+	ProcessedAt     *time.Time
+}

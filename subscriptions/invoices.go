@@ -1,0 +1,370 @@
+package subscriptions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/scoville/scoville/gateway"
+	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/money"
+	"github.com/scoville/scoville/notifications"
+)
+
+// subscriptionFor returns our locked subscription for an invoice: the row we have,
+// or one made from the subscription Prepare read from Stripe. nil: not ours.
+func (s *Syncer) subscriptionFor(ctx context.Context, tx *gorm.DB, stripeSubID string, read *gateway.Subscription) (*models.Subscription, error) {
+	gs := gateway.Subscription{ID: stripeSubID}
+	if read != nil && read.ID == stripeSubID {
+		gs = *read
+	}
+	sub, _, err := s.ensureSubscription(ctx, tx, gs, nil)
+	return sub, err
+}
+
+// lockPayment returns the payment of an invoice, locked, or nil.
+func lockPayment(tx *gorm.DB, where string, arg any) (*models.Payment, error) {
+	var p models.Payment
+	err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where(where, arg).Take(&p).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions: lock payment: %w", err)
+	}
+	return &p, nil
+}
+
+// recordPaid makes the payment of a paid invoice SUCCEEDED and its one shipment,
+// after checking what Stripe charged against the plan we sold (PAY-3). It is safe
+// to run any number of times for one invoice. fresh is false when st is older
+// than the payment's last event: then only what is missing is added.
+func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gateway.Invoice, sub *models.Subscription) (*models.Payment, string, error) {
+	pay, err := lockPayment(tx, "stripe_invoice_id = ?", inv.ID)
+	if err != nil {
+		return nil, "", err
+	}
+	isNew := pay == nil
+	if isNew {
+		pay = &models.Payment{SubscriptionID: sub.ID, CustomerID: sub.CustomerID, StripeInvoiceID: inv.ID}
+	}
+	fresh := isNew || st == nil || st.newer(pay.ProviderUpdatedAt, pay.ProviderEventSeq)
+	if fresh {
+		pay.AmountMinor, pay.Currency = inv.AmountPaid, strings.ToUpper(inv.Currency)
+		if pay.AmountRefunded > pay.AmountMinor {
+			pay.AmountRefunded = pay.AmountMinor
+		}
+		pay.Status = refundStatus(pay.AmountMinor, pay.AmountRefunded, models.PaymentSucceeded)
+		if st != nil {
+			pay.ProviderUpdatedAt, pay.ProviderEventSeq = &st.created, &st.seq
+		}
+	}
+	if pay.PaidAt == nil {
+		pay.PaidAt = timePtr(inv.PaidAt)
+	}
+	if inv.HostedInvoiceURL != "" {
+		pay.InvoiceURL = &inv.HostedInvoiceURL
+	}
+	if inv.PaymentIntentID != "" {
+		pay.StripePaymentIntentID = &inv.PaymentIntentID
+	}
+	line, mismatch, err := s.checkCharged(tx, inv)
+	if err != nil {
+		return nil, "", err
+	}
+	if mismatch != "" {
+		pay.Mismatch = &mismatch
+	}
+	if isNew {
+		err = tx.Create(pay).Error
+	} else {
+		err = tx.Save(pay).Error
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("subscriptions: save payment: %w", err)
+	}
+	switch {
+	case mismatch != "":
+		s.metrics.alerts.WithLabelValues("amount_mismatch").Inc()
+		s.logger.WarnContext(ctx, "paid invoice does not match the plan we sold; nothing ships until support checks it",
+			"alert", "amount_mismatch", "payment_id", pay.ID, "subscription_id", sub.ID, "stripe_invoice_id", inv.ID, "mismatch", mismatch)
+		return pay, "payment recorded; mismatch: " + mismatch, nil
+	case line == nil:
+		return pay, "payment recorded; the invoice bills no period, so nothing ships", nil
+	}
+	addr := sub.ShippingAddress
+	if addr.Line1 == "" && inv.CustomerShipping != nil {
+		addr = addressFrom(*inv.CustomerShipping)
+	}
+	ship := models.Shipment{
+		SubscriptionID: sub.ID, CustomerID: sub.CustomerID, PaymentID: pay.ID, PlanID: line.planID,
+		StripeInvoiceID: inv.ID, PeriodStart: line.PeriodStart.UTC(), PeriodEnd: line.PeriodEnd.UTC(),
+		Address: addr, Status: models.ShipmentPending,
+	}
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&ship)
+	if res.Error != nil {
+		return nil, "", fmt.Errorf("subscriptions: shipment: %w", res.Error)
+	}
+	if res.RowsAffected == 1 {
+		s.logger.InfoContext(ctx, "shipment created", "shipment_id", ship.ID, "subscription_id", sub.ID, "payment_id", pay.ID,
+			"stripe_invoice_id", inv.ID)
+	}
+	return pay, "payment succeeded; shipment for the period", nil
+}
+
+// periodLine is the invoice line that bills the subscription's period, and the
+// plan whose price it charged.
+type periodLine struct {
+	gateway.InvoiceLine
+	planID string
+}
+
+// checkCharged finds the line billing the period and compares amount, currency and
+// price with our plan for that price. A paid invoice with no such line (a proration
+// alone) ships nothing and is not a mismatch.
+func (s *Syncer) checkCharged(tx *gorm.DB, inv gateway.Invoice) (*periodLine, string, error) {
+	var line *gateway.InvoiceLine
+	for i := range inv.Lines {
+		l := &inv.Lines[i]
+		if l.Type == "subscription" && !l.Proration {
+			line = l
+			break
+		}
+	}
+	if line == nil {
+		return nil, "", nil
+	}
+	var plan models.Plan
+	err := tx.Where("stripe_price_id = ?", line.PriceID).Take(&plan).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, "price " + line.PriceID + " is not one of our plans", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("subscriptions: plan by price: %w", err)
+	}
+	var problems []string
+	if !strings.EqualFold(inv.Currency, plan.Currency) || !strings.EqualFold(line.Currency, plan.Currency) {
+		problems = append(problems, "currency "+strings.ToUpper(inv.Currency)+" instead of "+plan.Currency)
+	}
+	if line.Quantity != 1 {
+		problems = append(problems, "quantity "+strconv.FormatInt(line.Quantity, 10)+" instead of 1")
+	}
+	if line.UnitAmount != plan.Amount || line.Amount != plan.Amount*max(line.Quantity, 1) {
+		problems = append(problems, "charged "+strconv.FormatInt(line.Amount, 10)+" instead of "+strconv.FormatInt(plan.Amount, 10))
+	}
+	if inv.AmountPaid > inv.Total {
+		problems = append(problems, "paid more than the invoice total")
+	}
+	if len(problems) > 0 {
+		return nil, strings.Join(problems, "; "), nil
+	}
+	return &periodLine{InvoiceLine: *line, planID: plan.ID}, "", nil
+}
+
+// applyInvoicePaid records a paid invoice: payment, shipment, and a receipt.
+func (s *Syncer) applyInvoicePaid(ctx context.Context, tx *gorm.DB, ev Event, st stamp, inv gateway.Invoice, read *gateway.Subscription) (Effect, error) {
+	sub, err := s.subscriptionFor(ctx, tx, inv.SubscriptionID, read)
+	if err != nil {
+		return Effect{}, err
+	}
+	if sub == nil {
+		return Effect{Ignored: true, Outcome: "invoice of a subscription not ours"}, nil
+	}
+	pay, outcome, err := s.recordPaid(ctx, tx, &st, inv, sub)
+	if err != nil {
+		return Effect{}, err
+	}
+	data := map[string]string{
+		notifications.DataAmount: money.Format(pay.AmountMinor, pay.Currency),
+		notifications.DataPlan:   s.planLabel(tx, sub.PlanID),
+	}
+	if err := s.enqueue(ctx, tx, sub.CustomerID, notifications.KindPaymentSucceeded, &sub.ID, &pay.ID, data, "invoice:"+inv.ID+":paid"); err != nil {
+		return Effect{}, err
+	}
+	s.metrics.payments.WithLabelValues("succeeded").Inc()
+	s.logger.InfoContext(ctx, "payment succeeded", "payment_id", pay.ID, "subscription_id", sub.ID, "stripe_invoice_id", inv.ID,
+		"amount", pay.AmountMinor, "currency", pay.Currency, "event_id", ev.ProviderEventID)
+	return Effect{Outcome: outcome}, nil
+}
+
+// applyInvoiceFailed records a failed (or authentication-blocked) renewal: the
+// payment's status, PAST_DUE on the subscription, and a notice telling the
+// customer how to fix it (SUB-4). Stripe's own retry schedule stays in charge.
+func (s *Syncer) applyInvoiceFailed(ctx context.Context, tx *gorm.DB, ev Event, st stamp, inv gateway.Invoice, read *gateway.Subscription) (Effect, error) {
+	sub, err := s.subscriptionFor(ctx, tx, inv.SubscriptionID, read)
+	if err != nil {
+		return Effect{}, err
+	}
+	if sub == nil {
+		return Effect{Ignored: true, Outcome: "invoice of a subscription not ours"}, nil
+	}
+	status, kind, outcome := models.PaymentFailed, notifications.KindPaymentFailed, "payment failed"
+	if ev.Type == evInvoiceActionNeeded {
+		status, kind, outcome = models.PaymentPending, notifications.KindPaymentActionRequired, "payment needs the customer's authentication"
+	}
+	pay, err := lockPayment(tx, "stripe_invoice_id = ?", inv.ID)
+	if err != nil {
+		return Effect{}, err
+	}
+	isNew := pay == nil
+	if isNew {
+		pay = &models.Payment{SubscriptionID: sub.ID, CustomerID: sub.CustomerID, StripeInvoiceID: inv.ID}
+	}
+	if !isNew && !st.newer(pay.ProviderUpdatedAt, pay.ProviderEventSeq) || pay.Status == models.PaymentSucceeded ||
+		pay.Status == models.PaymentRefunded || pay.Status == models.PaymentPartiallyRefunded {
+		// A paid invoice cannot fail afterwards: this report is older than what we know.
+		return Effect{Outcome: "older than the payment's state; recorded only"}, nil
+	}
+	pay.AmountMinor, pay.Currency, pay.Status = inv.AmountDue, strings.ToUpper(inv.Currency), status
+	pay.ProviderUpdatedAt, pay.ProviderEventSeq = &st.created, &st.seq
+	if inv.HostedInvoiceURL != "" {
+		pay.InvoiceURL = &inv.HostedInvoiceURL
+	}
+	if inv.PaymentIntentID != "" {
+		pay.StripePaymentIntentID = &inv.PaymentIntentID
+	}
+	if isNew {
+		err = tx.Create(pay).Error
+	} else {
+		err = tx.Save(pay).Error
+	}
+	if err != nil {
+		return Effect{}, fmt.Errorf("subscriptions: save payment: %w", err)
+	}
+	renewal := inv.BillingReason != "subscription_create"
+	if renewal && (sub.Status == models.SubscriptionActive || sub.Status == models.SubscriptionTrialing) &&
+		st.newer(sub.ProviderUpdatedAt, sub.ProviderEventSeq) {
+		sub.Status = models.SubscriptionPastDue
+		sub.ProviderUpdatedAt, sub.ProviderEventSeq = &st.created, &st.seq
+		if err := tx.Save(sub).Error; err != nil {
+			return Effect{}, fmt.Errorf("subscriptions: past due: %w", err)
+		}
+		outcome += "; subscription past due"
+	}
+	data := map[string]string{
+		notifications.DataAmount: money.Format(inv.AmountDue, strings.ToUpper(inv.Currency)),
+		notifications.DataPlan:   s.planLabel(tx, sub.PlanID),
+		notifications.DataURL:    inv.HostedInvoiceURL,
+	}
+	if !inv.NextPaymentAttempt.IsZero() {
+		data[notifications.DataNextAttempt] = inv.NextPaymentAttempt.UTC().Format(time.RFC3339)
+	}
+	if err := s.enqueue(ctx, tx, sub.CustomerID, kind, &sub.ID, &pay.ID, data, ev.ProviderEventID+":"+string(kind)); err != nil {
+		return Effect{}, err
+	}
+	s.metrics.payments.WithLabelValues(strings.ToLower(string(status))).Inc()
+	s.logger.WarnContext(ctx, "payment not completed", "payment_id", pay.ID, "subscription_id", sub.ID, "stripe_invoice_id", inv.ID,
+		"status", string(status), "attempt_count", inv.AttemptCount, "event_id", ev.ProviderEventID)
+	return Effect{Outcome: outcome}, nil
+}
+
+// paymentForCharge finds (or, from the invoice Prepare read, records) the payment
+// a charge belongs to. nil: not a payment of ours.
+func (s *Syncer) paymentForCharge(ctx context.Context, tx *gorm.DB, p *Prepared, paymentIntentID, invoiceID string) (*models.Payment, error) {
+	if paymentIntentID != "" {
+		pay, err := lockPayment(tx, "stripe_payment_intent_id = ?", paymentIntentID)
+		if pay != nil || err != nil {
+			return pay, err
+		}
+	}
+	if invoiceID != "" {
+		pay, err := lockPayment(tx, "stripe_invoice_id = ?", invoiceID)
+		if pay != nil || err != nil {
+			return pay, err
+		}
+	}
+	inv := p.chargeInvoice
+	if inv == nil {
+		return nil, nil
+	}
+	sub, err := s.subscriptionFor(ctx, tx, inv.SubscriptionID, p.subscription)
+	if err != nil || sub == nil {
+		return nil, err
+	}
+	if inv.Status != "paid" {
+		return nil, nil
+	}
+	if _, _, err := s.recordPaid(ctx, tx, nil, *inv, sub); err != nil {
+		return nil, err
+	}
+	return lockPayment(tx, "stripe_invoice_id = ?", inv.ID)
+}
+
+func refundStatus(amount, refunded int64, otherwise models.PaymentStatus) models.PaymentStatus {
+	switch {
+	case refunded > 0 && refunded >= amount:
+		return models.PaymentRefunded
+	case refunded > 0:
+		return models.PaymentPartiallyRefunded
+	}
+	return otherwise
+}
+
+// applyRefund records what Stripe says has been refunded of a charge. Refunds only
+// grow, so the larger figure wins whatever order the events come in.
+func (s *Syncer) applyRefund(ctx context.Context, tx *gorm.DB, ev Event, st stamp, p *Prepared) (Effect, error) {
+	ch := p.charge
+	pay, err := s.paymentForCharge(ctx, tx, p, ch.PaymentIntentID, ch.InvoiceID)
+	if err != nil {
+		return Effect{}, err
+	}
+	if pay == nil {
+		return Effect{Ignored: true, Outcome: "charge of no payment of ours"}, nil
+	}
+	refunded := min(max(pay.AmountRefunded, ch.AmountRefunded), pay.AmountMinor)
+	if refunded == pay.AmountRefunded && pay.Status == refundStatus(pay.AmountMinor, refunded, pay.Status) {
+		return Effect{Outcome: "refund already recorded"}, nil
+	}
+	pay.AmountRefunded = refunded
+	pay.Status = refundStatus(pay.AmountMinor, refunded, pay.Status)
+	if st.newer(pay.ProviderUpdatedAt, pay.ProviderEventSeq) {
+		pay.ProviderUpdatedAt, pay.ProviderEventSeq = &st.created, &st.seq
+	}
+	if err := tx.Save(pay).Error; err != nil {
+		return Effect{}, fmt.Errorf("subscriptions: save refund: %w", err)
+	}
+	data := map[string]string{notifications.DataAmount: money.Format(refunded, pay.Currency)}
+	if err := s.enqueue(ctx, tx, pay.CustomerID, notifications.KindPaymentRefunded, &pay.SubscriptionID, &pay.ID, data,
+		ev.ProviderEventID+":refunded"); err != nil {
+		return Effect{}, err
+	}
+	s.metrics.alerts.WithLabelValues("refund").Inc()
+	s.logger.WarnContext(ctx, "payment refunded", "alert", "refund", "payment_id", pay.ID, "stripe_charge_id", ch.ID,
+		"amount_refunded", refunded, "currency", pay.Currency, "status", string(pay.Status), "event_id", ev.ProviderEventID)
+	return Effect{Outcome: "payment " + strings.ToLower(string(pay.Status))}, nil
+}
+
+// applyPaymentFlag records a dispute or an early fraud warning on the payment and
+// raises the alert someone must act on (OPS-3).
+func (s *Syncer) applyPaymentFlag(ctx context.Context, tx *gorm.DB, ev Event, p *Prepared, paymentIntentID, chargeID, kind string) (Effect, error) {
+	pay, err := s.paymentForCharge(ctx, tx, p, paymentIntentID, "")
+	if err != nil {
+		return Effect{}, err
+	}
+	if pay == nil {
+		return Effect{Ignored: true, Outcome: "charge of no payment of ours"}, nil
+	}
+	at := ev.Created.UTC()
+	attrs := []any{"alert", kind, "payment_id", pay.ID, "stripe_charge_id", chargeID, "event_id", ev.ProviderEventID}
+	if kind == "dispute" {
+		pay.DisputedAt = &at
+		reason := p.dispute.Reason
+		pay.DisputeReason = &reason
+		attrs = append(attrs, "reason", reason, "amount", p.dispute.Amount)
+	} else {
+		pay.FraudWarningAt = &at
+		attrs = append(attrs, "fraud_type", p.fraud.FraudType)
+	}
+	if err := tx.Save(pay).Error; err != nil {
+		return Effect{}, fmt.Errorf("subscriptions: save %s: %w", kind, err)
+	}
+	s.metrics.alerts.WithLabelValues(kind).Inc()
+	s.logger.WarnContext(ctx, "payment flagged by Stripe", attrs...)
+	return Effect{Outcome: strings.ReplaceAll(kind, "_", " ") + " recorded"}, nil
+}

@@ -1,0 +1,161 @@
+// Package webhooktest builds Stripe events as Stripe sends them (API version and
+// object shapes of stripe-go v76) and signs them like Stripe does, for tests and
+// the webhook load command. It is never used by the server.
+package webhooktest
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+)
+
+// Object is a Stripe object or event as JSON-ready data.
+type Object = map[string]any
+
+// Event wraps obj in an event of the given type, id and created time.
+// previous, for *.updated events, is data.previous_attributes.
+func Event(id, eventType string, created time.Time, obj Object, previous Object) []byte {
+	data := Object{"object": obj}
+	if previous != nil {
+		data["previous_attributes"] = previous
+	}
+	b, err := json.Marshal(Object{
+		"id": id, "object": "event", "api_version": stripe.APIVersion, "created": created.Unix(),
+		"livemode": false, "pending_webhooks": 1, "type": eventType, "data": data,
+		"request": Object{"id": nil, "idempotency_key": nil},
+	})
+	if err != nil {
+		panic(err) // only literal test data goes in
+	}
+	return b
+}
+
+// Sign returns the Stripe-Signature header for body, signed with secret at t.
+func Sign(body []byte, secret string, t time.Time) string {
+	sig := webhook.ComputeSignature(t, body, secret)
+	return fmt.Sprintf("t=%d,v1=%x", t.Unix(), sig)
+}
+
+// Subscription is a subscription object with one item on price.
+type Subscription struct {
+	ID, Customer, Price, Status string
+	Amount                      int64  // unit amount, minor units
+	Currency                    string // lower case, as Stripe sends it
+	PeriodStart, PeriodEnd      time.Time
+	CancelAtPeriodEnd           bool
+	Paused                      bool
+	Metadata                    map[string]string
+}
+
+// Object renders the subscription as Stripe does.
+func (s Subscription) Object() Object {
+	var pause any
+	if s.Paused {
+		pause = Object{"behavior": "void", "resumes_at": nil}
+	}
+	md := s.Metadata
+	if md == nil {
+		md = map[string]string{}
+	}
+	return Object{
+		"id": s.ID, "object": "subscription", "customer": s.Customer, "status": s.Status,
+		"cancel_at_period_end": s.CancelAtPeriodEnd, "pause_collection": pause,
+		"current_period_start": s.PeriodStart.Unix(), "current_period_end": s.PeriodEnd.Unix(),
+		"created": s.PeriodStart.Unix(), "currency": s.Currency, "metadata": md, "livemode": false,
+		"items": Object{"object": "list", "has_more": false, "url": "/v1/subscription_items?subscription=" + s.ID,
+			"data": []any{Object{
+				"id": "si_" + s.ID, "object": "subscription_item", "quantity": 1, "subscription": s.ID,
+				"price": price(s.Price, s.Amount, s.Currency),
+			}}},
+	}
+}
+
+func price(id string, amount int64, currency string) Object {
+	return Object{"id": id, "object": "price", "unit_amount": amount, "currency": currency, "type": "recurring",
+		"recurring": Object{"interval": "month", "interval_count": 1}}
+}
+
+// Invoice is a subscription invoice with one line billing a period.
+type Invoice struct {
+	ID, Subscription, Customer, Price string
+	Status, BillingReason             string // default "paid", "subscription_cycle"
+	Amount                            int64  // the line's and the invoice's amount
+	Paid                              int64  // amount_paid; defaults to Amount when Status is paid
+	Currency                          string
+	PeriodStart, PeriodEnd            time.Time
+	Quantity                          int64 // default 1
+	NextPaymentAttempt                time.Time
+}
+
+// Object renders the invoice as Stripe does.
+func (in Invoice) Object() Object {
+	status, reason, qty := or(in.Status, "paid"), or(in.BillingReason, "subscription_cycle"), in.Quantity
+	if qty == 0 {
+		qty = 1
+	}
+	paid := in.Paid
+	if paid == 0 && status == "paid" {
+		paid = in.Amount * qty
+	}
+	var paidAt, next any
+	if status == "paid" {
+		paidAt = in.PeriodStart.Unix()
+	}
+	if !in.NextPaymentAttempt.IsZero() {
+		next = in.NextPaymentAttempt.Unix()
+	}
+	total := in.Amount * qty
+	return Object{
+		"id": in.ID, "object": "invoice", "customer": in.Customer, "subscription": in.Subscription,
+		"status": status, "billing_reason": reason, "currency": in.Currency,
+		"amount_due": total, "amount_paid": paid, "amount_remaining": total - paid, "total": total, "subtotal": total,
+		"attempt_count": 1, "next_payment_attempt": next,
+		"payment_intent": "pi_" + in.ID, "charge": "ch_" + in.ID,
+		"hosted_invoice_url": "https://invoice.stripe.com/i/" + in.ID,
+		"status_transitions": Object{"paid_at": paidAt, "finalized_at": in.PeriodStart.Unix()},
+		"created": in.PeriodStart.Unix(), "livemode": false, "metadata": Object{},
+		"lines": Object{"object": "list", "has_more": false, "url": "/v1/invoices/" + in.ID + "/lines",
+			"data": []any{Object{
+				"id": "il_" + in.ID, "object": "line_item", "type": "subscription", "amount": total,
+				"currency": in.Currency, "quantity": qty, "proration": false, "subscription": in.Subscription,
+				"subscription_item": "si_" + in.Subscription, "price": price(in.Price, in.Amount, in.Currency),
+				"period": Object{"start": in.PeriodStart.Unix(), "end": in.PeriodEnd.Unix()},
+			}}},
+	}
+}
+
+// Charge renders a charge of an invoice, refunded by refunded.
+func Charge(id, invoice, paymentIntent string, amount, refunded int64, currency string) Object {
+	return Object{
+		"id": id, "object": "charge", "invoice": invoice, "payment_intent": paymentIntent, "amount": amount,
+		"amount_refunded": refunded, "refunded": refunded >= amount, "currency": currency, "paid": true,
+		"status": "succeeded", "created": time.Now().Unix(), "livemode": false, "metadata": Object{},
+	}
+}
+
+// Dispute renders a dispute of a charge.
+func Dispute(id, charge, paymentIntent string, amount int64, currency, reason string) Object {
+	return Object{
+		"id": id, "object": "dispute", "charge": charge, "payment_intent": paymentIntent, "amount": amount,
+		"currency": currency, "reason": reason, "status": "needs_response", "created": time.Now().Unix(), "livemode": false,
+	}
+}
+
+// EarlyFraudWarning renders Radar's warning about a charge.
+func EarlyFraudWarning(id, charge, paymentIntent string) Object {
+	return Object{
+		"id": id, "object": "radar.early_fraud_warning", "charge": charge, "payment_intent": paymentIntent,
+		"fraud_type": "made_with_stolen_card", "actionable": true, "created": time.Now().Unix(), "livemode": false,
+	}
+}
+
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,189 @@
+package webhooks
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/scoville/scoville/jobs"
+	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/subscriptions"
+)
+
+// ProcessArgs is the job that applies one stored event.
+type ProcessArgs struct {
+	EventID string `json:"eventId"`
+}
+
+// Kind names the job in River.
+func (ProcessArgs) Kind() string { return "webhook_event_process" }
+
+// InsertOpts puts event jobs on their own queue.
+func (ProcessArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: jobs.QueueWebhooks} }
+
+// Applier is the business side of an event: reads from the provider first (Prepare),
+// then the effect inside the transaction that marks the event done (Apply).
+type Applier interface {
+	Prepare(ctx context.Context, ev subscriptions.Event) (*subscriptions.Prepared, error)
+	Apply(ctx context.Context, tx *gorm.DB, ev subscriptions.Event, p *subscriptions.Prepared) (subscriptions.Effect, error)
+}
+
+// Worker applies stored events. The effect, the event's new status and the job's
+// completion commit in one transaction, so a crash anywhere either loses the whole
+// attempt (and the job is retried) or none of it: each event applies exactly once.
+type Worker struct {
+	river.WorkerDefaults[ProcessArgs]
+	db      *gorm.DB
+	applier Applier
+	metrics *Metrics
+	logger  *slog.Logger
+}
+
+// NewWorker builds the worker.
+func NewWorker(db *gorm.DB, applier Applier, metrics *Metrics, logger *slog.Logger) *Worker {
+	return &Worker{db: db, applier: applier, metrics: metrics, logger: logger}
+}
+
+// errDone ends the transaction of an event that another run already finished.
+var errDone = errors.New("webhooks: event already done")
+
+// payload is the part of a stored event the appliers need.
+type payload struct {
+	Data struct {
+		Object             json.RawMessage `json:"object"`
+		PreviousAttributes json.RawMessage `json:"previous_attributes"`
+	} `json:"data"`
+}
+
+// Work applies the event once. A failed attempt is retried with River's backoff;
+// after the last one the event is FAILED, with its error, for support to replay.
+func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
+	start := time.Now()
+	var row models.WebhookEvent
+	err := w.db.WithContext(ctx).Take(&row, "id = ?", job.Args.EventID).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		w.logger.WarnContext(ctx, "webhook job for an event that does not exist", "webhook_event_id", job.Args.EventID)
+		return nil
+	}
+	if err != nil {
+		return w.failed(ctx, job, &row, err)
+	}
+	if row.Status != models.WebhookReceived {
+		return nil // processed, ignored or failed already; a replay re-arms it first
+	}
+	var body payload
+	if err := json.Unmarshal(row.Payload, &body); err != nil {
+		return w.failed(ctx, job, &row, fmt.Errorf("%w: payload: %v", subscriptions.ErrMalformed, err))
+	}
+	ev := subscriptions.Event{
+		ID: row.ID, ProviderEventID: row.ProviderEventID, Type: row.Type, Created: row.EventCreated, Seq: row.Seq,
+		Object: body.Data.Object, PreviousAttributes: body.Data.PreviousAttributes,
+	}
+	prepared, err := w.applier.Prepare(ctx, ev)
+	if err != nil {
+		return w.failed(ctx, job, &row, err)
+	}
+	var effect subscriptions.Effect
+	err = w.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var locked models.WebhookEvent
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id", "status").Take(&locked, "id = ?", row.ID).Error; err != nil {
+			return err
+		}
+		if locked.Status != models.WebhookReceived {
+			return errDone
+		}
+		var err error
+		if effect, err = w.applier.Apply(ctx, tx, ev, prepared); err != nil {
+			return err
+		}
+		status := models.WebhookProcessed
+		if effect.Ignored {
+			status = models.WebhookIgnored
+		}
+		err = tx.Model(&models.WebhookEvent{}).Where("id = ?", row.ID).Updates(map[string]any{
+			"status": status, "outcome": truncate(effect.Outcome, 500), "attempts": job.Attempt,
+			"last_error": nil, "processed_at": time.Now().UTC(),
+		}).Error
+		if err != nil {
+			return err
+		}
+		return completeInTx(ctx, tx, job)
+	})
+	if errors.Is(err, errDone) {
+		return nil
+	}
+	if err != nil {
+		return w.failed(ctx, job, &row, err)
+	}
+	outcome := "processed"
+	if effect.Ignored {
+		outcome = "ignored"
+	}
+	w.metrics.processed.WithLabelValues(typeLabel(row.Type), outcome).Inc()
+	w.metrics.duration.WithLabelValues(typeLabel(row.Type)).Observe(time.Since(start).Seconds())
+	w.metrics.lag.Observe(time.Since(row.ReceivedAt).Seconds())
+	w.logger.InfoContext(ctx, "webhook applied", "event_id", row.ProviderEventID, "event_type", row.Type, "outcome", outcome,
+		"attempt", job.Attempt, "duration_ms", time.Since(start).Milliseconds())
+	return nil
+}
+
+// completeInTx marks the job done in the effect's transaction. Outside a River
+// worker (a test calling Work directly) there is no client to do it with, and
+// River completes the job after Work returns as usual.
+func completeInTx(ctx context.Context, tx *gorm.DB, job *river.Job[ProcessArgs]) error {
+	if _, err := river.ClientFromContextSafely[*sql.Tx](ctx); err != nil {
+		return nil
+	}
+	sqlTx, err := jobs.SQLTx(tx)
+	if err != nil {
+		return err
+	}
+	_, err = river.JobCompleteTx[*jobs.Driver](ctx, sqlTx, job)
+	return err
+}
+
+// failed records a failed attempt on the event and hands the error to River for a
+// retry; after the last attempt the event is FAILED. A malformed event cannot get
+// better, so it fails at once.
+func (w *Worker) failed(ctx context.Context, job *river.Job[ProcessArgs], row *models.WebhookEvent, cause error) error {
+	final := job.Attempt >= job.MaxAttempts || errors.Is(cause, subscriptions.ErrMalformed)
+	updates := map[string]any{"attempts": job.Attempt, "last_error": truncate(cause.Error(), 2000)}
+	outcome := "retry"
+	if final {
+		updates["status"] = models.WebhookFailed
+		outcome = "failed"
+	}
+	// The attempt's own context may be what ended; the record must still be written.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := w.db.WithContext(rctx).Model(&models.WebhookEvent{}).
+		Where("id = ? AND status = ?", job.Args.EventID, models.WebhookReceived).Updates(updates).Error; err != nil {
+		w.logger.ErrorContext(ctx, "could not record a failed webhook attempt", "webhook_event_id", job.Args.EventID, "error", err.Error())
+	}
+	w.metrics.processed.WithLabelValues(typeLabel(row.Type), outcome).Inc()
+	level := slog.LevelWarn
+	if final {
+		level = slog.LevelError
+	}
+	w.logger.Log(ctx, level, "webhook attempt failed", "event_id", row.ProviderEventID, "event_type", row.Type,
+		"attempt", job.Attempt, "max_attempts", job.MaxAttempts, "final", final, "error", cause.Error())
+	if final && errors.Is(cause, subscriptions.ErrMalformed) {
+		return river.JobCancel(cause)
+	}
+	return cause
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
