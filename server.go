@@ -211,6 +211,9 @@ type overrides struct {
 	jobRetry          river.ClientRetryPolicy
 	rescueStuckAfter  time.Duration
 	mailer            notifications.Mailer
+	jobTimeout        time.Duration
+	// wrapApplier wraps the event applier, to inject faults such as a crash.
+	wrapApplier func(webhooks.Applier) webhooks.Applier
 }
 
 // newApp builds every part once and wires them: the one place that knows them all.
@@ -260,7 +263,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 
 	// Two River clients on one pool: the inserter is built first, so the services
 	// that enqueue exist before the workers that need them are registered.
-	queue, err := jobs.NewInserter(db, logger)
+	queue, err := jobs.NewInserter(db, cfg.JobMaxAttempts, logger)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -273,14 +276,18 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	syncer := subscriptions.NewSyncer(db, gw, queue, subscriptions.NewSyncMetrics(reg), logger)
 	webhookMetrics := webhooks.NewMetrics(reg, db)
 	workers := river.NewWorkers()
-	river.AddWorker(workers, webhooks.NewWorker(db, syncer, webhookMetrics, logger))
+	var applier webhooks.Applier = syncer
+	if o.wrapApplier != nil {
+		applier = o.wrapApplier(applier)
+	}
+	river.AddWorker(workers, webhooks.NewWorker(db, applier, webhookMetrics, logger))
 	river.AddWorker(workers, notifications.NewSendWorker(db, mailer, logger))
 	river.AddWorker(workers, idempotency.NewPurgeWorker(idem, logger))
 	a.grace = cfg.ShutdownTimeout
 	a.jobs, err = jobs.NewClient(db, workers, jobs.Config{
 		WebhookWorkers: cfg.WebhookWorkers, DefaultWorkers: cfg.JobWorkers,
 		PollInterval: cfg.JobPollInterval, MaxAttempts: cfg.JobMaxAttempts,
-		RetryPolicy: o.jobRetry, RescueStuckJobsAfter: o.rescueStuckAfter,
+		RetryPolicy: o.jobRetry, RescueStuckJobsAfter: o.rescueStuckAfter, JobTimeout: o.jobTimeout,
 		Periodic: []*river.PeriodicJob{idempotency.PurgeJob(time.Hour)},
 	}, logger)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/scoville/scoville/database/dbtest"
+	"github.com/scoville/scoville/notifications"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
 
@@ -235,4 +239,298 @@ func TestWebhookOlderEventNeverRollsBack(t *testing.T) {
 	require.Equal(t, "PROCESSED", a.awaitEvent("evt_same_2"))
 	require.NoError(t, a.db.Raw(`SELECT status FROM subscriptions WHERE id = ?`, f.subscriptionID).Scan(&status).Error)
 	require.Equal(t, "ACTIVE", status)
+}
+
+// recordingMailer keeps what would have been e-mailed.
+type recordingMailer struct {
+	mu   sync.Mutex
+	sent []notifications.Message
+}
+
+func (m *recordingMailer) Send(_ context.Context, msg notifications.Message) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sent = append(m.sent, msg)
+	return nil
+}
+
+func (m *recordingMailer) subjects() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, s := range m.sent {
+		out = append(out, s.Subject)
+	}
+	return out
+}
+
+func (m *recordingMailer) texts() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, s := range m.sent {
+		out = append(out, s.Subject+": "+s.Text)
+	}
+	return out
+}
+
+func (m *recordingMailer) find(t *testing.T, needle string) notifications.Message {
+	t.Helper()
+	var found notifications.Message
+	require.Eventually(t, func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for _, s := range m.sent {
+			if strings.Contains(s.Text, needle) || strings.Contains(s.Subject, needle) {
+				found = s
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 20*time.Millisecond, "no message mentions %q; sent: %v", needle, m.texts())
+	return found
+}
+
+// fastRetry retries a failed job at once, so tests see every attempt.
+type fastRetry struct{}
+
+func (fastRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(20 * time.Millisecond) }
+
+func TestWebhookPaymentLifecycle(t *testing.T) {
+	t.Parallel()
+	mailer := &recordingMailer{}
+	a := newTestApp(t, appOptions{jobs: true, overrides: overrides{mailer: mailer}})
+	f := a.fixture("price_life", "cus_life", "sub_life")
+	t0 := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+
+	// A renewal fails: the payment is FAILED, the subscription PAST_DUE, and the
+	// customer is told where to pay and when Stripe tries again (SUB-4).
+	failed := paidInvoice(f, "in_life", t0)
+	failed.Status, failed.Paid, failed.NextPaymentAttempt = "open", 0, t0.Add(72*time.Hour)
+	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_fail", "invoice.payment_failed", t0, failed.Object(), nil)))
+	require.Equal(t, "PROCESSED", a.awaitEvent("evt_fail"))
+	var payStatus, subStatus string
+	require.NoError(t, a.db.Raw(`SELECT status FROM payments WHERE stripe_invoice_id = 'in_life'`).Scan(&payStatus).Error)
+	require.Equal(t, "FAILED", payStatus)
+	require.NoError(t, a.db.Raw(`SELECT status FROM subscriptions WHERE id = ?`, f.subscriptionID).Scan(&subStatus).Error)
+	require.Equal(t, "PAST_DUE", subStatus)
+	msg := mailer.find(t, "https://invoice.stripe.com/i/in_life")
+	require.Equal(t, "buyer@example.com", msg.To)
+	require.Zero(t, a.count(`SELECT count(*) FROM shipments`), "an unpaid invoice ships nothing")
+
+	// Stripe's retry succeeds: SUCCEEDED, one shipment for the period, a receipt.
+	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_paid", "invoice.paid", t0.Add(time.Hour), paidInvoice(f, "in_life", t0).Object(), nil)))
+	require.Equal(t, "PROCESSED", a.awaitEvent("evt_paid"))
+	require.NoError(t, a.db.Raw(`SELECT status FROM payments WHERE stripe_invoice_id = 'in_life'`).Scan(&payStatus).Error)
+	require.Equal(t, "SUCCEEDED", payStatus)
+	var periodStart time.Time
+	var address string
+	require.NoError(t, a.db.Raw(`SELECT period_start, address->>'line1' FROM shipments WHERE stripe_invoice_id = 'in_life'`).Row().Scan(&periodStart, &address))
+	require.True(t, periodStart.Equal(t0))
+	require.Equal(t, "1 Pepper St", address, "the box goes to the address the subscription had when paid")
+	mailer.find(t, "Payment received: 24.00 USD")
+
+	// A failure reported late (older than the payment) changes nothing.
+	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_fail_late", "invoice.payment_failed", t0.Add(-time.Minute), failed.Object(), nil)))
+	require.Equal(t, "PROCESSED", a.awaitEvent("evt_fail_late"))
+	require.NoError(t, a.db.Raw(`SELECT status FROM payments WHERE stripe_invoice_id = 'in_life'`).Scan(&payStatus).Error)
+	require.Equal(t, "SUCCEEDED", payStatus)
+
+	// Partial refund, then the rest: the status follows and each is an alert.
+	charge := func(refunded int64) []byte {
+		return webhooktest.Event(fmt.Sprintf("evt_refund_%d", refunded), "charge.refunded", t0.Add(2*time.Hour),
+			webhooktest.Charge("ch_in_life", "in_life", "pi_in_life", 2400, refunded, "usd"), nil)
+	}
+	require.Equal(t, 200, a.deliver(charge(1000)))
+	require.Equal(t, "PROCESSED", a.awaitEvent("evt_refund_1000"))
+	var refunded int64
+	require.NoError(t, a.db.Raw(`SELECT status, amount_refunded FROM payments WHERE stripe_invoice_id = 'in_life'`).Row().Scan(&payStatus, &refunded))
+	require.Equal(t, "PARTIALLY_REFUNDED", payStatus)
+	require.EqualValues(t, 1000, refunded)
+	require.Equal(t, 200, a.deliver(charge(2400)))
+	require.Equal(t, "PROCESSED", a.awaitEvent("evt_refund_2400"))
+	require.NoError(t, a.db.Raw(`SELECT status, amount_refunded FROM payments WHERE stripe_invoice_id = 'in_life'`).Row().Scan(&payStatus, &refunded))
+	require.Equal(t, "REFUNDED", payStatus)
+	require.EqualValues(t, 2400, refunded)
+
+	// A dispute and a fraud warning are recorded on the payment and alerted.
+	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_dispute", "charge.dispute.created", t0.Add(3*time.Hour),
+		webhooktest.Dispute("dp_1", "ch_in_life", "pi_in_life", 2400, "usd", "fraudulent"), nil)))
+	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_efw", "radar.early_fraud_warning.created", t0.Add(3*time.Hour),
+		webhooktest.EarlyFraudWarning("issfr_1", "ch_in_life", "pi_in_life"), nil)))
+	require.Equal(t, "PROCESSED", a.awaitEvent("evt_dispute"))
+	require.Equal(t, "PROCESSED", a.awaitEvent("evt_efw"))
+	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM payments WHERE dispute_reason = 'fraudulent' AND disputed_at IS NOT NULL AND fraud_warning_at IS NOT NULL`))
+
+	// Anything else is stored and IGNORED.
+	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_other", "customer.created", t0, webhooktest.Object{"id": "cus_x", "object": "customer"}, nil)))
+	require.Equal(t, "IGNORED", a.awaitEvent("evt_other"))
+
+	_, metrics := a.get("/metrics")
+	for _, want := range []string{
+		`scoville_payment_alerts_total{kind="refund"} 2`,
+		`scoville_payment_alerts_total{kind="dispute"} 1`,
+		`scoville_payment_alerts_total{kind="fraud_warning"} 1`,
+		`scoville_payments_total{outcome="failed"} 1`, // the late report changed nothing
+		`scoville_payments_total{outcome="succeeded"} 1`,
+		`scoville_webhook_events_processed_total{outcome="ignored",type="other"} 1`,
+		`scoville_webhook_processing_seconds_count{type="invoice.paid"} 1`,
+		`scoville_webhook_queue_depth 0`,
+	} {
+		require.Contains(t, metrics, want)
+	}
+	logs := a.logs.String()
+	require.Contains(t, logs, `"alert":"dispute"`)
+	require.Contains(t, logs, `"alert":"fraud_warning"`)
+	require.NotContains(t, logs, "buyer@example.com", "no e-mail address in any log line")
+
+	// The owner sees the payment and the shipment through the API.
+	owner := a.token("sub-cus_life")
+	a.issuerSubject(f.customerID, "sub-cus_life")
+	resp := a.gql(owner, `query($id: ID!) { subscription(id: $id) { status shipments { edges { node { status periodStart address { line1 } } } }
+		payments { edges { node { status amount { amount currency } } } } } }`, map[string]any{"id": f.subscriptionID})
+	require.Empty(t, resp.Errors, resp.Raw)
+	require.Contains(t, resp.Raw, `"status":"PENDING"`)
+	require.Contains(t, resp.Raw, `"status":"REFUNDED"`)
+}
+
+// issuerSubject points a fixture customer at the test issuer's subject, so that
+// tokens minted for sub are that customer.
+func (a *testApp) issuerSubject(customerID, sub string) {
+	a.t.Helper()
+	require.NoError(a.t, a.db.Exec(`UPDATE customers SET issuer = ?, subject = ? WHERE id = ?`, a.issuer.IssuerURL(), sub, customerID).Error)
+}
+
+func TestWebhookAmountMismatchIsRecordedNotShipped(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{jobs: true})
+	f := a.fixture("price_mm", "cus_mm", "sub_mm")
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	inv := paidInvoice(f, "in_mm", t0)
+	inv.Amount = 100 // not what the plan costs
+	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_mm", "invoice.paid", t0, inv.Object(), nil)))
+	require.Equal(t, "PROCESSED", a.awaitEvent("evt_mm"))
+	require.Contains(t, a.eventOutcome("evt_mm"), "mismatch")
+	var mismatch string
+	require.NoError(t, a.db.Raw(`SELECT mismatch FROM payments WHERE stripe_invoice_id = 'in_mm'`).Scan(&mismatch).Error)
+	require.Contains(t, mismatch, "charged 100 instead of 2400")
+	require.Zero(t, a.count(`SELECT count(*) FROM shipments`), "a mismatched payment ships nothing until support checks it")
+	_, metrics := a.get("/metrics")
+	require.Contains(t, metrics, `scoville_payment_alerts_total{kind="amount_mismatch"} 1`)
+
+	other := paidInvoice(f, "in_mm2", t0)
+	other.Price = "price_not_ours"
+	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_mm2", "invoice.paid", t0, other.Object(), nil)))
+	require.Equal(t, "PROCESSED", a.awaitEvent("evt_mm2"))
+	require.NoError(t, a.db.Raw(`SELECT mismatch FROM payments WHERE stripe_invoice_id = 'in_mm2'`).Scan(&mismatch).Error)
+	require.Contains(t, mismatch, "not one of our plans")
+}
+
+// stripe-mock's fixture subscription: its customer and its item's price.
+const (
+	mockCustomer = "cus_MvgVWT91tuiCHq"
+	mockPrice    = "price_1MBp8NCMYaPNqkJjPu5CGHKq"
+)
+
+func TestWebhookUnknownObjectIsReadFromStripe(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{jobs: true})
+	f := a.fixture(mockPrice, mockCustomer, "")
+	f.stripeSub = "sub_unknown_yet"
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+
+	// invoice.paid overtakes everything we know of its subscription.
+	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_unknown", "invoice.paid", t0, paidInvoice(f, "in_unknown", t0).Object(), nil)))
+	require.Equal(t, "PROCESSED", a.awaitEvent("evt_unknown"))
+	var customerID, planID, status string
+	require.NoError(t, a.db.Raw(`SELECT customer_id, plan_id, status FROM subscriptions WHERE stripe_subscription_id = 'sub_unknown_yet'`).
+		Row().Scan(&customerID, &planID, &status))
+	require.Equal(t, f.customerID, customerID)
+	require.Equal(t, f.planID, planID)
+	require.Equal(t, "ACTIVE", status, "as stripe-mock reports it")
+	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM payments WHERE stripe_invoice_id = 'in_unknown'`))
+	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM shipments WHERE stripe_invoice_id = 'in_unknown'`))
+}
+
+func TestWebhookCheckoutCompletedLinksTheSubscription(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{jobs: true})
+	f := a.fixture(mockPrice, "cus_someone_else", "")
+	require.NoError(t, a.db.Exec(`UPDATE customers SET stripe_customer_id = NULL WHERE id = ?`, f.customerID).Error)
+	session := webhooktest.Object{
+		"id": "cs_test_1", "object": "checkout.session", "mode": "subscription", "status": "complete", "payment_status": "paid",
+		"customer": mockCustomer, "subscription": "sub_from_checkout", "client_reference_id": f.customerID,
+		"metadata": webhooktest.Object{"scoville_customer_id": f.customerID}, "created": time.Now().Unix(),
+		"shipping_details": webhooktest.Object{"name": "Buyer", "address": webhooktest.Object{
+			"line1": "9 Habanero Rd", "city": "Portland", "postal_code": "97201", "state": "OR", "country": "US"}},
+	}
+	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_cs", "checkout.session.completed", time.Now(), session, nil)))
+	require.Equal(t, "PROCESSED", a.awaitEvent("evt_cs"))
+	var customerID, line1 string
+	require.NoError(t, a.db.Raw(`SELECT customer_id, shipping_address->>'line1' FROM subscriptions WHERE stripe_subscription_id = 'sub_from_checkout'`).
+		Row().Scan(&customerID, &line1))
+	require.Equal(t, f.customerID, customerID)
+	require.Equal(t, "9 Habanero Rd", line1)
+	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM customers WHERE id = ? AND stripe_customer_id = ?`, f.customerID, mockCustomer))
+
+	// The same session again (a new event id for it) changes nothing.
+	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_cs_again", "checkout.session.completed", time.Now(), session, nil)))
+	require.Equal(t, "PROCESSED", a.awaitEvent("evt_cs_again"))
+	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM subscriptions`))
+}
+
+func TestWebhookDatabaseDownAnswers503ThenRedeliveryAppliesOnce(t *testing.T) {
+	t.Parallel()
+	proxy, viaProxy := dbtest.NewProxy(t, dbtest.NewURL(t, ""))
+	a := newTestApp(t, appOptions{dbURL: viaProxy, jobs: true})
+	f := a.fixture("price_down", "cus_down", "sub_down")
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	body := webhooktest.Event("evt_down", "invoice.paid", t0, paidInvoice(f, "in_down", t0).Object(), nil)
+
+	proxy.Stop()
+	status, resp := a.postWebhook(body, webhooktest.Sign(body, testWebhookSecret, time.Now()))
+	require.Equal(t, http.StatusServiceUnavailable, status)
+	require.NotContains(t, resp, "127.0.0.1")
+	proxy.Start(t)
+
+	require.Eventually(t, func() bool { return a.deliver(body) == http.StatusOK }, 10*time.Second, 50*time.Millisecond)
+	require.Equal(t, 200, a.deliver(body))
+	require.Equal(t, "PROCESSED", a.awaitEvent("evt_down"))
+	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM payments`))
+	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM shipments`))
+}
+
+func TestWebhookFailingJobRetriesThenFails(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{
+		jobs: true,
+		env:  map[string]string{"STRIPE_API_BASE": "http://127.0.0.1:1", "JOB_MAX_ATTEMPTS": "3"}, // Stripe unreachable
+		overrides: overrides{jobRetry: fastRetry{}, stripeRetryBudget: 200 * time.Millisecond, stripeTimeout: 100 * time.Millisecond},
+	})
+	f := a.fixture("price_fail", "cus_fail", "")
+	f.stripeSub = "sub_must_be_read"
+	t0 := time.Now().Truncate(time.Second)
+	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_fails", "invoice.paid", t0, paidInvoice(f, "in_fails", t0).Object(), nil)))
+	require.Equal(t, "FAILED", a.awaitEvent("evt_fails"))
+	var attempts int
+	var lastError string
+	require.NoError(t, a.db.Raw(`SELECT attempts, last_error FROM webhook_events WHERE provider_event_id = 'evt_fails'`).Row().Scan(&attempts, &lastError))
+	require.Equal(t, 3, attempts)
+	require.Contains(t, lastError, "read subscription from Stripe")
+	require.Zero(t, a.count(`SELECT count(*) FROM payments`))
+
+	// Support sees it with its error; a customer may not look.
+	q := `{ webhookEvents(status: FAILED) { edges { node { providerEventId type status attempts lastError } } } }`
+	resp := a.gql(a.token("staff", "support"), q, nil)
+	require.Empty(t, resp.Errors, resp.Raw)
+	require.Contains(t, resp.Raw, `"providerEventId":"evt_fails"`)
+	require.Contains(t, resp.Raw, `"attempts":3`)
+	resp = a.gql(a.token("shopper"), q, nil)
+	require.Equal(t, []string{"FORBIDDEN"}, resp.codes())
+	resp = a.gql("", q, nil)
+	require.Equal(t, []string{"UNAUTHENTICATED"}, resp.codes())
+
+	_, metrics := a.get("/metrics")
+	require.Contains(t, metrics, `scoville_webhook_events_processed_total{outcome="retry",type="invoice.paid"} 2`)
+	require.Contains(t, metrics, `scoville_webhook_events_processed_total{outcome="failed",type="invoice.paid"} 1`)
 }

@@ -82,13 +82,14 @@ func NewClient(db *gorm.DB, workers *river.Workers, cfg Config, logger *slog.Log
 }
 
 // NewInserter builds a client that only enqueues: for commands and tools that must
-// add work without running it.
-func NewInserter(db *gorm.DB, logger *slog.Logger) (*Client, error) {
+// add work without running it. maxAttempts is stamped on each job it inserts (zero:
+// the default), so it must agree with the working client's.
+func NewInserter(db *gorm.DB, maxAttempts int, logger *slog.Logger) (*Client, error) {
 	sqlDB, err := db.DB()
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	c, err := river.NewClient(riverdatabasesql.New(sqlDB), &river.Config{Logger: quiet(logger)})
+	c, err := river.NewClient(riverdatabasesql.New(sqlDB), &river.Config{MaxAttempts: orDefault(maxAttempts, 12), Logger: quiet(logger)})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
