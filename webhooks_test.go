@@ -503,8 +503,8 @@ func TestWebhookDatabaseDownAnswers503ThenRedeliveryAppliesOnce(t *testing.T) {
 func TestWebhookFailingJobRetriesThenFails(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{
-		jobs: true,
-		env:  map[string]string{"STRIPE_API_BASE": "http://127.0.0.1:1", "JOB_MAX_ATTEMPTS": "3"}, // Stripe unreachable
+		jobs:      true,
+		env:       map[string]string{"STRIPE_API_BASE": "http://127.0.0.1:1", "JOB_MAX_ATTEMPTS": "3"}, // Stripe unreachable
 		overrides: overrides{jobRetry: fastRetry{}, stripeRetryBudget: 200 * time.Millisecond, stripeTimeout: 100 * time.Millisecond},
 	})
 	f := a.fixture("price_fail", "cus_fail", "")

@@ -116,7 +116,7 @@ func (in Invoice) Object() Object {
 		"payment_intent": "pi_" + in.ID, "charge": "ch_" + in.ID,
 		"hosted_invoice_url": "https://invoice.stripe.com/i/" + in.ID,
 		"status_transitions": Object{"paid_at": paidAt, "finalized_at": in.PeriodStart.Unix()},
-		"created": in.PeriodStart.Unix(), "livemode": false, "metadata": Object{},
+		"created":            in.PeriodStart.Unix(), "livemode": false, "metadata": Object{},
 		"lines": Object{"object": "list", "has_more": false, "url": "/v1/invoices/" + in.ID + "/lines",
 			"data": []any{Object{
 				"id": "il_" + in.ID, "object": "line_item", "type": "subscription", "amount": total,
@@ -151,7 +151,6 @@ func EarlyFraudWarning(id, charge, paymentIntent string) Object {
 		"fraud_type": "made_with_stolen_card", "actionable": true, "created": time.Now().Unix(), "livemode": false,
 	}
 }
-
 
 func or(s, def string) string {
 	if s == "" {
