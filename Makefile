@@ -8,13 +8,13 @@ export TEST_ARGS
 export TEST_PKGS
 
 .DEFAULT_GOAL := help
-.PHONY: help run test bench generate lint build migrate
+.PHONY: help run test bench bench-webhooks generate lint build migrate
 
 help: ## list the targets
 	@echo "Usage: make <target>"
 	@echo
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | \
-		awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+		awk 'BEGIN {FS = ":.*## "} {printf "  %-15s %s\n", $$1, $$2}'
 	@echo
 	@echo "make test TEST_ARGS='-run TestX -v' TEST_PKGS=./auth/...   narrows the tests"
 	@echo "DATABASE_URL / STRIPE_API_BASE, when set, are used instead of throwaway ones"
@@ -27,6 +27,9 @@ test: ## go vet, then all tests with -race against a throwaway PostgreSQL and st
 
 bench: ## the benchmarks reported in the README
 	@bash scripts/bench.sh
+
+bench-webhooks: ## webhook acknowledgements under load (10,000 events x 2) against a pgbench insert baseline
+	@bash scripts/bench-webhooks.sh
 
 generate: ## regenerate the GraphQL code (gqlgen)
 	$(GO) tool gqlgen generate

@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# make bench-webhooks: how fast the Stripe webhook route acknowledges deliveries,
+# next to what the same PostgreSQL does with plain one-row inserts.
+#
+# Starts a throwaway PostgreSQL and stripe-mock (unless DATABASE_URL /
+# STRIPE_API_BASE are set), builds and starts the development identity provider
+# and the server on free loopback ports, then on the same database:
+#   1. pgbench: a one-row INSERT into a scratch table, BENCH_CONCURRENCY clients;
+#   2. cmd/webhookload: BENCH_EVENTS distinct invoice.paid events, each delivered
+#      twice, by BENCH_CONCURRENCY senders; it waits until every event is applied
+#      and checks there is exactly one payment and one shipment per invoice.
+# Prints both figures, the ratio and whether the targets hold (acks/s at least 60%
+# of pgbench's tps, p99 under 50 ms). Exits 1 only when a delivery was refused or
+# the results are not exact; missing a target is reported, not an error.
+#
+#   BENCH_CONCURRENCY  clients for both measurements (default 50)
+#   BENCH_EVENTS       distinct events (default 10000)
+#   PGBENCH_SECONDS    pgbench duration (default 15)
+#   PGBENCH            pgbench program (default: newest /usr/lib/postgresql/*/bin/pgbench)
+#   WEBHOOKLOAD_ARGS   more flags for cmd/webhookload, e.g. '-subscriptions 1000'
+#   DB_MAX_OPEN_CONNS, DB_MAX_IDLE_CONNS, WEBHOOK_WORKERS, JOB_POLL_INTERVAL
+#                      server settings; the defaults below are the best measured here
+#
+# With DATABASE_URL set, the run's rows (a plan, customers, subscriptions, events,
+# payments, shipments) stay in that database, under ids unique to the run.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source-path=SCRIPTDIR/.. source=scripts/lib.sh
+source scripts/lib.sh
+
+concurrency="${BENCH_CONCURRENCY:-50}"
+events="${BENCH_EVENTS:-10000}"
+pgbench_seconds="${PGBENCH_SECONDS:-15}"
+
+# Server settings for the measurement. A pool as large as the number of concurrent
+# deliveries, all of it kept idle: with fewer idle connections than requests in
+# flight, the pool closes and reopens connections under load.
+export DB_MAX_OPEN_CONNS="${DB_MAX_OPEN_CONNS:-50}"
+export DB_MAX_IDLE_CONNS="${DB_MAX_IDLE_CONNS:-$DB_MAX_OPEN_CONNS}"
+export WEBHOOK_WORKERS="${WEBHOOK_WORKERS:-10}"
+export JOB_POLL_INTERVAL="${JOB_POLL_INTERVAL:-200ms}"
+
+# pgbench of the newest installed server, like the cluster lib.sh starts; the
+# /usr/bin wrapper may pick another version.
+find_pgbench() {
+	local p
+	if [[ -n ${PGBENCH:-} ]]; then
+		printf '%s\n' "$PGBENCH"
+		return 0
+	fi
+	p="$(printf '%s\n' /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | grep -v '\*' | sort -V | tail -n 1 || true)"
+	if [[ -z $p ]]; then
+		p="$(command -v pgbench || true)"
+	fi
+	[[ -n $p && -x $p ]] || return 1
+	printf '%s\n' "$p"
+}
+pgbench="$(find_pgbench)" || scoville_die "pgbench not found: sudo apt-get install -y postgresql-contrib (or set PGBENCH)"
+psql="$(dirname "$pgbench")/psql"
+[[ -x $psql ]] || psql="$(command -v psql)" || scoville_die "psql not found: sudo apt-get install -y postgresql-client"
+
+start_postgres
+start_stripe_mock
+scoville_tmpdir
+tmp="$_SCOVILLE_TMP"
+
+scoville_log "building the server and cmd/webhookload"
+go build -o "$tmp/scoville" .
+go build -o "$tmp/webhookload" ./cmd/webhookload
+
+# sql QUERY: one value from the benchmark database.
+sql() { "$psql" "$DATABASE_URL" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
+
+# ---- development identity provider: the server does OIDC discovery at start-up,
+# although no request of this benchmark carries a token.
+idp_port="$(scoville_free_port)" || scoville_die "no free port for the identity provider"
+idp_url="http://127.0.0.1:$idp_port"
+scoville_log "devidp: starting on 127.0.0.1:$idp_port (log: $tmp/devidp.log)"
+APP_ENV=development DEVIDP_ADDR="127.0.0.1:$idp_port" OIDC_AUDIENCE=scoville-api \
+	"$tmp/scoville" devidp >"$tmp/devidp.log" 2>&1 </dev/null &
+idp_pid=$!
+scoville_track_pid "$idp_pid"
+rc=0
+scoville_wait_http "$idp_url/.well-known/openid-configuration" "$idp_pid" 30 || rc=$?
+if [[ $rc -ne 0 ]]; then
+	scoville_show_log "$tmp/devidp.log"
+	scoville_die "the development identity provider did not answer on $idp_url"
+fi
+
+# ---- server
+port="$(scoville_free_port)" || scoville_die "no free port for the server"
+server_url="http://127.0.0.1:$port"
+webhook_secret="whsec_bench_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+scoville_log "server: starting on 127.0.0.1:$port (log: $tmp/server.log)"
+APP_ENV=development HTTP_ADDR="127.0.0.1:$port" LOG_LEVEL=warn MIGRATE_ON_START=true \
+	OIDC_ISSUER_URL="$idp_url" OIDC_AUDIENCE=scoville-api \
+	STRIPE_SECRET_KEY="${STRIPE_SECRET_KEY:-sk_test_123}" STRIPE_WEBHOOK_SECRET="$webhook_secret" \
+	DATABASE_URL="$DATABASE_URL" STRIPE_API_BASE="$STRIPE_API_BASE" \
+	"$tmp/scoville" >"$tmp/server.log" 2>&1 </dev/null &
+server_pid=$!
+scoville_track_pid "$server_pid"
+rc=0
+scoville_wait_http "$server_url/readyz" "$server_pid" 60 || rc=$?
+if [[ $rc -ne 0 ]]; then
+	scoville_show_log "$tmp/server.log"
+	scoville_die "the server did not become ready ($server_url/readyz)"
+fi
+
+# cpu_seconds PID: user+system CPU of PID and of its children it has waited for.
+# For the postmaster that is PostgreSQL's whole cost, live backends excepted.
+cpu_seconds() {
+	local pid=$1 stat ticks
+	ticks="$(getconf CLK_TCK)"
+	stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || {
+		echo 0
+		return
+	}
+	# Fields after the command name (which may contain spaces): 14-17 are
+	# utime stime cutime cstime; after stripping "pid (comm) " they are 12-15.
+	awk -v t="$ticks" '{ printf "%.2f", ($12 + $13 + $14 + $15) / t }' <<<"${stat##*) }"
+}
+# pg_cpu_seconds: CPU of every process of the local cluster, or empty when the
+# cluster is not ours to see (DATABASE_URL set).
+pg_cpu_seconds() {
+	local pm total child
+	[[ -n ${_SCOVILLE_PGDATA:-} && -f $_SCOVILLE_PGDATA/postmaster.pid ]] || return 0
+	pm="$(head -n 1 "$_SCOVILLE_PGDATA/postmaster.pid")"
+	total="$(cpu_seconds "$pm")"
+	for child in $(pgrep -P "$pm" 2>/dev/null); do
+		total="$(awk -v a="$total" -v b="$(cpu_seconds "$child")" 'BEGIN { printf "%.2f", a + b }')"
+	done
+	printf '%s\n' "$total"
+}
+
+settings="$(sql "SELECT concat_ws(' ', 'PostgreSQL', current_setting('server_version'),
+	'fsync=' || current_setting('fsync'), 'synchronous_commit=' || current_setting('synchronous_commit'),
+	'full_page_writes=' || current_setting('full_page_writes'), 'shared_buffers=' || current_setting('shared_buffers'),
+	'max_connections=' || current_setting('max_connections'))")"
+scoville_log "$settings"
+
+# ---- 1. pgbench: one single-row INSERT per transaction
+table_existed="$(sql "SELECT to_regclass('public.bench_insert') IS NOT NULL")"
+sql "CREATE TABLE IF NOT EXISTS bench_insert (id bigserial PRIMARY KEY, payload text, created_at timestamptz DEFAULT now())"
+printf '%s\n' "INSERT INTO bench_insert (payload) VALUES ('webhook benchmark baseline');" >"$tmp/insert.sql"
+scoville_log "pgbench: $concurrency clients, ${pgbench_seconds}s, one-row INSERT ($pgbench)"
+pg_cpu0="$(pg_cpu_seconds)"
+scoville_run "$pgbench" -n -c "$concurrency" -j 2 -T "$pgbench_seconds" -f "$tmp/insert.sql" "$DATABASE_URL" \
+	>"$tmp/pgbench.log" 2>&1 || {
+	scoville_show_log "$tmp/pgbench.log"
+	scoville_die "pgbench failed"
+}
+pg_cpu1="$(pg_cpu_seconds)"
+if [[ $table_existed != t ]]; then
+	sql "DROP TABLE bench_insert"
+fi
+tps="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$tmp/pgbench.log")"
+pgbench_latency="$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$tmp/pgbench.log")"
+[[ -n $tps ]] || {
+	scoville_show_log "$tmp/pgbench.log"
+	scoville_die "could not read tps from pgbench's output"
+}
+
+# ---- 2. the webhook load
+scoville_log "webhookload: $events events x 2 deliveries, $concurrency senders"
+srv_cpu0="$(cpu_seconds "$server_pid")"
+pg_cpu2="$(pg_cpu_seconds)"
+load_rc=0
+extra=()
+if [[ -n ${WEBHOOKLOAD_ARGS:-} ]]; then
+	read -r -a extra <<<"$WEBHOOKLOAD_ARGS"
+fi
+scoville_run "$tmp/webhookload" -url "$server_url/webhooks/stripe" -secret "$webhook_secret" \
+	-database-url "$DATABASE_URL" -events "$events" -repeat 2 -concurrency "$concurrency" "${extra[@]}" \
+	>"$tmp/load.txt" || load_rc=$?
+srv_cpu1="$(cpu_seconds "$server_pid")"
+pg_cpu3="$(pg_cpu_seconds)"
+cat "$tmp/load.txt"
+if [[ $load_rc -ne 0 ]]; then
+	scoville_show_log "$tmp/server.log"
+fi
+
+acks_per_s="$(awk '/^acks\/s:/ { print $2; exit }' "$tmp/load.txt")"
+p50="$(awk '/^latency p50:/ { print $3; exit }' "$tmp/load.txt")"
+p99="$(awk '/^latency p99:/ { print $3; exit }' "$tmp/load.txt")"
+send_s="$(awk '/^acks:/ { print $4; exit }' "$tmp/load.txt")"
+processed="$(awk '/^processed after:/ { print $3; exit }' "$tmp/load.txt")"
+
+verdict() { if [[ $1 == 1 ]]; then echo "met"; else echo "NOT MET"; fi; }
+ratio="$(awk -v a="${acks_per_s:-0}" -v b="$tps" 'BEGIN { printf "%.1f", 100 * a / b }')"
+ratio_ok="$(awk -v r="$ratio" 'BEGIN { print (r >= 60) ? 1 : 0 }')"
+p99_ok="$(awk -v p="${p99:-1e9}" 'BEGIN { print (p < 50) ? 1 : 0 }')"
+
+cat <<EOF
+
+============================================================================
+ Webhook acknowledgement benchmark ($concurrency clients, one database)
+ $settings
+ server: DB_MAX_OPEN_CONNS=$DB_MAX_OPEN_CONNS DB_MAX_IDLE_CONNS=$DB_MAX_IDLE_CONNS WEBHOOK_WORKERS=$WEBHOOK_WORKERS JOB_POLL_INTERVAL=$JOB_POLL_INTERVAL
+----------------------------------------------------------------------------
+ pgbench one-row INSERT   $(printf '%10.1f' "$tps") tps       latency avg ${pgbench_latency:-?} ms
+ webhook acks             $(printf '%10.1f' "${acks_per_s:-0}") acks/s    p50 ${p50:-?} ms, p99 ${p99:-?} ms
+ all events applied after ${processed:-?} s (from the first send)
+EOF
+if [[ -n $pg_cpu0 ]]; then
+	awk -v a="$pg_cpu0" -v b="$pg_cpu1" -v t="$pgbench_seconds" -v c="$pg_cpu2" -v d="$pg_cpu3" \
+		-v s0="$srv_cpu0" -v s1="$srv_cpu1" -v w="${send_s:-0}" 'BEGIN {
+		printf " CPU, pgbench:   PostgreSQL %.1f s over %s s\n", b - a, t
+		printf " CPU, webhooks:  PostgreSQL %.1f s, server %.1f s over the whole load run (sending took %s s)\n", d - c, s1 - s0, w
+	}'
+fi
+cat <<EOF
+----------------------------------------------------------------------------
+ acks/s / pgbench tps     $ratio %   target >= 60 %: $(verdict "$ratio_ok")
+ p99 acknowledgement      ${p99:-?} ms   target < 50 ms: $(verdict "$p99_ok")
+ results exact            $(if [[ $load_rc -eq 0 ]]; then echo yes; else echo "NO (see above)"; fi)
+============================================================================
+EOF
+if [[ $settings == *fsync=off* ]]; then
+	echo " Durability is off in this cluster (lib.sh's throwaway settings), for both figures alike."
+fi
+exit "$load_rc"
