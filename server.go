@@ -299,8 +299,9 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 		Catalog:   catalog.NewService(db, gw, idem),
 		Customers: customerSvc,
 		Subscriptions: subscriptions.NewService(db, gw, customerSvc, idem, subscriptions.Config{
-			RedirectOrigins: cfg.AllowedRedirectOrigins,
-			AutomaticTax:    cfg.StripeAutomaticTax,
+			RedirectOrigins:   cfg.AllowedRedirectOrigins,
+			AutomaticTax:      cfg.StripeAutomaticTax,
+			ShippingCountries: cfg.ShippingCountries,
 		}, logger),
 		Inbox: webhooks.NewEvents(db),
 	}

@@ -478,6 +478,7 @@ func TestStartCheckout(t *testing.T) {
 	require.Equal(t, "subscription", sess.Form["mode"])
 	require.Equal(t, c.ID, sess.Form["client_reference_id"])
 	require.Equal(t, *c.StripeCustomerID, sess.Form["customer"])
+	require.Equal(t, "US", sess.Form["shipping_address_collection[allowed_countries][0]"], "Checkout collects where the box goes")
 
 	withPromo := in("co-2", "https://shop.example/thanks", "https://shop.example/cart")
 	withPromo["promotionCode"] = "HOT10"

@@ -68,6 +68,10 @@ type Config struct {
 	// StripeAPIBase is STRIPE_API_BASE without a trailing slash (for stripe-mock);
 	// empty means Stripe's own. https in production.
 	StripeAPIBase string
+	// ShippingCountries is SHIPPING_COUNTRIES, ISO 3166-1 alpha-2 codes (upper
+	// case, no duplicates) that hosted Checkout offers for the delivery address;
+	// default "US".
+	ShippingCountries []string
 	// StripeAutomaticTax is STRIPE_AUTOMATIC_TAX: ask Stripe Tax to compute tax on
 	// checkout sessions and subscriptions (Stripe Tax must be enabled on the account).
 	StripeAutomaticTax bool
@@ -192,6 +196,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.DataEncryptionKeys = Secret(l.get("DATA_ENCRYPTION_KEYS"))
 	c.MigrateOnStart = l.boolean("MIGRATE_ON_START", !l.prod)
 	c.StripeAutomaticTax = l.boolean("STRIPE_AUTOMATIC_TAX", false)
+	c.ShippingCountries = l.countries("SHIPPING_COUNTRIES", "US")
 	c.LogLevel = l.logLevel("LOG_LEVEL")
 	c.ShutdownTimeout = l.duration("SHUTDOWN_TIMEOUT", 20*time.Second, 0)
 	c.WebhookWorkers, _ = l.intIn("WEBHOOK_WORKERS", 10, 1, 200)
@@ -245,6 +250,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Bool("data_encryption_keys_set", c.DataEncryptionKeys != ""),
 		slog.Bool("migrate_on_start", c.MigrateOnStart),
 		slog.Bool("stripe_automatic_tax", c.StripeAutomaticTax),
+		slog.Any("shipping_countries", c.ShippingCountries),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.Int("webhook_workers", c.WebhookWorkers),

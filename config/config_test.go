@@ -272,6 +272,10 @@ func TestLoadRefusesMalformedValues(t *testing.T) {
 		{"TRUSTED_PROXIES zone", false, env{"TRUSTED_PROXIES": "fe80::1%eth0"}, "TRUSTED_PROXIES"},
 		{"SMTP_URL no port", false, env{"SMTP_URL": "smtp://mail.example.com"}, "SMTP_URL"},
 		{"SMTP_URL http", false, env{"SMTP_URL": "http://mail.example.com:25"}, "SMTP_URL"},
+		{"SHIPPING_COUNTRIES not a code", false, env{"SHIPPING_COUNTRIES": "US,USA"}, "SHIPPING_COUNTRIES"},
+		{"SHIPPING_COUNTRIES Checkout cannot ship there", false, env{"SHIPPING_COUNTRIES": "US,KP"}, "SHIPPING_COUNTRIES"},
+		{"WEBHOOK_WORKERS zero", false, env{"WEBHOOK_WORKERS": "0"}, "WEBHOOK_WORKERS"},
+		{"JOB_POLL_INTERVAL too long", false, env{"JOB_POLL_INTERVAL": "1m"}, "JOB_POLL_INTERVAL"},
 		{"SMTP_URL no host", false, env{"SMTP_URL": "smtp://:25"}, "SMTP_URL"},
 		{"SMTP_URL bad escape", false, env{"SMTP_URL": "smtp://u:p%zz@mail.example.com:25"}, "SMTP_URL"},
 		{"MIGRATE_ON_START yes", false, env{"MIGRATE_ON_START": "yes"}, "MIGRATE_ON_START"},
@@ -351,6 +355,12 @@ func TestLoadAcceptsValidForms(t *testing.T) {
 		}},
 		{"step-up at the 24h limit", false, env{"STEP_UP_MAX_AGE": "24h"}, func(t *testing.T, c *Config) {
 			require.Equal(t, 24*time.Hour, c.StepUpMaxAge)
+		}},
+		{"shipping countries", false, env{"SHIPPING_COUNTRIES": " us, ca ,US"}, func(t *testing.T, c *Config) {
+			require.Equal(t, []string{"US", "CA"}, c.ShippingCountries)
+		}},
+		{"shipping countries default", false, env{}, func(t *testing.T, c *Config) {
+			require.Equal(t, []string{"US"}, c.ShippingCountries)
 		}},
 		{"smtp URL", false, env{"SMTP_URL": "smtp://user:pa%40ss@mail.example.com:587"}, func(t *testing.T, c *Config) {
 			require.Equal(t, "smtp://user:pa%40ss@mail.example.com:587", c.SMTPURL.Reveal())

@@ -378,3 +378,33 @@ func validHost(h string) bool {
 	}
 	return true
 }
+
+// countries reads a comma list of ISO 3166-1 alpha-2 codes; Stripe's Checkout refuses
+// the few it cannot ship to, so those are refused here, at start, instead.
+func (l *loader) countries(name, def string) []string {
+	v := l.get(name)
+	if v == "" {
+		v = def
+	}
+	var out []string
+	seen := map[string]bool{}
+	for i, part := range strings.Split(v, ",") {
+		c := strings.ToUpper(strings.TrimSpace(part))
+		if len(c) != 2 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z' {
+			l.failf(name, "entry %d is not a two-letter country code", i+1)
+			return nil
+		}
+		if strings.Contains(checkoutUnsupported, c) {
+			l.failf(name, "entry %d is a country Stripe Checkout cannot ship to", i+1)
+			return nil
+		}
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// checkoutUnsupported lists the codes Stripe refuses in allowed_countries.
+const checkoutUnsupported = "AS,CX,CC,CU,HM,IR,KP,MH,FM,NF,MP,PW,SD,SY,UM,VI"

@@ -756,6 +756,7 @@ func TestRequestsSayWhatStripeNeeds(t *testing.T) {
 					CustomerID: "cus_1", PriceID: "price_1", SuccessURL: "https://s.example/ok", CancelURL: "https://s.example/no",
 					ClientReferenceID: "ref_1", TrialDays: 14, PromotionCodeID: "promo_1",
 					Metadata: map[string]string{"scoville_subscription_id": "s_1"}, AutomaticTax: true,
+					ShippingCountries: []string{"US", "CA"},
 				})
 				return err
 			},
@@ -766,6 +767,7 @@ func TestRequestsSayWhatStripeNeeds(t *testing.T) {
 				"subscription_data[trial_period_days]": "14", "discounts[0][promotion_code]": "promo_1",
 				"metadata[scoville_subscription_id]": "s_1", "subscription_data[metadata][scoville_subscription_id]": "s_1",
 				"automatic_tax[enabled]": "true", "customer_update[address]": "auto",
+				"shipping_address_collection[allowed_countries][0]": "US", "shipping_address_collection[allowed_countries][1]": "CA",
 			},
 			wantAbsent: []string{"payment_method_types[0]"},
 		},

@@ -158,6 +158,11 @@ func (s *Stripe) CreateCheckoutSession(ctx context.Context, key string, in Check
 		if in.PromotionCodeID != "" {
 			p.Discounts = []*stripe.CheckoutSessionDiscountParams{{PromotionCode: stripe.String(in.PromotionCodeID)}}
 		}
+		if len(in.ShippingCountries) > 0 {
+			p.ShippingAddressCollection = &stripe.CheckoutSessionShippingAddressCollectionParams{
+				AllowedCountries: stripe.StringSlice(in.ShippingCountries),
+			}
+		}
 		if in.AutomaticTax {
 			p.AutomaticTax = &stripe.CheckoutSessionAutomaticTaxParams{Enabled: stripe.Bool(true)}
 			// Stripe Tax needs an address; let Checkout save the one it collects.

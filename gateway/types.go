@@ -52,6 +52,9 @@ type CheckoutInput struct {
 	// subscription events carry it too.
 	Metadata     map[string]string
 	AutomaticTax bool // Stripe Tax; Checkout collects the address when missing
+	// ShippingCountries are the ISO alpha-2 codes Checkout offers for the box's
+	// delivery address; empty: Checkout asks for none.
+	ShippingCountries []string
 }
 
 // CheckoutSession is where the customer is sent to pay.

@@ -68,7 +68,7 @@ func (s *Service) StartCheckout(ctx context.Context, p *auth.Principal, in model
 			SuccessURL: in.SuccessURL, CancelURL: in.CancelURL,
 			ClientReferenceID: c.ID, TrialDays: plan.TrialDays, PromotionCodeID: promo,
 			Metadata:     map[string]string{gateway.MetadataCustomerID: c.ID, gateway.MetadataPlanID: plan.ID},
-			AutomaticTax: s.cfg.AutomaticTax,
+			AutomaticTax: s.cfg.AutomaticTax, ShippingCountries: s.cfg.ShippingCountries,
 		})
 		if err != nil {
 			return Outcome{}, providerFailure(err)

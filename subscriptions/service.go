@@ -43,6 +43,8 @@ type Customers interface {
 type Config struct {
 	RedirectOrigins Origins // where checkout and portal may send the customer back
 	AutomaticTax    bool    // ask Stripe Tax to compute tax on checkout and subscriptions
+	// ShippingCountries is where Checkout lets the customer have the box sent.
+	ShippingCountries []string
 }
 
 // Service is the subscription rules.
