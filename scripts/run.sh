@@ -147,6 +147,11 @@ cat <<EOF
    curl -s -X POST -d sub=demo-admin -d email=admin@example.com \\
      --data-urlencode 'name=Demo Admin' -d roles=admin $DEVIDP_URL/token
 
+ Stripe webhooks: POST $SERVER_URL/webhooks/stripe, signing secret
+ $STRIPE_WEBHOOK_SECRET. With a Stripe test account, forward its events with
+   stripe listen --forward-to $SERVER_URL/webhooks/stripe
+ and restart with STRIPE_WEBHOOK_SECRET set to the secret it prints.
+
  Ctrl-C stops everything (the database is thrown away).
 ==============================================================================
 
