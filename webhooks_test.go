@@ -254,16 +254,6 @@ func (m *recordingMailer) Send(_ context.Context, msg notifications.Message) err
 	return nil
 }
 
-func (m *recordingMailer) subjects() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []string
-	for _, s := range m.sent {
-		out = append(out, s.Subject)
-	}
-	return out
-}
-
 func (m *recordingMailer) texts() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -361,6 +351,11 @@ func TestWebhookPaymentLifecycle(t *testing.T) {
 	require.Equal(t, "PROCESSED", a.awaitEvent("evt_dispute"))
 	require.Equal(t, "PROCESSED", a.awaitEvent("evt_efw"))
 	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM payments WHERE dispute_reason = 'fraudulent' AND disputed_at IS NOT NULL AND fraud_warning_at IS NOT NULL`))
+
+	// An event whose object is not what its type says can never apply: FAILED at once.
+	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_bad", "invoice.paid", t0, webhooktest.Object{"id": "ch_1", "object": "charge"}, nil)))
+	require.Equal(t, "FAILED", a.awaitEvent("evt_bad"))
+	require.EqualValues(t, 1, a.count(`SELECT attempts FROM webhook_events WHERE provider_event_id = 'evt_bad'`))
 
 	// Anything else is stored and IGNORED.
 	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_other", "customer.created", t0, webhooktest.Object{"id": "cus_x", "object": "customer"}, nil)))
@@ -518,6 +513,8 @@ func TestWebhookFailingJobRetriesThenFails(t *testing.T) {
 	require.Equal(t, 3, attempts)
 	require.Contains(t, lastError, "read subscription from Stripe")
 	require.Zero(t, a.count(`SELECT count(*) FROM payments`))
+	require.Contains(t, a.logs.String(), `"msg":"webhook attempt failed"`)
+	require.Contains(t, a.logs.String(), `"final":true`)
 
 	// Support sees it with its error; a customer may not look.
 	q := `{ webhookEvents(status: FAILED) { edges { node { providerEventId type status attempts lastError } } } }`

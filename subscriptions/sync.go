@@ -318,39 +318,6 @@ func (s *Syncer) Apply(ctx context.Context, tx *gorm.DB, ev Event, p *Prepared) 
 	return Effect{Ignored: true, Outcome: "event type not handled"}, nil
 }
 
-// Resync applies a fresh read of a subscription from Stripe, through the same code
-// as its events (support's resync, reconciliation). A read is the state now, so it
-// applies whatever the last event was, and leaves the event stamps alone.
-func (s *Syncer) Resync(ctx context.Context, gs gateway.Subscription) (*models.Subscription, error) {
-	var out *models.Subscription
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		sub, _, err := s.ensureSubscription(ctx, tx, gs, nil)
-		if err != nil || sub == nil {
-			return err
-		}
-		before := *sub
-		if err := s.applyState(tx, sub, gs); err != nil {
-			return err
-		}
-		if err := tx.Save(sub).Error; err != nil {
-			return err
-		}
-		if before.Status != sub.Status || before.PlanID != sub.PlanID || before.CancelAtPeriodEnd != sub.CancelAtPeriodEnd {
-			if err := s.enqueue(ctx, tx, sub.CustomerID, notifications.KindSubscriptionChanged, &sub.ID, nil,
-				map[string]string{notifications.DataChange: "Your subscription was brought up to date."},
-				"resync:"+sub.ID+":"+time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
-				return err
-			}
-		}
-		out = sub
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("subscriptions: resync: %w", err)
-	}
-	return out, nil
-}
-
 // applySubscriptionEvent applies a customer.subscription.* event unless a newer
 // event already reached the subscription.
 func (s *Syncer) applySubscriptionEvent(ctx context.Context, tx *gorm.DB, ev Event, st stamp, gs gateway.Subscription) (Effect, error) {
