@@ -251,10 +251,11 @@ func TestCommandsRefuseUnsafeUse(t *testing.T) {
 	}{
 		{"production without required variables", []string{"serve"}, map[string]string{
 			"APP_ENV": "production", "DATABASE_URL": "postgres://u:hunter2canary@db/x", "STRIPE_SECRET_KEY": "sk_live_canary",
-		}, 2, []string{"OIDC_ISSUER_URL", "OIDC_AUDIENCE", "STRIPE_WEBHOOK_SECRET"}},
+		}, 2, []string{"OIDC_ISSUER_URL", "OIDC_AUDIENCE", "STRIPE_WEBHOOK_SECRET", "SMTP_URL"}},
 		{"seed in production", []string{"seed"}, map[string]string{
 			"APP_ENV": "production", "DATABASE_URL": "postgres://u:hunter2canary@127.0.0.1:1/x", "OIDC_ISSUER_URL": "https://id.example.com",
 			"OIDC_AUDIENCE": "api", "STRIPE_SECRET_KEY": "sk_live_canary", "STRIPE_WEBHOOK_SECRET": "whsec_canary",
+			"SMTP_URL": "smtp://mailer:canarypw@mail.example.com:587",
 		}, 1, []string{"refused"}},
 		{"development issuer in production", []string{"devidp"}, map[string]string{"APP_ENV": "production"}, 2, []string{"refused"}},
 		{"unknown command", []string{"frobnicate"}, map[string]string{"DATABASE_URL": "postgres://127.0.0.1:1/x"}, 2, []string{"unknown command"}},
@@ -271,6 +272,7 @@ func TestCommandsRefuseUnsafeUse(t *testing.T) {
 			require.NotContains(t, out, "hunter2canary")
 			require.NotContains(t, out, "sk_live_canary")
 			require.NotContains(t, out, "whsec_canary")
+			require.NotContains(t, out, "canarypw")
 		})
 	}
 }
