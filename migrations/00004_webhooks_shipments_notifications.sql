@@ -4,7 +4,7 @@
 -- with the same created second.
 CREATE TABLE webhook_events (
     id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    seq               bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+    seq               bigint GENERATED ALWAYS AS IDENTITY,
     provider_event_id text NOT NULL UNIQUE CHECK (length(provider_event_id) BETWEEN 1 AND 255),
     type              text NOT NULL CHECK (length(type) BETWEEN 1 AND 100),
     api_version       text NOT NULL DEFAULT '' CHECK (length(api_version) <= 40),

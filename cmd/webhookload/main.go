@@ -329,7 +329,7 @@ func send(ctx context.Context, o options, bodies [][]byte, order []int) sendResu
 	}
 	defer client.CloseIdleConnections()
 	var (
-		next int64 = -1
+		next atomic.Int64 // index of the next delivery in order
 		mu   sync.Mutex
 		all  sendResult
 		wg   sync.WaitGroup
@@ -338,7 +338,7 @@ func send(ctx context.Context, o options, bodies [][]byte, order []int) sendResu
 		wg.Go(func() {
 			var mine sendResult
 			for {
-				i := atomic.AddInt64(&next, 1)
+				i := next.Add(1) - 1
 				if i >= int64(len(order)) || ctx.Err() != nil {
 					break
 				}
