@@ -41,18 +41,47 @@ func lockPayment(tx *gorm.DB, where string, arg any) (*models.Payment, error) {
 	return &p, nil
 }
 
+// invoicePayment returns the invoice's payment, locked, or a new unsaved one for sub
+// (isNew), with the references every report of the invoice carries filled in.
+func invoicePayment(tx *gorm.DB, inv gateway.Invoice, sub *models.Subscription) (pay *models.Payment, isNew bool, err error) {
+	pay, err = lockPayment(tx, "stripe_invoice_id = ?", inv.ID)
+	if err != nil {
+		return nil, false, err
+	}
+	if pay == nil {
+		pay, isNew = &models.Payment{SubscriptionID: sub.ID, CustomerID: sub.CustomerID, StripeInvoiceID: inv.ID}, true
+	}
+	if inv.HostedInvoiceURL != "" {
+		pay.InvoiceURL = &inv.HostedInvoiceURL
+	}
+	if inv.PaymentIntentID != "" {
+		pay.StripePaymentIntentID = &inv.PaymentIntentID
+	}
+	return pay, isNew, nil
+}
+
+// savePayment inserts or updates what invoicePayment returned.
+func savePayment(tx *gorm.DB, pay *models.Payment, isNew bool) error {
+	var err error
+	if isNew {
+		err = tx.Create(pay).Error
+	} else {
+		err = tx.Save(pay).Error
+	}
+	if err != nil {
+		return fmt.Errorf("subscriptions: save payment: %w", err)
+	}
+	return nil
+}
+
 // recordPaid makes the payment of a paid invoice SUCCEEDED and its one shipment,
 // after checking what Stripe charged against the plan we sold (PAY-3). It is safe
 // to run any number of times for one invoice. fresh is false when st is older
 // than the payment's last event: then only what is missing is added.
 func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gateway.Invoice, sub *models.Subscription) (*models.Payment, string, error) {
-	pay, err := lockPayment(tx, "stripe_invoice_id = ?", inv.ID)
+	pay, isNew, err := invoicePayment(tx, inv, sub)
 	if err != nil {
 		return nil, "", err
-	}
-	isNew := pay == nil
-	if isNew {
-		pay = &models.Payment{SubscriptionID: sub.ID, CustomerID: sub.CustomerID, StripeInvoiceID: inv.ID}
 	}
 	fresh := isNew || st == nil || st.newer(pay.ProviderUpdatedAt, pay.ProviderEventSeq)
 	if fresh {
@@ -68,12 +97,6 @@ func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gat
 	if pay.PaidAt == nil {
 		pay.PaidAt = timePtr(inv.PaidAt)
 	}
-	if inv.HostedInvoiceURL != "" {
-		pay.InvoiceURL = &inv.HostedInvoiceURL
-	}
-	if inv.PaymentIntentID != "" {
-		pay.StripePaymentIntentID = &inv.PaymentIntentID
-	}
 	line, mismatch, err := s.checkCharged(tx, inv)
 	if err != nil {
 		return nil, "", err
@@ -81,13 +104,8 @@ func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gat
 	if mismatch != "" {
 		pay.Mismatch = &mismatch
 	}
-	if isNew {
-		err = tx.Create(pay).Error
-	} else {
-		err = tx.Save(pay).Error
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("subscriptions: save payment: %w", err)
+	if err := savePayment(tx, pay, isNew); err != nil {
+		return nil, "", err
 	}
 	switch {
 	case mismatch != "":
@@ -140,13 +158,12 @@ func (s *Syncer) checkCharged(tx *gorm.DB, inv gateway.Invoice) (*periodLine, st
 	if line == nil {
 		return nil, "", nil
 	}
-	var plan models.Plan
-	err := tx.Where("stripe_price_id = ?", line.PriceID).Take(&plan).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, "price " + line.PriceID + " is not one of our plans", nil
-	}
+	plan, err := planByPrice(tx, line.PriceID)
 	if err != nil {
-		return nil, "", fmt.Errorf("subscriptions: plan by price: %w", err)
+		return nil, "", err
+	}
+	if plan == nil {
+		return nil, "price " + line.PriceID + " is not one of our plans", nil
 	}
 	var problems []string
 	if !strings.EqualFold(inv.Currency, plan.Currency) || !strings.EqualFold(line.Currency, plan.Currency) {
@@ -208,13 +225,9 @@ func (s *Syncer) applyInvoiceFailed(ctx context.Context, tx *gorm.DB, ev Event, 
 	if ev.Type == evInvoiceActionNeeded {
 		status, kind, outcome = models.PaymentPending, notifications.KindPaymentActionRequired, "payment needs the customer's authentication"
 	}
-	pay, err := lockPayment(tx, "stripe_invoice_id = ?", inv.ID)
+	pay, isNew, err := invoicePayment(tx, inv, sub)
 	if err != nil {
 		return Effect{}, err
-	}
-	isNew := pay == nil
-	if isNew {
-		pay = &models.Payment{SubscriptionID: sub.ID, CustomerID: sub.CustomerID, StripeInvoiceID: inv.ID}
 	}
 	if !isNew && !st.newer(pay.ProviderUpdatedAt, pay.ProviderEventSeq) || pay.Status == models.PaymentSucceeded ||
 		pay.Status == models.PaymentRefunded || pay.Status == models.PaymentPartiallyRefunded {
@@ -223,19 +236,8 @@ func (s *Syncer) applyInvoiceFailed(ctx context.Context, tx *gorm.DB, ev Event, 
 	}
 	pay.AmountMinor, pay.Currency, pay.Status = inv.AmountDue, strings.ToUpper(inv.Currency), status
 	pay.ProviderUpdatedAt, pay.ProviderEventSeq = &st.created, &st.seq
-	if inv.HostedInvoiceURL != "" {
-		pay.InvoiceURL = &inv.HostedInvoiceURL
-	}
-	if inv.PaymentIntentID != "" {
-		pay.StripePaymentIntentID = &inv.PaymentIntentID
-	}
-	if isNew {
-		err = tx.Create(pay).Error
-	} else {
-		err = tx.Save(pay).Error
-	}
-	if err != nil {
-		return Effect{}, fmt.Errorf("subscriptions: save payment: %w", err)
+	if err := savePayment(tx, pay, isNew); err != nil {
+		return Effect{}, err
 	}
 	renewal := inv.BillingReason != "subscription_create"
 	if renewal && (sub.Status == models.SubscriptionActive || sub.Status == models.SubscriptionTrialing) &&

@@ -11,23 +11,11 @@ import (
 // Payments pages through a subscription's payments, newest first. The caller must
 // have been allowed to see the subscription (Get) before asking for its payments.
 func (s *Service) Payments(ctx context.Context, subscriptionID string, first *int, after *string) (*models.PaymentConnection, error) {
-	limit, cursor, err := paging.Args(first, after)
+	rows, more, err := paging.Fetch[*models.Payment](s.db.WithContext(ctx).Where("subscription_id = ?", subscriptionID), "created_at", first, after)
 	if err != nil {
-		return nil, err
-	}
-	q := s.db.WithContext(ctx).Where("subscription_id = ?", subscriptionID)
-	if cursor != nil {
-		q = q.Where("(created_at, id) < (?, ?)", cursor.CreatedAt, cursor.ID)
-	}
-	var rows []*models.Payment
-	if err := q.Order("created_at DESC, id DESC").Limit(limit + 1).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("subscriptions: payments: %w", err)
 	}
-	conn := &models.PaymentConnection{Edges: []*models.PaymentEdge{}, PageInfo: &models.PageInfo{}}
-	if len(rows) > limit {
-		rows = rows[:limit]
-		conn.PageInfo.HasNextPage = true
-	}
+	conn := &models.PaymentConnection{Edges: make([]*models.PaymentEdge, 0, len(rows)), PageInfo: &models.PageInfo{HasNextPage: more}}
 	for _, p := range rows {
 		conn.Edges = append(conn.Edges, &models.PaymentEdge{Node: p, Cursor: paging.Encode(p.CreatedAt, p.ID)})
 	}

@@ -79,9 +79,6 @@ type Syncer struct {
 // NewSyncer wires the syncer. notify enqueues customer notifications in the
 // transaction of the change they report.
 func NewSyncer(db *gorm.DB, gw SyncGateway, notify notifications.Inserter, metrics *SyncMetrics, logger *slog.Logger) *Syncer {
-	if metrics == nil {
-		metrics = NewSyncMetrics(nil)
-	}
 	return &Syncer{db: db, gw: gw, notify: notify, metrics: metrics, logger: logger}
 }
 
@@ -331,7 +328,7 @@ func (s *Syncer) applySubscriptionEvent(ctx context.Context, tx *gorm.DB, ev Eve
 	if !created && !st.newer(sub.ProviderUpdatedAt, sub.ProviderEventSeq) {
 		return Effect{Outcome: "older than the state applied; recorded only"}, nil
 	}
-	if err := s.applyState(tx, sub, gs); err != nil {
+	if err := s.applyState(ctx, tx, sub, gs); err != nil {
 		return Effect{}, err
 	}
 	sub.ProviderUpdatedAt, sub.ProviderEventSeq = &st.created, &st.seq
@@ -357,25 +354,43 @@ func (s *Syncer) applySubscriptionEvent(ctx context.Context, tx *gorm.DB, ev Eve
 }
 
 // applyState copies Stripe's view, including a plan change, onto sub.
-func (s *Syncer) applyState(tx *gorm.DB, sub *models.Subscription, gs gateway.Subscription) error {
+func (s *Syncer) applyState(ctx context.Context, tx *gorm.DB, sub *models.Subscription, gs gateway.Subscription) error {
 	applyProvider(sub, gs)
 	if gs.PriceID == "" {
 		return nil
 	}
-	var plan models.Plan
-	err := tx.Select("id").Where("stripe_price_id = ?", gs.PriceID).Take(&plan).Error
-	switch {
-	case errors.Is(err, gorm.ErrRecordNotFound):
-		// A price we never sold: keep the plan, and say so loudly (PAY-3).
-		s.metrics.alerts.WithLabelValues("unknown_price").Inc()
-		s.logger.Warn("subscription moved to a price that is not one of our plans",
-			"alert", "unknown_price", "subscription_id", sub.ID, "stripe_price_id", gs.PriceID)
-	case err != nil:
-		return fmt.Errorf("subscriptions: plan by price: %w", err)
-	default:
-		sub.PlanID = plan.ID
+	plan, err := planByPrice(tx, gs.PriceID)
+	if err != nil {
+		return err
 	}
+	if plan == nil {
+		// A price we never sold: keep the plan, and say so loudly (PAY-3).
+		s.unknownPrice(ctx, gs)
+		return nil
+	}
+	sub.PlanID = plan.ID
 	return nil
+}
+
+// planByPrice returns our plan sold at a Stripe price, or nil.
+func planByPrice(tx *gorm.DB, priceID string) (*models.Plan, error) {
+	var plan models.Plan
+	err := tx.Where("stripe_price_id = ?", priceID).Take(&plan).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions: plan by price: %w", err)
+	}
+	return &plan, nil
+}
+
+// unknownPrice alerts on a subscription of ours that Stripe reports on a price we
+// do not sell (PAY-3).
+func (s *Syncer) unknownPrice(ctx context.Context, gs gateway.Subscription) {
+	s.metrics.alerts.WithLabelValues("unknown_price").Inc()
+	s.logger.WarnContext(ctx, "subscription is on a price that is not one of our plans",
+		"alert", "unknown_price", "stripe_subscription_id", gs.ID, "stripe_price_id", gs.PriceID)
 }
 
 // ensureSubscription returns our subscription for a Stripe one, locked for update,
@@ -401,16 +416,13 @@ func (s *Syncer) ensureSubscription(ctx context.Context, tx *gorm.DB, gs gateway
 	if err != nil || customerID == "" {
 		return nil, false, err
 	}
-	var plan models.Plan
-	err = tx.Select("id").Where("stripe_price_id = ?", gs.PriceID).Take(&plan).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		s.metrics.alerts.WithLabelValues("unknown_price").Inc()
-		s.logger.WarnContext(ctx, "subscription of a customer of ours is on a price we do not sell",
-			"alert", "unknown_price", "stripe_subscription_id", gs.ID, "stripe_price_id", gs.PriceID)
-		return nil, false, nil
-	}
+	plan, err := planByPrice(tx, gs.PriceID)
 	if err != nil {
-		return nil, false, fmt.Errorf("subscriptions: plan by price: %w", err)
+		return nil, false, err
+	}
+	if plan == nil {
+		s.unknownPrice(ctx, gs)
+		return nil, false, nil
 	}
 	id := gs.Metadata[metadataSubscriptionID]
 	if uuid.Validate(id) != nil {
@@ -584,9 +596,6 @@ func (s *Syncer) planLabel(tx *gorm.DB, planID string) string {
 }
 
 func (s *Syncer) enqueue(ctx context.Context, tx *gorm.DB, customerID string, kind notifications.Kind, subID, paymentID *string, data map[string]string, dedupe string) error {
-	if s.notify == nil {
-		return nil
-	}
 	return notifications.Enqueue(ctx, tx, s.notify, notifications.Notification{
 		CustomerID: customerID, Kind: kind, SubscriptionID: subID, PaymentID: paymentID, Data: data, DedupeKey: dedupe,
 	})
