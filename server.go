@@ -26,6 +26,7 @@ import (
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/audit"
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/catalog"
 	"github.com/scoville/scoville/config"
@@ -304,6 +305,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 			ShippingCountries: cfg.ShippingCountries,
 		}, logger),
 		Inbox: webhooks.NewEvents(db),
+		Audit: audit.NewLog(db),
 	}
 	gql := graph.NewHandler(graph.HandlerConfig{
 		Resolvers:     root,

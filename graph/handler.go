@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"github.com/99designs/gqlgen/graphql"
 	"log/slog"
 	"time"
 
@@ -19,6 +20,8 @@ type HandlerConfig struct {
 	Introspection bool // development only until admins get it in production
 	MaxComplexity int  // default 1000
 	Logger        *slog.Logger
+	// Extensions are added after the built-in ones (metrics, limits).
+	Extensions []graphql.HandlerExtension
 }
 
 // NewHandler builds the /graphql endpoint explicitly (never gqlgen's default server):
@@ -45,6 +48,9 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
+	for _, e := range cfg.Extensions {
+		srv.Use(e)
+	}
 	srv.SetErrorPresenter(NewErrorPresenter(cfg.Logger))
 	srv.SetRecoverFunc(NewRecoverFunc(cfg.Logger))
 	return srv

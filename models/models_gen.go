@@ -6,6 +6,24 @@ import (
 	"time"
 )
 
+type AdminCancelSubscriptionInput struct {
+	SubscriptionID string `json:"subscriptionId"`
+	// true: keep delivering until the paid period ends; false: cancel now.
+	AtPeriodEnd    bool   `json:"atPeriodEnd"`
+	Reason         string `json:"reason"`
+	IdempotencyKey string `json:"idempotencyKey"`
+}
+
+type AuditEntryConnection struct {
+	Edges    []*AuditEntryEdge `json:"edges"`
+	PageInfo *PageInfo         `json:"pageInfo"`
+}
+
+type AuditEntryEdge struct {
+	Node   *AuditEntry `json:"node"`
+	Cursor string      `json:"cursor"`
+}
+
 type CancelSubscriptionInput struct {
 	SubscriptionID string `json:"subscriptionId"`
 	// true: keep delivering until the paid period ends; false: cancel now.
@@ -59,6 +77,33 @@ type CreateSubscriptionPayload struct {
 	UserErrors   []*UserError `json:"userErrors"`
 }
 
+type CustomerConnection struct {
+	Edges    []*CustomerEdge `json:"edges"`
+	PageInfo *PageInfo       `json:"pageInfo"`
+}
+
+type CustomerEdge struct {
+	Node   *Customer `json:"node"`
+	Cursor string    `json:"cursor"`
+}
+
+// Everything held about the caller, as one JSON document.
+type DataExport struct {
+	GeneratedAt time.Time `json:"generatedAt"`
+	JSON        string    `json:"json"`
+}
+
+type DeleteMyAccountInput struct {
+	// Must be true: deletion cannot be undone.
+	Confirm        bool   `json:"confirm"`
+	IdempotencyKey string `json:"idempotencyKey"`
+}
+
+type DeleteMyAccountPayload struct {
+	Deleted    bool         `json:"deleted"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 type Mutation struct {
 }
 
@@ -87,9 +132,37 @@ type PaymentEdge struct {
 type Query struct {
 }
 
+type RefundPaymentInput struct {
+	PaymentID string `json:"paymentId"`
+	// Minor units, in the payment's currency; absent: everything not yet refunded.
+	Amount         *int   `json:"amount,omitempty"`
+	Reason         string `json:"reason"`
+	IdempotencyKey string `json:"idempotencyKey"`
+}
+
+type RefundPaymentPayload struct {
+	Payment    *Payment     `json:"payment,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type ReplayWebhookEventInput struct {
+	EventID string `json:"eventId"`
+	Reason  string `json:"reason"`
+}
+
+type ReplayWebhookEventPayload struct {
+	Event      *WebhookEvent `json:"event,omitempty"`
+	UserErrors []*UserError  `json:"userErrors"`
+}
+
 type ResumeSubscriptionInput struct {
 	SubscriptionID string `json:"subscriptionId"`
 	IdempotencyKey string `json:"idempotencyKey"`
+}
+
+type ResyncSubscriptionInput struct {
+	SubscriptionID string `json:"subscriptionId"`
+	Reason         string `json:"reason"`
 }
 
 type ShipmentConnection struct {
@@ -114,6 +187,16 @@ type StartCheckoutPayload struct {
 	CheckoutURL *string      `json:"checkoutUrl,omitempty"`
 	SessionID   *string      `json:"sessionId,omitempty"`
 	UserErrors  []*UserError `json:"userErrors"`
+}
+
+type SubscriptionConnection struct {
+	Edges    []*SubscriptionEdge `json:"edges"`
+	PageInfo *PageInfo           `json:"pageInfo"`
+}
+
+type SubscriptionEdge struct {
+	Node   *Subscription `json:"node"`
+	Cursor string        `json:"cursor"`
 }
 
 type SubscriptionPayload struct {

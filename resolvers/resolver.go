@@ -4,6 +4,7 @@
 package resolvers
 
 import (
+	"github.com/scoville/scoville/audit"
 	"github.com/scoville/scoville/catalog"
 	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/subscriptions"
@@ -16,4 +17,5 @@ type Resolver struct {
 	Customers     *customers.Service
 	Subscriptions *subscriptions.Service
 	Inbox         *webhooks.Events
+	Audit         *audit.Log
 }
