@@ -14,7 +14,6 @@ import (
 	"github.com/pressly/goose/v3/lock"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
-	gormlogger "gorm.io/gorm/logger"
 
 	"github.com/scoville/scoville/migrations"
 )
@@ -48,7 +47,7 @@ func (p Pool) withDefaults() Pool {
 func Open(ctx context.Context, dsn string, pool Pool, logger *slog.Logger) (*gorm.DB, error) {
 	pool = pool.withDefaults()
 	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{
-		Logger:                 newGormLogger(logger),
+		Logger:                 newGormLogger(logger, slowQueryThreshold),
 		SkipDefaultTransaction: true,
 		TranslateError:         true,
 		NowFunc:                func() time.Time { return time.Now().UTC() },
@@ -103,15 +102,4 @@ func Migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
-}
-
-// gormLogger sends gorm's slow-query and error reports to slog. Queries are logged with
-// placeholders only (ParameterizedQueries), so no value a customer typed reaches a log.
-func newGormLogger(logger *slog.Logger) gormlogger.Interface {
-	return gormlogger.NewSlogLogger(logger, gormlogger.Config{
-		SlowThreshold:             500 * time.Millisecond,
-		LogLevel:                  gormlogger.Warn,
-		IgnoreRecordNotFoundError: true,
-		ParameterizedQueries:      true,
-	})
 }

@@ -1,74 +1,59 @@
 // Package logging builds the process's structured logger: JSON lines on stderr, each
 // carrying the request id of the request it belongs to, with sensitive values masked
-// before they are written.
+// before they are written (DAT-2). Masking lives in one slog.Handler, so every logger
+// built on it (gorm's, River's, net/http's error log) is masked the same way.
 package logging
 
 import (
 	"context"
 	"io"
 	"log/slog"
-	"strings"
 )
 
-// Redacted replaces a sensitive value wherever one is logged.
-const Redacted = "[REDACTED]"
-
-// sensitiveKeys are attribute keys (lower case, matched as substrings) whose values
-// never reach a log line whatever the caller passed.
-var sensitiveKeys = []string{
-	"authorization", "token", "secret", "password", "passwd", "email", "e-mail",
-	"cookie", "api_key", "apikey", "dsn", "database_url", "card", "address", "phone",
-}
-
-// New returns a JSON logger at level writing to w.
+// New returns a JSON logger at level writing to w, masking every line (see NewHandler).
 func New(w io.Writer, level slog.Leveler) *slog.Logger {
-	return slog.New(NewHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{
-		Level:       level,
-		ReplaceAttr: maskAttr,
-	})))
+	return slog.New(NewHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})))
 }
 
-// NewHandler wraps next so that records gain the context's request id.
-func NewHandler(next slog.Handler) slog.Handler { return &contextHandler{next: next} }
+// NewHandler wraps next so that records gain the context's request id and reach next
+// only after masking: values under sensitive keys at any group depth (see
+// IsSensitiveKey), and secrets, tokens and e-mail addresses inside any text, the
+// message and error strings included (see MaskText).
+func NewHandler(next slog.Handler) slog.Handler { return &maskingHandler{next: next} }
 
-type contextHandler struct{ next slog.Handler }
+// maskingHandler masks attributes on their way to next. hidden is set once a group
+// opened with WithGroup has a sensitive name: everything below it is masked.
+type maskingHandler struct {
+	next   slog.Handler
+	hidden bool
+}
 
-func (h *contextHandler) Enabled(ctx context.Context, l slog.Level) bool {
+func (h *maskingHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return h.next.Enabled(ctx, l)
 }
 
-func (h *contextHandler) Handle(ctx context.Context, r slog.Record) error {
+func (h *maskingHandler) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, MaskText(r.Message), r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(maskAttr(a, h.hidden))
+		return true
+	})
 	if id := RequestID(ctx); id != "" {
-		r.AddAttrs(slog.String("request_id", id))
+		out.AddAttrs(slog.String("request_id", id))
 	}
-	return h.next.Handle(ctx, r)
+	return h.next.Handle(ctx, out)
 }
 
-func (h *contextHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &contextHandler{next: h.next.WithAttrs(as)}
-}
-
-func (h *contextHandler) WithGroup(name string) slog.Handler {
-	return &contextHandler{next: h.next.WithGroup(name)}
-}
-
-// maskAttr hides the value of any attribute whose key names something sensitive.
-func maskAttr(_ []string, a slog.Attr) slog.Attr {
-	if IsSensitiveKey(a.Key) && a.Value.Kind() != slog.KindGroup {
-		return slog.String(a.Key, Redacted)
+func (h *maskingHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	masked := make([]slog.Attr, len(as))
+	for i, a := range as {
+		masked[i] = maskAttr(a, h.hidden)
 	}
-	return a
+	return &maskingHandler{next: h.next.WithAttrs(masked), hidden: h.hidden}
 }
 
-// IsSensitiveKey reports whether a value logged under key must be masked.
-func IsSensitiveKey(key string) bool {
-	k := strings.ToLower(key)
-	for _, s := range sensitiveKeys {
-		if strings.Contains(k, s) {
-			return true
-		}
-	}
-	return false
+func (h *maskingHandler) WithGroup(name string) slog.Handler {
+	return &maskingHandler{next: h.next.WithGroup(name), hidden: h.hidden || IsSensitiveKey(name)}
 }
 
 type requestIDKey struct{}

@@ -1,0 +1,75 @@
+package database_test
+
+import (
+	"bytes"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+
+	"github.com/scoville/scoville/database"
+	"github.com/scoville/scoville/database/dbtest"
+	"github.com/scoville/scoville/logging"
+)
+
+// TestGormLogsStatementsWithoutValues: slow and failing statements are logged with
+// their placeholders, never the values bound to them, and the error text of a
+// failure (which PostgreSQL makes quote the value) is masked.
+func TestGormLogsStatementsWithoutValues(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	// A 1 ns threshold makes every statement a slow one, so both paths are exercised.
+	db, err := gorm.Open(postgres.Open(dbtest.NewURL(t, "")), &gorm.Config{
+		Logger: database.NewGormLogger(logging.New(&buf, slog.LevelDebug), time.Nanosecond),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if sqlDB, err := db.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	})
+
+	const email = "slow.canary@example.com"
+	var got string
+	require.NoError(t, db.Raw("SELECT ?::text", email).Scan(&got).Error)
+	require.Equal(t, email, got)
+	require.Error(t, db.Exec("SELECT ?::int", email).Error, "PostgreSQL quotes the bad value in its error")
+
+	logs := buf.String()
+	require.Contains(t, logs, `"level":"WARN"`, "the slow statement was logged")
+	require.Contains(t, logs, `SELECT $1::text`)
+	require.Contains(t, logs, `"level":"ERROR"`, "the failed statement was logged")
+	require.Contains(t, logs, `SELECT $1::int`)
+	require.Contains(t, logs, "invalid input syntax")
+	require.NotContains(t, logs, email)
+	require.NotContains(t, logs, "slow.canary")
+}
+
+// TestGormNeverInterpolatesValues holds without the masking handler: the statement
+// text gorm hands to the logger carries placeholders on the Scan path and the Exec
+// path alike.
+func TestGormNeverInterpolatesValues(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	db, err := gorm.Open(postgres.Open(dbtest.NewURL(t, "")), &gorm.Config{
+		Logger: database.NewGormLogger(slog.New(slog.NewJSONHandler(&buf, nil)), time.Nanosecond),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if sqlDB, err := db.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	})
+	const name = "Plain Canaryname"
+	var got string
+	require.NoError(t, db.Raw("SELECT ?::text", name).Scan(&got).Error)
+	require.NoError(t, db.Exec("SELECT length(?::text)", name).Error)
+	require.Equal(t, name, got)
+	logs := buf.String()
+	require.Contains(t, logs, `SELECT $1::text`)
+	require.Contains(t, logs, `SELECT length($1::text)`)
+	require.NotContains(t, logs, "Canaryname")
+}
