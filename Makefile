@@ -34,9 +34,10 @@ bench-webhooks: ## webhook acknowledgements under load (10,000 events x 2) again
 generate: ## regenerate the GraphQL code (gqlgen)
 	$(GO) tool gqlgen generate
 
-lint: ## go vet, staticcheck and a gofmt check
+lint: ## go vet, staticcheck, a gofmt check and the Prometheus alerting rules (cmd/checkrules)
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	$(GO) run ./cmd/checkrules
 	@unformatted="$$(gofmt -l .)" || { echo "gofmt failed" >&2; exit 1; }; \
 	if [ -n "$$unformatted" ]; then \
 		echo "gofmt: these files are not formatted (run: gofmt -w <file>):"; \

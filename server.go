@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -129,7 +130,7 @@ func seed(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	defer sqlDB.Close()
 	var provider catalog.Provider
 	if cfg.StripeSecretKey != "" {
-		gw, err := newGateway(cfg, logger, overrides{})
+		gw, err := newGateway(cfg, logger, overrides{}, nil)
 		if err != nil {
 			return err
 		}
@@ -183,6 +184,9 @@ type app struct {
 	jobs    *jobs.Client // works the queue once Start is called
 	started bool
 	grace   time.Duration
+
+	// registry holds every metric; tests check the alerting rules against it.
+	registry *prometheus.Registry
 }
 
 // Start runs the background workers (webhook events, notifications, maintenance).
@@ -253,8 +257,9 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	}, []string{"reason"})
 	reg.MustRegister(tokenFailures)
 	a.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	a.registry = reg
 
-	gw, err := newGateway(cfg, logger, o)
+	gw, err := newGateway(cfg, logger, o, gateway.NewMetrics(reg))
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -312,6 +317,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 		StepUpMaxAge:  cfg.StepUpMaxAge,
 		Introspection: !cfg.IsProduction(),
 		Logger:        logger,
+		Extensions:    []graphql.HandlerExtension{graph.NewMetrics(reg)},
 	})
 	authenticate := auth.Middleware(verifier, logger, func(reason string) { tokenFailures.WithLabelValues(reason).Inc() })
 
@@ -332,8 +338,8 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	return a, nil
 }
 
-// newGateway builds the Stripe adapter from the configuration.
-func newGateway(cfg *config.Config, logger *slog.Logger, o overrides) (*gateway.Stripe, error) {
+// newGateway builds the Stripe adapter from the configuration; metrics may be nil.
+func newGateway(cfg *config.Config, logger *slog.Logger, o overrides, metrics *gateway.Metrics) (*gateway.Stripe, error) {
 	key := cfg.StripeSecretKey.Reveal()
 	if key == "" {
 		// Development without a key: calls fail at the provider, as they would with a
@@ -342,7 +348,7 @@ func newGateway(cfg *config.Config, logger *slog.Logger, o overrides) (*gateway.
 	}
 	return gateway.NewStripe(gateway.Config{
 		SecretKey: key, APIBase: cfg.StripeAPIBase, Logger: logger,
-		Timeout: o.stripeTimeout, RetryBudget: o.stripeRetryBudget,
+		Timeout: o.stripeTimeout, RetryBudget: o.stripeRetryBudget, Metrics: metrics,
 	})
 }
 

@@ -58,9 +58,17 @@ type Config struct {
 	HTTPClient *http.Client
 	// Now is the clock for exp and nbf. Nil means time.Now.
 	Now func() time.Time
+	// KeyRefreshCooldown is the least time between two JWKS fetches triggered by
+	// tokens naming a key id not in the cache (IAM-1): a flood of invented key ids
+	// costs the issuer one request per cool-down, and a key rotated in at the issuer
+	// is accepted at the latest one cool-down after the first token that names it.
+	// Zero means DefaultKeyRefreshCooldown.
+	KeyRefreshCooldown time.Duration
 
 	// discoveryBackoff overrides defaultDiscoveryBackoff (tests only).
 	discoveryBackoff []time.Duration
+	// keyClock times the key cool-down; nil means time.Now (tests only).
+	keyClock func() time.Time
 }
 
 // TokenVerifier turns a raw bearer token into a Principal. *Verifier implements it;
@@ -71,10 +79,12 @@ type TokenVerifier interface {
 
 // Verifier checks access tokens of one issuer and audience against the issuer's
 // published keys. Keys are fetched from the JWKS and re-fetched when a token names
-// an unknown kid, so keys rotated in at the issuer work without a restart. Safe for
-// concurrent use.
+// an unknown kid, at most once per Config.KeyRefreshCooldown, so keys rotated in at
+// the issuer work without a restart and invented kids cannot flood the issuer. Safe
+// for concurrent use.
 type Verifier struct {
 	oidc       *oidc.IDTokenVerifier
+	keys       *keySet
 	issuer     string
 	audience   string
 	rolesClaim string
@@ -124,10 +134,18 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	if err := provider.Claims(&meta); err != nil || meta.JWKSURI == "" {
 		return nil, fmt.Errorf("auth: the discovery document at OIDC_ISSUER_URL=%s has no jwks_uri", u.Redacted())
 	}
-	// The key set outlives ctx: it only carries the HTTP client (go-oidc ignores its
-	// cancellation anyway), and each Verify's own context bounds waiting for a fetch.
-	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), client), meta.JWKSURI)
+	cooldown := cfg.KeyRefreshCooldown
+	if cooldown <= 0 {
+		cooldown = DefaultKeyRefreshCooldown
+	}
+	keyClock := cfg.keyClock
+	if keyClock == nil {
+		keyClock = time.Now
+	}
+	// The key set outlives ctx; each Verify's own context bounds waiting for a fetch.
+	keys := newKeySet(client, meta.JWKSURI, cooldown, keyClock, allowedAlgorithms)
 	return &Verifier{
+		keys: keys,
 		oidc: oidc.NewVerifier(cfg.IssuerURL, probingKeySet{inner: keys}, &oidc.Config{
 			ClientID:             cfg.Audience,
 			SupportedSigningAlgs: slices.Clone(allowedAlgorithms),

@@ -52,6 +52,8 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger receives one line per call. nil discards.
 	Logger *slog.Logger
+	// Metrics counts calls and HTTP requests. nil counts nothing.
+	Metrics *Metrics
 }
 
 // Stripe calls Stripe's API with its own key and backends. It is safe for
@@ -65,6 +67,7 @@ type Stripe struct {
 	minBackoff time.Duration
 	maxBackoff time.Duration
 	log        *slog.Logger
+	metrics    *Metrics
 }
 
 // NewStripe validates cfg, fills defaults and builds a client that never touches
@@ -111,6 +114,7 @@ func NewStripe(cfg Config) (*Stripe, error) {
 		minBackoff: minBackoff,
 		maxBackoff: maxBackoff,
 		log:        cfg.Logger,
+		metrics:    cfg.Metrics,
 	}, nil
 }
 
@@ -156,7 +160,7 @@ func (c Config) httpClient() *http.Client {
 		if next == nil {
 			next = http.DefaultTransport
 		}
-		hc.Transport = &tracingTransport{next: next}
+		hc.Transport = &tracingTransport{next: next, metrics: c.Metrics}
 		if hc.Timeout == 0 {
 			hc.Timeout = c.Timeout
 		}
@@ -165,7 +169,7 @@ func (c Config) httpClient() *http.Client {
 	dial := min(c.Timeout, 5*time.Second)
 	return &http.Client{
 		Timeout: c.Timeout,
-		Transport: &tracingTransport{next: &http.Transport{
+		Transport: &tracingTransport{metrics: c.Metrics, next: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout:   dial,
@@ -371,13 +375,17 @@ func (s *Stripe) logCall(ctx context.Context, op string, info attemptInfo, start
 	}
 	level := slog.LevelInfo
 	var pe *ProviderError
+	outcome := OutcomeFailed
 	switch {
 	case err == nil:
+		outcome = OutcomeOK
 		attrs = append(attrs, slog.String("outcome", "ok"))
 	case errors.Is(err, ErrProviderUnavailable):
+		outcome = OutcomeUnavailable
 		level = slog.LevelError
 		attrs = append(attrs, slog.String("outcome", "unavailable"), slog.String("error", j.detail))
 	case errors.As(err, &pe):
+		outcome = OutcomeRefused
 		level = slog.LevelWarn
 		attrs = append(attrs, slog.String("outcome", "refused"),
 			slog.String("error_type", pe.Type), slog.String("error_code", pe.Code),
@@ -386,6 +394,7 @@ func (s *Stripe) logCall(ctx context.Context, op string, info attemptInfo, start
 		level = slog.LevelError
 		attrs = append(attrs, slog.String("outcome", "failed"), slog.String("error", s.redact(err.Error())))
 	}
+	s.metrics.observeCall(op, outcome, time.Since(start))
 	s.log.LogAttrs(ctx, level, "stripe call", attrs...)
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // callTrace records what happened on the wire during one gateway call, because
@@ -41,20 +42,24 @@ func (t *callTrace) last() attemptInfo {
 	return attemptInfo{t.attempts, t.status, t.requestID, t.shouldRetry, t.bodyFailed}
 }
 
-// tracingTransport fills the callTrace found in the request context.
-type tracingTransport struct{ next http.RoundTripper }
+// tracingTransport fills the callTrace found in the request context and counts
+// every request in metrics (nil: not counted).
+type tracingTransport struct {
+	next    http.RoundTripper
+	metrics *Metrics
+}
 
 func (tt *tracingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t, _ := req.Context().Value(traceKey{}).(*callTrace)
 	if t == nil {
-		return tt.next.RoundTrip(req)
+		return tt.send(req)
 	}
 	t.mu.Lock()
 	t.attempts++
 	t.status, t.requestID, t.shouldRetry, t.bodyFailed = 0, "", "", false
 	t.mu.Unlock()
 
-	res, err := tt.next.RoundTrip(req)
+	res, err := tt.send(req)
 	if err != nil {
 		return res, err
 	}
@@ -65,6 +70,18 @@ func (tt *tracingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	t.mu.Unlock()
 	res.Body = &tracedBody{ReadCloser: res.Body, t: t}
 	return res, nil
+}
+
+// send is one request on the wire, timed until its headers arrive.
+func (tt *tracingTransport) send(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	res, err := tt.next.RoundTrip(req)
+	status := 0
+	if err == nil {
+		status = res.StatusCode
+	}
+	tt.metrics.observeRequest(req, status, time.Since(start))
+	return res, err
 }
 
 // tracedBody marks a body that broke off mid-read (a timeout or reset after the
