@@ -30,4 +30,15 @@ fi
 scoville_log "go test -race -count=1 -timeout 15m${extra[*]:+ ${extra[*]}} ${pkgs[*]}"
 status=0
 scoville_run go test -race -count=1 -timeout 15m "${extra[@]}" "${pkgs[@]}" || status=$?
+
+# Fuzz targets, each for a short bounded time beyond its committed seed corpus
+# (testdata/fuzz/<target>), which the run above already replays. FUZZ_TIME=0 skips.
+fuzz_time="${FUZZ_TIME:-8s}"
+if [[ -z ${TEST_ARGS:-}${TEST_PKGS:-} && $fuzz_time != 0 ]]; then
+	for target in FuzzWebhookRoute:./webhooks FuzzNormalizeAddress:./subscriptions \
+		FuzzOriginsCheck:./subscriptions FuzzGraphQLRequest:./graph; do
+		scoville_log "go test -run='^\$' -fuzz='^${target%%:*}\$' -fuzztime=$fuzz_time ${target#*:}"
+		scoville_run go test -run='^$' -fuzz="^${target%%:*}\$" -fuzztime="$fuzz_time" "${target#*:}" || status=$?
+	done
+fi
 exit "$status"
