@@ -309,8 +309,9 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 			AutomaticTax:      cfg.StripeAutomaticTax,
 			ShippingCountries: cfg.ShippingCountries,
 		}, logger),
-		Inbox: webhooks.NewEvents(db),
-		Audit: audit.NewLog(db),
+		Inbox:   webhooks.NewEvents(db),
+		Audit:   audit.NewLog(db),
+		Privacy: customers.NewPrivacy(db, gw, idem, logger),
 	}
 	gql := graph.NewHandler(graph.HandlerConfig{
 		Resolvers:     root,

@@ -7,15 +7,33 @@ package resolvers
 
 import (
 	"context"
-	"fmt"
 
+	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/models"
 )
 
 func (r *mutationResolver) DeleteMyAccount(ctx context.Context, input models.DeleteMyAccountInput) (*models.DeleteMyAccountPayload, error) {
-	panic(fmt.Errorf("not implemented: DeleteMyAccount - deleteMyAccount"))
+	p, err := auth.RequireAuthenticated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := r.Privacy.Delete(ctx, p, input)
+	ues, err := models.UserErrorsOf(err)
+	if err != nil {
+		return nil, err
+	}
+	payload := &models.DeleteMyAccountPayload{UserErrors: ues}
+	if out != nil {
+		payload.UserErrors = append(payload.UserErrors, out.UserErrors...)
+		payload.Deleted = out.Deleted && len(payload.UserErrors) == 0
+	}
+	return payload, nil
 }
 
 func (r *queryResolver) ExportMyData(ctx context.Context) (*models.DataExport, error) {
-	panic(fmt.Errorf("not implemented: ExportMyData - exportMyData"))
+	p, err := auth.RequireAuthenticated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Privacy.Export(ctx, p)
 }

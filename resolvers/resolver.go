@@ -18,4 +18,5 @@ type Resolver struct {
 	Subscriptions *subscriptions.Service
 	Inbox         *webhooks.Events
 	Audit         *audit.Log
+	Privacy       *customers.Privacy
 }

@@ -11,6 +11,8 @@
 //   - Invoices on GET /v1/invoices/{id}: each created subscription's first
 //     invoice (its latest_invoice) and any given to PutInvoice.
 //   - Charges on GET /v1/charges/{id}: those given to PutCharge.
+//   - Customers it created (POST /v1/customers), on DELETE /v1/customers/{id}
+//     (Stripe's deleted stub; an unknown or already deleted one is a 404).
 //
 // Anything else is a 404 in Stripe's error shape (code resource_missing).
 package stripefake
@@ -44,6 +46,7 @@ type Server struct {
 	subs      map[string]map[string]any
 	invoices  map[string]map[string]any
 	charges   map[string]map[string]any
+	customers map[string]map[string]any
 	prices    map[string]map[string]any
 	promos    map[string]string // code -> id
 	faults    []Fault
@@ -61,7 +64,7 @@ type Fault struct {
 func New() *Server {
 	s := &Server{
 		replays: map[string][]byte{}, subs: map[string]map[string]any{},
-		invoices: map[string]map[string]any{}, charges: map[string]map[string]any{},
+		invoices: map[string]map[string]any{}, charges: map[string]map[string]any{}, customers: map[string]map[string]any{},
 		prices: map[string]map[string]any{}, promos: map[string]string{}, subStatus: "incomplete",
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
@@ -251,7 +254,15 @@ func (s *Server) route(method, path string, f map[string]string) (int, any) {
 	parts := strings.Split(strings.TrimPrefix(path, "/v1/"), "/")
 	switch {
 	case method == http.MethodPost && path == "/v1/customers":
-		return 200, map[string]any{"id": s.id("cus"), "object": "customer", "metadata": metadata(f)}
+		cus := map[string]any{"id": s.id("cus"), "object": "customer", "metadata": metadata(f)}
+		s.customers[cus["id"].(string)] = cus
+		return 200, cus
+	case method == http.MethodDelete && len(parts) == 2 && parts[0] == "customers":
+		if _, ok := s.customers[parts[1]]; !ok {
+			return notFound("customer", parts[1])
+		}
+		delete(s.customers, parts[1])
+		return 200, map[string]any{"id": parts[1], "object": "customer", "deleted": true}
 	case method == http.MethodPost && path == "/v1/products":
 		prod := map[string]any{"id": s.id("prod"), "object": "product", "name": f["name"], "metadata": metadata(f)}
 		if f["default_price_data[currency]"] != "" {
