@@ -22,6 +22,7 @@ import (
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/logging"
+	"github.com/scoville/scoville/sealing"
 )
 
 const testAudience = "scoville-api"
@@ -72,6 +73,14 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 		"STEP_UP_MAX_AGE":          "5m",
 		"STRIPE_WEBHOOK_SECRET":    testWebhookSecret,
 		"JOB_POLL_INTERVAL":        "20ms",
+		// Rate limits out of the way of functional tests; limits_test.go sets its own.
+		"RATE_LIMIT_ADDRESS_PER_MINUTE":   "1000000",
+		"RATE_LIMIT_QUERIES_PER_MINUTE":   "1000000",
+		"RATE_LIMIT_MUTATIONS_PER_MINUTE": "1000000",
+		"RATE_LIMIT_PAYMENTS_PER_MINUTE":  "1000000",
+		"RATE_LIMIT_WEBHOOKS_PER_MINUTE":  "1000000",
+		// A fresh key set per app: tests seal with real, random keys, never the public development set.
+		"DATA_ENCRYPTION_KEYS": freshDataKeys(t),
 	}
 	for k, v := range opts.env {
 		env[k] = v
@@ -94,6 +103,14 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 	srv := httptest.NewServer(a.handler)
 	t.Cleanup(srv.Close)
 	return &testApp{t: t, srv: srv, issuer: issuer, db: a.db, logs: logs, app: a}
+}
+
+// freshDataKeys is a new DATA_ENCRYPTION_KEYS value.
+func freshDataKeys(t testing.TB) string {
+	t.Helper()
+	v, err := sealing.Generate()
+	require.NoError(t, err)
+	return v
 }
 
 // seed loads the development catalog, with prices at stripe-mock.

@@ -5,6 +5,7 @@
 //	scoville migrate    apply pending database migrations, then exit
 //	scoville seed       load the development catalog (refused in production)
 //	scoville devidp     run the development OpenID Connect issuer (refused in production)
+//	scoville keys ...   make, rotate and apply DATA_ENCRYPTION_KEYS (scoville keys help)
 package main
 
 import (
@@ -20,7 +21,6 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -30,6 +30,7 @@ import (
 	"github.com/scoville/scoville/audit"
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/catalog"
+	"github.com/scoville/scoville/clientip"
 	"github.com/scoville/scoville/config"
 	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/database"
@@ -40,6 +41,8 @@ import (
 	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/logging"
 	"github.com/scoville/scoville/notifications"
+	"github.com/scoville/scoville/playground"
+	"github.com/scoville/scoville/ratelimit"
 	"github.com/scoville/scoville/resolvers"
 	"github.com/scoville/scoville/subscriptions"
 	"github.com/scoville/scoville/webhooks"
@@ -63,8 +66,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if cmd == "devidp" {
 		return runDevIDP(ctx, getenv, stderr)
 	}
+	if cmd == "keys" {
+		return runKeys(ctx, args[1:], getenv, os.Stdin, os.Stdout, stderr)
+	}
 	if cmd == "help" || cmd == "-h" || cmd == "--help" {
-		fmt.Fprintln(stderr, "usage: scoville [serve|migrate|seed|devidp]")
+		fmt.Fprintln(stderr, "usage: scoville [serve|migrate|seed|devidp|keys]")
 		return 0
 	}
 
@@ -83,7 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	case "seed":
 		err = seed(ctx, cfg, logger)
 	default:
-		fmt.Fprintf(stderr, "scoville: unknown command %q; usage: scoville [serve|migrate|seed|devidp]\n", cmd)
+		fmt.Fprintf(stderr, "scoville: unknown command %q; usage: scoville [serve|migrate|seed|devidp|keys]\n", cmd)
 		return 2
 	}
 	if err != nil {
@@ -185,6 +191,9 @@ type app struct {
 	started bool
 	grace   time.Duration
 
+	// reconciler compares with Stripe (OPS-5); the periodic job runs it.
+	reconciler *subscriptions.Reconciler
+
 	// registry holds every metric; tests check the alerting rules against it.
 	registry *prometheus.Registry
 }
@@ -228,6 +237,10 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 		return nil, err
 	}
 	a := &app{db: db}
+	if _, err := installDataKeys(db, cfg, logger); err != nil {
+		a.Close()
+		return nil, err
+	}
 	if cfg.MigrateOnStart {
 		sqlDB, err := db.DB()
 		if err == nil {
@@ -289,12 +302,18 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	river.AddWorker(workers, webhooks.NewWorker(db, applier, webhookMetrics, logger))
 	river.AddWorker(workers, notifications.NewSendWorker(db, mailer, logger))
 	river.AddWorker(workers, idempotency.NewPurgeWorker(idem, logger))
+	a.reconciler = subscriptions.NewReconciler(db, syncer, gw, reg, logger)
+	river.AddWorker(workers, subscriptions.NewReconcileWorker(a.reconciler, logger))
+	periodic := []*river.PeriodicJob{idempotency.PurgeJob(time.Hour)}
+	if cfg.ReconcileInterval > 0 {
+		periodic = append(periodic, subscriptions.ReconcileJob(cfg.ReconcileInterval))
+	}
 	a.grace = cfg.ShutdownTimeout
 	a.jobs, err = jobs.NewClient(db, workers, jobs.Config{
 		WebhookWorkers: cfg.WebhookWorkers, DefaultWorkers: cfg.JobWorkers,
 		PollInterval: cfg.JobPollInterval, MaxAttempts: cfg.JobMaxAttempts,
 		RetryPolicy: o.jobRetry, RescueStuckJobsAfter: o.rescueStuckAfter, JobTimeout: o.jobTimeout,
-		Periodic: []*river.PeriodicJob{idempotency.PurgeJob(time.Hour)},
+		Periodic: periodic,
 	}, logger)
 	if err != nil {
 		a.Close()
@@ -309,33 +328,59 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 			AutomaticTax:      cfg.StripeAutomaticTax,
 			ShippingCountries: cfg.ShippingCountries,
 		}, logger),
-		Inbox:   webhooks.NewEvents(db),
-		Audit:   audit.NewLog(db),
-		Privacy: customers.NewPrivacy(db, gw, idem, logger),
+		Inbox: webhooks.NewEvents(db),
+		Audit: audit.NewLog(db),
+		Admin: subscriptions.NewAdmin(db, gw, idem, queue, logger),
+
+		Syncer:   syncer,
+		Replayer: webhooks.NewReplayer(db, queue, logger),
+		Privacy:  customers.NewPrivacy(db, gw, idem, logger),
 	}
+	limiter := ratelimit.New(ratelimit.Config{
+		Address:  ratelimit.PerMinute(cfg.RateLimitAddress),
+		Query:    ratelimit.PerMinute(cfg.RateLimitQueries),
+		Mutation: ratelimit.PerMinute(cfg.RateLimitMutations),
+		Payment:  ratelimit.PerMinute(cfg.RateLimitPayments),
+		Webhook:  ratelimit.PerMinute(cfg.RateLimitWebhooks),
+	}, reg)
 	gql := graph.NewHandler(graph.HandlerConfig{
 		Resolvers:     root,
+		MaxComplexity: cfg.GraphQLMaxComplexity,
+		MaxDepth:      cfg.GraphQLMaxDepth,
 		StepUpMaxAge:  cfg.StepUpMaxAge,
 		Introspection: !cfg.IsProduction(),
 		Logger:        logger,
-		Extensions:    []graphql.HandlerExtension{graph.NewMetrics(reg)},
+		OnForbidden:   audit.NewRefusals(db, logger).Record,
+		Extensions:    []graphql.HandlerExtension{graph.NewMetrics(reg), limiter.GraphQL()},
 	})
 	authenticate := auth.Middleware(verifier, logger, func(reason string) { tokenFailures.WithLabelValues(reason).Inc() })
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", httpserver.Observe("graphql", logger, httpMetrics, limitBody(maxGraphQLBody, authenticate(root.Loaders(gql)))))
+	// The client address is resolved for every route (below), before these.
+	mux.Handle("/graphql", httpserver.Observe("graphql", logger, httpMetrics, httpserver.CORS(cfg.CORSAllowedOrigins,
+		limitBody(maxGraphQLBody, limiter.PerAddress(ratelimit.ScopeAddress, authenticate(root.Loaders(gql)))))))
 	mux.Handle("POST /webhooks/stripe", httpserver.Observe("webhooks", logger, httpMetrics,
-		webhooks.NewHandler(db, queue, cfg.StripeWebhookSecret.Reveal(), webhookMetrics, logger)))
+		limiter.PerAddress(ratelimit.ScopeWebhook, webhooks.NewHandler(db, queue, cfg.StripeWebhookSecret.Reveal(), webhookMetrics, logger))))
 	mux.Handle("GET /healthz", httpserver.Observe("healthz", logger, httpMetrics, httpserver.Healthz()))
 	mux.Handle("GET /readyz", httpserver.Observe("readyz", logger, httpMetrics,
 		httpserver.Readyz(func(ctx context.Context) error { return database.Ping(ctx, db) }, logger)))
 	if cfg.MetricsAddr == "" {
 		mux.Handle("GET /metrics", a.metrics)
 	}
-	if !cfg.IsProduction() {
-		mux.Handle("GET /playground", httpserver.Observe("playground", logger, httpMetrics, devPlayground()))
+	// The admin GraphQL IDE, in every environment: embedded assets, a strict policy,
+	// sign-in through the OIDC issuer (PLAYGROUND_OIDC_CLIENT_ID).
+	ide, err := playground.New(playground.Config{
+		Endpoint: "/graphql", IssuerURL: cfg.OIDCIssuerURL,
+		ClientID: cfg.PlaygroundOIDCClientID, Production: cfg.IsProduction(),
+	})
+	if err != nil {
+		a.Close()
+		return nil, err
 	}
-	a.handler = httpserver.RequestID(httpserver.SecurityHeaders(mux))
+	ideRoute := httpserver.Observe("playground", logger, httpMetrics, ide)
+	mux.Handle("GET /playground", ideRoute)
+	mux.Handle("GET /playground/", ideRoute)
+	a.handler = httpserver.RequestID(clientip.Resolver{Trusted: cfg.TrustedProxies}.Middleware(httpserver.SecurityHeaders(mux)))
 	return a, nil
 }
 
@@ -365,24 +410,12 @@ func newMailer(cfg *config.Config, logger *slog.Logger, o overrides) (notificati
 	return &notifications.LogMailer{Logger: logger}, nil
 }
 
-// devPlayground is gqlgen's GraphiQL page for development; its assets come from a CDN,
-// so it gets a policy that allows exactly that.
-func devPlayground() http.Handler {
-	page := playground.Handler("Scoville (development)", "/graphql")
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "+
-			"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://cdn.jsdelivr.net; "+
-			"font-src 'self' data: https://cdn.jsdelivr.net; connect-src 'self'; frame-ancestors 'none'")
-		w.Header().Set("Cache-Control", "no-cache")
-		page.ServeHTTP(w, r)
-	})
-}
-
 // limitBody refuses bodies over n bytes with 413 before any parsing.
 func limitBody(n int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > n {
-			http.Error(w, `{"errors":[{"message":"request body too large","extensions":{"code":"INVALID"}}]}`, http.StatusRequestEntityTooLarge)
+			graph.WriteRequestError(w, http.StatusRequestEntityTooLarge, graph.CodeBodyTooLarge,
+				fmt.Sprintf("request body too large: the limit is %d bytes", n))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, n)

@@ -92,15 +92,40 @@ type Config struct {
 	// believed. A bare IP is a single-address prefix; IPv4-mapped IPv6 addresses
 	// are unmapped.
 	TrustedProxies []netip.Prefix
+	// RateLimitAddress is RATE_LIMIT_ADDRESS_PER_MINUTE (1..1,000,000), default
+	// 1200: /graphql requests from one client address, whoever the caller.
+	RateLimitAddress int
+	// RateLimitQueries is RATE_LIMIT_QUERIES_PER_MINUTE (1..1,000,000), default
+	// 300: query operations per caller (principal, or address when anonymous).
+	RateLimitQueries int
+	// RateLimitMutations is RATE_LIMIT_MUTATIONS_PER_MINUTE (1..1,000,000),
+	// default 60: mutation operations per caller.
+	RateLimitMutations int
+	// RateLimitPayments is RATE_LIMIT_PAYMENTS_PER_MINUTE (1..1,000,000), default
+	// 10: payment operations (checkout, subscription, plan change, portal, refund,
+	// plan creation, account deletion) per caller.
+	RateLimitPayments int
+	// RateLimitWebhooks is RATE_LIMIT_WEBHOOKS_PER_MINUTE (1..1,000,000), default
+	// 6000: webhook deliveries from one address. Every limit allows a burst of half
+	// its minute at once.
+	RateLimitWebhooks int
+	// GraphQLMaxComplexity is GRAPHQL_MAX_COMPLEXITY (10..1,000,000), default
+	// 5000: the cost limit of one operation (objects 1, scalars 0, a connection
+	// first times its selection, first as asked even where it is served as 100).
+	GraphQLMaxComplexity int
+	// GraphQLMaxDepth is GRAPHQL_MAX_DEPTH (2..100), default 15: how deep one
+	// operation may nest fields.
+	GraphQLMaxDepth int
 	// SMTPURL is SMTP_URL (smtp:// or smtps:// with host and port); required in
 	// production. Empty in development means notifications are only logged.
 	SMTPURL Secret
 	// PlaygroundOIDCClientID is PLAYGROUND_OIDC_CLIENT_ID, the public client the
 	// admin Playground signs in with; optional.
 	PlaygroundOIDCClientID string
-	// DataEncryptionKeys is DATA_ENCRYPTION_KEYS. Optional until encryption of
-	// personal data at rest exists; API.md makes it required in production then,
-	// and its format is checked by the package that uses it.
+	// DataEncryptionKeys is DATA_ENCRYPTION_KEYS, the keys personal data is sealed
+	// with at rest (package sealing; `scoville keys generate` prints one). Required
+	// in production, where the public development key set is refused; development
+	// without it uses that development set.
 	DataEncryptionKeys Secret
 	// MigrateOnStart is MIGRATE_ON_START (strconv.ParseBool forms), default true
 	// in development and false in production.
@@ -123,6 +148,9 @@ type Config struct {
 	// JobPollInterval is JOB_POLL_INTERVAL (0 < d <= 10s), default 200ms: how often
 	// workers look for new jobs.
 	JobPollInterval time.Duration
+	// ReconcileInterval is RECONCILE_INTERVAL (1m..24h, or 0 to turn it off),
+	// default 15m: how often the elected leader reconciles with Stripe (OPS-5).
+	ReconcileInterval time.Duration
 }
 
 // Load reads every variable through getenv (os.Getenv when nil), trims
@@ -188,13 +216,18 @@ func Load(getenv func(string) string) (*Config, error) {
 		l.failf("METRICS_ADDR", "must differ from HTTP_ADDR (leave it empty to serve /metrics on HTTP_ADDR)")
 	}
 	c.TrustedProxies = l.prefixes("TRUSTED_PROXIES")
+	c.RateLimitAddress, _ = l.intIn("RATE_LIMIT_ADDRESS_PER_MINUTE", 1200, 1, 1_000_000)
+	c.RateLimitQueries, _ = l.intIn("RATE_LIMIT_QUERIES_PER_MINUTE", 300, 1, 1_000_000)
+	c.RateLimitMutations, _ = l.intIn("RATE_LIMIT_MUTATIONS_PER_MINUTE", 60, 1, 1_000_000)
+	c.RateLimitPayments, _ = l.intIn("RATE_LIMIT_PAYMENTS_PER_MINUTE", 10, 1, 1_000_000)
+	c.RateLimitWebhooks, _ = l.intIn("RATE_LIMIT_WEBHOOKS_PER_MINUTE", 6000, 1, 1_000_000)
+	c.GraphQLMaxComplexity, _ = l.intIn("GRAPHQL_MAX_COMPLEXITY", 5000, 10, 1_000_000)
+	c.GraphQLMaxDepth, _ = l.intIn("GRAPHQL_MAX_DEPTH", 15, 2, 100)
 	c.SMTPURL = l.smtpURL("SMTP_URL")
 	// Customers must hear of every change (SUB-3): production cannot just log them.
 	l.required("SMTP_URL", string(c.SMTPURL), false)
 	c.PlaygroundOIDCClientID = l.get("PLAYGROUND_OIDC_CLIENT_ID")
-	// Encryption at rest is a later issue: the keys are carried through untouched
-	// and not yet required in production; their format belongs to that package.
-	c.DataEncryptionKeys = Secret(l.get("DATA_ENCRYPTION_KEYS"))
+	c.DataEncryptionKeys = l.dataEncryptionKeys("DATA_ENCRYPTION_KEYS")
 	c.MigrateOnStart = l.boolean("MIGRATE_ON_START", !l.prod)
 	c.StripeAutomaticTax = l.boolean("STRIPE_AUTOMATIC_TAX", false)
 	c.ShippingCountries = l.countries("SHIPPING_COUNTRIES", "US")
@@ -204,6 +237,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.JobWorkers, _ = l.intIn("JOB_WORKERS", 5, 1, 200)
 	c.JobMaxAttempts, _ = l.intIn("JOB_MAX_ATTEMPTS", 12, 1, 100)
 	c.JobPollInterval = l.duration("JOB_POLL_INTERVAL", 200*time.Millisecond, 10*time.Second)
+	c.ReconcileInterval = l.reconcileInterval("RECONCILE_INTERVAL")
 
 	if len(l.errs) > 0 {
 		return nil, errors.Join(l.errs...)
@@ -246,6 +280,13 @@ func (c *Config) LogValue() slog.Value {
 		slog.Any("allowed_redirect_origins", c.AllowedRedirectOrigins),
 		slog.Any("cors_allowed_origins", c.CORSAllowedOrigins),
 		slog.Any("trusted_proxies", proxies),
+		slog.Int("rate_limit_address_per_minute", c.RateLimitAddress),
+		slog.Int("rate_limit_queries_per_minute", c.RateLimitQueries),
+		slog.Int("rate_limit_mutations_per_minute", c.RateLimitMutations),
+		slog.Int("rate_limit_payments_per_minute", c.RateLimitPayments),
+		slog.Int("rate_limit_webhooks_per_minute", c.RateLimitWebhooks),
+		slog.Int("graphql_max_complexity", c.GraphQLMaxComplexity),
+		slog.Int("graphql_max_depth", c.GraphQLMaxDepth),
 		slog.Bool("smtp_url_set", c.SMTPURL != ""),
 		slog.String("playground_oidc_client_id", c.PlaygroundOIDCClientID),
 		slog.Bool("data_encryption_keys_set", c.DataEncryptionKeys != ""),
@@ -258,6 +299,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Int("job_workers", c.JobWorkers),
 		slog.Int("job_max_attempts", c.JobMaxAttempts),
 		slog.Duration("job_poll_interval", c.JobPollInterval),
+		slog.Duration("reconcile_interval", c.ReconcileInterval),
 	)
 }
 
@@ -345,6 +387,20 @@ func (l *loader) duration(name string, def, hi time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+// reconcileInterval is a duration from 1m to 24h, default 15m; "0" turns the
+// periodic reconciliation off (another deployment runs it, say).
+func (l *loader) reconcileInterval(name string) time.Duration {
+	if l.get(name) == "0" {
+		return 0
+	}
+	d := l.duration(name, 15*time.Minute, 24*time.Hour)
+	if d < time.Minute {
+		l.failf(name, "must be at least 1m, or 0 to turn reconciliation off")
+		return 15 * time.Minute
+	}
+	return d
 }
 
 // shortDuration prints 5m0s as 5m and 24h0m0s as 24h, for friendlier messages.

@@ -1,10 +1,18 @@
 package graph
 
 import (
-	"github.com/99designs/gqlgen/graphql"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
+	"github.com/99designs/gqlgen/complexity"
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -12,46 +20,169 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 )
 
+// Defaults of the cost limits (API-3); HandlerConfig overrides them.
+const (
+	DefaultMaxComplexity    = 5000
+	DefaultMaxDepth         = 15
+	DefaultMaxAliases       = 30
+	DefaultMaxFields        = 2000
+	DefaultParserTokenLimit = 10000
+	// DefaultAPQCacheSize and DefaultAPQMaxQueryBytes bound the persisted-query
+	// cache: at most size entries of at most that many bytes (16 MiB in all).
+	DefaultAPQCacheSize     = 1000
+	DefaultAPQMaxQueryBytes = 16 << 10
+)
+
 // HandlerConfig is what the GraphQL endpoint needs; NewHandler fills defaults.
 type HandlerConfig struct {
-	Resolvers     ResolverRoot
-	StepUpMaxAge  time.Duration
-	Now           func() time.Time
-	Introspection bool // development only until admins get it in production
-	MaxComplexity int  // default 1000
-	Logger        *slog.Logger
+	Resolvers    ResolverRoot
+	StepUpMaxAge time.Duration
+	Now          func() time.Time
+	// Introspection opens introspection and "Did you mean" hints in errors to every
+	// caller, as development does. Without it (production) only SUPPORT and ADMIN
+	// principals have them; anyone else asking for __schema or __type is refused.
+	Introspection bool
+	// MaxComplexity bounds an operation's cost: objects cost 1, scalars 0, and a
+	// field with a first argument costs first (as asked, though more than
+	// paging.MaxFirst is served as MaxFirst) times its selection. Default
+	// DefaultMaxComplexity.
+	MaxComplexity int
+	// MaxDepth bounds field nesting; default DefaultMaxDepth.
+	MaxDepth int
+	// MaxAliases bounds the aliases of one operation; default DefaultMaxAliases.
+	MaxAliases int
+	// MaxFields bounds the fields of one operation with fragments expanded;
+	// default DefaultMaxFields.
+	MaxFields int
+	// ParserTokenLimit bounds the tokens of a query document, so a huge document is
+	// refused while parsing; default DefaultParserTokenLimit.
+	ParserTokenLimit int
+	// APQCacheSize is the number of automatic persisted queries kept (LRU);
+	// default DefaultAPQCacheSize.
+	APQCacheSize int
+	Logger       *slog.Logger
 	// Extensions are added after the built-in ones (metrics, limits).
 	Extensions []graphql.HandlerExtension
+	// OnForbidden, when set, is told of each field @hasRole refuses to an
+	// authenticated caller, once per field and operation (see ForbiddenHook).
+	OnForbidden ForbiddenHook
 }
 
-// NewHandler builds the /graphql endpoint explicitly (never gqlgen's default server):
-// JSON POST only, so no mutation can run over GET; a complexity limit; introspection
-// only where allowed; and the error presenter and recover function of this package.
+// NewHandler builds the /graphql endpoint explicitly (never gqlgen's default server).
+// Transports: JSON POST, and GET for queries only (the GET transport refuses any
+// other operation before it runs, so a mutation never runs over GET), with automatic
+// persisted queries on both. A POST body must be one JSON object: batches (arrays)
+// are refused. Every operation passes, before any resolver runs and whether it came
+// whole or as a persisted hash: the parser's token limit, validation, the
+// introspection gate, the depth, alias and field limits, the complexity limit, then
+// cfg.Extensions (the rate limit). Errors go through this package's presenter, with
+// "Did you mean" hints removed for callers who may not introspect.
 func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.MaxComplexity <= 0 {
-		cfg.MaxComplexity = 1000
-	}
+	cfg.MaxComplexity = orDefault(cfg.MaxComplexity, DefaultMaxComplexity)
+	cfg.MaxDepth = orDefault(cfg.MaxDepth, DefaultMaxDepth)
+	cfg.MaxAliases = orDefault(cfg.MaxAliases, DefaultMaxAliases)
+	cfg.MaxFields = orDefault(cfg.MaxFields, DefaultMaxFields)
+	cfg.ParserTokenLimit = orDefault(cfg.ParserTokenLimit, DefaultParserTokenLimit)
+	cfg.APQCacheSize = orDefault(cfg.APQCacheSize, DefaultAPQCacheSize)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	srv := handler.New(NewExecutableSchema(Config{
-		Resolvers:  cfg.Resolvers,
-		Directives: NewDirectives(cfg.StepUpMaxAge, cfg.Now),
-	}))
-	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	if cfg.Introspection {
-		srv.Use(extension.Introspection{})
+	var directiveOpts []DirectiveOption
+	if cfg.OnForbidden != nil {
+		directiveOpts = append(directiveOpts, OnForbidden(cfg.OnForbidden))
 	}
-	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
+	srv := handler.New(costSchema{NewExecutableSchema(Config{
+		Resolvers:  cfg.Resolvers,
+		Directives: NewDirectives(cfg.StepUpMaxAge, cfg.Now, directiveOpts...),
+	})})
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(singleJSONPost{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetParserTokenLimit(cfg.ParserTokenLimit)
+	srv.Use(extension.AutomaticPersistedQuery{Cache: apqCache{
+		lru: lru.New[string](cfg.APQCacheSize), maxBytes: DefaultAPQMaxQueryBytes,
+	}})
+	srv.Use(introspectionGate{open: cfg.Introspection})
+	srv.Use(shapeLimit{maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases, maxFields: cfg.MaxFields})
+	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity, complexity.WithFixedScalarValue(0)))
+	if cfg.OnForbidden != nil {
+		srv.Use(RefusalsOnce{})
+	}
 	for _, e := range cfg.Extensions {
 		srv.Use(e)
 	}
-	srv.SetErrorPresenter(NewErrorPresenter(cfg.Logger))
+	srv.SetErrorPresenter(withoutSuggestions(cfg.Introspection, NewErrorPresenter(cfg.Logger)))
 	srv.SetRecoverFunc(NewRecoverFunc(cfg.Logger))
 	return srv
+}
+
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// apqCache keeps persisted queries up to maxBytes long; a longer one is run but not
+// kept (its client just sends it whole again), so the cache's memory is bounded by
+// entries times maxBytes.
+type apqCache struct {
+	lru      *lru.LRU[string]
+	maxBytes int
+}
+
+func (c apqCache) Get(ctx context.Context, key string) (string, bool) { return c.lru.Get(ctx, key) }
+
+func (c apqCache) Add(ctx context.Context, key, query string) {
+	if len(query) <= c.maxBytes {
+		c.lru.Add(ctx, key, query)
+	}
+}
+
+// singleJSONPost is gqlgen's POST transport behind a check of the body: it must be
+// one JSON object (a batch, an array of operations, is refused), and a body cut off
+// by the size limit is 413. The check answers before gqlgen would echo a malformed
+// body back to the client.
+type singleJSONPost struct{ transport.POST }
+
+func (t singleJSONPost) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			WriteRequestError(w, http.StatusRequestEntityTooLarge, CodeBodyTooLarge,
+				fmt.Sprintf("request body too large: the limit is %d bytes", tooLarge.Limit))
+			return
+		}
+		WriteRequestError(w, http.StatusBadRequest, CodeBadRequest, "the request body could not be read")
+		return
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	switch {
+	case len(trimmed) > 0 && trimmed[0] == '[':
+		WriteRequestError(w, http.StatusBadRequest, CodeBatchRefused,
+			"batched requests are not supported: send one operation per request")
+		return
+	case len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed):
+		WriteRequestError(w, http.StatusBadRequest, CodeBadRequest,
+			`the request body must be one JSON object: {"query": ..., "variables": {...}}`)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	t.POST.Do(w, r, exec)
+}
+
+// WriteRequestError answers a request refused before GraphQL could read it, in the
+// GraphQL error shape clients already parse.
+func WriteRequestError(w http.ResponseWriter, status int, code, message string) {
+	b, _ := json.Marshal(map[string]any{"errors": []map[string]any{{
+		"message": message, "extensions": map[string]any{"code": code},
+	}}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
 }

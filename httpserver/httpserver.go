@@ -122,21 +122,75 @@ func Observe(route string, logger *slog.Logger, m *Metrics, next http.Handler) h
 	})
 }
 
-// SecurityHeaders sets the headers every API response carries; the API serves no HTML
-// except the Playground, which sets its own policy.
+// securityHeaders are what every response carries unless its handler chose its own
+// value (the Playground sets its own Content-Security-Policy and caching):
+//   - HSTS: browsers use https only (TLS ends in front of the service; the header is
+//     ignored over plain http, so development is unaffected);
+//   - nosniff, and no framing (X-Frame-Options and CSP frame-ancestors);
+//   - no Referer leaves a page of ours;
+//   - a CSP that lets an API answer load nothing and run nothing if a browser ever
+//     renders it;
+//   - no browser feature (camera, payment, ...) for our pages;
+//   - no caching of answers that may hold personal data.
+var securityHeaders = [][2]string{
+	{"Strict-Transport-Security", "max-age=63072000; includeSubDomains"},
+	{"X-Content-Type-Options", "nosniff"},
+	{"X-Frame-Options", "DENY"},
+	{"Referrer-Policy", "no-referrer"},
+	{"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"},
+	{"Permissions-Policy", "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()"},
+	{"Cross-Origin-Opener-Policy", "same-origin"},
+	{"Cache-Control", "no-store"},
+}
+
+// SecurityHeaders puts securityHeaders on every response, when the response is
+// written, and only those its handler did not set itself: a handler's own policy
+// (the Playground's CSP) always wins, however it set it.
 func SecurityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cache-Control", "no-store")
-		if h.Get("Content-Security-Policy") == "" {
-			h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		}
-		next.ServeHTTP(w, r)
+		hw := &headerDefaults{ResponseWriter: w}
+		next.ServeHTTP(hw, r)
+		hw.apply() // a handler that wrote nothing still gets them
 	})
 }
+
+// headerDefaults fills in securityHeaders just before the header is sent.
+type headerDefaults struct {
+	http.ResponseWriter
+	applied bool
+}
+
+func (h *headerDefaults) apply() {
+	if h.applied {
+		return
+	}
+	h.applied = true
+	hdr := h.Header()
+	for _, kv := range securityHeaders {
+		if _, set := hdr[kv[0]]; !set {
+			hdr.Set(kv[0], kv[1])
+		}
+	}
+}
+
+func (h *headerDefaults) WriteHeader(code int) {
+	h.apply()
+	h.ResponseWriter.WriteHeader(code)
+}
+
+func (h *headerDefaults) Write(b []byte) (int, error) {
+	h.apply()
+	return h.ResponseWriter.Write(b)
+}
+
+func (h *headerDefaults) Flush() {
+	h.apply()
+	if f, ok := h.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (h *headerDefaults) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 // Healthz answers 200 while the process serves: liveness, no dependencies checked.
 func Healthz() http.Handler {

@@ -1,0 +1,46 @@
+package config
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestLoadRateAndCostLimits(t *testing.T) {
+	t.Parallel()
+	c, err := Load(devEnv().get)
+	require.NoError(t, err)
+	require.Equal(t, 1200, c.RateLimitAddress)
+	require.Equal(t, 300, c.RateLimitQueries)
+	require.Equal(t, 60, c.RateLimitMutations)
+	require.Equal(t, 10, c.RateLimitPayments)
+	require.Equal(t, 6000, c.RateLimitWebhooks)
+	require.Equal(t, 5000, c.GraphQLMaxComplexity)
+	require.Equal(t, 15, c.GraphQLMaxDepth)
+
+	c, err = Load(devEnv().with(env{
+		"RATE_LIMIT_ADDRESS_PER_MINUTE": "50", "RATE_LIMIT_QUERIES_PER_MINUTE": "40",
+		"RATE_LIMIT_MUTATIONS_PER_MINUTE": "30", "RATE_LIMIT_PAYMENTS_PER_MINUTE": "2",
+		"RATE_LIMIT_WEBHOOKS_PER_MINUTE": "1000000", "GRAPHQL_MAX_COMPLEXITY": "5000", "GRAPHQL_MAX_DEPTH": "20",
+	}).get)
+	require.NoError(t, err)
+	require.Equal(t, []int{50, 40, 30, 2, 1000000, 5000, 20}, []int{c.RateLimitAddress, c.RateLimitQueries,
+		c.RateLimitMutations, c.RateLimitPayments, c.RateLimitWebhooks, c.GraphQLMaxComplexity, c.GraphQLMaxDepth})
+
+	for name, bad := range map[string][]string{
+		"RATE_LIMIT_ADDRESS_PER_MINUTE":   {"0", "-1", "1000001", "ten", "1.5"},
+		"RATE_LIMIT_QUERIES_PER_MINUTE":   {"0", "x"},
+		"RATE_LIMIT_MUTATIONS_PER_MINUTE": {"0", "x"},
+		"RATE_LIMIT_PAYMENTS_PER_MINUTE":  {"0", "x"},
+		"RATE_LIMIT_WEBHOOKS_PER_MINUTE":  {"0", "x"},
+		"GRAPHQL_MAX_COMPLEXITY":          {"9", "1000001", "x"},
+		"GRAPHQL_MAX_DEPTH":               {"1", "101", "x"},
+	} {
+		for _, v := range bad {
+			_, err := Load(devEnv().with(env{name: v}).get)
+			got := problems(t, err)
+			require.Len(t, got, 1, "%s=%q: %v", name, v, got)
+			require.Contains(t, got[0], name)
+		}
+	}
+}

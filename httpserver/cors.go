@@ -1,0 +1,77 @@
+package httpserver
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// CORS request headers and methods a browser may use on the wrapped route. The API
+// authenticates with a bearer token in Authorization, never with cookies, so
+// credentials are never allowed and a page on another origin cannot ride on a
+// signed-in user's session: there is no CSRF surface.
+var (
+	corsMethods        = []string{http.MethodGet, http.MethodPost}
+	corsRequestHeaders = []string{"authorization", "content-type", "x-request-id"}
+	corsExposeHeaders  = "Retry-After, X-Request-Id, WWW-Authenticate"
+)
+
+// corsMaxAge is how long (seconds) a browser may reuse a preflight answer.
+const corsMaxAge = "600"
+
+// CORS lets browsers on the allowed origins (CORS_ALLOWED_ORIGINS; "*" allows any,
+// which config permits in development only) call next. A preflight from an allowed
+// origin asking for allowed methods and headers gets 204 with the Access-Control
+// headers; any other preflight gets 403 and no Access-Control header, so the browser
+// refuses the call. Simple requests from other origins pass (a server cannot stop
+// them) but get no Access-Control-Allow-Origin, so the page cannot read the answer.
+// Every answer varies by Origin, so a cache never serves one origin's answer to
+// another.
+func CORS(allowed []string, next http.Handler) http.Handler {
+	anyOrigin := slices.Contains(allowed, "*")
+	set := map[string]bool{}
+	for _, o := range allowed {
+		set[o] = true
+	}
+	originAllowed := func(o string) bool { return o != "" && (anyOrigin || set[o]) }
+
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		origin := r.Header.Get("Origin")
+		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+		if preflight {
+			h.Add("Vary", "Access-Control-Request-Method")
+			h.Add("Vary", "Access-Control-Request-Headers")
+			if !originAllowed(origin) || !slices.Contains(corsMethods, r.Header.Get("Access-Control-Request-Method")) ||
+				!headersAllowed(r.Header.Values("Access-Control-Request-Headers")) {
+				w.WriteHeader(http.StatusForbidden)
+				return
+			}
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Allow-Methods", strings.Join(corsMethods, ", "))
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
+			h.Set("Access-Control-Max-Age", corsMaxAge)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if originAllowed(origin) {
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headersAllowed reports whether every header a preflight asks for is allowed.
+func headersAllowed(values []string) bool {
+	for _, v := range values {
+		for name := range strings.SplitSeq(v, ",") {
+			name = strings.ToLower(strings.TrimSpace(name))
+			if name != "" && !slices.Contains(corsRequestHeaders, name) {
+				return false
+			}
+		}
+	}
+	return true
+}

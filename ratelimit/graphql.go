@@ -1,0 +1,77 @@
+package ratelimit
+
+import (
+	"context"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// CodeRateLimited is API.md's code for a refusal.
+const CodeRateLimited = "RATE_LIMITED"
+
+// GraphQL returns the gqlgen extension that charges each operation before any
+// resolver runs: a query to ScopeQuery, a mutation to ScopeMutation plus one
+// ScopePayment token per payment field it selects (aliases included). A refused
+// operation runs nothing and answers RATE_LIMITED with retryAfter; behind PerAddress
+// the HTTP answer is 429 with Retry-After.
+func (l *Limiter) GraphQL() graphql.HandlerExtension { return operationLimit{l} }
+
+type operationLimit struct{ l *Limiter }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = operationLimit{}
+
+func (operationLimit) ExtensionName() string { return "RateLimit" }
+
+func (operationLimit) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (o operationLimit) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+	op := opCtx.Operation
+	if op == nil {
+		return nil
+	}
+	charges := []Charge{{Scope: ScopeQuery, N: 1}}
+	if op.Operation == ast.Mutation {
+		charges = []Charge{{Scope: ScopeMutation, N: 1}}
+		if n := o.l.paymentFields(op.SelectionSet); n > 0 {
+			charges = append(charges, Charge{Scope: ScopePayment, N: n})
+		}
+	}
+	ref := o.l.Take(ctx, charges...)
+	if ref == nil {
+		return nil
+	}
+	markRefused(ctx, ref)
+	return &gqlerror.Error{
+		Message: ref.Error(),
+		Extensions: map[string]any{
+			"code":       CodeRateLimited,
+			"retryAfter": ref.RetryAfterSeconds(),
+		},
+	}
+}
+
+// paymentFields counts the root fields that are payment operations, through
+// fragments (a validated document has no fragment cycles).
+func (l *Limiter) paymentFields(set ast.SelectionSet) int {
+	n := 0
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if l.payments[s.Name] {
+				n++
+			}
+		case *ast.InlineFragment:
+			n += l.paymentFields(s.SelectionSet)
+		case *ast.FragmentSpread:
+			if s.Definition != nil {
+				n += l.paymentFields(s.Definition.SelectionSet)
+			}
+		}
+	}
+	return n
+}

@@ -1,0 +1,308 @@
+// Package ratelimit owns how often a caller may use the API (API-2): token buckets per
+// principal and per client address, stricter for mutations and stricter still for
+// operations that move money or touch the payment provider, generous for the Stripe
+// webhook route. A refusal is RATE_LIMITED with retryAfter (seconds) and a
+// Retry-After header, and is counted in scoville_rate_limited_total{scope}.
+//
+// Client addresses come from the clientip middleware, which believes forwarding
+// headers only from TRUSTED_PROXIES, so a client cannot pick a new address per request.
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/clientip"
+)
+
+// Scope names a kind of traffic with its own allowance; it is the metric's label.
+type Scope string
+
+// The scopes, from the most generous to the strictest.
+const (
+	// ScopeWebhook is every request to POST /webhooks/stripe from one address.
+	ScopeWebhook Scope = "webhook"
+	// ScopeAddress is every /graphql request from one client address, counted before
+	// the request is parsed, whoever the caller is.
+	ScopeAddress Scope = "address"
+	// ScopeQuery is a query operation, per caller.
+	ScopeQuery Scope = "query"
+	// ScopeMutation is a mutation operation, per caller.
+	ScopeMutation Scope = "mutation"
+	// ScopePayment is one payment operation (see DefaultPaymentOperations), per
+	// caller; a mutation with two of them costs two.
+	ScopePayment Scope = "payment"
+)
+
+// Rule is an allowance: PerMinute on average, up to Burst at once.
+type Rule struct {
+	PerMinute int
+	Burst     int
+}
+
+// PerMinute builds a Rule whose burst is half a minute's allowance (at least one),
+// the shape every configured limit takes.
+func PerMinute(n int) Rule { return Rule{PerMinute: n, Burst: max(1, (n+1)/2)} }
+
+// DefaultPaymentOperations are the mutations that charge, refund or open a payment
+// session at Stripe, or erase an account there: card testing and refund abuse go
+// through these, so they get the strictest allowance.
+var DefaultPaymentOperations = []string{
+	"startCheckout", "createSubscription", "changeSubscriptionPlan", "createBillingPortalSession",
+	"refundPayment", "createPlan", "deleteMyAccount",
+}
+
+// Config is every allowance; zero fields take the defaults of Defaults.
+type Config struct {
+	Address  Rule // all /graphql requests from one address
+	Query    Rule // per caller
+	Mutation Rule // per caller
+	Payment  Rule // per caller
+	Webhook  Rule // per address on the webhook route
+	// AddressFactor multiplies the per-caller query, mutation and payment rules into
+	// a second allowance shared by every caller on one address, so many accounts on
+	// one address (card testing) are held back too. Default 5.
+	AddressFactor int
+	// MaxKeys bounds the buckets kept per allowance (memory); default 100,000.
+	MaxKeys int
+	// PaymentOperations are the mutation fields charged to ScopePayment; default
+	// DefaultPaymentOperations.
+	PaymentOperations []string
+}
+
+// Defaults are the allowances when nothing is configured (RATE_LIMIT_* in README).
+func Defaults() Config {
+	return Config{
+		Address:           PerMinute(1200),
+		Query:             PerMinute(300),
+		Mutation:          PerMinute(60),
+		Payment:           PerMinute(10),
+		Webhook:           PerMinute(6000),
+		AddressFactor:     5,
+		MaxKeys:           100_000,
+		PaymentOperations: DefaultPaymentOperations,
+	}
+}
+
+// Limiter decides and counts refusals. It is safe for concurrent use.
+type Limiter struct {
+	perCaller map[Scope]*buckets
+	perAddr   map[Scope]*buckets
+	payments  map[string]bool
+	refused   *prometheus.CounterVec
+	now       func() time.Time
+}
+
+// New builds a Limiter and registers scoville_rate_limited_total on reg (nil: not
+// registered, for tests).
+func New(cfg Config, reg prometheus.Registerer) *Limiter {
+	def := Defaults()
+	orDefault := func(r, d Rule) Rule {
+		if r.PerMinute <= 0 {
+			return d
+		}
+		if r.Burst <= 0 {
+			r.Burst = PerMinute(r.PerMinute).Burst
+		}
+		return r
+	}
+	cfg.Address = orDefault(cfg.Address, def.Address)
+	cfg.Query = orDefault(cfg.Query, def.Query)
+	cfg.Mutation = orDefault(cfg.Mutation, def.Mutation)
+	cfg.Payment = orDefault(cfg.Payment, def.Payment)
+	cfg.Webhook = orDefault(cfg.Webhook, def.Webhook)
+	if cfg.AddressFactor <= 0 {
+		cfg.AddressFactor = def.AddressFactor
+	}
+	if cfg.MaxKeys <= 0 {
+		cfg.MaxKeys = def.MaxKeys
+	}
+	if cfg.PaymentOperations == nil {
+		cfg.PaymentOperations = def.PaymentOperations
+	}
+	scaled := func(r Rule) Rule {
+		return Rule{PerMinute: saturatingMul(r.PerMinute, cfg.AddressFactor), Burst: saturatingMul(r.Burst, cfg.AddressFactor)}
+	}
+	l := &Limiter{
+		perCaller: map[Scope]*buckets{
+			ScopeQuery:    newBuckets(cfg.Query, cfg.MaxKeys),
+			ScopeMutation: newBuckets(cfg.Mutation, cfg.MaxKeys),
+			ScopePayment:  newBuckets(cfg.Payment, cfg.MaxKeys),
+		},
+		perAddr: map[Scope]*buckets{
+			ScopeAddress:  newBuckets(cfg.Address, cfg.MaxKeys),
+			ScopeWebhook:  newBuckets(cfg.Webhook, cfg.MaxKeys),
+			ScopeQuery:    newBuckets(scaled(cfg.Query), cfg.MaxKeys),
+			ScopeMutation: newBuckets(scaled(cfg.Mutation), cfg.MaxKeys),
+			ScopePayment:  newBuckets(scaled(cfg.Payment), cfg.MaxKeys),
+		},
+		payments: map[string]bool{},
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scoville_rate_limited_total",
+			Help: "Requests and operations refused with RATE_LIMITED, by scope.",
+		}, []string{"scope"}),
+		now: time.Now,
+	}
+	for _, op := range cfg.PaymentOperations {
+		l.payments[op] = true
+	}
+	for _, s := range []Scope{ScopeWebhook, ScopeAddress, ScopeQuery, ScopeMutation, ScopePayment} {
+		l.refused.WithLabelValues(string(s)) // every series exists from the start, for alert rules
+	}
+	if reg != nil {
+		reg.MustRegister(l.refused)
+	}
+	return l
+}
+
+func saturatingMul(a, b int) int {
+	if a > 0 && b > math.MaxInt32/a {
+		return math.MaxInt32
+	}
+	return a * b
+}
+
+// Charge is n tokens from one scope.
+type Charge struct {
+	Scope Scope
+	N     int
+}
+
+// Refusal says why and for how long a request was refused.
+type Refusal struct {
+	Scope      Scope
+	RetryAfter time.Duration
+}
+
+// RetryAfterSeconds is what Retry-After and extensions.retryAfter carry: whole
+// seconds, rounded up, at least one.
+func (r *Refusal) RetryAfterSeconds() int {
+	return max(1, int(math.Ceil(r.RetryAfter.Seconds())))
+}
+
+// Error is the message a client sees.
+func (r *Refusal) Error() string {
+	return fmt.Sprintf("too many requests; retry after %d seconds", r.RetryAfterSeconds())
+}
+
+// Take charges the caller of ctx (the principal, or the client address when
+// anonymous) and the client address. Either every charge is taken or none is: a
+// refused request costs nothing, so a caller who waits retryAfter gets through.
+func (l *Limiter) Take(ctx context.Context, charges ...Charge) *Refusal {
+	addr := addressKey(ctx)
+	caller := "addr " + addr
+	if p, ok := auth.PrincipalFrom(ctx); ok {
+		caller = "principal " + p.Issuer + " " + p.Subject
+	}
+	type taken struct {
+		res   *rate.Reservation
+		scope Scope
+	}
+	now := l.now()
+	var all []taken
+	for _, c := range charges {
+		if b := l.perCaller[c.Scope]; b != nil {
+			all = append(all, taken{b.reserve(caller, c.N, now), c.Scope})
+		}
+		if b := l.perAddr[c.Scope]; b != nil {
+			all = append(all, taken{b.reserve(addr, c.N, now), c.Scope})
+		}
+	}
+	var refusal *Refusal
+	for _, t := range all {
+		var wait time.Duration
+		switch {
+		case !t.res.OK(): // more at once than the burst: never allowed as one request
+			wait = time.Minute
+		default:
+			wait = t.res.DelayFrom(now)
+		}
+		if wait > 0 && (refusal == nil || wait > refusal.RetryAfter) {
+			refusal = &Refusal{Scope: t.scope, RetryAfter: wait}
+		}
+	}
+	if refusal == nil {
+		return nil
+	}
+	for _, t := range all {
+		t.res.CancelAt(now)
+	}
+	l.refused.WithLabelValues(string(refusal.Scope)).Inc()
+	return refusal
+}
+
+func addressKey(ctx context.Context) string {
+	if a := clientip.From(ctx); a.IsValid() {
+		return a.String()
+	}
+	return "unknown"
+}
+
+// PerAddress limits a whole route per client address (ScopeAddress for /graphql,
+// ScopeWebhook for the Stripe route): a refused request gets 429, Retry-After and a
+// GraphQL-shaped RATE_LIMITED body, before anything reads it. It also lets the
+// GraphQL extension answer its own refusals with 429 and Retry-After.
+func (l *Limiter) PerAddress(scope Scope, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ref := l.Take(r.Context(), Charge{Scope: scope, N: 1}); ref != nil {
+			WriteRefusal(w, ref)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), slotKey{}, sw)))
+	})
+}
+
+// WriteRefusal answers a refused HTTP request: 429, Retry-After and a GraphQL error
+// body with code RATE_LIMITED and retryAfter.
+func WriteRefusal(w http.ResponseWriter, ref *Refusal) {
+	secs := ref.RetryAfterSeconds()
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusTooManyRequests)
+	_, _ = fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":"RATE_LIMITED","retryAfter":%d}}]}`+"\n", ref.Error(), secs)
+}
+
+type slotKey struct{}
+
+// statusWriter turns the GraphQL transport's answer into 429 with Retry-After when
+// the operation was refused by the rate limit.
+type statusWriter struct {
+	http.ResponseWriter
+	refusal *Refusal
+	wrote   bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wrote && s.refusal != nil && code == http.StatusOK {
+		s.Header().Set("Retry-After", strconv.Itoa(s.refusal.RetryAfterSeconds()))
+		code = http.StatusTooManyRequests
+	}
+	s.wrote = true
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if !s.wrote {
+		s.WriteHeader(http.StatusOK)
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// markRefused tells the HTTP layer of a refusal decided inside GraphQL.
+func markRefused(ctx context.Context, ref *Refusal) {
+	if sw, ok := ctx.Value(slotKey{}).(*statusWriter); ok {
+		sw.refusal = ref
+		sw.Header().Set("Retry-After", strconv.Itoa(ref.RetryAfterSeconds()))
+	}
+}
