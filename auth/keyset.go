@@ -42,7 +42,6 @@ type keySet struct {
 	keys     []jose.JSONWebKey
 	next     time.Time // no fetch for a miss before this; zero: fetch allowed
 	inflight *keyFetch // the running fetch, if any
-	fetches  int       // JWKS requests made, for tests
 }
 
 // keyFetch is one JWKS request that waiting verifications share.
@@ -114,7 +113,6 @@ func (k *keySet) refresh(ctx context.Context) ([]jose.JSONWebKey, error) {
 		}
 		f = &keyFetch{done: make(chan struct{})}
 		k.inflight = f
-		k.fetches++
 		go k.fetch(f)
 	}
 	k.mu.Unlock()
