@@ -7,7 +7,6 @@ package resolvers
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/graph"
@@ -27,27 +26,79 @@ func (r *auditEntryResolver) ActorRoles(ctx context.Context, obj *models.AuditEn
 }
 
 func (r *mutationResolver) ResyncSubscription(ctx context.Context, input models.ResyncSubscriptionInput) (*models.SubscriptionPayload, error) {
-	panic(fmt.Errorf("not implemented: ResyncSubscription - resyncSubscription"))
+	p, err := auth.RequireAuthenticated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := r.Syncer.Resync(ctx, p, input.SubscriptionID, input.Reason)
+	ues, err := models.UserErrorsOf(err)
+	if err != nil {
+		return nil, err
+	}
+	out := &models.SubscriptionPayload{UserErrors: ues}
+	if len(ues) == 0 {
+		out.Subscription = sub
+	}
+	return out, nil
 }
 
 func (r *mutationResolver) ReplayWebhookEvent(ctx context.Context, input models.ReplayWebhookEventInput) (*models.ReplayWebhookEventPayload, error) {
-	panic(fmt.Errorf("not implemented: ReplayWebhookEvent - replayWebhookEvent"))
+	p, err := auth.RequireAuthenticated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := r.Replayer.Replay(ctx, p, input.EventID, input.Reason)
+	ues, err := models.UserErrorsOf(err)
+	if err != nil {
+		return nil, err
+	}
+	out := &models.ReplayWebhookEventPayload{UserErrors: ues}
+	if len(ues) == 0 {
+		out.Event = ev
+	}
+	return out, nil
 }
 
 func (r *mutationResolver) RefundPayment(ctx context.Context, input models.RefundPaymentInput) (*models.RefundPaymentPayload, error) {
-	panic(fmt.Errorf("not implemented: RefundPayment - refundPayment"))
+	p, err := auth.RequireAuthenticated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.Admin.Refund(ctx, p, input)
+	ues, err := adminUserErrors(res, err)
+	if err != nil {
+		return nil, err
+	}
+	out := &models.RefundPaymentPayload{UserErrors: ues}
+	if res != nil && len(ues) == 0 {
+		out.Payment = res.Payment
+	}
+	return out, nil
 }
 
 func (r *mutationResolver) AdminCancelSubscription(ctx context.Context, input models.AdminCancelSubscriptionInput) (*models.SubscriptionPayload, error) {
-	panic(fmt.Errorf("not implemented: AdminCancelSubscription - adminCancelSubscription"))
+	p, err := auth.RequireAuthenticated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.Admin.Cancel(ctx, p, input)
+	ues, err := adminUserErrors(res, err)
+	if err != nil {
+		return nil, err
+	}
+	out := &models.SubscriptionPayload{UserErrors: ues}
+	if res != nil && len(ues) == 0 {
+		out.Subscription = res.Subscription
+	}
+	return out, nil
 }
 
 func (r *queryResolver) AdminSubscriptions(ctx context.Context, status *models.SubscriptionStatus, first *int, after *string) (*models.SubscriptionConnection, error) {
-	panic(fmt.Errorf("not implemented: AdminSubscriptions - adminSubscriptions"))
+	return r.Subscriptions.List(ctx, status, first, after)
 }
 
 func (r *queryResolver) AdminCustomers(ctx context.Context, email *string, first *int, after *string) (*models.CustomerConnection, error) {
-	panic(fmt.Errorf("not implemented: AdminCustomers - adminCustomers"))
+	return r.Customers.List(ctx, email, first, after)
 }
 
 func (r *queryResolver) AuditLog(ctx context.Context, first *int, after *string) (*models.AuditEntryConnection, error) {

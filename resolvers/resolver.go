@@ -18,5 +18,11 @@ type Resolver struct {
 	Subscriptions *subscriptions.Service
 	Inbox         *webhooks.Events
 	Audit         *audit.Log
-	Privacy       *customers.Privacy
+	Admin         *subscriptions.Admin
+	// Syncer re-reads subscriptions from Stripe (resyncSubscription).
+	Syncer *subscriptions.Syncer
+	// Replayer runs stored webhook events again (replayWebhookEvent).
+	Replayer *webhooks.Replayer
+	// Privacy serves exportMyData and deleteMyAccount (DAT-3).
+	Privacy *customers.Privacy
 }

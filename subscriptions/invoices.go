@@ -193,6 +193,10 @@ func (s *Syncer) applyInvoicePaid(ctx context.Context, tx *gorm.DB, ev Event, st
 	if sub == nil {
 		return Effect{Ignored: true, Outcome: "invoice of a subscription not ours"}, nil
 	}
+	paidBefore, completeBefore, err := paidState(tx, inv.ID)
+	if err != nil {
+		return Effect{}, err
+	}
 	pay, outcome, err := s.recordPaid(ctx, tx, &st, inv, sub)
 	if err != nil {
 		return Effect{}, err
@@ -203,6 +207,13 @@ func (s *Syncer) applyInvoicePaid(ctx context.Context, tx *gorm.DB, ev Event, st
 	}
 	if err := s.enqueue(ctx, tx, sub.CustomerID, notifications.KindPaymentSucceeded, &sub.ID, &pay.ID, data, "invoice:"+inv.ID+":paid"); err != nil {
 		return Effect{}, err
+	}
+	if paidBefore {
+		// A replay, or a second report of the payment: counted and logged once.
+		if completeBefore {
+			outcome = "nothing new"
+		}
+		return Effect{Outcome: "payment already recorded; " + outcome}, nil
 	}
 	s.metrics.payments.WithLabelValues("succeeded").Inc()
 	s.logger.InfoContext(ctx, "payment succeeded", "payment_id", pay.ID, "subscription_id", sub.ID, "stripe_invoice_id", inv.ID,
@@ -353,6 +364,14 @@ func (s *Syncer) applyPaymentFlag(ctx context.Context, tx *gorm.DB, ev Event, p 
 		return Effect{Ignored: true, Outcome: "charge of no payment of ours"}, nil
 	}
 	at := ev.Created.UTC()
+	seen := pay.FraudWarningAt
+	if kind == "dispute" {
+		seen = pay.DisputedAt
+	}
+	if seen != nil && seen.Equal(at) {
+		// This very report again (a replay): recorded and alerted once.
+		return Effect{Outcome: strings.ReplaceAll(kind, "_", " ") + " already recorded"}, nil
+	}
 	attrs := []any{"alert", kind, "payment_id", pay.ID, "stripe_charge_id", chargeID, "event_id", ev.ProviderEventID}
 	if kind == "dispute" {
 		pay.DisputedAt = &at

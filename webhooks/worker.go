@@ -21,6 +21,8 @@ import (
 // ProcessArgs is the job that applies one stored event.
 type ProcessArgs struct {
 	EventID string `json:"eventId"`
+	// Replay marks a run support asked for (replayWebhookEvent); its outcome says so.
+	Replay bool `json:"replay,omitempty"`
 }
 
 // Kind names the job in River.
@@ -108,6 +110,9 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 		if effect.Ignored {
 			status = models.WebhookIgnored
 		}
+		if job.Args.Replay {
+			effect.Outcome = "replayed: " + effect.Outcome
+		}
 		err = tx.Model(&models.WebhookEvent{}).Where("id = ?", row.ID).Updates(map[string]any{
 			"status": status, "outcome": truncate(effect.Outcome, 500), "attempts": job.Attempt,
 			"last_error": nil, "processed_at": time.Now().UTC(),
@@ -131,7 +136,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 	w.metrics.duration.WithLabelValues(typeLabel(row.Type)).Observe(time.Since(start).Seconds())
 	w.metrics.lag.Observe(time.Since(row.ReceivedAt).Seconds())
 	w.logger.InfoContext(ctx, "webhook applied", "event_id", row.ProviderEventID, "event_type", row.Type, "outcome", outcome,
-		"attempt", job.Attempt, "duration_ms", time.Since(start).Milliseconds())
+		"attempt", job.Attempt, "replay", job.Args.Replay, "duration_ms", time.Since(start).Milliseconds())
 	return nil
 }
 

@@ -13,6 +13,12 @@
 //   - Charges on GET /v1/charges/{id}: those given to PutCharge.
 //   - Customers it created (POST /v1/customers), on DELETE /v1/customers/{id}
 //     (Stripe's deleted stub; an unknown or already deleted one is a 404).
+//   - Listings of the subscriptions and invoices above (GET /v1/subscriptions,
+//     GET /v1/invoices), filtered by created[gte], current_period_start[gte] and
+//     status, in one page.
+//   - Refunds (POST /v1/refunds) of a payment_intent whose charge was given to
+//     PutCharge: the charge's amount_refunded grows, more than remains is refused
+//     (amount_too_large), and expand[]=charge returns the charge as it is after.
 //
 // Anything else is a 404 in Stripe's error shape (code resource_missing).
 package stripefake
@@ -300,12 +306,16 @@ func (s *Server) route(method, path string, f map[string]string) (int, any) {
 			return 200, ch
 		}
 		return notFound("charge", parts[1])
+	case method == http.MethodPost && path == "/v1/refunds":
+		return s.refund(f)
 	case method == http.MethodPost && path == "/v1/checkout/sessions":
 		id := s.id("cs")
 		return 200, map[string]any{"id": id, "object": "checkout.session", "mode": f["mode"], "url": "https://checkout.stripe.com/c/pay/" + id}
 	case method == http.MethodPost && path == "/v1/billing_portal/sessions":
 		id := s.id("bps")
 		return 200, map[string]any{"id": id, "object": "billing_portal.session", "url": "https://billing.stripe.com/p/session/" + id, "return_url": f["return_url"]}
+	case method == http.MethodGet && (path == "/v1/subscriptions" || path == "/v1/invoices"):
+		return 200, s.list(path, f)
 	case method == http.MethodGet && path == "/v1/promotion_codes":
 		data := []any{}
 		if id, ok := s.promos[f["code"]]; ok {
@@ -431,6 +441,45 @@ func (s *Server) updateSubscription(sub map[string]any, f map[string]string) (in
 	return 200, sub
 }
 
+// refund moves money back from the charge of f's payment_intent, as Stripe does.
+func (s *Server) refund(f map[string]string) (int, any) {
+	var ch map[string]any
+	for _, c := range s.charges {
+		if c["payment_intent"] == f["payment_intent"] {
+			ch = c
+		}
+	}
+	if ch == nil {
+		return notFound("payment_intent", f["payment_intent"])
+	}
+	total, _ := strconv.ParseInt(fmt.Sprint(ch["amount"]), 10, 64)
+	done, _ := strconv.ParseInt(fmt.Sprint(ch["amount_refunded"]), 10, 64)
+	amount := total - done
+	if f["amount"] != "" {
+		amount, _ = strconv.ParseInt(f["amount"], 10, 64)
+	}
+	if amount <= 0 || done+amount > total {
+		return http.StatusBadRequest, map[string]any{"error": map[string]any{
+			"type": "invalid_request_error", "code": "amount_too_large", "param": "amount",
+			"message": "Refund amount is greater than unrefunded amount on charge",
+		}}
+	}
+	ch["amount_refunded"] = done + amount
+	ch["refunded"] = done+amount == total
+	refund := map[string]any{
+		"id": s.id("re"), "object": "refund", "amount": amount, "currency": ch["currency"], "status": "succeeded",
+		"payment_intent": f["payment_intent"], "charge": ch["id"], "metadata": metadata(f), "created": time.Now().Unix(),
+	}
+	if f["expand[0]"] == "charge" {
+		snapshot := map[string]any{}
+		for k, v := range ch {
+			snapshot[k] = v
+		}
+		refund["charge"] = snapshot
+	}
+	return 200, refund
+}
+
 func metadata(f map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range f {
@@ -439,6 +488,34 @@ func metadata(f map[string]string) map[string]string {
 		}
 	}
 	return out
+}
+
+// list answers GET /v1/subscriptions and /v1/invoices with the stored objects
+// matching the created[gte], current_period_start[gte] and status filters, in one
+// page (has_more is always false).
+func (s *Server) list(path string, f map[string]string) map[string]any {
+	store, filters := s.subs, []string{"created", "current_period_start"}
+	if path == "/v1/invoices" {
+		store, filters = s.invoices, []string{"created"}
+	}
+	data := []any{}
+	for _, obj := range store {
+		keep := true
+		for _, field := range filters {
+			if lo := f[field+"[gte]"]; lo != "" {
+				n, _ := strconv.ParseInt(lo, 10, 64)
+				v, _ := strconv.ParseInt(fmt.Sprint(obj[field]), 10, 64)
+				keep = keep && v >= n
+			}
+		}
+		if st := f["status"]; st != "" && st != "all" {
+			keep = keep && obj["status"] == st
+		}
+		if keep {
+			data = append(data, obj)
+		}
+	}
+	return map[string]any{"object": "list", "data": data, "has_more": false, "url": path}
 }
 
 // ClearFaults drops faults not yet used.

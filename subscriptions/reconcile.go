@@ -1,0 +1,335 @@
+package subscriptions
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/scoville/scoville/gateway"
+	"github.com/scoville/scoville/models"
+)
+
+// Reconciliation windows. Each run lists what Stripe created since the last
+// successful run's start, less Overlap (clock skew, objects that became visible
+// late). Invoices are listed further back, InvoiceLookback, because an invoice is
+// paid some time after it is created (an hour for renewals, days for retries) and
+// Stripe filters listings by creation time only. The first run looks FirstLookback back.
+const (
+	ReconcileOverlap       = 10 * time.Minute
+	ReconcileInvoiceWindow = 72 * time.Hour
+	ReconcileFirstLookback = 72 * time.Hour
+)
+
+// reconcileSource names the watermark row of the Stripe reconciliation.
+const reconcileSource = "stripe"
+
+// Finding kinds, the label of scoville_reconcile_findings_total.
+const (
+	FindingSubscriptionMissing = "subscription_missing" // ours at Stripe, no row here
+	FindingSubscriptionState   = "subscription_state"   // status, plan, period or pause differed
+	FindingPaymentMissing      = "payment_missing"      // a paid invoice we had not recorded as paid
+	FindingShipmentMissing     = "shipment_missing"     // paid, but its one shipment was missing
+)
+
+// ReconcileGateway is the provider listings reconciliation compares with.
+type ReconcileGateway interface {
+	ListSubscriptionsSince(ctx context.Context, since time.Time) ([]gateway.Subscription, error)
+	ListPaidInvoicesSince(ctx context.Context, since time.Time) ([]gateway.Invoice, error)
+}
+
+// Reconciler finds what the webhooks missed (OPS-5): it lists from Stripe what
+// changed since its last run and applies the difference through the Syncer, the
+// code events use, so a missed event and a late one end in the same state.
+type Reconciler struct {
+	db       *gorm.DB
+	syncer   *Syncer
+	gw       ReconcileGateway
+	findings *prometheus.CounterVec
+	runs     *prometheus.CounterVec
+	logger   *slog.Logger
+	now      func() time.Time
+}
+
+// NewReconciler wires the reconciler and registers its counters on reg.
+func NewReconciler(db *gorm.DB, syncer *Syncer, gw ReconcileGateway, reg prometheus.Registerer, logger *slog.Logger) *Reconciler {
+	r := &Reconciler{
+		db: db, syncer: syncer, gw: gw, logger: logger, now: time.Now,
+		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scoville_reconcile_findings_total",
+			Help: "Differences with Stripe that reconciliation found and applied (events the webhooks missed), by kind.",
+		}, []string{"kind"}),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scoville_reconcile_runs_total", Help: "Reconciliation runs, by outcome (ok, failed).",
+		}, []string{"outcome"}),
+	}
+	if reg != nil {
+		reg.MustRegister(r.findings, r.runs)
+	}
+	return r
+}
+
+// ReconcileReport is what one run saw and found.
+type ReconcileReport struct {
+	Since         time.Time
+	Subscriptions int            // listed
+	Invoices      int            // paid invoices listed
+	Findings      map[string]int // by kind; empty when Stripe and we agreed
+}
+
+// Total is the number of findings.
+func (r ReconcileReport) Total() int {
+	n := 0
+	for _, v := range r.Findings {
+		n += v
+	}
+	return n
+}
+
+// Run reconciles once. Every read from Stripe happens first: if Stripe cannot be
+// reached nothing is applied and the watermark stays, so the retry covers the same
+// window. Each object is then applied in its own transaction, idempotently, so two
+// runs overlapping, or a run repeating a window, change nothing twice.
+func (r *Reconciler) Run(ctx context.Context) (ReconcileReport, error) {
+	rep, err := r.run(ctx)
+	if err != nil {
+		r.runs.WithLabelValues("failed").Inc()
+		return rep, err
+	}
+	r.runs.WithLabelValues("ok").Inc()
+	return rep, nil
+}
+
+func (r *Reconciler) run(ctx context.Context) (ReconcileReport, error) {
+	started := r.now()
+	since, err := r.since(ctx, started)
+	if err != nil {
+		return ReconcileReport{}, err
+	}
+	rep := ReconcileReport{Since: since, Findings: map[string]int{}}
+	subs, err := r.gw.ListSubscriptionsSince(ctx, since)
+	if err != nil {
+		return rep, fmt.Errorf("reconcile: list subscriptions: %w", err)
+	}
+	invoices, err := r.gw.ListPaidInvoicesSince(ctx, since.Add(-ReconcileInvoiceWindow))
+	if err != nil {
+		return rep, fmt.Errorf("reconcile: list invoices: %w", err)
+	}
+	rep.Subscriptions, rep.Invoices = len(subs), len(invoices)
+	listed := map[string]*gateway.Subscription{}
+	for i := range subs {
+		listed[subs[i].ID] = &subs[i]
+	}
+	// An invoice of a subscription that is neither ours yet nor listed: read it now,
+	// with the other reads, so that applying needs no network.
+	for _, inv := range invoices {
+		if inv.SubscriptionID == "" || inv.Status != "paid" || listed[inv.SubscriptionID] != nil {
+			continue
+		}
+		var n int64
+		if err := r.db.WithContext(ctx).Model(&models.Subscription{}).Where("stripe_subscription_id = ?", inv.SubscriptionID).Count(&n).Error; err != nil {
+			return rep, fmt.Errorf("reconcile: look up subscription: %w", err)
+		}
+		if n > 0 {
+			continue
+		}
+		gs, err := r.syncer.gw.GetSubscription(ctx, inv.SubscriptionID)
+		if errors.Is(err, gateway.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return rep, fmt.Errorf("reconcile: read subscription: %w", err)
+		}
+		listed[gs.ID] = &gs
+	}
+
+	// Subscriptions first, oldest first, so that their invoices find them.
+	ordered := make([]*gateway.Subscription, 0, len(listed))
+	for _, gs := range listed {
+		ordered = append(ordered, gs)
+	}
+	sort.Slice(ordered, func(i, j int) bool { return ordered[i].Created.Before(ordered[j].Created) })
+	for _, gs := range ordered {
+		kind, err := r.subscription(ctx, *gs, started)
+		if err != nil {
+			return rep, err
+		}
+		r.found(ctx, &rep, kind, "stripe_subscription_id", gs.ID)
+	}
+	for _, inv := range invoices {
+		if inv.SubscriptionID == "" || inv.Status != "paid" {
+			continue
+		}
+		kind, err := r.invoice(ctx, inv, listed[inv.SubscriptionID], started)
+		if err != nil {
+			return rep, err
+		}
+		r.found(ctx, &rep, kind, "stripe_invoice_id", inv.ID)
+	}
+
+	err = r.db.WithContext(ctx).Exec(`INSERT INTO reconciliation_state (name, watermark, last_run_at, last_findings)
+		VALUES (?, ?, now(), ?)
+		ON CONFLICT (name) DO UPDATE SET watermark = GREATEST(reconciliation_state.watermark, EXCLUDED.watermark),
+			last_run_at = now(), last_findings = EXCLUDED.last_findings`, reconcileSource, started.UTC(), rep.Total()).Error
+	if err != nil {
+		return rep, fmt.Errorf("reconcile: save watermark: %w", err)
+	}
+	r.logger.InfoContext(ctx, "reconciliation finished", "since", since.Format(time.RFC3339), "subscriptions", rep.Subscriptions,
+		"paid_invoices", rep.Invoices, "findings", rep.Total(), "duration_ms", time.Since(started).Milliseconds())
+	return rep, nil
+}
+
+// since is where this run's window starts.
+func (r *Reconciler) since(ctx context.Context, started time.Time) (time.Time, error) {
+	var mark time.Time
+	err := r.db.WithContext(ctx).Raw(`SELECT watermark FROM reconciliation_state WHERE name = ?`, reconcileSource).Row().Scan(&mark)
+	if errors.Is(err, sql.ErrNoRows) {
+		return started.Add(-ReconcileFirstLookback).UTC(), nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reconcile: read watermark: %w", err)
+	}
+	return mark.Add(-ReconcileOverlap).UTC(), nil
+}
+
+// found counts and logs one finding; kind "" is none. Only ids are logged.
+func (r *Reconciler) found(ctx context.Context, rep *ReconcileReport, kind, idKey, id string) {
+	if kind == "" {
+		return
+	}
+	rep.Findings[kind]++
+	r.findings.WithLabelValues(kind).Inc()
+	r.logger.WarnContext(ctx, "reconciliation applied what no webhook delivered", "finding", kind, idKey, id)
+}
+
+// subscription applies one listed subscription as a read made when the run started.
+func (r *Reconciler) subscription(ctx context.Context, gs gateway.Subscription, readAt time.Time) (string, error) {
+	var res readResult
+	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		res, err = r.syncer.applyRead(ctx, tx, gs, readAt)
+		return err
+	})
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("reconcile: subscription %s: %w", gs.ID, err)
+	case res.sub == nil || !res.changed:
+		return "", nil
+	case res.created:
+		return FindingSubscriptionMissing, nil
+	}
+	return FindingSubscriptionState, nil
+}
+
+// invoice applies one paid invoice through the invoice.paid code (payment, its one
+// shipment, the receipt) unless it is fully recorded already.
+func (r *Reconciler) invoice(ctx context.Context, inv gateway.Invoice, read *gateway.Subscription, readAt time.Time) (string, error) {
+	kind := ""
+	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		tx = tx.WithContext(ctx)
+		paid, complete, err := paidState(tx, inv.ID)
+		if err != nil || complete {
+			return err
+		}
+		ev := Event{ProviderEventID: "reconcile", Type: evInvoicePaid, Created: readStamp(readAt).created}
+		effect, err := r.syncer.applyInvoicePaid(ctx, tx, ev, readStamp(readAt), inv, read)
+		if err != nil || effect.Ignored {
+			return err
+		}
+		if !paid {
+			kind = FindingPaymentMissing
+			return nil
+		}
+		var n int64
+		if err := tx.Model(&models.Shipment{}).Where("stripe_invoice_id = ?", inv.ID).Count(&n).Error; err != nil {
+			return fmt.Errorf("count shipments: %w", err)
+		}
+		if n > 0 {
+			kind = FindingShipmentMissing
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("reconcile: invoice %s: %w", inv.ID, err)
+	}
+	return kind, nil
+}
+
+// paidState reports whether our payment of an invoice is paid (succeeded, or
+// refunded since), and complete: paid with its one shipment, or held for a
+// mismatch (which ships nothing until support acts). The payment is locked.
+func paidState(tx *gorm.DB, invoiceID string) (paid, complete bool, err error) {
+	var pay models.Payment
+	err = tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("stripe_invoice_id = ?", invoiceID).Take(&pay).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("subscriptions: lock payment: %w", err)
+	}
+	paid = pay.Status == models.PaymentSucceeded || pay.Status == models.PaymentRefunded || pay.Status == models.PaymentPartiallyRefunded
+	if !paid {
+		return false, false, nil
+	}
+	if pay.Mismatch != nil {
+		return true, true, nil
+	}
+	var n int64
+	if err := tx.Model(&models.Shipment{}).Where("stripe_invoice_id = ?", invoiceID).Count(&n).Error; err != nil {
+		return false, false, fmt.Errorf("subscriptions: count shipments: %w", err)
+	}
+	return true, n > 0, nil
+}
+
+// ReconcileArgs is the periodic reconciliation job.
+type ReconcileArgs struct{}
+
+// Kind names the job in River.
+func (ReconcileArgs) Kind() string { return "stripe_reconcile" }
+
+// InsertOpts keeps at most one run queued or running: a run that overlaps another
+// would only repeat its work.
+func (ReconcileArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+		rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+	}}}
+}
+
+// ReconcileWorker runs the Reconciler; a failed run is retried with River's backoff.
+type ReconcileWorker struct {
+	river.WorkerDefaults[ReconcileArgs]
+	reconciler *Reconciler
+	logger     *slog.Logger
+}
+
+// NewReconcileWorker builds the worker.
+func NewReconcileWorker(r *Reconciler, logger *slog.Logger) *ReconcileWorker {
+	return &ReconcileWorker{reconciler: r, logger: logger}
+}
+
+// Work runs one reconciliation.
+func (w *ReconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs]) error {
+	if _, err := w.reconciler.Run(ctx); err != nil {
+		w.logger.WarnContext(ctx, "reconciliation failed; it will be retried", "attempt", job.Attempt, "error", err.Error())
+		return err
+	}
+	return nil
+}
+
+// ReconcileJob runs ReconcileWorker every interval on the elected leader. The first
+// run is one interval after start, so restarts do not hammer Stripe.
+func ReconcileJob(interval time.Duration) *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(interval),
+		func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
+		&river.PeriodicJobOpts{ID: "stripe_reconcile"})
+}
