@@ -79,8 +79,7 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 		"RATE_LIMIT_MUTATIONS_PER_MINUTE": "1000000",
 		"RATE_LIMIT_PAYMENTS_PER_MINUTE":  "1000000",
 		"RATE_LIMIT_WEBHOOKS_PER_MINUTE":  "1000000",
-		// A fresh key set per app: tests seal with real, random keys, never the public development set.
-		"DATA_ENCRYPTION_KEYS": freshDataKeys(t),
+		"DATA_ENCRYPTION_KEYS":            testDataKeys(t, opts.dbURL),
 	}
 	for k, v := range opts.env {
 		env[k] = v
@@ -103,6 +102,17 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 	srv := httptest.NewServer(a.handler)
 	t.Cleanup(srv.Close)
 	return &testApp{t: t, srv: srv, issuer: issuer, db: a.db, logs: logs, app: a}
+}
+
+// testDataKeys is the DATA_ENCRYPTION_KEYS of a test app. A fresh database gets fresh
+// random keys. A database passed in may be shared with another app or process (a
+// restart, the crash test's child), which must read what the first one sealed, so it
+// gets the labelled development key set, unless the test sets its own.
+func testDataKeys(t testing.TB, dbURL string) string {
+	if dbURL != "" {
+		return sealing.DevelopmentKeys
+	}
+	return freshDataKeys(t)
 }
 
 // freshDataKeys is a new DATA_ENCRYPTION_KEYS value.

@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/scoville/scoville/database/dbtest"
+	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
@@ -36,12 +38,18 @@ func (a *testApp) fixture(price, stripeCustomer, stripeSub string) shopFixture {
 	require.NoError(a.t, db.Raw(`INSERT INTO products (name, description) VALUES ('Hot box', 'Three hot sauces') RETURNING id`).Scan(&productID).Error)
 	require.NoError(a.t, db.Raw(`INSERT INTO plans (product_id, billing_interval, amount, currency, stripe_price_id)
 		VALUES (?, 'MONTH', ?, 'USD', ?) RETURNING id`, productID, f.amount, price).Scan(&f.planID).Error)
-	require.NoError(a.t, db.Raw(`INSERT INTO customers (issuer, subject, email, name, stripe_customer_id)
-		VALUES ('https://id.test', ?, 'buyer@example.com', 'Buyer', ?) RETURNING id`, "sub-"+stripeCustomer, stripeCustomer).Scan(&f.customerID).Error)
+	// Customers and subscriptions go through their models: e-mail, name and address are sealed.
+	name := "Buyer"
+	c := models.Customer{Issuer: "https://id.test", Subject: "sub-" + stripeCustomer, Email: "buyer@example.com", Name: &name,
+		StripeCustomerID: &stripeCustomer}
+	require.NoError(a.t, db.Create(&c).Error)
+	f.customerID = c.ID
 	if stripeSub != "" {
-		require.NoError(a.t, db.Raw(`INSERT INTO subscriptions (id, customer_id, plan_id, status, stripe_subscription_id, shipping_address)
-			VALUES (gen_random_uuid(), ?, ?, 'ACTIVE', ?, '{"name":"Buyer","line1":"1 Pepper St","city":"Austin","postalCode":"78701","country":"US"}')
-			RETURNING id`, f.customerID, f.planID, stripeSub).Scan(&f.subscriptionID).Error)
+		sub := models.Subscription{ID: uuid.NewString(), CustomerID: f.customerID, PlanID: f.planID, Status: models.SubscriptionActive,
+			StripeSubscriptionID: &stripeSub,
+			ShippingAddress:      models.Address{Name: "Buyer", Line1: "1 Pepper St", City: "Austin", PostalCode: "78701", Country: "US"}}
+		require.NoError(a.t, db.Create(&sub).Error)
+		f.subscriptionID = sub.ID
 	}
 	return f
 }
@@ -313,11 +321,10 @@ func TestWebhookPaymentLifecycle(t *testing.T) {
 	require.Equal(t, "PROCESSED", a.awaitEvent("evt_paid"))
 	require.NoError(t, a.db.Raw(`SELECT status FROM payments WHERE stripe_invoice_id = 'in_life'`).Scan(&payStatus).Error)
 	require.Equal(t, "SUCCEEDED", payStatus)
-	var periodStart time.Time
-	var address string
-	require.NoError(t, a.db.Raw(`SELECT period_start, address->>'line1' FROM shipments WHERE stripe_invoice_id = 'in_life'`).Row().Scan(&periodStart, &address))
-	require.True(t, periodStart.Equal(t0))
-	require.Equal(t, "1 Pepper St", address, "the box goes to the address the subscription had when paid")
+	var ship models.Shipment // the address is sealed: read through the model
+	require.NoError(t, a.db.Take(&ship, "stripe_invoice_id = ?", "in_life").Error)
+	require.True(t, ship.PeriodStart.Equal(t0))
+	require.Equal(t, "1 Pepper St", ship.Address.Line1, "the box goes to the address the subscription had when paid")
 	mailer.find(t, "Payment received: 24.00 USD")
 
 	// A failure reported late (older than the payment) changes nothing.
@@ -461,11 +468,10 @@ func TestWebhookCheckoutCompletedLinksTheSubscription(t *testing.T) {
 	}
 	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_cs", "checkout.session.completed", time.Now(), session, nil)))
 	require.Equal(t, "PROCESSED", a.awaitEvent("evt_cs"))
-	var customerID, line1 string
-	require.NoError(t, a.db.Raw(`SELECT customer_id, shipping_address->>'line1' FROM subscriptions WHERE stripe_subscription_id = 'sub_from_checkout'`).
-		Row().Scan(&customerID, &line1))
-	require.Equal(t, f.customerID, customerID)
-	require.Equal(t, "9 Habanero Rd", line1)
+	var linked models.Subscription // the address is sealed: read through the model
+	require.NoError(t, a.db.Take(&linked, "stripe_subscription_id = ?", "sub_from_checkout").Error)
+	require.Equal(t, f.customerID, linked.CustomerID)
+	require.Equal(t, "9 Habanero Rd", linked.ShippingAddress.Line1)
 	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM customers WHERE id = ? AND stripe_customer_id = ?`, f.customerID, mockCustomer))
 
 	// The same session again (a new event id for it) changes nothing.

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/models"
@@ -35,7 +36,9 @@ func NewService(db *gorm.DB) *Service { return &Service{db: db} }
 
 // Provision returns the customer for the principal, creating it on first sight. It is
 // keyed by (issuer, subject), so concurrent first calls yield one row; e-mail and name
-// follow the latest token but are never blanked by a token that lacks them.
+// follow the latest token but are never blanked by a token that lacks them. E-mail and
+// name are sealed (models.Customer's tags), so they are compared here, in the
+// application, and written only when they changed.
 func (s *Service) Provision(ctx context.Context, p *auth.Principal) (*models.Customer, error) {
 	if p.Subject == "" || len(p.Subject) > maxSubjectLen || p.Issuer == "" {
 		return nil, ErrInvalidIdentity
@@ -43,28 +46,40 @@ func (s *Service) Provision(ctx context.Context, p *auth.Principal) (*models.Cus
 	email := cleanEmail(p.Email)
 	name := cleanName(p.Name)
 
-	var c models.Customer
-	// One statement: the unique key settles races; the WHERE skips a write when nothing changed.
-	res := s.db.WithContext(ctx).Raw(`
-		INSERT INTO customers (issuer, subject, email, name) VALUES (?, ?, ?, ?)
-		ON CONFLICT (issuer, subject) DO UPDATE
-		   SET email = COALESCE(NULLIF(EXCLUDED.email, ''), customers.email),
-		       name = COALESCE(EXCLUDED.name, customers.name),
-		       updated_at = now()
-		 WHERE (EXCLUDED.email <> '' AND EXCLUDED.email IS DISTINCT FROM customers.email)
-		    OR (EXCLUDED.name IS NOT NULL AND EXCLUDED.name IS DISTINCT FROM customers.name)
-		RETURNING *`, p.Issuer, p.Subject, email, name).Scan(&c)
-	if res.Error != nil {
-		return nil, fmt.Errorf("customers: provision: %w", res.Error)
-	}
-	if res.RowsAffected == 1 {
+	db := s.db.WithContext(ctx)
+	for attempt := 0; attempt < 2; attempt++ {
+		var c models.Customer
+		err := db.Where("issuer = ? AND subject = ?", p.Issuer, p.Subject).Take(&c).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			c = models.Customer{Issuer: p.Issuer, Subject: p.Subject, Email: email, Name: name}
+			// The unique key settles a race between first calls: the loser reads the winner's row.
+			res := db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "issuer"}, {Name: "subject"}}, DoNothing: true}).Create(&c)
+			if res.Error != nil {
+				return nil, fmt.Errorf("customers: provision: %w", res.Error)
+			}
+			if res.RowsAffected == 1 {
+				return &c, nil
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("customers: provision: %w", err)
+		}
+		changed := false
+		if email != "" && email != c.Email {
+			c.Email, changed = email, true
+		}
+		if name != nil && (c.Name == nil || *c.Name != *name) {
+			c.Name, changed = name, true
+		}
+		if changed {
+			if err := db.Select("email", "email_hash", "name", "updated_at").Updates(&c).Error; err != nil {
+				return nil, fmt.Errorf("customers: provision: %w", err)
+			}
+		}
 		return &c, nil
 	}
-	err := s.db.WithContext(ctx).Where("issuer = ? AND subject = ?", p.Issuer, p.Subject).Take(&c).Error
-	if err != nil {
-		return nil, fmt.Errorf("customers: provision: %w", err)
-	}
-	return &c, nil
+	return nil, errors.New("customers: provision: the customer row vanished while being created")
 }
 
 // Lookup returns the principal's customer without creating one, or nil when they have

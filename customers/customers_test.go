@@ -8,12 +8,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/scoville/scoville/auth"
-	"github.com/scoville/scoville/database/dbtest"
 )
 
 func TestProvisionBoundsWhatATokenMayStore(t *testing.T) {
 	t.Parallel()
-	svc := NewService(dbtest.New(t))
+	svc := NewService(sealedDB(t))
 	ctx := context.Background()
 
 	_, err := svc.Provision(ctx, &auth.Principal{Issuer: "https://id.example", Subject: ""})

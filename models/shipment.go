@@ -39,7 +39,7 @@ type Shipment struct {
 	StripeInvoiceID string
 	PeriodStart     time.Time
 	PeriodEnd       time.Time
-	Address         Address `gorm:"serializer:json;type:jsonb"`
+	Address         Address `gorm:"serializer:sealed"`
 	Status          ShipmentStatus
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
@@ -74,7 +74,8 @@ func (s *WebhookEventStatus) UnmarshalGQL(v any) error {
 func (s WebhookEventStatus) MarshalGQL(w io.Writer) { marshalEnum(w, s) }
 
 // WebhookEvent is one verified provider event, kept with its outcome for audit and
-// replay (WH-5). Payload is the body exactly as Stripe signed it.
+// replay (WH-5). Payload is the body exactly as Stripe signed it, sealed at rest
+// (package sealing: it holds names, e-mails and addresses).
 type WebhookEvent struct {
 	ID              string `gorm:"type:uuid;primaryKey;default:gen_random_uuid()"`
 	Seq             int64  `gorm:"->"`
@@ -84,7 +85,7 @@ type WebhookEvent struct {
 	Livemode        bool
 	ObjectID        *string
 	EventCreated    time.Time
-	Payload         []byte
+	Payload         []byte `gorm:"serializer:sealed"`
 	Status          WebhookEventStatus
 	Attempts        int
 	LastError       *string

@@ -67,7 +67,7 @@ type Subscription struct {
 	CurrentPeriodEnd     *time.Time
 	CancelAtPeriodEnd    bool
 	PausedUntil          *time.Time
-	ShippingAddress      Address `gorm:"serializer:json;type:jsonb"`
+	ShippingAddress      Address `gorm:"serializer:sealed"`
 	// ProviderUpdatedAt is the Stripe time of the state last applied; older reports
 	// never roll the subscription back.
 	ProviderUpdatedAt *time.Time

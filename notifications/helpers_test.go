@@ -13,6 +13,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/database/dbtest"
+	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/sealing"
 )
 
 // testBundle is one test's database with an insert-only River client on it.
@@ -26,6 +28,9 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	db := dbtest.New(t)
+	keys, err := sealing.Parse(sealing.DevelopmentKeys)
+	require.NoError(t, err)
+	require.NoError(t, sealing.Install(db, keys))
 	sqlDB, err := db.DB()
 	require.NoError(t, err)
 	driver := riverdatabasesql.New(sqlDB)
@@ -37,12 +42,11 @@ func setup(t *testing.T) *testBundle {
 // newCustomer inserts a customer with the given address and returns its id.
 func (b *testBundle) newCustomer(t *testing.T, email string) string {
 	t.Helper()
-	var id string
-	require.NoError(t, b.db.Raw(
-		"INSERT INTO customers (issuer, subject, email, name) VALUES (?, ?, ?, ?) RETURNING id",
-		"https://idp.example", uuid.NewString(), email, "Ana Example").Scan(&id).Error)
-	require.NotEmpty(t, id)
-	return id
+	name := "Ana Example"
+	c := models.Customer{Issuer: "https://idp.example", Subject: uuid.NewString(), Email: email, Name: &name}
+	require.NoError(t, b.db.Create(&c).Error) // e-mail and name are sealed, so through the model
+	require.NotEmpty(t, c.ID)
+	return c.ID
 }
 
 // newPayment inserts a product, plan, subscription and payment for customerID and

@@ -12,6 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
+
+	"github.com/scoville/scoville/models"
 )
 
 // Message is one e-mail, ready to send.
@@ -108,13 +110,15 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 }
 
 // recipient is the customer's address as it is now, "" when they have none. It is
-// the one place the address is read, so that its storage can change (encryption).
-func (w *SendWorker) recipient(ctx context.Context, customerID string) (email string, err error) {
-	err = w.db.WithContext(ctx).Raw("SELECT email FROM customers WHERE id = ?", customerID).Row().Scan(&email)
+// the one place the address is read: it is sealed at rest, and models.Customer's
+// sealed field opens it (the row id is selected with it, as the seal requires).
+func (w *SendWorker) recipient(ctx context.Context, customerID string) (string, error) {
+	var c models.Customer
+	err := w.db.WithContext(ctx).Select("id", "email").Take(&c, "id = ?", customerID).Error
 	if err != nil {
 		return "", fmt.Errorf("notifications: recipient of customer %s: %w", customerID, err)
 	}
-	return strings.TrimSpace(email), nil
+	return strings.TrimSpace(c.Email), nil
 }
 
 func (w *SendWorker) markSent(ctx context.Context, id string) error {

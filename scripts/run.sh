@@ -54,12 +54,25 @@ for addr in "$DEVIDP_ADDR" "$HTTP_ADDR"; do
 	fi
 done
 
+own_db=""
+[[ -z ${DATABASE_URL:-} ]] && own_db=1
 start_postgres
 start_stripe_mock
 scoville_tmpdir
 
 scoville_log "go build -o bin/scoville ."
 go build -o bin/scoville .
+
+# ---- data keys: personal data is sealed at rest with DATA_ENCRYPTION_KEYS. The
+# throwaway database gets a fresh key set; a database of your own (DATABASE_URL
+# set) gets the server's built-in, PUBLIC development key set (the server says so
+# when it starts), so that its data stays readable from one run to the next. Both
+# are for development only; production refuses to start without a real value.
+if [[ -z ${DATA_ENCRYPTION_KEYS:-} && -n $own_db ]]; then
+	scoville_log "bin/scoville keys generate (a fresh development key set for this run)"
+	DATA_ENCRYPTION_KEYS="$(bin/scoville keys generate)"
+	export DATA_ENCRYPTION_KEYS
+fi
 
 # ---- development identity provider
 scoville_log "devidp: starting on $DEVIDP_ADDR (log: $_SCOVILLE_TMP/devidp.log)"

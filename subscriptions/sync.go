@@ -513,7 +513,8 @@ func (s *Syncer) applyCheckout(ctx context.Context, tx *gorm.DB, p *Prepared) (E
 	}
 	if addr != nil && sub.ShippingAddress.Line1 == "" {
 		sub.ShippingAddress = *addr
-		if err := tx.Model(sub).Update("shipping_address", sub.ShippingAddress).Error; err != nil {
+		// Through the struct, so the address is sealed (a column-value update would not be).
+		if err := tx.Model(sub).Select("shipping_address", "updated_at").Updates(sub).Error; err != nil {
 			return Effect{}, fmt.Errorf("subscriptions: checkout address: %w", err)
 		}
 	}
