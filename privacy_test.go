@@ -354,6 +354,33 @@ func TestDeleteMyAccount(t *testing.T) {
 		require.EqualValues(t, 1, s.count(`SELECT count(*) FROM audit_log WHERE action = ?`, customers.OpDeleteMyAccount))
 	})
 
+	t.Run("events Stripe sends after the erasure are scrubbed by the scheduled jobs", func(t *testing.T) {
+		require.EqualValues(t, len(customers.ScrubDelays), s.count(`SELECT count(*) FROM river_job
+			WHERE kind = 'privacy_scrub' AND state = 'scheduled' AND scheduled_at > now() + interval '30 minutes'`))
+		late := webhooktest.Event("evt_privacy_customer_deleted", "customer.deleted", time.Now(), webhooktest.Object{
+			"id": erin.stripeCustomer, "object": "customer", "email": erin.email, "name": erin.name,
+			"description": "Account of " + erin.name, "metadata": map[string]string{"scoville_customer_id": erin.customerID},
+			"address": map[string]any{"line1": erin.street, "city": erin.city, "country": "DE"},
+		}, nil)
+		require.Equal(t, 200, s.deliver(late))
+		s.awaitEvent("evt_privacy_customer_deleted")
+		var ev models.WebhookEvent
+		require.NoError(t, s.db.Take(&ev, "provider_event_id = ?", "evt_privacy_customer_deleted").Error)
+		require.Contains(t, string(ev.Payload), erin.email, "Stripe's late event quotes Erin")
+
+		// Bring the scheduled scrubs forward instead of waiting an hour.
+		require.NoError(t, s.db.Exec(`UPDATE river_job SET scheduled_at = now() WHERE kind = 'privacy_scrub'`).Error)
+		require.Eventually(t, func() bool {
+			return s.count(`SELECT count(*) FROM river_job WHERE kind = 'privacy_scrub' AND state = 'completed'`) == int64(len(customers.ScrubDelays))
+		}, 30*time.Second, 50*time.Millisecond, "jobs:\n%s", s.dumpJobs())
+		require.NoError(t, s.db.Take(&ev, "provider_event_id = ?", "evt_privacy_customer_deleted").Error)
+		for _, v := range erinPersonal {
+			require.NotContains(t, string(ev.Payload), v)
+		}
+		require.Contains(t, string(ev.Payload), erin.stripeCustomer)
+		s.requireNowhere(erinPersonal...)
+	})
+
 	t.Run("signing in again starts a fresh customer", func(t *testing.T) {
 		me := s.gql(erin.token, `{ me { id email subscriptions { id } } }`, nil)
 		require.Empty(t, me.Errors, me.Raw)

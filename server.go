@@ -304,6 +304,8 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	river.AddWorker(workers, idempotency.NewPurgeWorker(idem, logger))
 	a.reconciler = subscriptions.NewReconciler(db, syncer, gw, reg, logger)
 	river.AddWorker(workers, subscriptions.NewReconcileWorker(a.reconciler, logger))
+	privacy := customers.NewPrivacy(db, gw, idem, queue, logger)
+	river.AddWorker(workers, customers.NewScrubWorker(privacy))
 	periodic := []*river.PeriodicJob{idempotency.PurgeJob(time.Hour)}
 	if cfg.ReconcileInterval > 0 {
 		periodic = append(periodic, subscriptions.ReconcileJob(cfg.ReconcileInterval))
@@ -334,7 +336,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 
 		Syncer:   syncer,
 		Replayer: webhooks.NewReplayer(db, queue, logger),
-		Privacy:  customers.NewPrivacy(db, gw, idem, logger),
+		Privacy:  privacy,
 	}
 	limiter := ratelimit.New(ratelimit.Config{
 		Address:  ratelimit.PerMinute(cfg.RateLimitAddress),

@@ -42,13 +42,17 @@ import (
 //     (e-mail, name, phone, addresses, shipping and billing details) set to null and
 //     any other text quoting the e-mail or name replaced; ids, amounts and statuses
 //     stay, so the event still tells what happened. The rewritten payload is no
-//     longer Stripe's signed bytes; it was verified when it arrived.
+//     longer Stripe's signed bytes; it was verified when it arrived. Events that
+//     arrive later (Stripe reports the cancellation and the deletion, quoting the
+//     customer) are scrubbed by jobs scheduled with the erasure (ScrubDelays),
+//     found by the Stripe ids the pseudonymous records keep.
 //   - audit_log: an entry for the erasure, with the person's (issuer, subject) as
 //     the actor, as every audit entry has; it holds no e-mail, name or address.
 type Privacy struct {
 	db     *gorm.DB
 	gw     PrivacyGateway
 	idem   *idempotency.Store
+	queue  Inserter
 	logger *slog.Logger
 }
 
@@ -59,12 +63,13 @@ type PrivacyGateway interface {
 	DeleteCustomer(ctx context.Context, key, customerID string) error
 }
 
-// NewPrivacy wires the service; a nil logger discards log lines.
-func NewPrivacy(db *gorm.DB, gw PrivacyGateway, idem *idempotency.Store, logger *slog.Logger) *Privacy {
+// NewPrivacy wires the service; queue schedules the later scrubs of an erasure
+// (ScrubArgs); a nil logger discards log lines.
+func NewPrivacy(db *gorm.DB, gw PrivacyGateway, idem *idempotency.Store, queue Inserter, logger *slog.Logger) *Privacy {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Privacy{db: db, gw: gw, idem: idem, logger: logger}
+	return &Privacy{db: db, gw: gw, idem: idem, queue: queue, logger: logger}
 }
 
 // OpDeleteMyAccount names the erasure for idempotency keys and the audit log.
@@ -268,6 +273,9 @@ func (p *Privacy) erase(ctx context.Context, who *auth.Principal, scope idempote
 		if err := tx.Save(&locked).Error; err != nil {
 			return fmt.Errorf("customers: erase: customer: %w", err)
 		}
+		if err := p.enqueueScrubs(ctx, tx, locked.ID); err != nil {
+			return err
+		}
 		return audit.Record(ctx, tx, who, audit.Action{
 			Name: OpDeleteMyAccount, TargetType: "customer", TargetID: locked.ID,
 			Reason: "erasure requested by the customer (DAT-3); financial records kept under a pseudonym",
@@ -458,6 +466,9 @@ func scrubPayload(payload []byte, personal []string) []byte {
 	tree = walk(tree, func(key string, v any) any {
 		if personalFields[key] {
 			return nil
+		}
+		if m, ok := v.(map[string]any); ok && m["object"] == "customer" && m["description"] != nil {
+			m["description"] = nil // free text about the person
 		}
 		if s, ok := v.(string); ok {
 			for _, p := range personal {

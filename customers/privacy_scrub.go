@@ -1,0 +1,121 @@
+package customers
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"gorm.io/gorm"
+
+	"github.com/scoville/scoville/jobs"
+	"github.com/scoville/scoville/models"
+)
+
+// Inserter enqueues a job in a database/sql transaction; the application's River
+// inserter satisfies it.
+type Inserter interface {
+	InsertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+}
+
+// ScrubDelays are when, after an erasure, the provider events stored since are
+// scrubbed again: the cancellation and the customer's deletion make Stripe send
+// events (customer.deleted quotes the e-mail, name and address) that arrive after
+// the erasure, and Stripe retries a delivery for up to three days.
+var ScrubDelays = []time.Duration{time.Hour, 4 * 24 * time.Hour}
+
+// ScrubArgs is the River job that scrubs the stored provider events of an erased
+// customer. It carries only our id for them, which is no personal data.
+type ScrubArgs struct {
+	CustomerID string `json:"customerId"`
+}
+
+// Kind is the River job kind; it is stored with queued jobs, so it never changes.
+func (ScrubArgs) Kind() string { return "privacy_scrub" }
+
+// InsertOpts puts scrubs on River's default queue.
+func (ScrubArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: river.QueueDefault} }
+
+// enqueueScrubs schedules the later scrubs in tx, the erasure's transaction.
+func (p *Privacy) enqueueScrubs(ctx context.Context, tx *gorm.DB, customerID string) error {
+	if p.queue == nil {
+		return errors.New("customers: erasure needs a job queue for the later scrubs")
+	}
+	sqlTx, err := jobs.SQLTx(tx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, d := range ScrubDelays {
+		if _, err := p.queue.InsertTx(ctx, sqlTx, ScrubArgs{CustomerID: customerID}, &river.InsertOpts{ScheduledAt: now.Add(d)}); err != nil {
+			return fmt.Errorf("customers: schedule scrub: %w", err)
+		}
+	}
+	return nil
+}
+
+// ScrubWorker runs ScrubArgs jobs.
+type ScrubWorker struct {
+	river.WorkerDefaults[ScrubArgs]
+	p *Privacy
+}
+
+// NewScrubWorker builds the worker on the privacy service.
+func NewScrubWorker(p *Privacy) *ScrubWorker { return &ScrubWorker{p: p} }
+
+// Work scrubs the stored events that name the erased customer by their Stripe ids
+// (the customer, their subscriptions, invoices and payments, all kept on the
+// pseudonymous records). A customer that is not erased is left alone.
+func (w *ScrubWorker) Work(ctx context.Context, job *river.Job[ScrubArgs]) error {
+	if uuid.Validate(job.Args.CustomerID) != nil {
+		return river.JobCancel(errors.New("customers: scrub job has no valid customer id"))
+	}
+	n, err := w.p.scrubErased(ctx, job.Args.CustomerID)
+	if err != nil {
+		return err
+	}
+	w.p.logger.LogAttrs(ctx, slog.LevelInfo, "erased customer's provider events scrubbed",
+		slog.String("customer_id", job.Args.CustomerID), slog.Int("events", n))
+	return nil
+}
+
+// scrubErased scrubs, in one transaction, every stored event that names the erased
+// customer and returns how many it rewrote.
+func (p *Privacy) scrubErased(ctx context.Context, customerID string) (int, error) {
+	n := 0
+	err := p.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var c models.Customer
+		err := tx.Take(&c, "id = ?", customerID).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("customers: scrub: %w", err)
+		}
+		if c.Issuer != ErasedIssuer {
+			return nil
+		}
+		h, err := p.holdings(ctx, tx, &c)
+		if err != nil {
+			return fmt.Errorf("customers: scrub: %w", err)
+		}
+		for _, ev := range h.events {
+			scrubbed := scrubPayload(ev.Payload, nil)
+			if string(scrubbed) == string(ev.Payload) {
+				continue
+			}
+			ev.Payload = scrubbed
+			if err := tx.Model(ev).Select("payload").Updates(ev).Error; err != nil {
+				return fmt.Errorf("customers: scrub: webhook event: %w", err)
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
