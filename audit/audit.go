@@ -1,14 +1,17 @@
 // Package audit owns the audit log (OPS-4): who did which manual action to what, why,
 // from where, and what it looked like before and after. Entries are written in the
 // same transaction as the action's effect, so there is no effect without its entry;
-// the database refuses to change or delete them (migration 00005).
+// the database refuses to change or delete them (migration 00008).
 package audit
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"regexp"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -57,6 +60,32 @@ func RecordRefused(ctx context.Context, db *gorm.DB, p *auth.Principal, operatio
 	})
 }
 
+// Refusals records refused privileged attempts as they happen; its Record fits the
+// GraphQL layer's hook for FORBIDDEN refusals.
+type Refusals struct {
+	db     *gorm.DB
+	logger *slog.Logger
+}
+
+// NewRefusals builds the recorder on the application's connection pool.
+func NewRefusals(db *gorm.DB, logger *slog.Logger) *Refusals {
+	return &Refusals{db: db, logger: logger}
+}
+
+// refusalTimeout bounds the write of one refusal.
+const refusalTimeout = 5 * time.Second
+
+// Record writes the refusal of operation to p. The refusal stands whatever happens
+// here: the entry is written even when the caller has gone away, and a failure to
+// write it is logged (without the actor's personal data), not returned.
+func (r *Refusals) Record(ctx context.Context, p *auth.Principal, operation string, need auth.Role) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refusalTimeout)
+	defer cancel()
+	if err := RecordRefused(wctx, r.db, p, operation, need); err != nil {
+		r.logger.ErrorContext(ctx, "audit: refused attempt not recorded", "operation", operation, "error", err.Error())
+	}
+}
+
 func entry(ctx context.Context, p *auth.Principal, a Action) (*models.AuditEntry, error) {
 	if p == nil {
 		return nil, fmt.Errorf("audit: %s without an actor", a.Name)
@@ -67,7 +96,7 @@ func entry(ctx context.Context, p *auth.Principal, a Action) (*models.AuditEntry
 		Action:       a.Name,
 		TargetType:   a.TargetType,
 		TargetID:     a.TargetID,
-		Reason:       a.Reason,
+		Reason:       maskEmails(a.Reason),
 	}
 	for _, r := range p.Roles {
 		e.ActorRoleList = append(e.ActorRoleList, string(r))
@@ -117,8 +146,22 @@ func summary(v any) (*string, error) {
 	return &s, nil
 }
 
+// emailPattern finds what looks like an e-mail address inside free text.
+var emailPattern = regexp.MustCompile(`[^\s@<>()"',;:]+@[^\s@<>()"',;:]+\.[^\s@<>()"',;:]+`)
+
+// maskEmails blanks e-mail addresses in free text (a reason, a summary value), so the
+// log never keeps one even when staff type it.
+func maskEmails(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	return emailPattern.ReplaceAllString(s, "[masked]")
+}
+
 func mask(v any) any {
 	switch t := v.(type) {
+	case string:
+		return maskEmails(t)
 	case map[string]any:
 		for k, x := range t {
 			if maskedKeys[strings.ToLower(k)] {

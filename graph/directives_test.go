@@ -9,6 +9,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/stretchr/testify/require"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/scoville/scoville/auth"
@@ -96,4 +97,66 @@ func TestErrorPresenterHidesInternals(t *testing.T) {
 
 	validation := &gqlerror.Error{Message: `Cannot query field "nope" on type "Query".`, Extensions: map[string]any{"code": "GRAPHQL_VALIDATION_FAILED"}}
 	require.Equal(t, validation, present(ctx, validation), "errors about the query itself pass unchanged")
+}
+
+func TestForbiddenHookHearsEachRefusedFieldOnce(t *testing.T) {
+	t.Parallel()
+	type refusal struct {
+		subject, field string
+		need           auth.Role
+	}
+	var heard []refusal
+	d := NewDirectives(5*time.Minute, time.Now, OnForbidden(func(_ context.Context, p *auth.Principal, field string, need auth.Role) {
+		heard = append(heard, refusal{p.Subject, field, need})
+	}))
+	customer := &auth.Principal{Subject: "c", Roles: []auth.Role{auth.RoleCustomer}}
+	support := &auth.Principal{Subject: "s", Roles: []auth.Role{auth.RoleCustomer, auth.RoleSupport}}
+	// Contexts nest as gqlgen's executor nests them: the operation's object, its
+	// root field, and below a list field one context per row.
+	field := func(ctx context.Context, object, name string) context.Context {
+		ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Object: object})
+		return graphql.WithFieldContext(ctx, &graphql.FieldContext{Object: object, Field: graphql.CollectedField{Field: &ast.Field{Name: name}}})
+	}
+	// below is a field of a row of a list under a root field; the type is named like
+	// the root Subscription type on purpose.
+	below := func(ctx context.Context, object, name string) context.Context {
+		ctx = field(ctx, "Query", "me")
+		ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Object: "Customer", Field: graphql.CollectedField{Field: &ast.Field{Name: "subscriptions"}}})
+		i := 0
+		ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Index: &i})
+		return graphql.WithFieldContext(ctx, &graphql.FieldContext{Object: object, Field: graphql.CollectedField{Field: &ast.Field{Name: name}}})
+	}
+	next := func(context.Context) (any, error) { return "value", nil }
+	call := func(ctx context.Context, who *auth.Principal, need auth.Role) error {
+		if who != nil {
+			ctx = auth.WithPrincipal(ctx, who)
+		}
+		_, err := d.HasRole(ctx, nil, next, need)
+		return err
+	}
+
+	ctx := context.Background()
+	require.ErrorIs(t, call(field(ctx, "Mutation", "refundPayment"), support, auth.RoleAdmin), auth.ErrForbidden)
+	require.ErrorIs(t, call(field(ctx, "Query", "auditLog"), customer, auth.RoleAdmin), auth.ErrForbidden)
+	require.ErrorIs(t, call(field(ctx, "Query", "adminCustomers"), nil, auth.RoleSupport), auth.ErrUnauthenticated)
+	require.NoError(t, call(field(ctx, "Query", "adminCustomers"), support, auth.RoleSupport))
+	require.Equal(t, []refusal{
+		{"s", "refundPayment", auth.RoleAdmin},
+		{"c", "auditLog", auth.RoleAdmin},
+	}, heard, "refusals of authenticated callers only; anonymous and allowed calls are not reported")
+
+	// Within one operation, a staff-only field asked for on every row is one report.
+	heard = nil
+	op := RefusalsOnce{}
+	op.InterceptResponse(ctx, func(ctx context.Context) *graphql.Response {
+		for range 3 {
+			require.ErrorIs(t, call(below(ctx, "Customer", "providerCustomerId"), customer, auth.RoleSupport), auth.ErrForbidden)
+		}
+		require.ErrorIs(t, call(below(ctx, "Subscription", "providerSubscriptionId"), customer, auth.RoleSupport), auth.ErrForbidden)
+		return &graphql.Response{}
+	})
+	require.Equal(t, []refusal{
+		{"c", "Customer.providerCustomerId", auth.RoleSupport},
+		{"c", "Subscription.providerSubscriptionId", auth.RoleSupport},
+	}, heard)
 }

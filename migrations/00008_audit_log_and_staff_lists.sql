@@ -1,4 +1,6 @@
 -- +goose Up
+-- (Version 5 is River's schema, a Go step: see river.go.)
+--
 -- The audit log (OPS-4): every manual action and refused privileged attempt. It is
 -- append-only in the database itself: the trigger refuses UPDATE and DELETE for every
 -- role, and TRUNCATE is refused too, so neither our code nor a stray query can rewrite it.
@@ -32,6 +34,13 @@ CREATE TRIGGER audit_log_no_update_delete BEFORE UPDATE OR DELETE ON audit_log
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
 
+-- Staff lists (adminSubscriptions, adminCustomers) page newest first by
+-- (created_at, id); with a status filter, subscriptions_status_idx serves.
+CREATE INDEX subscriptions_created_idx ON subscriptions (created_at DESC, id DESC);
+CREATE INDEX customers_created_idx ON customers (created_at DESC, id DESC);
+
 -- +goose Down
+DROP INDEX customers_created_idx;
+DROP INDEX subscriptions_created_idx;
 DROP TABLE audit_log;
 DROP FUNCTION audit_log_append_only();

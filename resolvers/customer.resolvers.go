@@ -14,7 +14,7 @@ import (
 )
 
 func (r *customerResolver) Subscriptions(ctx context.Context, obj *models.Customer) ([]*models.Subscription, error) {
-	return r.Resolver.Subscriptions.ForCustomer(ctx, obj.ID)
+	return r.customerSubscriptions(ctx, obj.ID)
 }
 
 func (r *queryResolver) Me(ctx context.Context) (*models.Customer, error) {

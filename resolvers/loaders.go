@@ -14,7 +14,8 @@ import (
 // loaders batch the reads that list fields would otherwise repeat per row (N+1).
 // They live for one request, so nothing is cached across callers.
 type loaders struct {
-	plans *dataloader.Loader[string, *models.Plan]
+	plans                 *dataloader.Loader[string, *models.Plan]
+	customerSubscriptions *dataloader.Loader[string, []*models.Subscription]
 }
 
 type loadersKey struct{}
@@ -28,6 +29,9 @@ func (r *Resolver) Loaders(next http.Handler) http.Handler {
 		l := &loaders{
 			plans: dataloader.NewBatchedLoader(r.batchPlans, dataloader.WithWait[string, *models.Plan](time.Millisecond),
 				dataloader.WithCache[string, *models.Plan](&dataloader.NoCache[string, *models.Plan]{})),
+			customerSubscriptions: dataloader.NewBatchedLoader(r.batchCustomerSubscriptions,
+				dataloader.WithWait[string, []*models.Subscription](time.Millisecond),
+				dataloader.WithCache[string, []*models.Subscription](&dataloader.NoCache[string, []*models.Subscription]{})),
 		}
 		next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), loadersKey{}, l)))
 	})

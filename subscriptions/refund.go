@@ -1,0 +1,134 @@
+package subscriptions
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/scoville/scoville/audit"
+	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/gateway"
+	"github.com/scoville/scoville/idempotency"
+	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/money"
+	"github.com/scoville/scoville/notifications"
+)
+
+// Refund gives back all (amount absent) or part of what remains of a paid payment, at
+// Stripe, and records it with its audit entry and the customer's notice in one
+// transaction.
+//
+// The payment row stays locked from the check of what remains until the refund is
+// recorded, Stripe's call included: two staff members refunding the same payment at
+// once are served one after the other, so the second sees what the first took and
+// nothing is refunded twice. The lock is held at most for the gateway's retry budget,
+// a price paid on a rare, manual action.
+//
+// What is recorded is Stripe's running total for the charge, the figure
+// charge.refunded events carry, and the larger total wins as in applyRefund: a later
+// event for this refund, a replay of Stripe's answer after a crash, or both in any
+// order, never count it twice.
+func (a *Admin) Refund(ctx context.Context, p *auth.Principal, in models.RefundPaymentInput) (*AdminResult, error) {
+	reason, err := Reason(in.Reason, "input", "reason")
+	if err != nil {
+		return nil, err
+	}
+	if in.Amount != nil && *in.Amount <= 0 {
+		return nil, models.NewUserError(models.UserErrorInvalid, "must be a positive amount in minor units", "input", "amount")
+	}
+	return a.run(ctx, p, OpRefund, in.IdempotencyKey, in, func(ctx context.Context, scope idempotency.Scope) (AdminOutcome, error) {
+		if uuid.Validate(in.PaymentID) != nil {
+			return AdminOutcome{}, models.NewUserError(models.UserErrorNotFound, "no such payment", "input", "paymentId")
+		}
+		var out AdminOutcome
+		err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			pay, err := lockPayment(tx, "id = ?", in.PaymentID)
+			if err != nil {
+				return err
+			}
+			if pay == nil {
+				return models.NewUserError(models.UserErrorNotFound, "no such payment", "input", "paymentId")
+			}
+			amount, err := refundable(pay, in.Amount)
+			if err != nil {
+				return err
+			}
+			before := auditedPayment(pay)
+			r, err := a.gw.RefundPayment(ctx, scope.ProviderKey("refund"), gateway.RefundInput{
+				PaymentIntentID: *pay.StripePaymentIntentID, Amount: amount, OurPaymentID: pay.ID,
+			})
+			if err != nil {
+				return providerFailure(err)
+			}
+			if r.Failed() {
+				return models.NewUserError(models.UserErrorProviderRejected, "the payment provider could not refund this payment ("+r.Status+")")
+			}
+			refunded := pay.AmountRefunded + r.Amount
+			if r.ChargeKnown {
+				refunded = max(pay.AmountRefunded, r.ChargeAmountRefunded)
+			}
+			pay.AmountRefunded = min(refunded, pay.AmountMinor)
+			pay.Status = refundStatus(pay.AmountMinor, pay.AmountRefunded, pay.Status)
+			if err := tx.Save(pay).Error; err != nil {
+				return fmt.Errorf("subscriptions: refund: store: %w", err)
+			}
+			after := auditedPayment(pay)
+			after["refundId"], after["refundAmount"] = r.ID, r.Amount
+			if err := audit.Record(ctx, tx, p, audit.Action{
+				Name: OpRefund, TargetType: "payment", TargetID: pay.ID, Reason: reason,
+				Before: before, After: after,
+			}); err != nil {
+				return err
+			}
+			if err := notifications.Enqueue(ctx, tx, a.notify, notifications.Notification{
+				CustomerID: pay.CustomerID, Kind: notifications.KindPaymentRefunded, SubscriptionID: &pay.SubscriptionID, PaymentID: &pay.ID,
+				Data:      map[string]string{notifications.DataAmount: money.Format(r.Amount, pay.Currency)},
+				DedupeKey: "refund:" + r.ID,
+			}); err != nil {
+				return err
+			}
+			a.logger.InfoContext(ctx, "payment refunded by staff", "operation", OpRefund, "payment_id", pay.ID, "stripe_refund_id", r.ID,
+				"amount", r.Amount, "currency", pay.Currency, "amount_refunded", pay.AmountRefunded, "status", string(pay.Status))
+			out = AdminOutcome{PaymentID: pay.ID}
+			return nil
+		})
+		return out, err
+	})
+}
+
+// refundable checks that pay can be refunded by want (nil: all that remains) and
+// returns the amount to ask Stripe for. Nothing is sent to Stripe when it refuses.
+func refundable(pay *models.Payment, want *int) (int64, error) {
+	switch pay.Status {
+	case models.PaymentSucceeded, models.PaymentPartiallyRefunded:
+	case models.PaymentRefunded:
+		return 0, models.NewUserError(models.UserErrorInvalidState, "the payment has already been refunded in full", "input", "paymentId")
+	default:
+		return 0, models.NewUserError(models.UserErrorInvalidState, "only a succeeded payment can be refunded", "input", "paymentId")
+	}
+	remaining := pay.AmountMinor - pay.AmountRefunded
+	if remaining <= 0 {
+		return 0, models.NewUserError(models.UserErrorInvalidState, "nothing of this payment remains to refund", "input", "paymentId")
+	}
+	if pay.StripePaymentIntentID == nil || *pay.StripePaymentIntentID == "" {
+		return 0, models.NewUserError(models.UserErrorInvalidState, "the payment has no charge at the payment provider to refund", "input", "paymentId")
+	}
+	if want == nil {
+		return remaining, nil
+	}
+	if int64(*want) > remaining {
+		return 0, models.NewUserError(models.UserErrorInvalid,
+			"is more than remains to refund: at most "+money.Format(remaining, pay.Currency), "input", "amount")
+	}
+	return int64(*want), nil
+}
+
+// auditedPayment is what the audit log keeps of a payment: amounts and state.
+func auditedPayment(pay *models.Payment) map[string]any {
+	return map[string]any{
+		"id": pay.ID, "subscriptionId": pay.SubscriptionID, "status": pay.Status,
+		"amount": pay.AmountMinor, "amountRefunded": pay.AmountRefunded, "currency": pay.Currency,
+	}
+}
