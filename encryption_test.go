@@ -16,6 +16,7 @@ import (
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/gateway/stripefake"
+	"github.com/scoville/scoville/logging"
 	"github.com/scoville/scoville/sealing"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
@@ -335,4 +336,23 @@ func base64JSON(t *testing.T, v any) string {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+func TestDevelopmentWithoutKeysUsesTheLabelledSetAndSaysSo(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	var logs bytes.Buffer
+	cfg, err := config.Load(envOf(map[string]string{"DATABASE_URL": "postgres://127.0.0.1:1/x"}))
+	require.NoError(t, err)
+	k, err := installDataKeys(db, cfg, logging.New(&logs, nil))
+	require.NoError(t, err)
+	require.True(t, k.Development())
+	require.Contains(t, logs.String(), "PUBLIC development key set")
+
+	cfg.Env = config.Production // as if validation had been skipped: still refused
+	_, err = installDataKeys(dbtest.New(t), cfg, logging.New(&logs, nil))
+	require.ErrorContains(t, err, "DATA_ENCRYPTION_KEYS is required in production")
+	cfg.DataEncryptionKeys = config.Secret(sealing.DevelopmentKeys)
+	_, err = installDataKeys(dbtest.New(t), cfg, logging.New(&logs, nil))
+	require.ErrorContains(t, err, "DATA_ENCRYPTION_KEYS is the public development key set")
 }
