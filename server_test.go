@@ -251,11 +251,11 @@ func TestCommandsRefuseUnsafeUse(t *testing.T) {
 	}{
 		{"production without required variables", []string{"serve"}, map[string]string{
 			"APP_ENV": "production", "DATABASE_URL": "postgres://u:hunter2canary@db/x", "STRIPE_SECRET_KEY": "sk_live_canary",
-		}, 2, []string{"OIDC_ISSUER_URL", "OIDC_AUDIENCE", "STRIPE_WEBHOOK_SECRET", "SMTP_URL"}},
+		}, 2, []string{"OIDC_ISSUER_URL", "OIDC_AUDIENCE", "STRIPE_WEBHOOK_SECRET", "SMTP_URL", "DATA_ENCRYPTION_KEYS"}},
 		{"seed in production", []string{"seed"}, map[string]string{
 			"APP_ENV": "production", "DATABASE_URL": "postgres://u:hunter2canary@127.0.0.1:1/x", "OIDC_ISSUER_URL": "https://id.example.com",
 			"OIDC_AUDIENCE": "api", "STRIPE_SECRET_KEY": "sk_live_canary", "STRIPE_WEBHOOK_SECRET": "whsec_canary",
-			"SMTP_URL": "smtp://mailer:canarypw@mail.example.com:587",
+			"SMTP_URL": "smtp://mailer:canarypw@mail.example.com:587", "DATA_ENCRYPTION_KEYS": freshDataKeys(t),
 		}, 1, []string{"refused"}},
 		{"development issuer in production", []string{"devidp"}, map[string]string{"APP_ENV": "production"}, 2, []string{"refused"}},
 		{"unknown command", []string{"frobnicate"}, map[string]string{"DATABASE_URL": "postgres://127.0.0.1:1/x"}, 2, []string{"unknown command"}},
