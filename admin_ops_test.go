@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -315,6 +319,11 @@ func TestReconciliationAppliesWhatNoWebhookDelivered(t *testing.T) {
 	require.Contains(t, metrics, `scoville_reconcile_findings_total{kind="payment_missing"} 1`)
 	require.Contains(t, metrics, `scoville_reconcile_findings_total{kind="subscription_state"} 2`)
 	require.Contains(t, metrics, `scoville_reconcile_runs_total{outcome="failed"} 1`)
+	lastOK := regexp.MustCompile(`(?m)^scoville_reconcile_last_success_timestamp_seconds (\S+)$`).FindStringSubmatch(metrics)
+	require.Len(t, lastOK, 2, "the last success gauge is exported")
+	at, err := strconv.ParseFloat(lastOK[1], 64)
+	require.NoError(t, err)
+	require.EqualValues(t, rep.Started.Unix(), int64(at), "the gauge is the last successful run's start")
 	logs := s.logs.String()
 	require.Contains(t, logs, `"finding":"payment_missing"`)
 	require.NotContains(t, logs, "@example.com", "no e-mail address in any log line")
@@ -361,6 +370,20 @@ func TestReconcileJobRetriesWhileStripeIsDown(t *testing.T) {
 	require.EqualValues(t, 1, s.count(`SELECT count(*) FROM payments WHERE subscription_id = ? AND status = 'SUCCEEDED'`, id))
 	require.EqualValues(t, 1, s.count(`SELECT count(*) FROM shipments WHERE subscription_id = ?`, id))
 	require.EqualValues(t, 1, s.count(`SELECT count(*) FROM reconciliation_state`))
+
+	// The webhook arrives after all: nothing is added, nothing is told twice.
+	var invoiceID string
+	require.NoError(t, s.db.Raw(`SELECT stripe_invoice_id FROM payments WHERE subscription_id = ?`, id).Scan(&invoiceID).Error)
+	resp, err := http.Get(s.stripe.URL + "/v1/invoices/" + invoiceID)
+	require.NoError(t, err)
+	var invoice webhooktest.Object
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&invoice))
+	resp.Body.Close()
+	require.Equal(t, 200, s.deliver(webhooktest.Event("evt_late_paid", "invoice.paid", time.Now().Add(-time.Minute), invoice, nil)))
+	require.Equal(t, "PROCESSED", s.awaitEvent("evt_late_paid"))
+	require.Equal(t, "payment already recorded; nothing new", s.eventOutcome("evt_late_paid"))
+	require.EqualValues(t, 1, s.count(`SELECT count(*) FROM shipments`))
+	require.EqualValues(t, 1, s.count(`SELECT count(*) FROM notifications WHERE kind = 'payment_succeeded'`))
 
 	// One run at a time: a second insert while one is queued is a no-op.
 	s.stripe.FailNext(stripefake.Fault{Delay: 2 * time.Second})

@@ -56,6 +56,7 @@ type Reconciler struct {
 	gw       ReconcileGateway
 	findings *prometheus.CounterVec
 	runs     *prometheus.CounterVec
+	lastOK   prometheus.Gauge
 	logger   *slog.Logger
 	now      func() time.Time
 }
@@ -71,15 +72,20 @@ func NewReconciler(db *gorm.DB, syncer *Syncer, gw ReconcileGateway, reg prometh
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scoville_reconcile_runs_total", Help: "Reconciliation runs, by outcome (ok, failed).",
 		}, []string{"outcome"}),
+		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scoville_reconcile_last_success_timestamp_seconds",
+			Help: "When the last successful reconciliation started (Unix time); alert when it falls behind.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(r.findings, r.runs)
+		reg.MustRegister(r.findings, r.runs, r.lastOK)
 	}
 	return r
 }
 
 // ReconcileReport is what one run saw and found.
 type ReconcileReport struct {
+	Started       time.Time // the run's read time, the next watermark
 	Since         time.Time
 	Subscriptions int            // listed
 	Invoices      int            // paid invoices listed
@@ -106,6 +112,7 @@ func (r *Reconciler) Run(ctx context.Context) (ReconcileReport, error) {
 		return rep, err
 	}
 	r.runs.WithLabelValues("ok").Inc()
+	r.lastOK.Set(float64(rep.Started.Unix()))
 	return rep, nil
 }
 
@@ -115,7 +122,7 @@ func (r *Reconciler) run(ctx context.Context) (ReconcileReport, error) {
 	if err != nil {
 		return ReconcileReport{}, err
 	}
-	rep := ReconcileReport{Since: since, Findings: map[string]int{}}
+	rep := ReconcileReport{Started: started, Since: since, Findings: map[string]int{}}
 	subs, err := r.gw.ListSubscriptionsSince(ctx, since)
 	if err != nil {
 		return rep, fmt.Errorf("reconcile: list subscriptions: %w", err)
@@ -316,6 +323,10 @@ type ReconcileWorker struct {
 func NewReconcileWorker(r *Reconciler, logger *slog.Logger) *ReconcileWorker {
 	return &ReconcileWorker{reconciler: r, logger: logger}
 }
+
+// Timeout leaves a run time to page through a large account; River's default
+// (one minute) is meant for short jobs.
+func (w *ReconcileWorker) Timeout(*river.Job[ReconcileArgs]) time.Duration { return 15 * time.Minute }
 
 // Work runs one reconciliation.
 func (w *ReconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs]) error {
