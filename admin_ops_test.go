@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -315,9 +316,28 @@ func TestReconciliationAppliesWhatNoWebhookDelivered(t *testing.T) {
 	require.Equal(t, map[string]int{subscriptions.FindingSubscriptionState: 1}, rep.Findings)
 	require.Equal(t, "ACTIVE", s.status(id))
 
+	// A renewal fails at Stripe and no webhook says so: the payment is FAILED, the
+	// subscription PAST_DUE, and the customer is told where to pay, once.
+	s.stripe.SetSubscriptionStatus(s.stripeSub(id), "past_due")
+	s.stripe.PutInvoice([]byte(fmt.Sprintf(`{"id": "in_renewal_failed", "status": "open", "subscription": %q,
+		"billing_reason": "subscription_cycle", "currency": "usd", "amount_due": 2400, "amount_paid": 0,
+		"amount_remaining": 2400, "total": 2400, "attempt_count": 1, "created": %d,
+		"hosted_invoice_url": "https://invoice.stripe.com/i/in_renewal_failed"}`, s.stripeSub(id), time.Now().Unix())))
+	rep, err = s.app.reconciler.Run(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{subscriptions.FindingSubscriptionState: 1, subscriptions.FindingPaymentFailed: 1}, rep.Findings)
+	require.Equal(t, "PAST_DUE", s.status(id))
+	require.EqualValues(t, 1, s.count(`SELECT count(*) FROM payments WHERE stripe_invoice_id = 'in_renewal_failed' AND status = 'FAILED'`))
+	require.EqualValues(t, 1, s.count(`SELECT count(*) FROM notifications WHERE kind = 'payment_failed'`))
+	rep, err = s.app.reconciler.Run(ctx)
+	require.NoError(t, err)
+	require.Empty(t, rep.Findings)
+	require.EqualValues(t, 1, s.count(`SELECT count(*) FROM notifications WHERE kind = 'payment_failed'`))
+
 	_, metrics := s.get("/metrics")
 	require.Contains(t, metrics, `scoville_reconcile_findings_total{kind="payment_missing"} 1`)
-	require.Contains(t, metrics, `scoville_reconcile_findings_total{kind="subscription_state"} 2`)
+	require.Contains(t, metrics, `scoville_reconcile_findings_total{kind="subscription_state"} 3`)
+	require.Contains(t, metrics, `scoville_reconcile_findings_total{kind="payment_failed"} 1`)
 	require.Contains(t, metrics, `scoville_reconcile_runs_total{outcome="failed"} 1`)
 	lastOK := regexp.MustCompile(`(?m)^scoville_reconcile_last_success_timestamp_seconds (\S+)$`).FindStringSubmatch(metrics)
 	require.Len(t, lastOK, 2, "the last success gauge is exported")

@@ -65,10 +65,21 @@ func (s *Stripe) ListSubscriptionsSince(ctx context.Context, since time.Time) ([
 // with their first page of lines, for reconciliation to find payments (and so
 // shipments) that no webhook reported.
 func (s *Stripe) ListPaidInvoicesSince(ctx context.Context, since time.Time) ([]Invoice, error) {
+	return s.listInvoices(ctx, since, stripe.InvoiceStatusPaid)
+}
+
+// ListOpenInvoicesSince returns the open (unpaid, collectable) invoices Stripe
+// created at or after since, for reconciliation to find failed collection attempts
+// that no webhook reported.
+func (s *Stripe) ListOpenInvoicesSince(ctx context.Context, since time.Time) ([]Invoice, error) {
+	return s.listInvoices(ctx, since, stripe.InvoiceStatusOpen)
+}
+
+func (s *Stripe) listInvoices(ctx context.Context, since time.Time, status stripe.InvoiceStatus) ([]Invoice, error) {
 	var out []Invoice
 	err := listPages(ctx, s, "ListInvoices", func(ctx context.Context, after string) (bool, string, error) {
 		p := &stripe.InvoiceListParams{
-			Status:       stripe.String(string(stripe.InvoiceStatusPaid)),
+			Status:       stripe.String(string(status)),
 			CreatedRange: &stripe.RangeQueryParams{GreaterThanOrEqual: since.Unix()},
 		}
 		p.Context, p.Limit, p.Single = ctx, stripe.Int64(listPageSize), true

@@ -44,6 +44,8 @@ func TestListingsAreValidStripeRequests(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, invoices)
 	require.NotEmpty(t, invoices[0].Lines, "lines come embedded")
+	_, err = gw.ListOpenInvoicesSince(ctx, since)
+	require.NoError(t, err)
 }
 
 func TestListingsSendTheWindowAndFollowTheFilters(t *testing.T) {
@@ -89,6 +91,12 @@ func TestListingsSendTheWindowAndFollowTheFilters(t *testing.T) {
 	require.Equal(t, want, listed[2].Get("created[gte]"))
 	require.Equal(t, "paid", listed[2].Get("status"))
 	require.Equal(t, "100", listed[2].Get("limit"))
+
+	open, err := gw.ListOpenInvoicesSince(ctx, since)
+	require.NoError(t, err)
+	require.Len(t, open, 1)
+	require.Equal(t, "in_open", open[0].ID)
+	require.Equal(t, "open", fake.Requests()[len(fake.Requests())-1].Form["status"])
 }
 
 func TestListingsReportStripeDown(t *testing.T) {
@@ -103,5 +111,7 @@ func TestListingsReportStripeDown(t *testing.T) {
 	_, err = gw.ListSubscriptionsSince(context.Background(), time.Now())
 	require.ErrorIs(t, err, gateway.ErrProviderUnavailable)
 	_, err = gw.ListPaidInvoicesSince(context.Background(), time.Now())
+	require.ErrorIs(t, err, gateway.ErrProviderUnavailable)
+	_, err = gw.ListOpenInvoicesSince(context.Background(), time.Now())
 	require.ErrorIs(t, err, gateway.ErrProviderUnavailable)
 }

@@ -39,12 +39,14 @@ const (
 	FindingSubscriptionState   = "subscription_state"   // status, plan, period or pause differed
 	FindingPaymentMissing      = "payment_missing"      // a paid invoice we had not recorded as paid
 	FindingShipmentMissing     = "shipment_missing"     // paid, but its one shipment was missing
+	FindingPaymentFailed       = "payment_failed"       // a failed collection attempt we had not recorded
 )
 
 // ReconcileGateway is the provider listings reconciliation compares with.
 type ReconcileGateway interface {
 	ListSubscriptionsSince(ctx context.Context, since time.Time) ([]gateway.Subscription, error)
 	ListPaidInvoicesSince(ctx context.Context, since time.Time) ([]gateway.Invoice, error)
+	ListOpenInvoicesSince(ctx context.Context, since time.Time) ([]gateway.Invoice, error)
 }
 
 // Reconciler finds what the webhooks missed (OPS-5): it lists from Stripe what
@@ -88,7 +90,7 @@ type ReconcileReport struct {
 	Started       time.Time // the run's read time, the next watermark
 	Since         time.Time
 	Subscriptions int            // listed
-	Invoices      int            // paid invoices listed
+	Invoices      int            // paid and open invoices listed
 	Findings      map[string]int // by kind; empty when Stripe and we agreed
 }
 
@@ -131,6 +133,16 @@ func (r *Reconciler) run(ctx context.Context) (ReconcileReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("reconcile: list invoices: %w", err)
 	}
+	open, err := r.gw.ListOpenInvoicesSince(ctx, since.Add(-ReconcileInvoiceWindow))
+	if err != nil {
+		return rep, fmt.Errorf("reconcile: list open invoices: %w", err)
+	}
+	for _, inv := range open {
+		// Only an invoice Stripe tried and failed to collect is news; a fresh one is not.
+		if inv.Status == "open" && inv.AttemptCount > 0 {
+			invoices = append(invoices, inv)
+		}
+	}
 	rep.Subscriptions, rep.Invoices = len(subs), len(invoices)
 	listed := map[string]*gateway.Subscription{}
 	for i := range subs {
@@ -139,7 +151,7 @@ func (r *Reconciler) run(ctx context.Context) (ReconcileReport, error) {
 	// An invoice of a subscription that is neither ours yet nor listed: read it now,
 	// with the other reads, so that applying needs no network.
 	for _, inv := range invoices {
-		if inv.SubscriptionID == "" || inv.Status != "paid" || listed[inv.SubscriptionID] != nil {
+		if inv.SubscriptionID == "" || listed[inv.SubscriptionID] != nil {
 			continue
 		}
 		var n int64
@@ -173,10 +185,18 @@ func (r *Reconciler) run(ctx context.Context) (ReconcileReport, error) {
 		r.found(ctx, &rep, kind, "stripe_subscription_id", gs.ID)
 	}
 	for _, inv := range invoices {
-		if inv.SubscriptionID == "" || inv.Status != "paid" {
+		if inv.SubscriptionID == "" {
 			continue
 		}
-		kind, err := r.invoice(ctx, inv, listed[inv.SubscriptionID], started)
+		apply := r.invoice
+		switch inv.Status {
+		case "paid":
+		case "open":
+			apply = r.failedInvoice
+		default:
+			continue
+		}
+		kind, err := apply(ctx, inv, listed[inv.SubscriptionID], started)
 		if err != nil {
 			return rep, err
 		}
@@ -267,6 +287,40 @@ func (r *Reconciler) invoice(ctx context.Context, inv gateway.Invoice, read *gat
 	})
 	if err != nil {
 		return "", fmt.Errorf("reconcile: invoice %s: %w", inv.ID, err)
+	}
+	return kind, nil
+}
+
+// failedInvoice applies a failed collection attempt through the
+// invoice.payment_failed code (FAILED payment, PAST_DUE on a renewal, the notice
+// telling the customer how to pay) unless that attempt is recorded already.
+func (r *Reconciler) failedInvoice(ctx context.Context, inv gateway.Invoice, read *gateway.Subscription, readAt time.Time) (string, error) {
+	kind := ""
+	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		tx = tx.WithContext(ctx)
+		var pay models.Payment
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("stripe_invoice_id = ?", inv.ID).Take(&pay).Error
+		switch {
+		case err == nil:
+			return nil // reported already (failed, awaiting authentication, or paid since)
+		case !errors.Is(err, gorm.ErrRecordNotFound):
+			return fmt.Errorf("lock payment: %w", err)
+		}
+		// The webhook of this attempt, should it come after all, is older than this
+		// read: recorded, with no second notice.
+		ev := Event{ProviderEventID: fmt.Sprintf("reconcile:%s:%d", inv.ID, inv.AttemptCount), Type: evInvoiceFailed,
+			Created: readStamp(readAt).created}
+		effect, err := r.syncer.applyInvoiceFailed(ctx, tx, ev, readStamp(readAt), inv, read)
+		if err != nil || effect.Ignored {
+			return err
+		}
+		if err := tx.Where("stripe_invoice_id = ? AND status = ?", inv.ID, models.PaymentFailed).Take(&pay).Error; err == nil {
+			kind = FindingPaymentFailed
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("reconcile: open invoice %s: %w", inv.ID, err)
 	}
 	return kind, nil
 }
