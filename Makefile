@@ -8,7 +8,7 @@ export TEST_ARGS
 export TEST_PKGS
 
 .DEFAULT_GOAL := help
-.PHONY: help run test bench bench-webhooks generate lint build migrate
+.PHONY: help run test bench bench-webhooks generate lint build migrate playground-assets
 
 help: ## list the targets
 	@echo "Usage: make <target>"
@@ -33,6 +33,9 @@ bench-webhooks: ## webhook acknowledgements under load (10,000 events x 2) again
 
 generate: ## regenerate the GraphQL code (gqlgen)
 	$(GO) tool gqlgen generate
+
+playground-assets: ## re-fetch the Playground's GraphiQL/React files from npm (versions in playground/fetch-assets.sh)
+	@bash playground/fetch-assets.sh
 
 lint: ## go vet, staticcheck, a gofmt check and the Prometheus alerting rules (cmd/checkrules)
 	$(GO) vet ./...

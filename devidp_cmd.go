@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/httpserver"
@@ -38,12 +39,26 @@ func runDevIDP(ctx context.Context, getenv func(string) string, stderr *os.File)
 		fmt.Fprintf(stderr, "scoville devidp: %v\n", err)
 		return 1
 	}
+	// The Playground signs in as this public client (PLAYGROUND_OIDC_CLIENT_ID on the
+	// server); DEVIDP_REDIRECT_URIS lists the exact URIs it may return to.
+	redirects := []string{"http://127.0.0.1:8080/playground", "http://localhost:8080/playground"}
+	if raw := getenv("DEVIDP_REDIRECT_URIS"); raw != "" {
+		redirects = strings.Split(raw, ",")
+		for k := range redirects {
+			redirects[k] = strings.TrimSpace(redirects[k])
+		}
+	}
+	if err := issuer.RegisterClient(devidp.PlaygroundClientID, redirects...); err != nil {
+		fmt.Fprintf(stderr, "scoville devidp: DEVIDP_REDIRECT_URIS: %v\n", err)
+		return 2
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "scoville devidp: listen: %v\n", err)
 		return 1
 	}
-	logger.Info("development identity provider listening", "issuer", issuer.IssuerURL(), "audience", audience)
+	logger.Info("development identity provider listening", "issuer", issuer.IssuerURL(), "audience", audience,
+		"playground_client_id", devidp.PlaygroundClientID, "redirect_uris", strings.Join(redirects, ","))
 	srv := httpserver.NewServer(addr, httpserver.RequestID(issuer.Handler()), logger)
 	if err := httpserver.Serve(ctx, srv, ln, shutdownGrace); err != nil {
 		fmt.Fprintf(stderr, "scoville devidp: %v\n", err)

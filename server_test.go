@@ -235,7 +235,7 @@ func TestProductionIsSafeByDefault(t *testing.T) {
 	// the test issuer is plain http on loopback, which production config refuses.
 	a := newTestApp(t, appOptions{production: true})
 	code, _ := a.get("/playground")
-	require.Equal(t, http.StatusNotFound, code)
+	require.Equal(t, http.StatusOK, code, "the admin Playground is served in production, under its own policy (playground package)")
 	resp := a.gql("", `{ __schema { queryType { name } } }`, nil)
 	require.NotEmpty(t, resp.Errors, "introspection is off in production")
 }
@@ -258,6 +258,9 @@ func TestCommandsRefuseUnsafeUse(t *testing.T) {
 			"SMTP_URL": "smtp://mailer:canarypw@mail.example.com:587", "DATA_ENCRYPTION_KEYS": freshDataKeys(t),
 		}, 1, []string{"refused"}},
 		{"development issuer in production", []string{"devidp"}, map[string]string{"APP_ENV": "production"}, 2, []string{"refused"}},
+		{"development issuer with a relative redirect URI", []string{"devidp"}, map[string]string{
+			"DEVIDP_ADDR": "127.0.0.1:0", "DEVIDP_REDIRECT_URIS": "http://127.0.0.1:8080/playground, /playground",
+		}, 2, []string{"DEVIDP_REDIRECT_URIS"}},
 		{"unknown command", []string{"frobnicate"}, map[string]string{"DATABASE_URL": "postgres://127.0.0.1:1/x"}, 2, []string{"unknown command"}},
 	}
 	for _, tc := range cases {

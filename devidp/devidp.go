@@ -51,6 +51,12 @@ type Issuer struct {
 
 	mu   sync.RWMutex
 	keys []signingKey // oldest first; the last one is current
+
+	// The authorization code flow (authorize.go).
+	flowMu  sync.Mutex
+	clients map[string][]string  // public client id -> exact redirect URIs
+	codes   map[string]*authCode // issued codes, until they expire
+	now     func() time.Time     // nil: time.Now
 }
 
 type signingKey struct {

@@ -31,15 +31,22 @@ var roleName = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
 
 // Handler serves the issuer under the path of its issuer URL:
 //
-//	GET  /.well-known/openid-configuration  discovery document
-//	GET  /jwks                              every published public key (no-store)
-//	POST /token                             development mint endpoint (form fields
-//	                                        sub, email, name, roles, auth_age, ttl)
+//	GET  /.well-known/openid-configuration  discovery document (any origin may read it)
+//	GET  /jwks                              every published public key (no-store; any origin)
+//	GET  /authorize                         authorization code flow with PKCE S256 for the
+//	POST /authorize                         clients registered with RegisterClient: a page
+//	                                        to pick a demo user (or login_hint=admin etc.)
+//	POST /token                             grant_type=authorization_code: the code exchange
+//	                                        (readable by the client's redirect origins);
+//	                                        no grant_type: the development mint endpoint
+//	                                        (form fields sub, email, name, roles, auth_age, ttl)
 //	POST /rotate                            RotateKey; returns {"kid": ...}
 func (i *Issuer) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+i.path+"/.well-known/openid-configuration", i.serveDiscovery)
 	mux.HandleFunc("GET "+i.path+"/jwks", i.serveJWKS)
+	mux.HandleFunc("GET "+i.path+"/authorize", i.serveAuthorize)
+	mux.HandleFunc("POST "+i.path+"/authorize", i.serveAuthorize)
 	mux.HandleFunc("POST "+i.path+"/token", i.serveToken)
 	mux.HandleFunc("POST "+i.path+"/rotate", i.serveRotate)
 	return mux
@@ -69,7 +76,10 @@ func StartTestServer(audience string) (*Issuer, *httptest.Server, error) {
 type discovery struct {
 	Issuer                            string   `json:"issuer"`
 	JWKSURI                           string   `json:"jwks_uri"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
+	AuthorizationResponseIssParameter bool     `json:"authorization_response_iss_parameter_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	SubjectTypesSupported             []string `json:"subject_types_supported"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
@@ -80,13 +90,18 @@ type discovery struct {
 }
 
 func (i *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
+	// Public metadata: a browser client on any origin reads it before signing in.
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 	writeJSON(w, http.StatusOK, discovery{
 		Issuer:                            i.issuerURL,
 		JWKSURI:                           i.JWKSURL(),
+		AuthorizationEndpoint:             i.AuthorizeURL(),
 		TokenEndpoint:                     i.TokenURL(),
-		ResponseTypesSupported:            []string{"token"},
+		CodeChallengeMethodsSupported:     []string{"S256"},
+		AuthorizationResponseIssParameter: true,
+		ResponseTypesSupported:            []string{"code"},
 		SubjectTypesSupported:             []string{"public"},
-		GrantTypesSupported:               []string{"client_credentials"},
+		GrantTypesSupported:               []string{"authorization_code", "client_credentials"},
 		IDTokenSigningAlgValuesSupported:  []string{"RS256"},
 		TokenEndpointAuthMethodsSupported: []string{"none"},
 		ScopesSupported:                   []string{"openid", "email", "profile"},
@@ -96,6 +111,7 @@ func (i *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (i *Issuer) serveJWKS(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 	keys := i.publishedKeys()
 	set := jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, 0, len(keys))}
 	for _, k := range keys {
@@ -114,12 +130,35 @@ type tokenResponse struct {
 	AccessToken string `json:"access_token"`
 	TokenType   string `json:"token_type"`
 	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope,omitempty"`
 }
 
 func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		writeError(w, "the body must be an application/x-www-form-urlencoded form under 64 KiB")
+		return
+	}
+	switch r.PostForm.Get("grant_type") {
+	case "", "client_credentials":
+		// The development mint endpoint, below.
+	case "authorization_code":
+		clientID := r.PostForm.Get("client_id")
+		if i.clientOrigin(clientID, r.Header.Get("Origin")) {
+			w.Header().Set("Access-Control-Allow-Origin", r.Header.Get("Origin"))
+		}
+		w.Header().Add("Vary", "Origin")
+		resp, terr := i.exchangeCode(r)
+		if terr != nil {
+			writeJSON(w, terr.status, map[string]string{"error": terr.code, "error_description": terr.description})
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
+		return
+	default:
+		writeJSON(w, http.StatusBadRequest, map[string]string{
+			"error": "unsupported_grant_type", "error_description": "grant_type must be authorization_code, or empty for the development mint",
+		})
 		return
 	}
 	c, ttl, err := claimsFromForm(r, time.Now())

@@ -45,6 +45,10 @@ DEVIDP_URL="$(url_base "$DEVIDP_ADDR")"
 SERVER_URL="$(url_base "$HTTP_ADDR")"
 export APP_ENV=development
 export OIDC_ISSUER_URL="$DEVIDP_URL"
+# The Playground signs in at the devidp as its public client, which may return
+# only to this server's /playground.
+export PLAYGROUND_OIDC_CLIENT_ID="${PLAYGROUND_OIDC_CLIENT_ID:-scoville-playground}"
+export DEVIDP_REDIRECT_URIS="${DEVIDP_REDIRECT_URIS:-$SERVER_URL/playground}"
 
 # Refuse to start when the ports are taken: otherwise we would wait on, and
 # talk to, whatever is there (often a forgotten earlier 'make run').
@@ -136,12 +140,13 @@ cat <<EOF
  Scoville is running (development mode)
 
  Playground:  $SERVER_URL/playground
+              ("Sign in", then pick the demo customer, support or admin)
  GraphQL:     $SERVER_URL/graphql
  Database:    $DATABASE_URL
  stripe-mock: $STRIPE_API_BASE
  Identity:    $OIDC_ISSUER_URL   (development identity provider)
 
- Paste one of these into the Playground's HTTP headers:
+ Or paste one of these into the Playground's Headers tab:
 
  customer (customer@example.com, no roles):
    {"Authorization": "Bearer $customer_token"}
@@ -184,6 +189,10 @@ if [[ -n $check ]]; then
 	fi
 	if [[ $body == *'"errors"'* ]]; then
 		scoville_die "GraphQL answered with errors"
+	fi
+	playground_code="$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$SERVER_URL/playground")" || true
+	if [[ $playground_code != 200 ]]; then
+		scoville_die "the Playground answered HTTP $playground_code"
 	fi
 	scoville_log "check: OK"
 	exit 0
