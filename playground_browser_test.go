@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/scoville/scoville/devidp"
+	"github.com/scoville/scoville/playground"
 )
 
 // chromiumPath finds Debian's chromium; the browser test fails without it, saying
@@ -81,6 +83,15 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	})
 	require.NoError(t, a.issuer.RegisterClient(devidp.PlaygroundClientID, a.srv.URL+"/playground"))
 
+	// Through the whole server (security headers included), the page keeps its policy.
+	resp, err := a.srv.Client().Get(a.srv.URL + "/playground")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, playground.ContentSecurityPolicy(a.issuer.IssuerURL()), resp.Header.Get("Content-Security-Policy"))
+	require.Equal(t, playground.PageCacheControl, resp.Header.Get("Cache-Control"))
+	require.Equal(t, "DENY", resp.Header.Get("X-Frame-Options"))
+
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
 		chromedp.NoSandbox, // CI runs as root
@@ -101,7 +112,7 @@ func TestPlaygroundInBrowser(t *testing.T) {
 
 	rec := &browserRecord{}
 	require.NoError(t, chromedp.Listen(ctx, rec.listen))
-	_, err := chromedp.Call(ctx, network.Enable, network.EnableParams{})
+	_, err = chromedp.Call(ctx, network.Enable, network.EnableParams{})
 	require.NoError(t, err)
 	_, err = chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: cspRecorder})
 	require.NoError(t, err)
