@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/scoville/scoville/sealing"
 )
 
 // env is a map-backed getenv, so tests never touch the process environment.
@@ -42,8 +44,17 @@ const (
 	canaryStripeKey  = "sk_live_CANARYstripe9x"
 	canaryWebhook    = "whsec_CANARYwebhook4q"
 	canarySMTPPass   = "CANARYsmtpPW2b"
-	canaryDEK        = "CANARYdek0001"
 )
+
+// canaryDEK is a real DATA_ENCRYPTION_KEYS value (it is parsed at load), so it cannot
+// spell CANARY; it is a canary all the same.
+var canaryDEK = func() string {
+	v, err := sealing.Generate()
+	if err != nil {
+		panic(err)
+	}
+	return v
+}()
 
 var canaries = []string{"CANARY", canaryDBPassword, canaryStripeKey, canaryWebhook, canarySMTPPass, canaryDEK}
 
@@ -282,6 +293,8 @@ func TestLoadRefusesMalformedValues(t *testing.T) {
 		{"LOG_LEVEL verbose", false, env{"LOG_LEVEL": "verbose"}, "LOG_LEVEL"},
 		{"SHUTDOWN_TIMEOUT no unit", false, env{"SHUTDOWN_TIMEOUT": "20"}, "SHUTDOWN_TIMEOUT"},
 		{"SHUTDOWN_TIMEOUT zero", false, env{"SHUTDOWN_TIMEOUT": "0s"}, "SHUTDOWN_TIMEOUT"},
+		{"DATA_ENCRYPTION_KEYS not a key set", false, env{"DATA_ENCRYPTION_KEYS": "bm90IGtleXM="}, "DATA_ENCRYPTION_KEYS"},
+		{"DATA_ENCRYPTION_KEYS development set in production", true, env{"DATA_ENCRYPTION_KEYS": sealing.DevelopmentKeys}, "DATA_ENCRYPTION_KEYS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -402,6 +415,7 @@ func TestLoadCollectsAllProblems(t *testing.T) {
 		"STRIPE_WEBHOOK_SECRET is required in production",
 		"TRUSTED_PROXIES: entry 1 is not an IP address or CIDR",
 		"SMTP_URL is required in production",
+		"DATA_ENCRYPTION_KEYS is required in production; print a value with `scoville keys generate`",
 		"MIGRATE_ON_START: not a boolean (use true or false)",
 	}, problems(t, err))
 }
@@ -439,6 +453,8 @@ func TestLoadErrorsNeverContainSecrets(t *testing.T) {
 		{"non-secret address", false, env{"HTTP_ADDR": "CANARY"}},
 		{"origin", false, env{"ALLOWED_REDIRECT_ORIGINS": "https://CANARY.example.com/path"}},
 		{"proxy", false, env{"TRUSTED_PROXIES": "CANARY"}},
+		{"DATA_ENCRYPTION_KEYS garbage", false, env{"DATA_ENCRYPTION_KEYS": "CANARYdek"}},
+		{"DATA_ENCRYPTION_KEYS base64 of garbage", true, env{"DATA_ENCRYPTION_KEYS": "Q0FOQVJZ"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

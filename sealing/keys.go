@@ -65,7 +65,7 @@ func Parse(value string) (*Keyring, error) {
 	}
 	raw, err := base64.StdEncoding.DecodeString(value)
 	if err != nil {
-		return nil, malformed("not standard base64 (print a fresh value with `scoville keys generate`)")
+		return nil, malformed("not standard base64")
 	}
 	var env envelope
 	dec := json.NewDecoder(bytes.NewReader(raw))
