@@ -11,6 +11,7 @@ import (
 
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/jobs"
+	"github.com/scoville/scoville/sealing"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
 
@@ -24,6 +25,13 @@ const fuzzSecret = "whsec_fuzz_secret"
 // testdata/fuzz/FuzzWebhookRoute; CI runs it for a few seconds (scripts/test.sh).
 func FuzzWebhookRoute(f *testing.F) {
 	db := dbtest.New(f)
+	keys, err := sealing.Parse(sealing.DevelopmentKeys)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := sealing.Install(db, keys); err != nil {
+		f.Fatal(err)
+	}
 	queue, err := jobs.NewInserter(db, 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		f.Fatal(err)
