@@ -5,7 +5,6 @@
 package webhooks
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -33,20 +32,32 @@ const Tolerance = 300 * time.Second
 // rather than misread, and Stripe keeps redelivering it until that is fixed.
 const APIVersion = stripe.APIVersion
 
+// maxCreated is the latest creation time accepted (9999-12-31T23:59:59Z): a later
+// one is not a real event, and PostgreSQL could not store it, which would fail every
+// other delivery of its batch.
+const maxCreated = 253402300799
+
 // Handler is POST /webhooks/stripe.
 type Handler struct {
-	db      *gorm.DB
-	queue   *jobs.Client
+	batches *batcher
 	secret  string
 	metrics *Metrics
 	logger  *slog.Logger
-	now     func() time.Time
 }
 
 // NewHandler builds the route. secret is the endpoint's signing secret (whsec_...).
+// Deliveries are stored by group commit (batch.go); Close drains it.
 func NewHandler(db *gorm.DB, queue *jobs.Client, secret string, metrics *Metrics, logger *slog.Logger) *Handler {
-	return &Handler{db: db, queue: queue, secret: secret, metrics: metrics, logger: logger, now: time.Now}
+	return &Handler{
+		batches: newBatcher(db, queue, DefaultCommitters, DefaultMaxBatch),
+		secret:  secret, metrics: metrics, logger: logger,
+	}
 }
+
+// Close lets the route go before the database does: deliveries already verified are
+// written and answered, later ones get 503 and are redelivered by Stripe. An idle
+// route holds no goroutine, so a route that is never closed leaks nothing either.
+func (h *Handler) Close() { h.batches.close() }
 
 // envelope is the part of an event the route reads; the worker reads the rest.
 type envelope struct {
@@ -85,7 +96,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ev envelope
-	if err := json.Unmarshal(body, &ev); err != nil || ev.Object != "event" || ev.ID == "" || ev.Type == "" || ev.Created <= 0 ||
+	if err := json.Unmarshal(body, &ev); err != nil || ev.Object != "event" || ev.ID == "" || ev.Type == "" || ev.Created <= 0 || ev.Created > maxCreated ||
 		len(ev.ID) > 255 || len(ev.Type) > 100 || len(ev.Data.Object.ID) > 255 || len(ev.APIVersion) > 40 {
 		h.reject(w, r, http.StatusBadRequest, "malformed")
 		return
@@ -94,7 +105,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, http.StatusBadRequest, "api_version")
 		return
 	}
-	inserted, err := h.store(r.Context(), ev, body)
+	inserted, err := h.batches.store(r.Context(), ev, body)
 	if err != nil {
 		h.metrics.received.WithLabelValues(typeLabel(ev.Type), "unavailable").Inc()
 		h.logger.ErrorContext(r.Context(), "webhook not stored; Stripe will redeliver", "event_id", ev.ID, "event_type", ev.Type,
@@ -110,36 +121,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.metrics.received.WithLabelValues(typeLabel(ev.Type), outcome).Inc()
 	h.logger.InfoContext(r.Context(), "webhook received", "event_id", ev.ID, "event_type", ev.Type, "outcome", outcome)
 	writeJSON(w, http.StatusOK, `{"received":true}`)
-}
-
-// store writes the event and its job in one transaction: ON CONFLICT on the event id
-// makes a repeat a no-op, and the job exists exactly when the event does.
-func (h *Handler) store(ctx context.Context, ev envelope, body []byte) (bool, error) {
-	inserted := false
-	err := h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var objectID *string
-		if ev.Data.Object.ID != "" {
-			objectID = &ev.Data.Object.ID
-		}
-		var id string
-		res := tx.Raw(`INSERT INTO webhook_events (provider_event_id, type, api_version, livemode, object_id, event_created, payload)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider_event_id) DO NOTHING RETURNING id`,
-			ev.ID, ev.Type, ev.APIVersion, ev.Livemode, objectID, time.Unix(ev.Created, 0).UTC(), body).Scan(&id)
-		if res.Error != nil {
-			return res.Error
-		}
-		if id == "" {
-			return nil
-		}
-		inserted = true
-		sqlTx, err := jobs.SQLTx(tx)
-		if err != nil {
-			return err
-		}
-		_, err = h.queue.InsertTx(ctx, sqlTx, ProcessArgs{EventID: id}, nil)
-		return err
-	})
-	return inserted, err
 }
 
 // reject answers a delivery that cannot be trusted or read. Nothing is stored, and

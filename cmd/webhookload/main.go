@@ -9,7 +9,8 @@
 //	    -secret whsec_... -database-url postgres://...
 //
 // The database is used only to seed what the events refer to (a plan, customers and
-// their subscriptions) and to count the results; every id carries a run id, so the
+// their subscriptions, personal data sealed with the server's DATA_ENCRYPTION_KEYS,
+// or the development set when that is not set) and to count the results; every id carries a run id, so the
 // command can be run again and again on the same database. The exit status is 1 when
 // any delivery was not acknowledged or the counts are not exact. scripts/bench-webhooks.sh
 // runs it against a throwaway server, next to a pgbench baseline.
@@ -17,6 +18,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -34,16 +36,21 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
+	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/sealing"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
 
 // options are the command's flags.
 type options struct {
 	url, secret, databaseURL string
+	dataKeys                 string // the server's DATA_ENCRYPTION_KEYS; empty: the development set
 	events, repeat           int
 	concurrency, subs        int
 	timeout                  time.Duration
@@ -59,8 +66,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o options
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080/webhooks/stripe", "the server's Stripe webhook route")
-	fs.StringVar(&o.secret, "secret", os.Getenv("STRIPE_WEBHOOK_SECRET"), "the signing secret the server verifies with (whsec_...)")
-	fs.StringVar(&o.databaseURL, "database-url", os.Getenv("DATABASE_URL"), "the server's database, to seed fixtures and count results")
+	// Secrets and URLs with passwords default from the environment after parsing, so
+	// that -help never prints them.
+	fs.StringVar(&o.secret, "secret", "", "the signing secret the server verifies with (whsec_...; default $STRIPE_WEBHOOK_SECRET)")
+	fs.StringVar(&o.databaseURL, "database-url", "", "the server's database, to seed fixtures and count results (default $DATABASE_URL)")
 	fs.IntVar(&o.events, "events", 10000, "distinct invoice.paid events")
 	fs.IntVar(&o.repeat, "repeat", 2, "deliveries of each event")
 	fs.IntVar(&o.concurrency, "concurrency", 50, "concurrent senders")
@@ -70,6 +79,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	o.secret = cmp.Or(o.secret, os.Getenv("STRIPE_WEBHOOK_SECRET"))
+	o.databaseURL = cmp.Or(o.databaseURL, os.Getenv("DATABASE_URL"))
+	o.dataKeys = os.Getenv("DATA_ENCRYPTION_KEYS")
 	if err := o.validate(); err != nil {
 		fmt.Fprintln(stderr, "webhookload:", err)
 		return 2
@@ -117,6 +129,7 @@ type report struct {
 	Errors         int      `json:"errors"`
 	ErrorSamples   []string `json:"errorSamples,omitempty"`
 	SendSeconds    float64  `json:"sendSeconds"`
+	SenderCPU      float64  `json:"senderCpuSeconds"` // this command's own CPU while sending
 	AcksPerSecond  float64  `json:"acksPerSecond"`
 	P50Ms          float64  `json:"p50Ms"`
 	P90Ms          float64  `json:"p90Ms"`
@@ -145,6 +158,7 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "run %s: %d events x %d deliveries = %d, %d senders\n", r.RunID, r.Events, r.Deliveries/r.Events, r.Deliveries, r.Concurrency)
 	fmt.Fprintf(w, "acks:            %d in %.2f s\n", r.Acks, r.SendSeconds)
 	fmt.Fprintf(w, "acks/s:          %.1f\n", r.AcksPerSecond)
+	fmt.Fprintf(w, "sender CPU:      %.2f s while sending\n", r.SenderCPU)
 	fmt.Fprintf(w, "latency p50:     %.2f ms\n", r.P50Ms)
 	fmt.Fprintf(w, "latency p90:     %.2f ms\n", r.P90Ms)
 	fmt.Fprintf(w, "latency p99:     %.2f ms\n", r.P99Ms)
@@ -192,7 +206,16 @@ func load(ctx context.Context, o options, log io.Writer) (*report, error) {
 
 	f := fixture{run: newRunID(), amount: 2400}
 	f.price = "price_" + f.run
-	if err := seed(ctx, db, f, o.subs); err != nil {
+	keysValue := o.dataKeys
+	if keysValue == "" {
+		// What a development server uses when DATA_ENCRYPTION_KEYS is not set.
+		keysValue = sealing.DevelopmentKeys
+	}
+	keys, err := sealing.Parse(keysValue)
+	if err != nil {
+		return nil, fmt.Errorf("DATA_ENCRYPTION_KEYS: %w", err)
+	}
+	if err := seed(ctx, db, keys, f, o.subs); err != nil {
 		return nil, err
 	}
 	bodies := invoiceEvents(f, o.events, o.subs)
@@ -201,9 +224,11 @@ func load(ctx context.Context, o options, log io.Writer) (*report, error) {
 		f.run, o.subs, len(order), o.concurrency, o.url)
 
 	rep := &report{RunID: f.run, Events: o.events, Deliveries: len(order), Concurrency: o.concurrency}
+	cpu0 := cpuSeconds()
 	start := time.Now()
 	res := send(ctx, o, bodies, order)
 	sendTime := time.Since(start)
+	rep.SenderCPU = cpuSeconds() - cpu0
 
 	rep.Acks, rep.Errors, rep.ErrorSamples = len(res.latencies), res.errors, res.samples
 	rep.SendSeconds = sendTime.Seconds()
@@ -234,7 +259,7 @@ func newRunID() string {
 // seed writes one product and plan sold at f.price, and subs customers each with an
 // ACTIVE subscription on it: what the API would have left before Stripe starts
 // charging, so that every invoice.paid is applied in full (payment and shipment).
-func seed(ctx context.Context, db *sql.DB, f fixture, subs int) error {
+func seed(ctx context.Context, db *sql.DB, keys *sealing.Keyring, f fixture, subs int) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
@@ -248,19 +273,33 @@ func seed(ctx context.Context, db *sql.DB, f fixture, subs int) error {
 	if err != nil {
 		return fmt.Errorf("seed plan: %w", err)
 	}
-	// Names are built in SQL exactly as fixture.customer and fixture.subscription build them.
-	_, err = tx.ExecContext(ctx, `WITH c AS (
-			INSERT INTO customers (issuer, subject, email, name, stripe_customer_id)
-			SELECT 'https://webhookload.invalid', 'load-' || $1 || '-' || g, 'load-' || g || '@example.com', 'Load ' || g,
-			       'cus_' || $1 || '_' || g
-			FROM generate_series(0, $2 - 1) AS g
-			RETURNING id, stripe_customer_id)
-		INSERT INTO subscriptions (id, customer_id, plan_id, status, stripe_subscription_id, shipping_address)
-		SELECT gen_random_uuid(), c.id, $3, 'ACTIVE', 'sub_' || substr(c.stripe_customer_id, length('cus_') + 1),
-		       '{"name":"Load","line1":"1 Pepper St","city":"Austin","postalCode":"78701","country":"US"}'
-		FROM c`, f.run, subs, planID)
+	// Personal data is sealed at rest (package sealing), bound to its row: the ids
+	// are chosen here, and the values sealed with the server's data keys.
+	addr, err := json.Marshal(models.Address{Name: "Load", Line1: "1 Pepper St", City: "Austin", PostalCode: "78701", Country: "US"})
 	if err != nil {
-		return fmt.Errorf("seed subscriptions: %w", err)
+		return fmt.Errorf("seed: %w", err)
+	}
+	for i := range subs {
+		customerID, subID := uuid.NewString(), uuid.NewString()
+		email, name := "load-"+strconv.Itoa(i)+"@example.com", "Load "+strconv.Itoa(i)
+		sealedEmail, err1 := keys.Seal(sealing.AAD("customers", "email", customerID), []byte(email))
+		sealedName, err2 := keys.Seal(sealing.AAD("customers", "name", customerID), []byte(name))
+		sealedAddr, err3 := keys.Seal(sealing.AAD("subscriptions", "shipping_address", subID), addr)
+		emailHash, err4 := keys.EmailIndex(email)
+		if err := errors.Join(err1, err2, err3, err4); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO customers (id, issuer, subject, email, name, email_hash, stripe_customer_id)
+			VALUES ($1, 'https://webhookload.invalid', $2, $3, $4, $5, $6)`,
+			customerID, "load-"+f.run+"-"+strconv.Itoa(i), sealedEmail, sealedName, emailHash, f.customer(i))
+		if err != nil {
+			return fmt.Errorf("seed customers: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO subscriptions (id, customer_id, plan_id, status, stripe_subscription_id, shipping_address)
+			VALUES ($1, $2, $3, 'ACTIVE', $4, $5)`, subID, customerID, planID, f.subscription(i), sealedAddr)
+		if err != nil {
+			return fmt.Errorf("seed subscriptions: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("seed: %w", err)
@@ -396,6 +435,17 @@ func deliver(ctx context.Context, client *http.Client, url, secret string, body 
 		return 0, fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(answer))
 	}
 	return lat, nil
+}
+
+// cpuSeconds is the CPU this process has used so far: on a machine the sender
+// shares with the server and the database, what the sending itself costs is part of
+// the budget.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // pollInterval is how often the command looks for events still waiting; the

@@ -1,0 +1,265 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"gorm.io/gorm"
+
+	"github.com/scoville/scoville/jobs"
+	"github.com/scoville/scoville/sealing"
+)
+
+// Group commit. Under load most of an acknowledgement's cost is per transaction
+// (round trips, a commit, River's per-call work), not per event. Verified deliveries
+// therefore wait in a queue, and a few committers each write whatever is waiting in
+// one transaction: one INSERT of all the events, one insert of the jobs of those that
+// are new, one COMMIT. Every delivery is answered only after its batch committed.
+// Nothing waits on purpose: a lone delivery is written at once, and batches form by
+// themselves while the committers are busy.
+const (
+	// DefaultCommitters is how many batches may be written at once. Two keep the
+	// database busy while the other batch is in flight; more only makes batches
+	// smaller and transactions more numerous.
+	DefaultCommitters = 2
+	// DefaultMaxBatch caps a batch, which bounds one transaction's size and the
+	// latency of the deliveries in it.
+	DefaultMaxBatch = 100
+	// batchTimeout bounds one batch's transaction. The batch belongs to several
+	// requests, so no single request's context may cancel it.
+	batchTimeout = 10 * time.Second
+)
+
+// eventsTable is where deliveries are stored (models.WebhookEvent's table).
+const eventsTable = "webhook_events"
+
+// ErrClosed answers deliveries that arrive after the route was closed: the sender
+// (Stripe) is told to come back, and nothing is stored.
+var ErrClosed = errors.New("webhooks: route closed")
+
+// delivery is one verified event waiting for its batch.
+type delivery struct {
+	ev   envelope
+	body []byte
+	done chan outcome // buffered: the committer never waits for the request
+}
+
+// outcome is what became of a delivery: stored for the first time (inserted), a
+// repeat of an event already stored, or not stored at all (err).
+type outcome struct {
+	inserted bool
+	err      error
+}
+
+// batcher is the group commit: the queue of deliveries and its committers. A
+// committer is started when a delivery arrives and fewer than committers are
+// running, and ends when the queue is empty, so an idle route holds no goroutine.
+type batcher struct {
+	db         *gorm.DB
+	queue      *jobs.Client
+	committers int
+	maxBatch   int
+
+	mu      sync.Mutex
+	pending []*delivery
+	running int
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+func newBatcher(db *gorm.DB, queue *jobs.Client, committers, maxBatch int) *batcher {
+	return &batcher{db: db, queue: queue, committers: max(committers, 1), maxBatch: max(maxBatch, 1)}
+}
+
+// store queues one delivery and waits for its batch. It reports whether the event
+// was new; an error means it was not stored by this delivery (and when the batch
+// failed, not at all). When ctx ends first, a delivery still queued is withdrawn;
+// one already being written is committed or not without anyone to tell, and
+// Stripe's redelivery finds it either way.
+func (b *batcher) store(ctx context.Context, ev envelope, body []byte) (bool, error) {
+	d := &delivery{ev: ev, body: body, done: make(chan outcome, 1)}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return false, ErrClosed
+	}
+	b.pending = append(b.pending, d)
+	if b.running < b.committers {
+		b.running++
+		b.wg.Add(1)
+		go b.commitLoop()
+	}
+	b.mu.Unlock()
+
+	select {
+	case o := <-d.done:
+		return o.inserted, o.err
+	case <-ctx.Done():
+		b.mu.Lock()
+		if i := slices.Index(b.pending, d); i >= 0 {
+			b.pending = slices.Delete(b.pending, i, i+1)
+		}
+		b.mu.Unlock()
+		return false, ctx.Err()
+	}
+}
+
+// close stops taking deliveries and waits until every queued one is written and
+// answered. Later deliveries get ErrClosed.
+func (b *batcher) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+// commitLoop writes batches until the queue is empty.
+func (b *batcher) commitLoop() {
+	defer b.wg.Done()
+	for {
+		b.mu.Lock()
+		n := min(len(b.pending), b.maxBatch)
+		if n == 0 {
+			b.running--
+			b.mu.Unlock()
+			return
+		}
+		batch := make([]*delivery, n)
+		copy(batch, b.pending)
+		b.pending = append(b.pending[:0], b.pending[n:]...)
+		b.mu.Unlock()
+
+		inserted, err := b.writeSafely(batch)
+		b.answer(batch, inserted, err)
+	}
+}
+
+// writeSafely is write with a panic turned into the batch's error. A panic in a
+// request's own goroutine would cost that request; here it would cost the process
+// and leave every waiting delivery unanswered.
+func (b *batcher) writeSafely(batch []*delivery) (inserted map[string]bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			inserted, err = nil, fmt.Errorf("webhooks: batch write panicked: %v", p)
+		}
+	}()
+	return b.write(batch)
+}
+
+// write stores a batch in one transaction and returns the provider ids of the events
+// it inserted. Either every new event and its job commit, or nothing does.
+//
+// Repeats of one event inside the batch are written once. The rows go in ordered by
+// provider id, so two batches racing for the same events wait for each other in the
+// same order instead of deadlocking; the later one finds them stored (ON CONFLICT)
+// once the earlier commits, and adds no job.
+func (b *batcher) write(batch []*delivery) (map[string]bool, error) {
+	byID := make(map[string]*delivery, len(batch))
+	distinct := make([]*delivery, 0, len(batch))
+	for _, d := range batch {
+		if _, seen := byID[d.ev.ID]; !seen {
+			byID[d.ev.ID] = d
+			distinct = append(distinct, d)
+		}
+	}
+	slices.SortFunc(distinct, func(x, y *delivery) int { return strings.Compare(x.ev.ID, y.ev.ID) })
+
+	n := len(distinct)
+	var (
+		rowIDs, ids, types, versions = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		livemodes                    = make([]bool, n)
+		objectIDs                    = make([]*string, n)
+		created                      = make([]time.Time, n)
+		payloads                     = make([][]byte, n)
+	)
+	for i, d := range distinct {
+		ids[i], types[i], versions[i], livemodes[i] = d.ev.ID, d.ev.Type, d.ev.APIVersion, d.ev.Livemode
+		if d.ev.Data.Object.ID != "" {
+			objectIDs[i] = &d.ev.Data.Object.ID
+		}
+		created[i] = time.Unix(d.ev.Created, 0).UTC()
+		// The payload is sealed at rest, bound to its row: the row id is chosen here so
+		// that the sealed bytes name the row they are stored in (models.WebhookEvent
+		// opens them). A repeat's id and seal are simply not used.
+		rowIDs[i] = uuid.NewString()
+		sealed, err := sealing.SealColumn(b.db, eventsTable, "payload", rowIDs[i], d.body)
+		if err != nil {
+			return nil, err
+		}
+		payloads[i] = sealed
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	inserted := make(map[string]bool, n)
+	err := b.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		sqlTx, err := jobs.SQLTx(tx)
+		if err != nil {
+			return err
+		}
+		rows, err := sqlTx.QueryContext(ctx, `INSERT INTO webhook_events
+				(id, provider_event_id, type, api_version, livemode, object_id, event_created, payload)
+			SELECT e.id::uuid, e.provider_event_id, e.type, e.api_version, e.livemode, e.object_id, e.event_created, e.payload
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::text[], $7::timestamptz[], $8::bytea[])
+				AS e (id, provider_event_id, type, api_version, livemode, object_id, event_created, payload)
+			ON CONFLICT (provider_event_id) DO NOTHING
+			RETURNING id, provider_event_id`,
+			rowIDs, ids, types, versions, livemodes, objectIDs, created, payloads)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		params := make([]river.InsertManyParams, 0, n)
+		for rows.Next() {
+			var id, providerID string
+			if err := rows.Scan(&id, &providerID); err != nil {
+				return err
+			}
+			inserted[providerID] = true
+			params = append(params, river.InsertManyParams{Args: ProcessArgs{EventID: id}})
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(params) == 0 {
+			return nil
+		}
+		// The fast variant skips reading the job rows back: nothing here needs them,
+		// and these jobs have no uniqueness for it to mishandle.
+		count, err := b.queue.InsertManyFastTx(ctx, sqlTx, params)
+		if err != nil {
+			return err
+		}
+		if count != len(params) {
+			return fmt.Errorf("webhooks: %d jobs inserted for %d new events", count, len(params))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return inserted, nil
+}
+
+// answer tells every delivery of the batch its outcome. Of several deliveries of one
+// new event, the first is the one that stored it; the others are repeats.
+func (b *batcher) answer(batch []*delivery, inserted map[string]bool, err error) {
+	for _, d := range batch {
+		if err != nil {
+			d.done <- outcome{err: err}
+			continue
+		}
+		first := inserted[d.ev.ID]
+		if first {
+			delete(inserted, d.ev.ID)
+		}
+		d.done <- outcome{inserted: first}
+	}
+}
