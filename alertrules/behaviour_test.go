@@ -30,6 +30,9 @@ const (
 	span   = 3 * time.Hour // history of every scenario; evaluation at its end
 )
 
+// start is when every scenario begins.
+var start = time.Unix(1_700_000_000, 0)
+
 // series is one time series: v gives its value at t (time since the start of the
 // scenario), and false where the series does not exist yet.
 type series struct {
@@ -69,6 +72,26 @@ func flat(l labels.Labels, v float64) series {
 	return series{l, func(time.Duration) (float64, bool) { return v, true }}
 }
 
+// lastSuccess is a last-success timestamp gauge of a process that runs from `from`
+// to `to` (times since the start of the scenario) and succeeds every `every` after
+// its own start until `stopped` before the end of the scenario; 0 before its first
+// success, as the server's gauge is.
+func lastSuccess(l labels.Labels, from, to, every, stopped time.Duration) series {
+	return series{l, func(t time.Duration) (float64, bool) {
+		if t < from || t > to {
+			return 0, false
+		}
+		last := from + (t-from)/every*every
+		if limit := span - stopped; last > limit {
+			last = from + (limit-from)/every*every
+		}
+		if last <= from {
+			return 0, true
+		}
+		return float64(start.Add(last).Unix()), true
+	}}
+}
+
 func TestAlertsFireOnTheirScenarios(t *testing.T) {
 	t.Parallel()
 	groups, err := Load(filepath.Join("..", Path))
@@ -94,6 +117,11 @@ func TestAlertsFireOnTheirScenarios(t *testing.T) {
 	authFailures := metric("scoville_auth_token_failures_total", "reason", "bad_signature")
 	rejected := metric("scoville_webhook_events_rejected_total", "reason", "bad_signature")
 	limited := metric("scoville_rate_limited_total", "scope", "mutation")
+	reconciled := func(instance string) labels.Labels {
+		return metric("scoville_reconcile_last_success_timestamp_seconds", "instance", instance)
+	}
+	runs := func(outcome string) labels.Labels { return metric("scoville_reconcile_runs_total", "outcome", outcome) }
+	findings := func(kind string) labels.Labels { return metric("scoville_reconcile_findings_total", "kind", kind) }
 
 	tests := []struct {
 		alert    string
@@ -137,6 +165,32 @@ func TestAlertsFireOnTheirScenarios(t *testing.T) {
 		{"ScovilleWebhookSignaturesRejected", "a few bad signatures", []series{counter(rejected, 0.001)}, false},
 		{"ScovilleWebhookBacklog", "5,000 waiting", []series{flat(metric("scoville_webhook_queue_depth"), 5000)}, true},
 		{"ScovilleWebhookBacklog", "10 waiting", []series{flat(metric("scoville_webhook_queue_depth"), 10)}, false},
+
+		{"ScovilleReconciliationBehind", "no success for 70 minutes", []series{lastSuccess(reconciled("a"), 0, span, 15*time.Minute, 70*time.Minute)}, true},
+		{"ScovilleReconciliationBehind", "never a success in 3 hours", []series{flat(reconciled("a"), 0)}, true},
+		{"ScovilleReconciliationBehind", "restarted 65 minutes ago, no success since", []series{
+			lastSuccess(reconciled("old"), 0, span-65*time.Minute, 15*time.Minute, 0),
+			lastSuccess(reconciled("new"), span-65*time.Minute, span, 15*time.Minute, span),
+		}, true},
+		{"ScovilleReconciliationBehind", "a success every 15 minutes", []series{lastSuccess(reconciled("a"), 0, span, 15*time.Minute, 0)}, false},
+		{"ScovilleReconciliationBehind", "the replicas that are not the leader stay at 0", []series{
+			lastSuccess(reconciled("leader"), 0, span, 15*time.Minute, 0), flat(reconciled("b"), 0), flat(reconciled("c"), 0),
+		}, false},
+		{"ScovilleReconciliationBehind", "restarted 10 minutes ago, first run not due yet", []series{
+			lastSuccess(reconciled("old"), 0, span-10*time.Minute, 15*time.Minute, 0),
+			lastSuccess(reconciled("new"), span-10*time.Minute, span, 15*time.Minute, 0),
+		}, false},
+		{"ScovilleReconciliationBehind", "deployed 30 minutes ago for the first time", []series{
+			lastSuccess(reconciled("a"), span-30*time.Minute, span, 15*time.Minute, span),
+		}, false},
+		{"ScovilleReconciliationFailing", "the first failed run since start", []series{counter(runs("ok"), 1.0/900), bornAt(runs("failed"), 5*time.Minute)}, true},
+		{"ScovilleReconciliationFailing", "another failed run", []series{steps(runs("failed"), 0, 1.0/900, 20*time.Minute)}, true},
+		{"ScovilleReconciliationFailing", "successful runs only", []series{counter(runs("ok"), 1.0/900)}, false},
+		{"ScovilleReconciliationFailing", "an old failed run", []series{counter(runs("ok"), 1.0/900), flat(runs("failed"), 1)}, false},
+		{"ScovilleReconciliationFoundMissedEvents", "the first missed payment since start", []series{bornAt(findings("payment_missing"), 5*time.Minute)}, true},
+		{"ScovilleReconciliationFoundMissedEvents", "more missed subscription changes", []series{steps(findings("subscription_state"), 0, 1.0/900, 20*time.Minute)}, true},
+		{"ScovilleReconciliationFoundMissedEvents", "old findings", []series{flat(findings("payment_missing"), 4)}, false},
+		{"ScovilleReconciliationFoundMissedEvents", "runs that find nothing", []series{counter(runs("ok"), 1.0/900)}, false},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -159,7 +213,6 @@ func TestAlertsFireOnTheirScenarios(t *testing.T) {
 // the end of the scenario, and reports whether every evaluation returned something.
 func fires(t *testing.T, r rulefmt.Rule, data []series) bool {
 	t.Helper()
-	start := time.Unix(1_700_000_000, 0)
 	q := memQuerier{}
 	for _, s := range data {
 		var samples []chunks.Sample
