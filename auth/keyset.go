@@ -27,10 +27,10 @@ const maxJWKSBytes = 1 << 20
 // keySet is the issuer's JWKS, cached. go-oidc's RemoteKeySet refetches the JWKS
 // for every token whose kid it does not hold, so a flood of tokens with invented
 // kids becomes a flood of requests to the issuer (IAM-1). keySet refetches at most
-// once per cool-down for such tokens: a token naming an unknown kid inside the
-// cool-down is checked against the cached keys only (and fails), and a key rotated
-// in at the issuer is picked up by the first token that names it once the cool-down
-// has passed. Concurrent misses share one fetch. Safe for concurrent use.
+// once per cool-down for such tokens: the first unknown kid refetches, and another
+// inside the cool-down is checked against the cached keys only (and fails). A key
+// rotated in at the issuer is picked up by the first token that names it, at once
+// unless a refetch happened within the cool-down. Concurrent misses share one fetch. Safe for concurrent use.
 type keySet struct {
 	client   *http.Client
 	url      string
@@ -129,8 +129,12 @@ func (k *keySet) fetch(f *keyFetch) {
 	keys, err := k.download()
 	k.mu.Lock()
 	if err == nil {
+		// The first load is not a refresh: the first unknown kid after it may still
+		// fetch once, so a key rotated in soon after start is picked up at once.
+		if len(k.keys) > 0 {
+			k.next = k.now().Add(k.cooldown)
+		}
 		k.keys = keys
-		k.next = k.now().Add(k.cooldown)
 	} else {
 		f.err = fmt.Errorf("fetching the issuer's keys: %w", err)
 		keys = k.keys
