@@ -106,7 +106,8 @@ type Config struct {
 	// plan creation, account deletion) per caller.
 	RateLimitPayments int
 	// RateLimitWebhooks is RATE_LIMIT_WEBHOOKS_PER_MINUTE (1..1,000,000), default
-	// 6000: webhook deliveries from one address. Every limit allows a burst of half
+	// 60000: webhook deliveries from one address (Stripe sends from a few addresses,
+	// and a signature check is cheap). Every limit allows a burst of half
 	// its minute at once.
 	RateLimitWebhooks int
 	// GraphQLMaxComplexity is GRAPHQL_MAX_COMPLEXITY (10..1,000,000), default
@@ -220,7 +221,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.RateLimitQueries, _ = l.intIn("RATE_LIMIT_QUERIES_PER_MINUTE", 300, 1, 1_000_000)
 	c.RateLimitMutations, _ = l.intIn("RATE_LIMIT_MUTATIONS_PER_MINUTE", 60, 1, 1_000_000)
 	c.RateLimitPayments, _ = l.intIn("RATE_LIMIT_PAYMENTS_PER_MINUTE", 10, 1, 1_000_000)
-	c.RateLimitWebhooks, _ = l.intIn("RATE_LIMIT_WEBHOOKS_PER_MINUTE", 6000, 1, 1_000_000)
+	c.RateLimitWebhooks, _ = l.intIn("RATE_LIMIT_WEBHOOKS_PER_MINUTE", 60000, 1, 1_000_000)
 	c.GraphQLMaxComplexity, _ = l.intIn("GRAPHQL_MAX_COMPLEXITY", 5000, 10, 1_000_000)
 	c.GraphQLMaxDepth, _ = l.intIn("GRAPHQL_MAX_DEPTH", 15, 2, 100)
 	c.SMTPURL = l.smtpURL("SMTP_URL")

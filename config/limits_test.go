@@ -14,7 +14,7 @@ func TestLoadRateAndCostLimits(t *testing.T) {
 	require.Equal(t, 300, c.RateLimitQueries)
 	require.Equal(t, 60, c.RateLimitMutations)
 	require.Equal(t, 10, c.RateLimitPayments)
-	require.Equal(t, 6000, c.RateLimitWebhooks)
+	require.Equal(t, 60000, c.RateLimitWebhooks)
 	require.Equal(t, 5000, c.GraphQLMaxComplexity)
 	require.Equal(t, 15, c.GraphQLMaxDepth)
 

@@ -85,7 +85,7 @@ func Defaults() Config {
 		Query:             PerMinute(300),
 		Mutation:          PerMinute(60),
 		Payment:           PerMinute(10),
-		Webhook:           PerMinute(6000),
+		Webhook:           PerMinute(60000),
 		AddressFactor:     5,
 		MaxKeys:           100_000,
 		PaymentOperations: DefaultPaymentOperations,
