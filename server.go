@@ -188,6 +188,7 @@ type app struct {
 	metrics http.Handler // /metrics, also mounted on handler when METRICS_ADDR is empty
 	db      *gorm.DB
 	jobs    *jobs.Client // works the queue once Start is called
+	inbox   *webhooks.Handler
 	started bool
 	grace   time.Duration
 
@@ -210,6 +211,9 @@ func (a *app) Start(ctx context.Context) error {
 // Close stops the workers (a job cut short is retried later, nothing is lost), then
 // releases the database pool.
 func (a *app) Close() {
+	if a.inbox != nil {
+		a.inbox.Close() // deliveries still queued are written (or answered 503) first
+	}
 	if a.jobs != nil && a.started {
 		_ = jobs.Stop(a.jobs, a.grace)
 	}
@@ -361,8 +365,9 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	// The client address is resolved for every route (below), before these.
 	mux.Handle("/graphql", httpserver.Observe("graphql", logger, httpMetrics, httpserver.CORS(cfg.CORSAllowedOrigins,
 		limitBody(maxGraphQLBody, limiter.PerAddress(ratelimit.ScopeAddress, authenticate(root.Loaders(gql)))))))
+	a.inbox = webhooks.NewHandler(db, queue, cfg.StripeWebhookSecret.Reveal(), webhookMetrics, logger)
 	mux.Handle("POST /webhooks/stripe", httpserver.Observe("webhooks", logger, httpMetrics,
-		limiter.PerAddress(ratelimit.ScopeWebhook, webhooks.NewHandler(db, queue, cfg.StripeWebhookSecret.Reveal(), webhookMetrics, logger))))
+		limiter.PerAddress(ratelimit.ScopeWebhook, a.inbox)))
 	mux.Handle("GET /healthz", httpserver.Observe("healthz", logger, httpMetrics, httpserver.Healthz()))
 	mux.Handle("GET /readyz", httpserver.Observe("readyz", logger, httpMetrics,
 		httpserver.Readyz(func(ctx context.Context) error { return database.Ping(ctx, db) }, logger)))
