@@ -253,15 +253,7 @@ func (s *Service) Resume(ctx context.Context, p *auth.Principal, in models.Resum
 // Cancel ends the subscription now, or at the end of the paid period.
 func (s *Service) Cancel(ctx context.Context, p *auth.Principal, in models.CancelSubscriptionInput) (*Result, error) {
 	return s.change(ctx, p, OpCancel, in.SubscriptionID, in.IdempotencyKey, in,
-		func(sub *models.Subscription) error {
-			if sub.Status.Ended() {
-				return invalidState("the subscription has already ended")
-			}
-			if in.AtPeriodEnd && sub.CancelAtPeriodEnd {
-				return invalidState("the subscription is already set to cancel at the end of the period")
-			}
-			return nil
-		},
+		func(sub *models.Subscription) error { return cancellable(sub, in.AtPeriodEnd) },
 		func(ctx context.Context, key string, sub *models.Subscription) (gateway.Subscription, error) {
 			return s.gw.CancelSubscription(ctx, key, *sub.StripeSubscriptionID, in.AtPeriodEnd)
 		}, nil)
