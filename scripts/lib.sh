@@ -13,6 +13,8 @@
 #   DATABASE_URL      set: start_postgres does nothing and that server is used
 #   STRIPE_API_BASE   set: start_stripe_mock does nothing and that URL is used
 #   SCOVILLE_KEEP_TMP=1  keep the temporary directory (logs) after exit
+#   SCOVILLE_PG_DURABLE=1  the throwaway cluster keeps PostgreSQL's durable defaults
+#                     (fsync, synchronous_commit, full_page_writes on), for benchmarks
 
 if [[ -n ${_SCOVILLE_LIB_LOADED:-} ]]; then
 	return 0
@@ -197,17 +199,18 @@ start_postgres() {
 	fi
 	_SCOVILLE_PGDATA="$dir/data"
 
-	# Throwaway cluster: durability off, lots of connections for parallel tests.
+	# Throwaway cluster: durability off (unless SCOVILLE_PG_DURABLE=1), lots of
+	# connections for parallel tests.
 	cat >>"$_SCOVILLE_PGDATA/postgresql.conf" <<EOF
 
 # --- scoville throwaway cluster ---
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$dir'
 max_connections = 300
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 EOF
+	if [[ ${SCOVILLE_PG_DURABLE:-} != 1 ]]; then
+		printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n' >>"$_SCOVILLE_PGDATA/postgresql.conf"
+	fi
 
 	local attempt port log="$dir/postgres.log" started=""
 	for attempt in 1 2 3; do
