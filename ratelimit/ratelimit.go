@@ -239,11 +239,22 @@ func (l *Limiter) Take(ctx context.Context, charges ...Charge) *Refusal {
 	return refusal
 }
 
+// addressKey is the key of the client address's allowances. An IPv6 client is
+// normally given a whole /64 (often more), so its addresses share one allowance:
+// keyed by the full address, rotating through the /64 would give every request a
+// fresh bucket.
 func addressKey(ctx context.Context) string {
-	if a := clientip.From(ctx); a.IsValid() {
-		return a.String()
+	a := clientip.From(ctx)
+	if !a.IsValid() {
+		return "unknown"
 	}
-	return "unknown"
+	a = a.Unmap()
+	if a.Is6() {
+		if p, err := a.WithZone("").Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return a.String()
 }
 
 // PerAddress limits a whole route per client address (ScopeAddress for /graphql,

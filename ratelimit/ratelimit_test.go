@@ -79,6 +79,19 @@ func TestAnonymousCallersAreTheirAddress(t *testing.T) {
 	require.Nil(t, l.Take(callerCtx("carol", "198.51.100.7"), Charge{ScopeQuery, 1}), "a signed-in caller is keyed by principal")
 }
 
+func TestIPv6AddressesOfOneNetworkShareAnAllowance(t *testing.T) {
+	t.Parallel()
+	l, _ := newTestLimiter(t, Config{Query: PerMinute(2)}) // burst 1
+	require.Nil(t, l.Take(callerCtx("", "2001:db8:1:2::1"), Charge{ScopeQuery, 1}))
+	require.NotNil(t, l.Take(callerCtx("", "2001:db8:1:2:ffff:0:0:7"), Charge{ScopeQuery, 1}),
+		"another address of the same /64 is the same client: no fresh allowance by rotating addresses")
+	require.Nil(t, l.Take(callerCtx("", "2001:db8:1:3::1"), Charge{ScopeQuery, 1}), "another /64 has its own bucket")
+	require.Nil(t, l.Take(callerCtx("", "::ffff:198.51.100.9"), Charge{ScopeQuery, 1}))
+	require.NotNil(t, l.Take(callerCtx("", "198.51.100.9"), Charge{ScopeQuery, 1}),
+		"an IPv4 address is one client whether written mapped or not")
+	require.Nil(t, l.Take(callerCtx("", "198.51.100.10"), Charge{ScopeQuery, 1}), "IPv4 addresses are not grouped")
+}
+
 func TestManyAccountsOnOneAddressShareAnAllowance(t *testing.T) {
 	t.Parallel()
 	// Card testing: a new account per attempt. Per caller 2 a minute (burst 1); per
