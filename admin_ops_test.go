@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/audit"
 	"github.com/scoville/scoville/config"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/gateway/stripefake"
@@ -144,6 +145,7 @@ func TestReplayOfAFailedEventProcessesIt(t *testing.T) {
 	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM shipments WHERE stripe_invoice_id = 'in_failed'`))
 	_, before, after := a.auditEntry(webhooks.ActionReplay, id)
 	require.JSONEq(t, `{"status":"FAILED","attempts":1}`, before)
+	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM audit_log WHERE action = ? AND target_type = ?`, webhooks.ActionReplay, audit.TargetWebhookEvent))
 	require.JSONEq(t, `{"status":"RECEIVED","attempts":1}`, after)
 }
 
@@ -236,6 +238,8 @@ func TestResyncAppliesWhatStripeSaysNow(t *testing.T) {
 	require.Empty(t, codes)
 	require.EqualValues(t, 1, s.count(`SELECT count(*) FROM notifications WHERE kind = 'subscription_canceled' AND subscription_id = ?`, id))
 	require.EqualValues(t, 3, s.count(`SELECT count(*) FROM audit_log WHERE action = ? AND target_id = ?`, subscriptions.ActionResync, id))
+	require.EqualValues(t, 3, s.count(`SELECT count(*) FROM audit_log WHERE action = ? AND target_type = ?`, subscriptions.ActionResync, audit.TargetSubscription),
+		"a resync names its target as adminCancelSubscription does, so one search finds every action on a subscription")
 
 	// Stripe down: PROVIDER_UNAVAILABLE, nothing changed, nothing audited.
 	s.stripe.SetSubscriptionStatus(s.stripeSub(id), "active")

@@ -22,6 +22,17 @@ import (
 	"github.com/scoville/scoville/paging"
 )
 
+// Target types name what an entry is about. One spelling per kind of object, so a
+// search of the log for everything done to a subscription finds every action on it
+// (a resync and a cancel alike).
+const (
+	TargetSubscription = "subscription"
+	TargetPayment      = "payment"
+	TargetCustomer     = "customer"
+	TargetWebhookEvent = "webhook_event"
+	TargetOperation    = "operation" // a refused attempt: the operation is the target
+)
+
 // Action is one manual action to record. Before and After are summaries of the
 // target (ids, statuses, amounts); they are marshalled to JSON and masked.
 type Action struct {
@@ -54,7 +65,7 @@ const RefusedSuffix = ".forbidden"
 func RecordRefused(ctx context.Context, db *gorm.DB, p *auth.Principal, operation string, need auth.Role) error {
 	return Record(ctx, db, p, Action{
 		Name:       operation + RefusedSuffix,
-		TargetType: "operation",
+		TargetType: TargetOperation,
 		TargetID:   operation,
 		Reason:     "refused: needs role " + string(need),
 	})

@@ -180,7 +180,7 @@ func (a *Admin) Cancel(ctx context.Context, p *auth.Principal, in models.AdminCa
 				return fmt.Errorf("subscriptions: admin cancel: store: %w", err)
 			}
 			return audit.Record(ctx, tx, p, audit.Action{
-				Name: OpAdminCancel, TargetType: "subscription", TargetID: cur.ID, Reason: reason,
+				Name: OpAdminCancel, TargetType: audit.TargetSubscription, TargetID: cur.ID, Reason: reason,
 				Before: before, After: summarize(&cur),
 			})
 		})

@@ -77,7 +77,7 @@ func (a *Admin) Refund(ctx context.Context, p *auth.Principal, in models.RefundP
 			after := auditedPayment(pay)
 			after["refundId"], after["refundAmount"] = r.ID, r.Amount
 			if err := audit.Record(ctx, tx, p, audit.Action{
-				Name: OpRefund, TargetType: "payment", TargetID: pay.ID, Reason: reason,
+				Name: OpRefund, TargetType: audit.TargetPayment, TargetID: pay.ID, Reason: reason,
 				Before: before, After: after,
 			}); err != nil {
 				return err

@@ -79,7 +79,7 @@ func (s *Syncer) Resync(ctx context.Context, p *auth.Principal, subscriptionID, 
 		}
 		out = read.sub
 		return audit.Record(ctx, tx, p, audit.Action{
-			Name: ActionResync, TargetType: "Subscription", TargetID: read.sub.ID, Reason: reason,
+			Name: ActionResync, TargetType: audit.TargetSubscription, TargetID: read.sub.ID, Reason: reason,
 			Before: summarize(&read.before), After: summarize(read.sub),
 		})
 	})

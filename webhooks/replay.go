@@ -77,7 +77,7 @@ func (r *Replayer) Replay(ctx context.Context, p *auth.Principal, eventID, reaso
 			return fmt.Errorf("webhooks: replay: enqueue: %w", err)
 		}
 		return audit.Record(ctx, tx, p, audit.Action{
-			Name: ActionReplay, TargetType: "WebhookEvent", TargetID: ev.ID, Reason: reason,
+			Name: ActionReplay, TargetType: audit.TargetWebhookEvent, TargetID: ev.ID, Reason: reason,
 			Before: before, After: eventSummary{Status: ev.Status, Attempts: ev.Attempts},
 		})
 	})
