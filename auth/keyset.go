@@ -40,6 +40,7 @@ type keySet struct {
 
 	mu       sync.Mutex
 	keys     []jose.JSONWebKey
+	loaded   bool      // a fetch has succeeded
 	next     time.Time // no fetch for a miss before this; zero: fetch allowed
 	inflight *keyFetch // the running fetch, if any
 }
@@ -131,10 +132,12 @@ func (k *keySet) fetch(f *keyFetch) {
 	if err == nil {
 		// The first load is not a refresh: the first unknown kid after it may still
 		// fetch once, so a key rotated in soon after start is picked up at once.
-		if len(k.keys) > 0 {
+		// (Whether a load happened, not whether it found keys: an issuer publishing
+		// none must not turn every invented kid into a fetch.)
+		if k.loaded {
 			k.next = k.now().Add(k.cooldown)
 		}
-		k.keys = keys
+		k.keys, k.loaded = keys, true
 	} else {
 		f.err = fmt.Errorf("fetching the issuer's keys: %w", err)
 		keys = k.keys

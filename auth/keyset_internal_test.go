@@ -215,3 +215,32 @@ func TestFailedKeyFetchIsRetriedSoon(t *testing.T) {
 	require.NoError(t, err, "the issuer is asked again %s after a failure, not a whole cool-down", keyFetchRetry)
 	require.EqualValues(t, 2, iss.jwks.Load())
 }
+
+func TestIssuerWithoutKeysIsStillFetchedOncePerCooldown(t *testing.T) {
+	t.Parallel()
+	var fetches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fetches.Add(1)
+		_, _ = w.Write([]byte(`{"keys":[]}`))
+	}))
+	t.Cleanup(srv.Close)
+	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	ks := newKeySet(srv.Client(), srv.URL, 30*time.Second, clock.Now, []string{"RS256"})
+
+	token := func() string {
+		header := `{"alg":"RS256","typ":"JWT","kid":"` + randomKid(t) + `"}`
+		return base64.RawURLEncoding.EncodeToString([]byte(header)) + ".e30." +
+			base64.RawURLEncoding.EncodeToString([]byte("not a signature"))
+	}
+	for range 50 {
+		_, err := ks.VerifySignature(context.Background(), token())
+		require.Error(t, err)
+	}
+	require.EqualValues(t, 2, fetches.Load(), "the first load and one refetch, then the cool-down holds even with no keys")
+	clock.Advance(30 * time.Second)
+	for range 50 {
+		_, err := ks.VerifySignature(context.Background(), token())
+		require.Error(t, err)
+	}
+	require.EqualValues(t, 3, fetches.Load())
+}
