@@ -579,6 +579,12 @@ func TestCreatePlan(t *testing.T) {
 	_, replay := s.mutate(admin, "createPlan", "CreatePlanInput", in("plan-1", 5900, "usd"), sel)
 	require.Equal(t, p, replay)
 	require.Equal(t, n, len(s.stripe.Requests()))
+	var entries []models.AuditEntry
+	require.NoError(t, s.db.Where("action = ? AND target_id = ?", "createPlan", plan["id"]).Find(&entries).Error)
+	require.Len(t, entries, 1, "a manual action is audited once, a replay adds nothing")
+	require.Equal(t, "plan", entries[0].TargetType)
+	require.Equal(t, "root", entries[0].ActorSubject)
+	require.Contains(t, *entries[0].After, `"amount": 5900`) // jsonb's rendering
 	_, reused := s.mutate(admin, "createPlan", "CreatePlanInput", in("plan-1", 6900, "usd"), sel)
 	require.Equal(t, []string{"IDEMPOTENCY_KEY_REUSED"}, userErrorCodes(reused))
 

@@ -30,6 +30,7 @@ const (
 	TargetPayment      = "payment"
 	TargetCustomer     = "customer"
 	TargetWebhookEvent = "webhook_event"
+	TargetPlan         = "plan"
 	TargetOperation    = "operation" // a refused attempt: the operation is the target
 )
 

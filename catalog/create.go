@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/scoville/scoville/audit"
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/idempotency"
@@ -89,7 +90,15 @@ func (s *Service) CreatePlan(ctx context.Context, p *auth.Principal, in models.C
 			}
 			plan := models.Plan{ID: planID, ProductID: planID, Interval: in.Interval, Amount: int64(in.Amount),
 				Currency: currency, TrialDays: trial, StripePriceID: &priceID, Active: true}
-			return tx.Omit("Product").Clauses(clause.OnConflict{DoNothing: true}).Create(&plan).Error
+			if err := tx.Omit("Product").Clauses(clause.OnConflict{DoNothing: true}).Create(&plan).Error; err != nil {
+				return err
+			}
+			return audit.Record(ctx, tx, p, audit.Action{
+				Name: OpCreatePlan, TargetType: audit.TargetPlan, TargetID: planID,
+				Reason: "new plan (createPlan takes no reason)",
+				After: map[string]any{"interval": in.Interval, "amount": in.Amount, "currency": currency,
+					"trialDays": trial, "stripePriceId": priceID},
+			})
 		})
 		if err != nil {
 			return planOutcome{}, fmt.Errorf("catalog: store plan: %w", err)
