@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
@@ -36,6 +37,17 @@ const APIVersion = stripe.APIVersion
 // one is not a real event, and PostgreSQL could not store it, which would fail every
 // other delivery of its batch.
 const maxCreated = 253402300799
+
+// hasNUL reports a NUL character, which PostgreSQL text cannot hold: such an event
+// would fail every other delivery of its batch.
+func hasNUL(fields ...string) bool {
+	for _, f := range fields {
+		if strings.ContainsRune(f, 0) {
+			return true
+		}
+	}
+	return false
+}
 
 // Handler is POST /webhooks/stripe.
 type Handler struct {
@@ -97,7 +109,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var ev envelope
 	if err := json.Unmarshal(body, &ev); err != nil || ev.Object != "event" || ev.ID == "" || ev.Type == "" || ev.Created <= 0 || ev.Created > maxCreated ||
-		len(ev.ID) > 255 || len(ev.Type) > 100 || len(ev.Data.Object.ID) > 255 || len(ev.APIVersion) > 40 {
+		len(ev.ID) > 255 || len(ev.Type) > 100 || len(ev.Data.Object.ID) > 255 || len(ev.APIVersion) > 40 ||
+		hasNUL(ev.ID, ev.Type, ev.Data.Object.ID) {
 		h.reject(w, r, http.StatusBadRequest, "malformed")
 		return
 	}

@@ -1,0 +1,52 @@
+package webhooks
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scoville/scoville/jobs"
+	"github.com/scoville/scoville/webhooks/webhooktest"
+)
+
+// A signed event whose id, type or object id holds a NUL is refused as malformed
+// (PostgreSQL text cannot store it), and an event in the same moment is unaffected.
+func TestEventWithNULIsRefusedAlone(t *testing.T) {
+	db := testDB(t)
+	queue, err := jobs.NewInserter(db, 0, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "whsec_nul_test"
+	h := NewHandler(db, queue, secret, NewMetrics(prometheus.NewRegistry(), db), slog.New(slog.DiscardHandler))
+	t.Cleanup(h.Close)
+	send := func(body []byte) int {
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/stripe", bytes.NewReader(body))
+		req.Header.Set("Stripe-Signature", webhooktest.Sign(body, secret, time.Now()))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	created := time.Unix(1_700_000_000, 0)
+	for name, body := range map[string][]byte{
+		"id":        webhooktest.Event("evt_nul\x00", "invoice.paid", created, webhooktest.Object{"id": "in_1", "object": "invoice"}, nil),
+		"type":      webhooktest.Event("evt_nul_type", "invoice.paid\x00", created, webhooktest.Object{"id": "in_1", "object": "invoice"}, nil),
+		"object id": webhooktest.Event("evt_nul_obj", "invoice.paid", created, webhooktest.Object{"id": "in_\x00", "object": "invoice"}, nil),
+	} {
+		if code := send(body); code != http.StatusBadRequest {
+			t.Errorf("NUL in the %s: status %d, want 400", name, code)
+		}
+	}
+	_, good := testEvent(t, "evt_after_nul")
+	if code := send(good); code != http.StatusOK {
+		t.Fatalf("a clean event: status %d, want 200", code)
+	}
+	if ev, jb := stored(t, db, "evt_after_nul"); ev != 1 || jb != 1 {
+		t.Errorf("clean event: %d events, %d jobs, want 1 and 1", ev, jb)
+	}
+}
