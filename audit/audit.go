@@ -202,12 +202,9 @@ func (l *Log) List(ctx context.Context, first *int, after *string) (*models.Audi
 	if err != nil {
 		return nil, fmt.Errorf("audit: list: %w", err)
 	}
-	conn := &models.AuditEntryConnection{Edges: make([]*models.AuditEntryEdge, 0, len(rows)), PageInfo: &models.PageInfo{HasNextPage: more}}
-	for _, e := range rows {
-		conn.Edges = append(conn.Edges, &models.AuditEntryEdge{Node: e, Cursor: paging.Encode(e.CreatedAt, e.ID)})
-	}
-	if n := len(conn.Edges); n > 0 {
-		conn.PageInfo.EndCursor = &conn.Edges[n-1].Cursor
-	}
-	return conn, nil
+	edges, info := paging.Edges(rows, more, func(e *models.AuditEntry) (time.Time, string) { return e.CreatedAt, e.ID },
+		func(e *models.AuditEntry, cursor string) *models.AuditEntryEdge {
+			return &models.AuditEntryEdge{Node: e, Cursor: cursor}
+		})
+	return &models.AuditEntryConnection{Edges: edges, PageInfo: info}, nil
 }

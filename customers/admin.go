@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -25,14 +26,11 @@ func (s *Service) List(ctx context.Context, email *string, first *int, after *st
 	if err != nil {
 		return nil, fmt.Errorf("customers: list: %w", err)
 	}
-	conn := &models.CustomerConnection{Edges: make([]*models.CustomerEdge, 0, len(rows)), PageInfo: &models.PageInfo{HasNextPage: more}}
-	for _, c := range rows {
-		conn.Edges = append(conn.Edges, &models.CustomerEdge{Node: c, Cursor: paging.Encode(c.CreatedAt, c.ID)})
-	}
-	if n := len(conn.Edges); n > 0 {
-		conn.PageInfo.EndCursor = &conn.Edges[n-1].Cursor
-	}
-	return conn, nil
+	edges, info := paging.Edges(rows, more, func(c *models.Customer) (time.Time, string) { return c.CreatedAt, c.ID },
+		func(c *models.Customer, cursor string) *models.CustomerEdge {
+			return &models.CustomerEdge{Node: c, Cursor: cursor}
+		})
+	return &models.CustomerConnection{Edges: edges, PageInfo: info}, nil
 }
 
 // whereEmail narrows q to the customer with exactly this e-mail address. It is the one

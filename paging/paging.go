@@ -79,3 +79,16 @@ func Fetch[T any](q *gorm.DB, column string, first *int, after *string) ([]T, bo
 	}
 	return rows, false, nil
 }
+
+// Edges shapes a fetched page as Relay edges and its page info: pos gives a row's
+// place in the list (the time ordered by, and the id), edge wraps a row and its cursor.
+func Edges[T, E any](rows []T, more bool, pos func(T) (time.Time, string), edge func(T, string) E) ([]E, *models.PageInfo) {
+	edges := make([]E, 0, len(rows))
+	info := &models.PageInfo{HasNextPage: more}
+	for _, r := range rows {
+		cursor := Encode(pos(r))
+		edges = append(edges, edge(r, cursor))
+		info.EndCursor = &cursor
+	}
+	return edges, info
+}

@@ -35,3 +35,26 @@ func TestArgs(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+func TestEdges(t *testing.T) {
+	type row struct {
+		at time.Time
+		id string
+	}
+	pos := func(r row) (time.Time, string) { return r.at, r.id }
+	edge := func(r row, cursor string) string { return r.id + "@" + cursor }
+
+	edges, info := Edges(nil, false, pos, edge)
+	if len(edges) != 0 || info.HasNextPage || info.EndCursor != nil {
+		t.Fatalf("empty page: %v %+v", edges, info)
+	}
+	t1, t2 := time.UnixMicro(2_000), time.UnixMicro(1_000)
+	rows := []row{{t1, "00000000-0000-4000-8000-000000000002"}, {t2, "00000000-0000-4000-8000-000000000001"}}
+	edges, info = Edges(rows, true, pos, edge)
+	if len(edges) != 2 || edges[0] != rows[0].id+"@"+Encode(t1, rows[0].id) {
+		t.Fatalf("edges %v", edges)
+	}
+	if !info.HasNextPage || info.EndCursor == nil || *info.EndCursor != Encode(t2, rows[1].id) {
+		t.Fatalf("page info %+v, want the last row's cursor", info)
+	}
+}

@@ -65,7 +65,7 @@ func (r *mutationResolver) RefundPayment(ctx context.Context, input models.Refun
 		return nil, err
 	}
 	res, err := r.Admin.Refund(ctx, p, input)
-	ues, err := adminUserErrors(res, err)
+	ues, err := userErrors(res, err)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +82,7 @@ func (r *mutationResolver) AdminCancelSubscription(ctx context.Context, input mo
 		return nil, err
 	}
 	res, err := r.Admin.Cancel(ctx, p, input)
-	ues, err := adminUserErrors(res, err)
+	ues, err := userErrors(res, err)
 	if err != nil {
 		return nil, err
 	}

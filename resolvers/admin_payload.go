@@ -6,21 +6,7 @@ import (
 	"github.com/graph-gophers/dataloader/v7"
 
 	"github.com/scoville/scoville/models"
-	"github.com/scoville/scoville/subscriptions"
 )
-
-// adminUserErrors collects the expected failures of a staff action for its payload;
-// any other error is returned for the error presenter.
-func adminUserErrors(res *subscriptions.AdminResult, err error) ([]*models.UserError, error) {
-	ues, err := models.UserErrorsOf(err)
-	if err != nil {
-		return nil, err
-	}
-	if res != nil {
-		ues = append(ues, res.UserErrors...)
-	}
-	return ues, nil
-}
 
 // batchCustomerSubscriptions answers in key order, as dataloader requires: one query
 // for every customer of a listed page.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -37,14 +38,11 @@ func (s *Service) List(ctx context.Context, status *models.SubscriptionStatus, f
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: list: %w", err)
 	}
-	conn := &models.SubscriptionConnection{Edges: make([]*models.SubscriptionEdge, 0, len(rows)), PageInfo: &models.PageInfo{HasNextPage: more}}
-	for _, sub := range rows {
-		conn.Edges = append(conn.Edges, &models.SubscriptionEdge{Node: sub, Cursor: paging.Encode(sub.CreatedAt, sub.ID)})
-	}
-	if n := len(conn.Edges); n > 0 {
-		conn.PageInfo.EndCursor = &conn.Edges[n-1].Cursor
-	}
-	return conn, nil
+	edges, info := paging.Edges(rows, more, func(sub *models.Subscription) (time.Time, string) { return sub.CreatedAt, sub.ID },
+		func(sub *models.Subscription, cursor string) *models.SubscriptionEdge {
+			return &models.SubscriptionEdge{Node: sub, Cursor: cursor}
+		})
+	return &models.SubscriptionConnection{Edges: edges, PageInfo: info}, nil
 }
 
 // ForCustomers lists the subscriptions of several customers in one query, each
@@ -85,89 +83,46 @@ func NewAdmin(db *gorm.DB, gw AdminGateway, idem *idempotency.Store, notify noti
 	return &Admin{db: db, gw: gw, idem: idem, notify: notify, logger: logger}
 }
 
-// AdminOutcome is what a staff action produced, stored with its idempotency key so a
-// replay answers as the first call did.
-type AdminOutcome struct {
-	SubscriptionID string              `json:"subscriptionId,omitempty"`
-	PaymentID      string              `json:"paymentId,omitempty"`
-	UserErrors     []*models.UserError `json:"userErrors,omitempty"`
-}
-
-// AdminResult is an AdminOutcome with its object loaded as it is now.
-type AdminResult struct {
-	AdminOutcome
-	Subscription *models.Subscription
-	Payment      *models.Payment
-}
-
-// run executes one staff action under its idempotency key, scoped to the caller and
-// the operation exactly as customers' mutations are. fn's user errors become part of
-// the stored outcome; any other error releases the key for a retry.
+// run executes one staff action under its idempotency key, exactly as customers'
+// mutations are.
 func (a *Admin) run(ctx context.Context, p *auth.Principal, op, key string, input any,
-	fn func(ctx context.Context, scope idempotency.Scope) (AdminOutcome, error),
-) (*AdminResult, error) {
-	scope := idempotency.ScopeFor(p.Issuer, p.Subject, op, key)
-	out, _, err := idempotency.Run(ctx, a.idem, scope, input, func(ctx context.Context) (AdminOutcome, error) {
-		o, err := fn(ctx, scope)
-		if ues, rest := models.UserErrorsOf(err); len(ues) > 0 && rest == nil {
-			return AdminOutcome{UserErrors: ues}, nil
-		}
-		return o, err
-	})
-	if err != nil {
-		return nil, idempotency.AsUserError(err)
-	}
-	res := &AdminResult{AdminOutcome: out}
-	if len(out.UserErrors) > 0 {
-		return res, nil
-	}
-	if out.SubscriptionID != "" {
-		res.Subscription = new(models.Subscription)
-		if err := a.db.WithContext(ctx).Take(res.Subscription, "id = ?", out.SubscriptionID).Error; err != nil {
-			return nil, fmt.Errorf("subscriptions: %s: reload: %w", op, err)
-		}
-	}
-	if out.PaymentID != "" {
-		res.Payment = new(models.Payment)
-		if err := a.db.WithContext(ctx).Take(res.Payment, "id = ?", out.PaymentID).Error; err != nil {
-			return nil, fmt.Errorf("subscriptions: %s: reload: %w", op, err)
-		}
-	}
-	return res, nil
+	fn func(ctx context.Context, scope idempotency.Scope) (Outcome, error),
+) (*Result, error) {
+	return runKeyed(ctx, a.db, a.idem, p, op, key, input, fn)
 }
 
 // Cancel cancels any customer's subscription at Stripe, now or at the end of the paid
 // period, under the same state rules as a customer's own cancelSubscription; the audit
 // entry commits with the stored result.
-func (a *Admin) Cancel(ctx context.Context, p *auth.Principal, in models.AdminCancelSubscriptionInput) (*AdminResult, error) {
+func (a *Admin) Cancel(ctx context.Context, p *auth.Principal, in models.AdminCancelSubscriptionInput) (*Result, error) {
 	reason, err := Reason(in.Reason, "input", "reason")
 	if err != nil {
 		return nil, err
 	}
-	return a.run(ctx, p, OpAdminCancel, in.IdempotencyKey, in, func(ctx context.Context, scope idempotency.Scope) (AdminOutcome, error) {
+	return a.run(ctx, p, OpAdminCancel, in.IdempotencyKey, in, func(ctx context.Context, scope idempotency.Scope) (Outcome, error) {
 		notFound := models.NewUserError(models.UserErrorNotFound, "no such subscription", "input", subscriptionFieldPath)
 		if uuid.Validate(in.SubscriptionID) != nil {
-			return AdminOutcome{}, notFound
+			return Outcome{}, notFound
 		}
 		var sub models.Subscription
 		err := a.db.WithContext(ctx).Take(&sub, "id = ?", in.SubscriptionID).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return AdminOutcome{}, notFound
+			return Outcome{}, notFound
 		}
 		if err != nil {
-			return AdminOutcome{}, fmt.Errorf("subscriptions: admin cancel: load: %w", err)
+			return Outcome{}, fmt.Errorf("subscriptions: admin cancel: load: %w", err)
 		}
 		if err := cancellable(&sub, in.AtPeriodEnd); err != nil {
-			return AdminOutcome{}, err
+			return Outcome{}, err
 		}
 		if sub.StripeSubscriptionID == nil {
-			return AdminOutcome{}, invalidState("the subscription is not set up at the payment provider yet")
+			return Outcome{}, invalidState("the subscription is not set up at the payment provider yet")
 		}
 		// Stripe first, with no lock held over the call; the key makes a retry
 		// after a crash replay Stripe's answer instead of cancelling twice.
 		gs, err := a.gw.CancelSubscription(ctx, scope.ProviderKey("call"), *sub.StripeSubscriptionID, in.AtPeriodEnd)
 		if err != nil {
-			return AdminOutcome{}, providerFailure(err)
+			return Outcome{}, providerFailure(err)
 		}
 		err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			var cur models.Subscription
@@ -185,11 +140,11 @@ func (a *Admin) Cancel(ctx context.Context, p *auth.Principal, in models.AdminCa
 			})
 		})
 		if err != nil {
-			return AdminOutcome{}, err
+			return Outcome{}, err
 		}
 		a.logger.InfoContext(ctx, "subscription canceled by staff", "operation", OpAdminCancel, "subscription_id", sub.ID,
 			"at_period_end", in.AtPeriodEnd, "status", string(gs.Status))
-		return AdminOutcome{SubscriptionID: sub.ID}, nil
+		return Outcome{SubscriptionID: sub.ID}, nil
 	})
 }
 

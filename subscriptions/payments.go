@@ -3,6 +3,7 @@ package subscriptions
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/paging"
@@ -15,14 +16,11 @@ func (s *Service) Payments(ctx context.Context, subscriptionID string, first *in
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: payments: %w", err)
 	}
-	conn := &models.PaymentConnection{Edges: make([]*models.PaymentEdge, 0, len(rows)), PageInfo: &models.PageInfo{HasNextPage: more}}
-	for _, p := range rows {
-		conn.Edges = append(conn.Edges, &models.PaymentEdge{Node: p, Cursor: paging.Encode(p.CreatedAt, p.ID)})
-	}
-	if n := len(conn.Edges); n > 0 {
-		conn.PageInfo.EndCursor = &conn.Edges[n-1].Cursor
-	}
-	return conn, nil
+	edges, info := paging.Edges(rows, more, func(p *models.Payment) (time.Time, string) { return p.CreatedAt, p.ID },
+		func(p *models.Payment, cursor string) *models.PaymentEdge {
+			return &models.PaymentEdge{Node: p, Cursor: cursor}
+		})
+	return &models.PaymentConnection{Edges: edges, PageInfo: info}, nil
 }
 
 // Shipments pages through a subscription's shipments, newest first. The caller must
@@ -32,12 +30,9 @@ func (s *Service) Shipments(ctx context.Context, subscriptionID string, first *i
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: shipments: %w", err)
 	}
-	conn := &models.ShipmentConnection{Edges: make([]*models.ShipmentEdge, 0, len(rows)), PageInfo: &models.PageInfo{HasNextPage: more}}
-	for _, sh := range rows {
-		conn.Edges = append(conn.Edges, &models.ShipmentEdge{Node: sh, Cursor: paging.Encode(sh.CreatedAt, sh.ID)})
-	}
-	if n := len(conn.Edges); n > 0 {
-		conn.PageInfo.EndCursor = &conn.Edges[n-1].Cursor
-	}
-	return conn, nil
+	edges, info := paging.Edges(rows, more, func(sh *models.Shipment) (time.Time, string) { return sh.CreatedAt, sh.ID },
+		func(sh *models.Shipment, cursor string) *models.ShipmentEdge {
+			return &models.ShipmentEdge{Node: sh, Cursor: cursor}
+		})
+	return &models.ShipmentConnection{Edges: edges, PageInfo: info}, nil
 }

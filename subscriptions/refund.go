@@ -30,7 +30,7 @@ import (
 // charge.refunded events carry, and the larger total wins as in applyRefund: a later
 // event for this refund, a replay of Stripe's answer after a crash, or both in any
 // order, never count it twice.
-func (a *Admin) Refund(ctx context.Context, p *auth.Principal, in models.RefundPaymentInput) (*AdminResult, error) {
+func (a *Admin) Refund(ctx context.Context, p *auth.Principal, in models.RefundPaymentInput) (*Result, error) {
 	reason, err := Reason(in.Reason, "input", "reason")
 	if err != nil {
 		return nil, err
@@ -38,11 +38,11 @@ func (a *Admin) Refund(ctx context.Context, p *auth.Principal, in models.RefundP
 	if in.Amount != nil && *in.Amount <= 0 {
 		return nil, models.NewUserError(models.UserErrorInvalid, "must be a positive amount in minor units", "input", "amount")
 	}
-	return a.run(ctx, p, OpRefund, in.IdempotencyKey, in, func(ctx context.Context, scope idempotency.Scope) (AdminOutcome, error) {
+	return a.run(ctx, p, OpRefund, in.IdempotencyKey, in, func(ctx context.Context, scope idempotency.Scope) (Outcome, error) {
 		if uuid.Validate(in.PaymentID) != nil {
-			return AdminOutcome{}, models.NewUserError(models.UserErrorNotFound, "no such payment", "input", "paymentId")
+			return Outcome{}, models.NewUserError(models.UserErrorNotFound, "no such payment", "input", "paymentId")
 		}
-		var out AdminOutcome
+		var out Outcome
 		err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			pay, err := lockPayment(tx, "id = ?", in.PaymentID)
 			if err != nil {
@@ -91,7 +91,7 @@ func (a *Admin) Refund(ctx context.Context, p *auth.Principal, in models.RefundP
 			}
 			a.logger.InfoContext(ctx, "payment refunded by staff", "operation", OpRefund, "payment_id", pay.ID, "stripe_refund_id", r.ID,
 				"amount", r.Amount, "currency", pay.Currency, "amount_refunded", pay.AmountRefunded, "status", string(pay.Status))
-			out = AdminOutcome{PaymentID: pay.ID}
+			out = Outcome{PaymentID: pay.ID}
 			return nil
 		})
 		return out, err

@@ -15,7 +15,6 @@ import (
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/models"
-	"github.com/scoville/scoville/notifications"
 )
 
 // ActionResync names resyncSubscription in the audit log.
@@ -159,18 +158,8 @@ func (s *Syncer) applyRead(ctx context.Context, tx *gorm.DB, gs gateway.Subscrip
 		evType = evSubCreated
 	}
 	kind, change := subscriptionNotice(evType, gs, previous)
-	if kind != "" {
-		data := map[string]string{notifications.DataChange: change, notifications.DataPlan: s.planLabel(tx, sub.PlanID)}
-		if sub.CurrentPeriodEnd != nil {
-			data[notifications.DataPeriodEnd] = sub.CurrentPeriodEnd.Format(time.RFC3339)
-		}
-		if sub.PausedUntil != nil {
-			data[notifications.DataResumesAt] = sub.PausedUntil.Format(time.RFC3339)
-		}
-		dedupe := fmt.Sprintf("read:%s:%d:%s", gs.ID, readAt.UnixNano(), kind)
-		if err := s.enqueue(ctx, tx, sub.CustomerID, kind, &sub.ID, nil, data, dedupe); err != nil {
-			return readResult{}, err
-		}
+	if err := s.noticeChange(ctx, tx, sub, kind, change, fmt.Sprintf("read:%s:%d:%s", gs.ID, readAt.UnixNano(), kind)); err != nil {
+		return readResult{}, err
 	}
 	s.logger.InfoContext(ctx, "subscription synced from a Stripe read", "subscription_id", sub.ID, "stripe_subscription_id", gs.ID,
 		"status_before", string(res.before.Status), "status", string(sub.Status), "created", created)

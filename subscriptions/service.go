@@ -69,20 +69,31 @@ type Outcome struct {
 	ClientSecret   string              `json:"clientSecret,omitempty"`
 	URL            string              `json:"url,omitempty"`
 	SessionID      string              `json:"sessionId,omitempty"`
+	PaymentID      string              `json:"paymentId,omitempty"`
 	UserErrors     []*models.UserError `json:"userErrors,omitempty"`
 }
 
-// Result is an Outcome with the subscription loaded as it is now.
+// Result is an Outcome with the objects it names loaded as they are now.
 type Result struct {
 	Outcome
 	Subscription *models.Subscription
+	Payment      *models.Payment
 }
 
-// run executes one client mutation under its idempotency key. fn's user errors become
-// part of the stored outcome; any other error releases the key for a retry.
+// run executes one client mutation under its idempotency key.
 func (s *Service) run(ctx context.Context, p *auth.Principal, op, key string, input any, fn func(ctx context.Context, scope idempotency.Scope) (Outcome, error)) (*Result, error) {
+	return runKeyed(ctx, s.db, s.idem, p, op, key, input, fn)
+}
+
+// runKeyed executes one mutation, a customer's or staff's, under its idempotency key
+// scoped to the caller and the operation. fn's user errors become part of the stored
+// outcome; any other error releases the key for a retry. The objects the outcome
+// names are loaded as they are now.
+func runKeyed(ctx context.Context, db *gorm.DB, idem *idempotency.Store, p *auth.Principal, op, key string, input any,
+	fn func(ctx context.Context, scope idempotency.Scope) (Outcome, error),
+) (*Result, error) {
 	scope := idempotency.ScopeFor(p.Issuer, p.Subject, op, key)
-	out, _, err := idempotency.Run(ctx, s.idem, scope, input, func(ctx context.Context) (Outcome, error) {
+	out, _, err := idempotency.Run(ctx, idem, scope, input, func(ctx context.Context) (Outcome, error) {
 		o, err := fn(ctx, scope)
 		if ues, rest := models.UserErrorsOf(err); len(ues) > 0 && rest == nil {
 			return Outcome{UserErrors: ues}, nil
@@ -93,12 +104,20 @@ func (s *Service) run(ctx context.Context, p *auth.Principal, op, key string, in
 		return nil, idempotency.AsUserError(err)
 	}
 	res := &Result{Outcome: out}
-	if out.SubscriptionID != "" && len(out.UserErrors) == 0 {
-		sub := new(models.Subscription)
-		if err := s.db.WithContext(ctx).Take(sub, "id = ?", out.SubscriptionID).Error; err != nil {
-			return nil, fmt.Errorf("subscriptions: reload: %w", err)
+	if len(out.UserErrors) > 0 {
+		return res, nil
+	}
+	if out.SubscriptionID != "" {
+		res.Subscription = new(models.Subscription)
+		if err := db.WithContext(ctx).Take(res.Subscription, "id = ?", out.SubscriptionID).Error; err != nil {
+			return nil, fmt.Errorf("subscriptions: %s: reload: %w", op, err)
 		}
-		res.Subscription = sub
+	}
+	if out.PaymentID != "" {
+		res.Payment = new(models.Payment)
+		if err := db.WithContext(ctx).Take(res.Payment, "id = ?", out.PaymentID).Error; err != nil {
+			return nil, fmt.Errorf("subscriptions: %s: reload: %w", op, err)
+		}
 	}
 	return res, nil
 }

@@ -336,17 +336,8 @@ func (s *Syncer) applySubscriptionEvent(ctx context.Context, tx *gorm.DB, ev Eve
 		return Effect{}, fmt.Errorf("subscriptions: save: %w", err)
 	}
 	kind, change := subscriptionNotice(ev.Type, gs, ev.PreviousAttributes)
-	if kind != "" {
-		data := map[string]string{notifications.DataChange: change, notifications.DataPlan: s.planLabel(tx, sub.PlanID)}
-		if sub.CurrentPeriodEnd != nil {
-			data[notifications.DataPeriodEnd] = sub.CurrentPeriodEnd.Format(time.RFC3339)
-		}
-		if sub.PausedUntil != nil {
-			data[notifications.DataResumesAt] = sub.PausedUntil.Format(time.RFC3339)
-		}
-		if err := s.enqueue(ctx, tx, sub.CustomerID, kind, &sub.ID, nil, data, ev.ProviderEventID+":"+string(kind)); err != nil {
-			return Effect{}, err
-		}
+	if err := s.noticeChange(ctx, tx, sub, kind, change, ev.ProviderEventID+":"+string(kind)); err != nil {
+		return Effect{}, err
 	}
 	s.logger.InfoContext(ctx, "subscription synced from Stripe", "subscription_id", sub.ID, "stripe_subscription_id", gs.ID,
 		"status", string(sub.Status), "event_id", ev.ProviderEventID)
@@ -594,6 +585,22 @@ func (s *Syncer) planLabel(tx *gorm.DB, planID string) string {
 		return ""
 	}
 	return plan.Name() + ", " + strings.ToLower(string(plan.Interval)) + "ly"
+}
+
+// noticeChange tells the customer of a subscription change (SUB-3), from an event or
+// a server-side read alike; no kind means nothing worth telling.
+func (s *Syncer) noticeChange(ctx context.Context, tx *gorm.DB, sub *models.Subscription, kind notifications.Kind, change, dedupe string) error {
+	if kind == "" {
+		return nil
+	}
+	data := map[string]string{notifications.DataChange: change, notifications.DataPlan: s.planLabel(tx, sub.PlanID)}
+	if sub.CurrentPeriodEnd != nil {
+		data[notifications.DataPeriodEnd] = sub.CurrentPeriodEnd.Format(time.RFC3339)
+	}
+	if sub.PausedUntil != nil {
+		data[notifications.DataResumesAt] = sub.PausedUntil.Format(time.RFC3339)
+	}
+	return s.enqueue(ctx, tx, sub.CustomerID, kind, &sub.ID, nil, data, dedupe)
 }
 
 func (s *Syncer) enqueue(ctx context.Context, tx *gorm.DB, customerID string, kind notifications.Kind, subID, paymentID *string, data map[string]string, dedupe string) error {

@@ -3,6 +3,7 @@ package webhooks
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -27,12 +28,9 @@ func (e *Events) List(ctx context.Context, status *models.WebhookEventStatus, fi
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: list: %w", err)
 	}
-	conn := &models.WebhookEventConnection{Edges: make([]*models.WebhookEventEdge, 0, len(rows)), PageInfo: &models.PageInfo{HasNextPage: more}}
-	for _, ev := range rows {
-		conn.Edges = append(conn.Edges, &models.WebhookEventEdge{Node: ev, Cursor: paging.Encode(ev.ReceivedAt, ev.ID)})
-	}
-	if n := len(conn.Edges); n > 0 {
-		conn.PageInfo.EndCursor = &conn.Edges[n-1].Cursor
-	}
-	return conn, nil
+	edges, info := paging.Edges(rows, more, func(ev *models.WebhookEvent) (time.Time, string) { return ev.ReceivedAt, ev.ID },
+		func(ev *models.WebhookEvent, cursor string) *models.WebhookEventEdge {
+			return &models.WebhookEventEdge{Node: ev, Cursor: cursor}
+		})
+	return &models.WebhookEventConnection{Edges: edges, PageInfo: info}, nil
 }
