@@ -522,3 +522,46 @@ func TestBatchPanicFailsTheBatchOnly(t *testing.T) {
 		t.Errorf("repeat after a panic: inserted %v, err %v; want a repeat", inserted, err)
 	}
 }
+
+// A repeat of an event this process saw committed is answered from memory: while
+// the database refuses every write to the inbox, the stored event's redelivery is
+// still acknowledged as a repeat, and a new event is not.
+func TestBatchRepeatOfACommittedEventNeedsNoWrite(t *testing.T) {
+	b, db := newTestBatcher(t, 1)
+	if inserted, err := b.store(mustEvent(t, "evt_known")); err != nil || !inserted {
+		t.Fatalf("first delivery: inserted %v, err %v", inserted, err)
+	}
+	for _, q := range []string{
+		`CREATE FUNCTION test_refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused by the test'; END$$`,
+		`CREATE TRIGGER test_refuse_event BEFORE INSERT ON webhook_events FOR EACH STATEMENT EXECUTE FUNCTION test_refuse_event()`,
+	} {
+		if err := db.Exec(q).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if inserted, err := b.store(mustEvent(t, "evt_known")); err != nil || inserted {
+		t.Errorf("repeat of a committed event: inserted %v, err %v; want a repeat without error", inserted, err)
+	}
+	if _, err := b.store(mustEvent(t, "evt_unknown")); err == nil {
+		t.Error("a new event was acknowledged while the database refused it")
+	}
+	if ev, jb := stored(t, db, "evt_known", "evt_unknown"); ev != 1 || jb != 1 {
+		t.Errorf("%d events, %d jobs stored, want evt_known's only", ev, jb)
+	}
+}
+
+// The memory is bounded: the oldest id is forgotten first, and a forgotten id only
+// means a database round trip.
+func TestRememberedForgetsTheOldest(t *testing.T) {
+	r := newRemembered(2)
+	r.add("a")
+	r.add("b")
+	r.add("a") // already there: not added twice
+	r.add("c")
+	if r.has("a") || !r.has("b") || !r.has("c") {
+		t.Errorf("after a, b, c in a set of 2: a=%v b=%v c=%v, want only b and c", r.has("a"), r.has("b"), r.has("c"))
+	}
+	if len(r.ids) != 2 {
+		t.Errorf("%d ids held, want 2", len(r.ids))
+	}
+}
