@@ -55,6 +55,7 @@ type options struct {
 	concurrency, subs        int
 	timeout                  time.Duration
 	json                     bool
+	client                   string // "wire" or "net/http"
 }
 
 func main() {
@@ -76,6 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.subs, "subscriptions", 100, "subscriptions the invoices are spread over")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "limit for sending and processing together")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	fs.StringVar(&o.client, "client", "wire", `how to send: "wire" (a lean HTTP/1.1 client, as wrk) or "net/http" (Go's client, several times the CPU per request)`)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -114,6 +116,13 @@ func (o options) validate() error {
 		return errors.New("no database: set -database-url or DATABASE_URL (the server's database)")
 	case o.events < 1 || o.repeat < 1 || o.concurrency < 1 || o.subs < 1:
 		return errors.New("-events, -repeat, -concurrency and -subscriptions must be at least 1")
+	case o.client != "wire" && o.client != "net/http":
+		return fmt.Errorf(`-client %q: want "wire" or "net/http"`, o.client)
+	}
+	if o.client == "wire" {
+		if _, err := newWireConn(o.url); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -352,8 +361,8 @@ type sendResult struct {
 // maxSamples bounds the error messages kept for the report.
 const maxSamples = 5
 
-// send delivers bodies in order with o.concurrency senders over one keep-alive
-// client, each waiting for its answer before the next delivery, as Stripe's
+// send delivers bodies in order with o.concurrency senders, each on its own
+// keep-alive connection (-client wire) or sharing net/http's pool, each waiting for its answer before the next delivery, as Stripe's
 // dispatchers do. Signing happens at send time (the server refuses signatures older
 // than five minutes) and outside the measured latency.
 func send(ctx context.Context, o options, bodies [][]byte, order []int) sendResult {
@@ -376,13 +385,19 @@ func send(ctx context.Context, o options, bodies [][]byte, order []int) sendResu
 	for range o.concurrency {
 		wg.Go(func() {
 			var mine sendResult
+			deliver := func(body []byte) (time.Duration, error) { return deliverHTTP(ctx, client, o.url, o.secret, body) }
+			if o.client == "wire" {
+				wc, _ := newWireConn(o.url) // checked by validate
+				defer wc.Close()
+				deliver = func(body []byte) (time.Duration, error) { return deliverWire(ctx, wc, o.secret, body) }
+			}
 			for {
 				i := next.Add(1) - 1
 				if i >= int64(len(order)) || ctx.Err() != nil {
 					break
 				}
 				body := bodies[order[i]]
-				lat, err := deliver(ctx, client, o.url, o.secret, body)
+				lat, err := deliver(body)
 				if err != nil {
 					mine.errors++
 					if len(mine.samples) < maxSamples {
@@ -411,9 +426,24 @@ func send(ctx context.Context, o options, bodies [][]byte, order []int) sendResu
 	return all
 }
 
-// deliver posts one signed event and returns how long the answer took. Anything but
-// 200 is an error: Stripe would redeliver it.
-func deliver(ctx context.Context, client *http.Client, url, secret string, body []byte) (time.Duration, error) {
+// deliverWire posts one signed event on the sender's own connection and returns how
+// long the answer took. Anything but 200 is an error: Stripe would redeliver it.
+func deliverWire(ctx context.Context, wc *wireConn, secret string, body []byte) (time.Duration, error) {
+	sig := webhooktest.Sign(body, secret, time.Now())
+	start := time.Now()
+	status, answer, err := wc.post(ctx, body, sig)
+	lat := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	if status != http.StatusOK {
+		return 0, fmt.Errorf("HTTP %d: %s", status, bytes.TrimSpace(answer))
+	}
+	return lat, nil
+}
+
+// deliverHTTP is deliverWire through net/http's client.
+func deliverHTTP(ctx context.Context, client *http.Client, url, secret string, body []byte) (time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
