@@ -1,7 +1,9 @@
 // Command scoville is the Scoville API server. With no argument it serves; the
 // subcommands run one-off work with the same configuration:
 //
-//	scoville            serve the API (GraphQL, probes, metrics)
+//	scoville            serve the API (GraphQL, probes, metrics) and, unless
+//	                    RUN_WORKERS=false, work the background queue
+//	scoville work       work the background queue only (no API; metrics on METRICS_ADDR)
 //	scoville migrate    apply pending database migrations, then exit
 //	scoville seed       load the development catalog (refused in production)
 //	scoville devidp     run the development OpenID Connect issuer (refused in production)
@@ -70,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return runKeys(ctx, args[1:], getenv, os.Stdin, os.Stdout, stderr)
 	}
 	if cmd == "help" || cmd == "-h" || cmd == "--help" {
-		fmt.Fprintln(stderr, "usage: scoville [serve|migrate|seed|devidp|keys]")
+		fmt.Fprintln(stderr, "usage: scoville [serve|work|migrate|seed|devidp|keys]")
 		return 0
 	}
 
@@ -84,12 +86,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	switch cmd {
 	case "serve":
 		err = serve(ctx, cfg, logger)
+	case "work":
+		err = work(ctx, cfg, logger)
 	case "migrate":
 		err = migrate(ctx, cfg, logger)
 	case "seed":
 		err = seed(ctx, cfg, logger)
 	default:
-		fmt.Fprintf(stderr, "scoville: unknown command %q; usage: scoville [serve|migrate|seed|devidp|keys]\n", cmd)
+		fmt.Fprintf(stderr, "scoville: unknown command %q; usage: scoville [serve|work|migrate|seed|devidp|keys]\n", cmd)
 		return 2
 	}
 	if err != nil {
@@ -157,8 +161,12 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer a.Close()
-	if err := a.Start(ctx); err != nil {
-		return err
+	if cfg.RunWorkers {
+		if err := a.Start(ctx); err != nil {
+			return err
+		}
+	} else {
+		logger.InfoContext(ctx, "RUN_WORKERS=false: jobs are enqueued here and worked by `scoville work`")
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -180,6 +188,32 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	err = httpserver.Serve(ctx, srv, ln, cfg.ShutdownTimeout)
 	logger.InfoContext(context.Background(), "stopped")
 	return err
+}
+
+// work runs the background queue without the API until ctx ends, then lets running
+// jobs finish (a job cut short is retried). It pairs with servers started with
+// RUN_WORKERS=false; any number of either may share one database.
+func work(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	logger.InfoContext(ctx, "starting workers", "config", cfg)
+	a, err := newApp(ctx, cfg, logger, overrides{})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	if cfg.MetricsAddr == "" {
+		logger.InfoContext(ctx, "working the queue (METRICS_ADDR is not set: no metrics listener)")
+		<-ctx.Done()
+		return nil
+	}
+	mln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen on METRICS_ADDR: %w", err)
+	}
+	logger.InfoContext(ctx, "working the queue; metrics listening", "addr", mln.Addr().String())
+	return httpserver.Serve(ctx, httpserver.NewServer(cfg.MetricsAddr, a.metrics, logger), mln, cfg.ShutdownTimeout)
 }
 
 // app is the product wired once: every part built from the configuration.

@@ -137,6 +137,13 @@ type Config struct {
 	// requests get to finish on shutdown.
 	ShutdownTimeout time.Duration
 
+	// RunWorkers is RUN_WORKERS (strconv.ParseBool forms), default true: whether
+	// `scoville` (serve) also works the background queue. False makes a process that
+	// only answers (the API and Stripe's deliveries, which it still enqueues), so
+	// that workers can run apart (`scoville work`), scaled and prioritised on their
+	// own: a burst of deliveries then does not compete with applying them.
+	RunWorkers bool
+
 	// WebhookWorkers is WEBHOOK_WORKERS (1..200), default 10: how many Stripe
 	// events are applied at once.
 	WebhookWorkers int
@@ -234,6 +241,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.ShippingCountries = l.countries("SHIPPING_COUNTRIES", "US")
 	c.LogLevel = l.logLevel("LOG_LEVEL")
 	c.ShutdownTimeout = l.duration("SHUTDOWN_TIMEOUT", 20*time.Second, 0)
+	c.RunWorkers = l.boolean("RUN_WORKERS", true)
 	c.WebhookWorkers, _ = l.intIn("WEBHOOK_WORKERS", 10, 1, 200)
 	c.JobWorkers, _ = l.intIn("JOB_WORKERS", 5, 1, 200)
 	c.JobMaxAttempts, _ = l.intIn("JOB_MAX_ATTEMPTS", 12, 1, 100)
@@ -296,6 +304,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Any("shipping_countries", c.ShippingCountries),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Bool("run_workers", c.RunWorkers),
 		slog.Int("webhook_workers", c.WebhookWorkers),
 		slog.Int("job_workers", c.JobWorkers),
 		slog.Int("job_max_attempts", c.JobMaxAttempts),
