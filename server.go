@@ -337,7 +337,8 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	if o.wrapApplier != nil {
 		applier = o.wrapApplier(applier)
 	}
-	river.AddWorker(workers, webhooks.NewWorker(db, applier, webhookMetrics, logger))
+	eventWorker := webhooks.NewWorker(db, applier, webhookMetrics, logger)
+	river.AddWorker(workers, eventWorker)
 	river.AddWorker(workers, notifications.NewSendWorker(db, mailer, logger))
 	river.AddWorker(workers, idempotency.NewPurgeWorker(idem, logger))
 	a.reconciler = subscriptions.NewReconciler(db, syncer, gw, reg, logger)
@@ -400,6 +401,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	mux.Handle("/graphql", httpserver.Observe("graphql", logger, httpMetrics, httpserver.CORS(cfg.CORSAllowedOrigins,
 		limitBody(maxGraphQLBody, limiter.PerAddress(ratelimit.ScopeAddress, authenticate(root.Loaders(gql)))))))
 	a.inbox = webhooks.NewHandler(db, queue, cfg.StripeWebhookSecret.Reveal(), webhookMetrics, logger)
+	eventWorker.YieldTo(a.inbox)
 	mux.Handle("POST /webhooks/stripe", httpserver.Observe("webhooks", logger, httpMetrics,
 		limiter.PerAddress(ratelimit.ScopeWebhook, a.inbox)))
 	mux.Handle("GET /healthz", httpserver.Observe("healthz", logger, httpMetrics, httpserver.Healthz()))

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -76,6 +77,10 @@ type batcher struct {
 	closed  bool
 	stored  remembered // ids this process saw committed
 	wg      sync.WaitGroup
+
+	// saturatedAt is when a delivery last found every committer busy (Unix ns):
+	// the route is then the bottleneck, and workers yield to it (Worker.Work).
+	saturatedAt atomic.Int64
 }
 
 func newBatcher(db *gorm.DB, queue *jobs.Client, committers, maxBatch int) *batcher {
@@ -137,6 +142,8 @@ func (b *batcher) store(ctx context.Context, ev envelope, body []byte) (bool, er
 		b.running++
 		b.wg.Add(1)
 		go b.commitLoop()
+	} else {
+		b.saturatedAt.Store(time.Now().UnixNano())
 	}
 	b.mu.Unlock()
 
@@ -313,4 +320,14 @@ func (b *batcher) answer(batch []*delivery, inserted map[string]bool, err error)
 		}
 		d.done <- outcome{inserted: first}
 	}
+}
+
+// sinceSaturated is how long ago a delivery last had to wait for a busy committer;
+// a route that never waited reports a very long time.
+func (b *batcher) sinceSaturated() time.Duration {
+	at := b.saturatedAt.Load()
+	if at == 0 {
+		return time.Duration(1<<63 - 1)
+	}
+	return time.Since(time.Unix(0, at))
 }

@@ -565,3 +565,71 @@ func TestRememberedForgetsTheOldest(t *testing.T) {
 		t.Errorf("%d ids held, want 2", len(r.ids))
 	}
 }
+
+// A delivery that finds every committer busy marks the route saturated; one that
+// finds a committer free does not.
+func TestBatchMarksSaturationWhenEveryCommitterIsBusy(t *testing.T) {
+	b, db := newTestBatcher(t, 1)
+	if _, err := b.store(mustEvent(t, "evt_free")); err != nil {
+		t.Fatal(err)
+	}
+	h := &Handler{batches: b}
+	if h.Saturated(time.Hour) {
+		t.Fatal("saturated after a delivery that found its committer free")
+	}
+	release := blockEvent(t, db, "evt_busy")
+	go func() { _, _ = b.store(mustEvent(t, "evt_busy")) }()
+	waitRunning(t, b)
+	go func() { _, _ = b.store(mustEvent(t, "evt_queued")) }()
+	waitPending(t, b, 1)
+	if !h.Saturated(time.Hour) {
+		t.Error("not saturated while a delivery waits for the only committer")
+	}
+	release(true)
+	time.Sleep(5 * time.Millisecond)
+	if h.Saturated(time.Millisecond) {
+		t.Error("still saturated once the window has passed")
+	}
+}
+
+// scriptedIntake is saturated for its first n questions.
+type scriptedIntake struct {
+	mu    sync.Mutex
+	n     int
+	asked int
+}
+
+func (s *scriptedIntake) Saturated(time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked++
+	return s.asked <= s.n
+}
+
+// A worker holds its event back while the route is saturated and goes on as soon
+// as it is not; a cancelled job stops waiting at once.
+func TestWorkerYieldsWhileTheRouteIsSaturated(t *testing.T) {
+	intake := &scriptedIntake{n: 3}
+	w := &Worker{intake: intake}
+	start := time.Now()
+	w.yield(context.Background())
+	if intake.asked != 4 {
+		t.Errorf("asked %d times, want 4 (three saturated answers, then free)", intake.asked)
+	}
+	if waited := time.Since(start); waited < 3*yieldWindow {
+		t.Errorf("waited %v for three saturated answers, want at least %v", waited, 3*yieldWindow)
+	}
+
+	always := &scriptedIntake{n: 1 << 30}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan struct{})
+	go func() { (&Worker{intake: always}).yield(ctx); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(yieldMax):
+		t.Error("a cancelled job kept waiting")
+	}
+
+	(&Worker{}).yield(context.Background()) // no route: returns at once
+}

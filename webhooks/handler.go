@@ -66,6 +66,12 @@ func NewHandler(db *gorm.DB, queue *jobs.Client, secret string, metrics *Metrics
 	}
 }
 
+// Saturated reports whether deliveries waited for a busy committer within the last
+// window: the route is then what limits acknowledgements.
+func (h *Handler) Saturated(window time.Duration) bool {
+	return h.batches.sinceSaturated() < window
+}
+
 // Close lets the route go before the database does: deliveries already verified are
 // written and answered, later ones get 503 and are redelivered by Stripe. An idle
 // route holds no goroutine, so a route that is never closed leaks nothing either.

@@ -47,6 +47,43 @@ type Worker struct {
 	applier Applier
 	metrics *Metrics
 	logger  *slog.Logger
+	intake  saturation // nil: never yield
+}
+
+// saturation is the route, as a worker sees it (Handler.Saturated).
+type saturation interface {
+	Saturated(window time.Duration) bool
+}
+
+// Yielding: acknowledging comes first. Stripe times out slow answers and counts
+// them as failures, while applying may wait, so while the route of this process is
+// saturated a worker holds its next event back, a slice at a time and never more
+// than yieldMax, leaving the CPU and the database to the acknowledgements. Outside
+// bursts a route is not saturated and workers never wait.
+const (
+	yieldWindow = 10 * time.Millisecond
+	yieldMax    = 2 * time.Second
+)
+
+// YieldTo makes the worker hold back while intake, the route of the same process,
+// is saturated. Call it before the queue is started.
+func (w *Worker) YieldTo(intake *Handler) { w.intake = intake }
+
+// yield waits while the route is saturated, at most yieldMax.
+func (w *Worker) yield(ctx context.Context) {
+	if w.intake == nil {
+		return
+	}
+	deadline := time.Now().Add(yieldMax)
+	for w.intake.Saturated(yieldWindow) && time.Now().Before(deadline) {
+		t := time.NewTimer(yieldWindow)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // NewWorker builds the worker.
@@ -68,6 +105,7 @@ type payload struct {
 // Work applies the event once. A failed attempt is retried with River's backoff;
 // after the last one the event is FAILED, with its error, for support to replay.
 func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
+	w.yield(ctx)
 	start := time.Now()
 	var row models.WebhookEvent
 	err := w.db.WithContext(ctx).Take(&row, "id = ?", job.Args.EventID).Error
