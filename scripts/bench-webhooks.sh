@@ -41,8 +41,9 @@ pgbench_seconds="${PGBENCH_SECONDS:-15}"
 # connections all the time. Since the route writes by group commit
 # (webhooks/batch.go) it holds at most two connections, whatever the number of
 # senders; the rest of the pool serves the workers. The workers keep the server's
-# default; 5 speed acknowledgements up a little but double the time until every
-# event is applied.
+# default, and run in the server's process: they yield to the route while it is
+# saturated (webhooks/worker.go), then apply the backlog. cmd/webhookload sends
+# with its lean HTTP/1.1 client; WEBHOOKLOAD_ARGS='-client net/http' compares.
 export DB_MAX_OPEN_CONNS="${DB_MAX_OPEN_CONNS:-15}"
 export DB_MAX_IDLE_CONNS="${DB_MAX_IDLE_CONNS:-$DB_MAX_OPEN_CONNS}"
 export WEBHOOK_WORKERS="${WEBHOOK_WORKERS:-10}"
