@@ -133,6 +133,21 @@ const genericOK = `{"id":"obj_1","object":"thing","url":"https://stripe.test/s/1
 
 func ok(w http.ResponseWriter) { _, _ = w.Write([]byte(genericOK)) }
 
+// firstThenOK answers the first attempt with first and every later one with ok: a
+// fault that a retry gets past.
+func firstThenOK(first func(w http.ResponseWriter, r *http.Request)) func(n int, w http.ResponseWriter, r *http.Request) {
+	return func(n int, w http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			first(w, r)
+			return
+		}
+		ok(w)
+	}
+}
+
+// succeeds is the check of a call that must end without an error.
+func succeeds(t *testing.T, err error, _ int) { require.NoError(t, err) }
+
 func stripeError(w http.ResponseWriter, status int, typ, code, decline, param, msg string) {
 	w.WriteHeader(status)
 	body, _ := json.Marshal(map[string]any{"error": map[string]string{
@@ -201,13 +216,9 @@ func TestEveryMutationRetriesWithTheCallersKey(t *testing.T) {
 	for _, op := range mutatingOps {
 		t.Run(op.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, func(n int, w http.ResponseWriter, r *http.Request) {
-				if n == 1 {
-					stripeError(w, 500, "api_error", "", "", "", "An unknown error occurred")
-					return
-				}
-				ok(w)
-			})
+			b := setup(t, firstThenOK(func(w http.ResponseWriter, _ *http.Request) {
+				stripeError(w, 500, "api_error", "", "", "", "An unknown error occurred")
+			}))
 			key := "order-42:" + op.name
 			require.NoError(t, op.run(context.Background(), b.gw, key))
 
@@ -264,84 +275,60 @@ func TestFaults(t *testing.T) {
 		{
 			name: "500 then 200 succeeds on the second attempt",
 			call: createCustomer,
-			handle: func(n int, w http.ResponseWriter, r *http.Request) {
-				if n == 1 {
-					stripeError(w, 500, "api_error", "", "", "", "boom")
-					return
-				}
-				ok(w)
-			},
+			handle: firstThenOK(func(w http.ResponseWriter, r *http.Request) {
+				stripeError(w, 500, "api_error", "", "", "", "boom")
+			}),
 			wantAttempts: 2,
-			check:        func(t *testing.T, err error, _ int) { require.NoError(t, err) },
+			check:        succeeds,
 		},
 		{
 			name: "an answer slower than Timeout is abandoned and retried",
 			call: createCustomer,
-			handle: func(n int, w http.ResponseWriter, r *http.Request) {
-				if n == 1 {
-					hang(r)
-					return
-				}
-				ok(w)
-			},
+			handle: firstThenOK(func(w http.ResponseWriter, r *http.Request) {
+				hang(r)
+			}),
 			wantAttempts: 2,
-			check:        func(t *testing.T, err error, _ int) { require.NoError(t, err) },
+			check:        succeeds,
 		},
 		{
 			name: "a body that stalls after the headers is retried",
 			call: createCustomer,
-			handle: func(n int, w http.ResponseWriter, r *http.Request) {
-				if n == 1 {
-					_, _ = w.Write([]byte(`{"id":`))
-					w.(http.Flusher).Flush()
-					hang(r)
-					return
-				}
-				ok(w)
-			},
+			handle: firstThenOK(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = w.Write([]byte(`{"id":`))
+				w.(http.Flusher).Flush()
+				hang(r)
+			}),
 			wantAttempts: 2,
-			check:        func(t *testing.T, err error, _ int) { require.NoError(t, err) },
+			check:        succeeds,
 		},
 		{
 			name: "a proxy's HTML 502 is retried",
 			call: createCustomer,
-			handle: func(n int, w http.ResponseWriter, r *http.Request) {
-				if n == 1 {
-					w.Header().Set("Content-Type", "text/html")
-					w.WriteHeader(502)
-					_, _ = w.Write([]byte("<html>Bad gateway</html>"))
-					return
-				}
-				ok(w)
-			},
+			handle: firstThenOK(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(502)
+				_, _ = w.Write([]byte("<html>Bad gateway</html>"))
+			}),
 			wantAttempts: 2,
-			check:        func(t *testing.T, err error, _ int) { require.NoError(t, err) },
+			check:        succeeds,
 		},
 		{
 			name: "a GET is retried too, without an idempotency key",
 			call: getSubscription,
-			handle: func(n int, w http.ResponseWriter, r *http.Request) {
-				if n == 1 {
-					stripeError(w, 503, "api_error", "", "", "", "unavailable")
-					return
-				}
-				ok(w)
-			},
+			handle: firstThenOK(func(w http.ResponseWriter, r *http.Request) {
+				stripeError(w, 503, "api_error", "", "", "", "unavailable")
+			}),
 			wantAttempts: 2,
-			check:        func(t *testing.T, err error, _ int) { require.NoError(t, err) },
+			check:        succeeds,
 		},
 		{
 			name: "429 lock_timeout then 200",
 			call: createCustomer,
-			handle: func(n int, w http.ResponseWriter, r *http.Request) {
-				if n == 1 {
-					stripeError(w, 429, "invalid_request_error", "lock_timeout", "", "", "locked")
-					return
-				}
-				ok(w)
-			},
+			handle: firstThenOK(func(w http.ResponseWriter, r *http.Request) {
+				stripeError(w, 429, "invalid_request_error", "lock_timeout", "", "", "locked")
+			}),
 			wantAttempts: 2,
-			check:        func(t *testing.T, err error, _ int) { require.NoError(t, err) },
+			check:        succeeds,
 		},
 		{
 			name: "402 card_declined is not retried",
@@ -416,28 +403,20 @@ func TestFaults(t *testing.T) {
 		{
 			name: "GetInvoice retries 5xx",
 			call: getInvoice,
-			handle: func(n int, w http.ResponseWriter, r *http.Request) {
-				if n == 1 {
-					stripeError(w, 500, "api_error", "", "", "", "unavailable")
-					return
-				}
-				ok(w)
-			},
+			handle: firstThenOK(func(w http.ResponseWriter, r *http.Request) {
+				stripeError(w, 500, "api_error", "", "", "", "unavailable")
+			}),
 			wantAttempts: 2,
-			check:        func(t *testing.T, err error, _ int) { require.NoError(t, err) },
+			check:        succeeds,
 		},
 		{
 			name: "GetCharge retries 5xx",
 			call: getCharge,
-			handle: func(n int, w http.ResponseWriter, r *http.Request) {
-				if n == 1 {
-					stripeError(w, 503, "api_error", "", "", "", "unavailable")
-					return
-				}
-				ok(w)
-			},
+			handle: firstThenOK(func(w http.ResponseWriter, r *http.Request) {
+				stripeError(w, 503, "api_error", "", "", "", "unavailable")
+			}),
 			wantAttempts: 2,
-			check:        func(t *testing.T, err error, _ int) { require.NoError(t, err) },
+			check:        succeeds,
 		},
 		{
 			name: "GetCharge gives ErrProviderUnavailable when 5xx persists",
