@@ -84,7 +84,6 @@ type TokenVerifier interface {
 // for concurrent use.
 type Verifier struct {
 	oidc       *oidc.IDTokenVerifier
-	keys       *keySet
 	issuer     string
 	audience   string
 	rolesClaim string
@@ -145,7 +144,6 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	// The key set outlives ctx; each Verify's own context bounds waiting for a fetch.
 	keys := newKeySet(client, meta.JWKSURI, cooldown, keyClock, allowedAlgorithms)
 	return &Verifier{
-		keys: keys,
 		oidc: oidc.NewVerifier(cfg.IssuerURL, probingKeySet{inner: keys}, &oidc.Config{
 			ClientID:             cfg.Audience,
 			SupportedSigningAlgs: slices.Clone(allowedAlgorithms),
@@ -187,7 +185,7 @@ func discover(ctx context.Context, issuer string, backoff []time.Duration) (*oid
 	}
 }
 
-// probingKeySet wraps go-oidc's remote key set to record, for the Verify call whose
+// probingKeySet wraps the issuer's key set (keySet) to record, for the Verify call whose
 // context carries a *sigProbe, whether signature verification ran and succeeded.
 // That tells a bad signature apart from the claim checks go-oidc runs afterwards.
 type probingKeySet struct{ inner oidc.KeySet }

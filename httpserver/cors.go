@@ -14,7 +14,17 @@ var (
 	corsMethods        = []string{http.MethodGet, http.MethodPost}
 	corsRequestHeaders = []string{"authorization", "content-type", "x-request-id"}
 	corsExposeHeaders  = "Retry-After, X-Request-Id, WWW-Authenticate"
+	// corsAllowHeaders answers a preflight with corsRequestHeaders, so the two never differ.
+	corsAllowHeaders = allowHeaders(corsRequestHeaders)
 )
+
+func allowHeaders(names []string) string {
+	canonical := make([]string, len(names))
+	for i, n := range names {
+		canonical[i] = http.CanonicalHeaderKey(n)
+	}
+	return strings.Join(canonical, ", ")
+}
 
 // corsMaxAge is how long (seconds) a browser may reuse a preflight answer.
 const corsMaxAge = "600"
@@ -50,7 +60,7 @@ func CORS(allowed []string, next http.Handler) http.Handler {
 			}
 			h.Set("Access-Control-Allow-Origin", origin)
 			h.Set("Access-Control-Allow-Methods", strings.Join(corsMethods, ", "))
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
+			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
 			h.Set("Access-Control-Max-Age", corsMaxAge)
 			w.WriteHeader(http.StatusNoContent)
 			return
