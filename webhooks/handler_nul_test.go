@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -48,5 +50,20 @@ func TestEventWithNULIsRefusedAlone(t *testing.T) {
 	}
 	if ev, jb := stored(t, db, "evt_after_nul"); ev != 1 || jb != 1 {
 		t.Errorf("clean event: %d events, %d jobs, want 1 and 1", ev, jb)
+	}
+}
+
+// An error or outcome cut to its column's size stays valid UTF-8, which PostgreSQL
+// requires; cut mid-character, the failure itself could not be recorded.
+func TestTruncateCutsOnACharacterBoundary(t *testing.T) {
+	s := "ab€cd" // € is three bytes: 2..4
+	for n := 0; n <= len(s); n++ {
+		got := truncate(s, n)
+		if !utf8.ValidString(got) || len(got) > n || !strings.HasPrefix(s, got) {
+			t.Errorf("truncate(%q, %d) = %q", s, n, got)
+		}
+	}
+	if got := truncate(s, 4); got != "ab" {
+		t.Errorf("truncate(%q, 4) = %q, want \"ab\"", s, got)
 	}
 }

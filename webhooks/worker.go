@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
@@ -227,6 +228,11 @@ func (w *Worker) failed(ctx context.Context, job *river.Job[ProcessArgs], row *m
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	// Cut on a character boundary: PostgreSQL refuses invalid UTF-8, and the row
+	// recording the failure would not be written.
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }
