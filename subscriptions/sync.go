@@ -424,12 +424,18 @@ func (s *Syncer) ensureSubscription(ctx context.Context, tx *gorm.DB, gs gateway
 		row.ShippingAddress = *addr
 	}
 	applyProvider(&row, gs)
-	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
-		return nil, false, fmt.Errorf("subscriptions: create from Stripe: %w", err)
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
+	if res.Error != nil {
+		return nil, false, fmt.Errorf("subscriptions: create from Stripe: %w", res.Error)
 	}
-	s.logger.InfoContext(ctx, "subscription created from Stripe's report", "subscription_id", id, "stripe_subscription_id", gs.ID)
+	// Another writer may have created it first (the conflict): then it is not new,
+	// and the caller's ordering check must apply.
+	created := res.RowsAffected == 1
+	if created {
+		s.logger.InfoContext(ctx, "subscription created from Stripe's report", "subscription_id", id, "stripe_subscription_id", gs.ID)
+	}
 	sub, err = lock()
-	return sub, sub != nil, err
+	return sub, created && sub != nil, err
 }
 
 // metadataSubscriptionID carries our id on subscriptions created through the API,
