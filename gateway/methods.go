@@ -50,9 +50,10 @@ func (s *Stripe) CreateCustomer(ctx context.Context, key string, in CustomerInpu
 	return out.ID, nil
 }
 
-// CreateProductAndPrice creates the product and its recurring price in one
-// request (default_price_data), so one key covers both and a failure never leaves
-// a product without a price. Returns (prod_..., price_...).
+// CreateProductAndPrice creates the product and its recurring price under keys
+// derived from the caller's one, so a retry after a failure between the two
+// requests completes the pair instead of leaving a product without a price.
+// Returns (prod_..., price_...).
 func (s *Stripe) CreateProductAndPrice(ctx context.Context, key string, in PlanInput) (productID, priceID string, err error) {
 	if err := checkKey(key); err != nil {
 		return "", "", err
@@ -460,7 +461,7 @@ func toSubscription(in *stripe.Subscription) Subscription {
 		CurrentPeriodStart: unixTime(in.CurrentPeriodStart),
 		CurrentPeriodEnd:   unixTime(in.CurrentPeriodEnd),
 		CancelAtPeriodEnd:  in.CancelAtPeriodEnd,
-		Currency:           strings.ToUpper(string(in.Currency)),
+		Currency:           upper(in.Currency),
 		Metadata:           in.Metadata,
 		Created:            unixTime(in.Created),
 	}
@@ -474,7 +475,7 @@ func toSubscription(in *stripe.Subscription) Subscription {
 			out.PriceID = item.Price.ID
 			out.Amount = item.Price.UnitAmount * max(item.Quantity, 1)
 			if out.Currency == "" {
-				out.Currency = strings.ToUpper(string(item.Price.Currency))
+				out.Currency = upper(item.Price.Currency)
 			}
 		}
 	}

@@ -64,8 +64,6 @@ type Stripe struct {
 	timeout    time.Duration
 	budget     time.Duration
 	maxRetries int
-	minBackoff time.Duration
-	maxBackoff time.Duration
 	log        *slog.Logger
 	metrics    *Metrics
 }
@@ -111,8 +109,6 @@ func NewStripe(cfg Config) (*Stripe, error) {
 		timeout:    cfg.Timeout,
 		budget:     cfg.RetryBudget,
 		maxRetries: maxRetries,
-		minBackoff: minBackoff,
-		maxBackoff: maxBackoff,
 		log:        cfg.Logger,
 		metrics:    cfg.Metrics,
 	}, nil
@@ -355,9 +351,9 @@ func (s *Stripe) redact(msg string) string {
 // backoff grows exponentially from minBackoff, capped, with "equal jitter": a
 // wait in [d/2, d].
 func (s *Stripe) backoff(attempt int) time.Duration {
-	d := s.maxBackoff
+	d := maxBackoff
 	if attempt < 16 {
-		d = min(s.minBackoff<<(attempt-1), s.maxBackoff)
+		d = min(minBackoff<<(attempt-1), maxBackoff)
 	}
 	half := d / 2
 	return half + rand.N(half+1)

@@ -31,6 +31,10 @@ type Client = river.Client[*sql.Tx]
 // river.JobCompleteTx[*jobs.Driver].
 type Driver = riverdatabasesql.Driver
 
+// DefaultMaxAttempts is how often a job is tried before it is discarded. Working and
+// inserting clients must agree on it (NewInserter stamps it on each job).
+const DefaultMaxAttempts = 12
+
 // Config sets the queue's knobs; zero values take the defaults.
 type Config struct {
 	WebhookWorkers int           // concurrency of QueueWebhooks; default 10
@@ -71,7 +75,7 @@ func NewClient(db *gorm.DB, workers *river.Workers, cfg Config, logger *slog.Log
 		// this long before fetching again: it bounds a busy queue's throughput at
 		// workers per cooldown (10 per 50 ms was 200 events/s, half the CPU idle).
 		FetchCooldown:        min(poll, 10*time.Millisecond),
-		MaxAttempts:          orDefault(cfg.MaxAttempts, 12),
+		MaxAttempts:          orDefault(cfg.MaxAttempts, DefaultMaxAttempts),
 		RetryPolicy:          cfg.RetryPolicy,
 		RescueStuckJobsAfter: cfg.RescueStuckJobsAfter,
 		JobTimeout:           cfg.JobTimeout,
@@ -92,7 +96,7 @@ func NewInserter(db *gorm.DB, maxAttempts int, logger *slog.Logger) (*Client, er
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	c, err := river.NewClient(riverdatabasesql.New(sqlDB), &river.Config{MaxAttempts: orDefault(maxAttempts, 12), Logger: quiet(logger)})
+	c, err := river.NewClient(riverdatabasesql.New(sqlDB), &river.Config{MaxAttempts: orDefault(maxAttempts, DefaultMaxAttempts), Logger: quiet(logger)})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}

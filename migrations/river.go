@@ -10,9 +10,12 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 )
 
+// riverSchema is River's schema version the binary migrates to.
+const riverSchema = 6
+
 // RiverVersion names the River schema the binary expects. It is part of the schema's
 // identity (test templates are keyed on it), so a River upgrade adds a new step here.
-const RiverVersion = "river v0.25.0, schema 6"
+var RiverVersion = fmt.Sprintf("river v0.25.0, schema %d", riverSchema)
 
 // Go returns the migrations that are code, not SQL: River's own schema for the job
 // queue, applied through River's migrator as one numbered goose step so that the
@@ -31,7 +34,7 @@ func river(ctx context.Context, db *sql.DB, dir rivermigrate.Direction) error {
 	if err != nil {
 		return fmt.Errorf("river migrator: %w", err)
 	}
-	opts := &rivermigrate.MigrateOpts{TargetVersion: 6}
+	opts := &rivermigrate.MigrateOpts{TargetVersion: riverSchema}
 	if dir == rivermigrate.DirectionDown {
 		opts.TargetVersion = -1
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/graph"
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/subscriptions"
 )
 
 func (r *auditEntryResolver) Actor(ctx context.Context, obj *models.AuditEntry) (string, error) {
@@ -77,20 +78,9 @@ func (r *mutationResolver) RefundPayment(ctx context.Context, input models.Refun
 }
 
 func (r *mutationResolver) AdminCancelSubscription(ctx context.Context, input models.AdminCancelSubscriptionInput) (*models.SubscriptionPayload, error) {
-	p, err := auth.RequireAuthenticated(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res, err := r.Admin.Cancel(ctx, p, input)
-	ues, err := userErrors(res, err)
-	if err != nil {
-		return nil, err
-	}
-	out := &models.SubscriptionPayload{UserErrors: ues}
-	if res != nil && len(ues) == 0 {
-		out.Subscription = res.Subscription
-	}
-	return out, nil
+	return subscriptionPayload(ctx, func(p *auth.Principal) (*subscriptions.Result, error) {
+		return r.Admin.Cancel(ctx, p, input)
+	})
 }
 
 func (r *queryResolver) AdminSubscriptions(ctx context.Context, status *models.SubscriptionStatus, first *int, after *string) (*models.SubscriptionConnection, error) {

@@ -219,11 +219,11 @@ func (b *batcher) writeSafely(batch []*delivery) (inserted map[string]bool, err 
 // same order instead of deadlocking; the later one finds them stored (ON CONFLICT)
 // once the earlier commits, and adds no job.
 func (b *batcher) write(batch []*delivery) (map[string]bool, error) {
-	byID := make(map[string]*delivery, len(batch))
+	seen := make(map[string]struct{}, len(batch))
 	distinct := make([]*delivery, 0, len(batch))
 	for _, d := range batch {
-		if _, seen := byID[d.ev.ID]; !seen {
-			byID[d.ev.ID] = d
+		if _, dup := seen[d.ev.ID]; !dup {
+			seen[d.ev.ID] = struct{}{}
 			distinct = append(distinct, d)
 		}
 	}

@@ -4,8 +4,8 @@
 package webhooktest
 
 import (
+	"cmp"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
@@ -35,8 +35,7 @@ func Event(id, eventType string, created time.Time, obj Object, previous Object)
 
 // Sign returns the Stripe-Signature header for body, signed with secret at t.
 func Sign(body []byte, secret string, t time.Time) string {
-	sig := webhook.ComputeSignature(t, body, secret)
-	return fmt.Sprintf("t=%d,v1=%x", t.Unix(), sig)
+	return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: secret, Timestamp: t}).Header
 }
 
 // Subscription is a subscription object with one item on price.
@@ -92,7 +91,7 @@ type Invoice struct {
 
 // Object renders the invoice as Stripe does.
 func (in Invoice) Object() Object {
-	status, reason, qty := or(in.Status, "paid"), or(in.BillingReason, "subscription_cycle"), in.Quantity
+	status, reason, qty := cmp.Or(in.Status, "paid"), cmp.Or(in.BillingReason, "subscription_cycle"), in.Quantity
 	if qty == 0 {
 		qty = 1
 	}
@@ -150,11 +149,4 @@ func EarlyFraudWarning(id, charge, paymentIntent string) Object {
 		"id": id, "object": "radar.early_fraud_warning", "charge": charge, "payment_intent": paymentIntent,
 		"fraud_type": "made_with_stolen_card", "actionable": true, "created": time.Now().Unix(), "livemode": false,
 	}
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
