@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	"gorm.io/driver/postgres"
@@ -46,7 +47,10 @@ func (p Pool) withDefaults() Pool {
 // DSN is never logged or echoed in errors: it carries the password.
 func Open(ctx context.Context, dsn string, pool Pool, logger *slog.Logger) (*gorm.DB, error) {
 	pool = pool.withDefaults()
-	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{
+	db, err := gorm.Open(postgres.New(postgres.Config{
+		DSN:          dsn,
+		OptionOpenDB: []stdlib.OptionOpenDB{stdlib.OptionAfterConnect(nativeArrays)},
+	}), &gorm.Config{
 		Logger:                 newGormLogger(logger, slowQueryThreshold),
 		SkipDefaultTransaction: true,
 		TranslateError:         true,
