@@ -177,7 +177,8 @@ func TestReplayRefusals(t *testing.T) {
 	require.Nil(t, resp.Data["replayWebhookEvent"])
 	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM audit_log WHERE action = ? AND actor_subject = 'cus_refuse'`, webhooks.ActionReplay+".forbidden"))
 	require.Zero(t, a.count(`SELECT count(*) FROM audit_log WHERE action = ?`, webhooks.ActionReplay), "refused replays change nothing")
-	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM river_job WHERE kind = 'webhook_event_process'`))
+	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM river_job WHERE kind IN ('webhook_event_process', 'webhook_events_enqueue')`),
+		"only the job the event was stored with: refused replays add none")
 }
 
 // opsShop is the app in front of the stateful fake Stripe, optionally with workers.

@@ -339,6 +339,8 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	}
 	eventWorker := webhooks.NewWorker(db, applier, webhookMetrics, logger)
 	river.AddWorker(workers, eventWorker)
+	enqueueWorker := webhooks.NewEnqueueWorker(db, queue)
+	river.AddWorker(workers, enqueueWorker)
 	river.AddWorker(workers, notifications.NewSendWorker(db, mailer, logger))
 	river.AddWorker(workers, idempotency.NewPurgeWorker(idem, logger))
 	a.reconciler = subscriptions.NewReconciler(db, syncer, gw, reg, logger)
@@ -402,6 +404,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 		limitBody(maxGraphQLBody, limiter.PerAddress(ratelimit.ScopeAddress, authenticate(root.Loaders(gql)))))))
 	a.inbox = webhooks.NewHandler(db, queue, cfg.StripeWebhookSecret.Reveal(), webhookMetrics, logger)
 	eventWorker.YieldTo(a.inbox)
+	enqueueWorker.YieldTo(a.inbox)
 	mux.Handle("POST /webhooks/stripe", httpserver.Observe("webhooks", logger, httpMetrics,
 		limiter.PerAddress(ratelimit.ScopeWebhook, a.inbox)))
 	mux.Handle("GET /healthz", httpserver.Observe("healthz", logger, httpMetrics, httpserver.Healthz()))

@@ -280,29 +280,29 @@ func (b *batcher) write(batch []*delivery) (map[string]bool, error) {
 			return err
 		}
 		defer rows.Close()
-		params := make([]river.InsertManyParams, 0, n)
+		newIDs := make([]string, 0, n)
 		for rows.Next() {
 			var id, providerID string
 			if err := rows.Scan(&id, &providerID); err != nil {
 				return err
 			}
 			inserted[providerID] = true
-			params = append(params, river.InsertManyParams{Args: ProcessArgs{EventID: id}})
+			newIDs = append(newIDs, id)
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if len(params) == 0 {
+		if len(newIDs) == 0 {
 			return nil
 		}
-		// The fast variant skips reading the job rows back: nothing here needs them,
-		// and these jobs have no uniqueness for it to mishandle.
-		count, err := b.queue.InsertManyFastTx(ctx, sqlTx, params)
+		// One job for the batch (EnqueueArgs), which hands each event its own later.
+		// The fast variant skips reading the job row back: nothing here needs it.
+		count, err := b.queue.InsertManyFastTx(ctx, sqlTx, []river.InsertManyParams{{Args: EnqueueArgs{EventIDs: newIDs}}})
 		if err != nil {
 			return err
 		}
-		if count != len(params) {
-			return fmt.Errorf("webhooks: %d jobs inserted for %d new events", count, len(params))
+		if count != 1 {
+			return fmt.Errorf("webhooks: %d jobs inserted for one batch", count)
 		}
 		return nil
 	})

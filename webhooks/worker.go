@@ -70,13 +70,13 @@ const (
 // is saturated. Call it before the queue is started.
 func (w *Worker) YieldTo(intake *Handler) { w.intake = intake }
 
-// yield waits while the route is saturated, at most yieldMax.
-func (w *Worker) yield(ctx context.Context) {
-	if w.intake == nil {
+// yield waits while intake is saturated, at most yieldMax.
+func yield(ctx context.Context, intake saturation) {
+	if intake == nil {
 		return
 	}
 	deadline := time.Now().Add(yieldMax)
-	for w.intake.Saturated(yieldWindow) && time.Now().Before(deadline) {
+	for intake.Saturated(yieldWindow) && time.Now().Before(deadline) {
 		t := time.NewTimer(yieldWindow)
 		select {
 		case <-ctx.Done():
@@ -106,7 +106,7 @@ type payload struct {
 // Work applies the event once. A failed attempt is retried with River's backoff;
 // after the last one the event is FAILED, with its error, for support to replay.
 func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
-	w.yield(ctx)
+	yield(ctx, w.intake)
 	start := time.Now()
 	var row models.WebhookEvent
 	err := w.db.WithContext(ctx).Take(&row, "id = ?", job.Args.EventID).Error
@@ -182,7 +182,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 // completeInTx marks the job done in the effect's transaction. Outside a River
 // worker (a test calling Work directly) there is no client to do it with, and
 // River completes the job after Work returns as usual.
-func completeInTx(ctx context.Context, tx *gorm.DB, job *river.Job[ProcessArgs]) error {
+func completeInTx[T river.JobArgs](ctx context.Context, tx *gorm.DB, job *river.Job[T]) error {
 	if _, err := river.ClientFromContextSafely[*sql.Tx](ctx); err != nil {
 		return nil
 	}

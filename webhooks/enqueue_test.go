@@ -1,0 +1,74 @@
+package webhooks
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// processJobs lists the event ids of the ProcessArgs jobs on the webhooks queue.
+func processJobs(t *testing.T, b *batcher) []string {
+	t.Helper()
+	var ids []string
+	err := b.db.Raw(`SELECT args->>'eventId' FROM river_job WHERE kind = ? AND queue = 'webhooks' ORDER BY 1`,
+		ProcessArgs{}.Kind()).Scan(&ids).Error
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// The jobs stored batches come with give each of their events one ProcessArgs job;
+// when the database refuses those, the attempt fails whole, for River to retry.
+func TestEnqueueWorkerGivesEachStoredEventItsJob(t *testing.T) {
+	b, db := newTestBatcher(t, 1)
+	for _, id := range []string{"evt_a", "evt_b", "evt_c"} {
+		if _, err := b.store(mustEvent(t, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var raw []string
+	if err := db.Raw(`SELECT args::text FROM river_job WHERE kind = ? ORDER BY id`, EnqueueArgs{}.Kind()).Scan(&raw).Error; err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	if err := db.Raw(`SELECT id::text FROM webhook_events ORDER BY 1`).Scan(&want).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) == 0 || len(want) != 3 {
+		t.Fatalf("%d batch jobs for %d events, want some for 3", len(raw), len(want))
+	}
+
+	w := NewEnqueueWorker(db, b.queue)
+	run := func(r string) error {
+		job := &river.Job[EnqueueArgs]{JobRow: &rivertype.JobRow{ID: 1, Attempt: 1, MaxAttempts: 3}}
+		if err := json.Unmarshal([]byte(r), &job.Args); err != nil {
+			t.Fatal(err)
+		}
+		return w.Work(context.Background(), job)
+	}
+
+	restore := failJobs(t, db)
+	if err := run(raw[0]); err == nil {
+		t.Error("the attempt succeeded while the database refused the jobs")
+	}
+	restore()
+	if got := processJobs(t, b); len(got) != 0 {
+		t.Errorf("a refused attempt left jobs for %v", got)
+	}
+
+	for _, r := range raw {
+		if err := run(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := processJobs(t, b)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("event jobs for %v, want one for each of %v", got, want)
+	}
+}
