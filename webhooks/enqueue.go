@@ -2,12 +2,15 @@ package webhooks
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/jobs"
+	"github.com/scoville/scoville/models"
 )
 
 // EnqueueArgs is the one job a batch of new events is stored with; it gives each
@@ -43,9 +46,28 @@ func NewEnqueueWorker(db *gorm.DB, queue *jobs.Client) *EnqueueWorker {
 // is saturated. Call it before the queue is started.
 func (w *EnqueueWorker) YieldTo(intake *Handler) { w.intake = intake }
 
-// Work inserts one ProcessArgs job per event of the batch.
+// Work inserts one ProcessArgs job per event of the batch. After the last attempt
+// the events still waiting are FAILED with the error, so that support sees them
+// and can replay them.
 func (w *EnqueueWorker) Work(ctx context.Context, job *river.Job[EnqueueArgs]) error {
 	yield(ctx, w.intake)
+	err := w.enqueue(ctx, job)
+	if err == nil || job.Attempt < job.MaxAttempts {
+		return err
+	}
+	// The attempt's own context may be what ended; the record must still be written.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	ferr := w.db.WithContext(rctx).Model(&models.WebhookEvent{}).
+		Where("id IN ? AND status = ?", job.Args.EventIDs, models.WebhookReceived).
+		Updates(map[string]any{"status": models.WebhookFailed, "last_error": truncate("not queued: "+err.Error(), 2000)}).Error
+	if ferr != nil {
+		return errors.Join(err, ferr)
+	}
+	return err
+}
+
+func (w *EnqueueWorker) enqueue(ctx context.Context, job *river.Job[EnqueueArgs]) error {
 	params := make([]river.InsertManyParams, len(job.Args.EventIDs))
 	for i, id := range job.Args.EventIDs {
 		params[i] = river.InsertManyParams{Args: ProcessArgs{EventID: id}}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/riverqueue/river"
@@ -70,5 +71,47 @@ func TestEnqueueWorkerGivesEachStoredEventItsJob(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
 		t.Errorf("event jobs for %v, want one for each of %v", got, want)
+	}
+}
+
+// After the last attempt, the batch's events that still wait are FAILED with the
+// error, where support finds them and can replay them; one already applied keeps
+// its status.
+func TestEnqueueWorkerFailsTheBatchEventsAfterTheLastAttempt(t *testing.T) {
+	b, db := newTestBatcher(t, 1)
+	for _, id := range []string{"evt_a", "evt_b"} {
+		if _, err := b.store(mustEvent(t, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []string
+	if err := db.Raw(`SELECT id::text FROM webhook_events ORDER BY provider_event_id`).Scan(&ids).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Exec(`UPDATE webhook_events SET status = 'PROCESSED' WHERE provider_event_id = 'evt_b'`).Error; err != nil {
+		t.Fatal(err)
+	}
+	w := NewEnqueueWorker(db, b.queue)
+	restore := failJobs(t, db)
+	defer restore()
+	for attempt := 1; attempt <= 2; attempt++ {
+		job := &river.Job[EnqueueArgs]{JobRow: &rivertype.JobRow{ID: 1, Attempt: attempt, MaxAttempts: 2}, Args: EnqueueArgs{EventIDs: ids}}
+		if err := w.Work(context.Background(), job); err == nil {
+			t.Fatalf("attempt %d succeeded while the database refused the jobs", attempt)
+		}
+		var statuses []string
+		if err := db.Raw(`SELECT status || ' ' || coalesce(last_error, '') FROM webhook_events ORDER BY provider_event_id`).
+			Scan(&statuses).Error; err != nil {
+			t.Fatal(err)
+		}
+		if attempt == 1 && statuses[0] != "RECEIVED " {
+			t.Errorf("after a first failed attempt evt_a is %q, want still RECEIVED", statuses[0])
+		}
+		if attempt == 2 && !strings.HasPrefix(statuses[0], "FAILED not queued: ") {
+			t.Errorf("after the last attempt evt_a is %q, want FAILED with the error", statuses[0])
+		}
+		if statuses[1] != "PROCESSED " {
+			t.Errorf("evt_b became %q, want PROCESSED kept", statuses[1])
+		}
 	}
 }
