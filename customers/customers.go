@@ -49,7 +49,7 @@ func (s *Service) Provision(ctx context.Context, p *auth.Principal) (*models.Cus
 	db := s.db.WithContext(ctx)
 	for attempt := 0; attempt < 2; attempt++ {
 		var c models.Customer
-		err := db.Where("issuer = ? AND subject = ?", p.Issuer, p.Subject).Take(&c).Error
+		err := byPrincipal(db, p, &c)
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			c = models.Customer{Issuer: p.Issuer, Subject: p.Subject, Email: email, Name: name}
 			// The unique key settles a race between first calls: the loser reads the winner's row.
@@ -86,7 +86,7 @@ func (s *Service) Provision(ctx context.Context, p *auth.Principal) (*models.Cus
 // never been seen: someone who was never provisioned owns nothing.
 func (s *Service) Lookup(ctx context.Context, p *auth.Principal) (*models.Customer, error) {
 	var c models.Customer
-	err := s.db.WithContext(ctx).Where("issuer = ? AND subject = ?", p.Issuer, p.Subject).Take(&c).Error
+	err := byPrincipal(s.db.WithContext(ctx), p, &c)
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, nil
 	}
@@ -94,6 +94,12 @@ func (s *Service) Lookup(ctx context.Context, p *auth.Principal) (*models.Custom
 		return nil, fmt.Errorf("customers: lookup: %w", err)
 	}
 	return &c, nil
+}
+
+// byPrincipal reads the customer of p's identity (issuer and subject) into c; the
+// unique key on them makes it at most one.
+func byPrincipal(db *gorm.DB, p *auth.Principal, c *models.Customer) error {
+	return db.Where("issuer = ? AND subject = ?", p.Issuer, p.Subject).Take(c).Error
 }
 
 // cleanEmail keeps a syntactically valid address of bounded length, else "".

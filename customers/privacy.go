@@ -88,7 +88,7 @@ func (p *Privacy) Export(ctx context.Context, who *auth.Principal) (*models.Data
 		Shipments: []exportShipment{}, Notifications: []exportNotification{}, ProviderEvents: []exportEvent{}}
 	db := p.db.WithContext(ctx)
 	var c models.Customer
-	err := db.Where("issuer = ? AND subject = ?", who.Issuer, who.Subject).Take(&c).Error
+	err := byPrincipal(db, who, &c)
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return encodeExport(now, doc)
@@ -179,7 +179,7 @@ func (p *Privacy) Delete(ctx context.Context, who *auth.Principal, in models.Del
 func (p *Privacy) erase(ctx context.Context, who *auth.Principal, scope idempotency.Scope) error {
 	db := p.db.WithContext(ctx)
 	var c models.Customer
-	err := db.Where("issuer = ? AND subject = ?", who.Issuer, who.Subject).Take(&c).Error
+	err := byPrincipal(db, who, &c)
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		// Never provisioned: nothing is held; the request itself is still recorded.
 		return db.Transaction(func(tx *gorm.DB) error {
