@@ -38,7 +38,7 @@ scoville_run go test -race -count=1 -timeout 15m "${extra[@]}" "${pkgs[@]}" || s
 # golang/go#75804, fixed in Go 1.27). 50,000 inputs take 3-6 s per target here.
 fuzz_time="${FUZZ_TIME:-50000x}"
 if [[ -z ${TEST_ARGS:-}${TEST_PKGS:-} && $fuzz_time != 0 ]]; then
-	for target in FuzzWebhookRoute:./webhooks FuzzNormalizeAddress:./subscriptions \
+	for target in FuzzWebhookRoute:./webhooks FuzzEnvelopeReadsAsEncodingJSON:./webhooks FuzzNormalizeAddress:./subscriptions \
 		FuzzOriginsCheck:./subscriptions FuzzGraphQLRequest:./graph; do
 		scoville_log "go test -run='^\$' -fuzz='^${target%%:*}\$' -fuzztime=$fuzz_time ${target#*:}"
 		scoville_run go test -run='^$' -fuzz="^${target%%:*}\$" -fuzztime="$fuzz_time" "${target#*:}" || status=$?

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/sealing"
@@ -79,6 +81,33 @@ func FuzzWebhookRoute(f *testing.F) {
 		}
 		if n != 1 {
 			t.Fatalf("accepted event %q stored %d times", ev.ID, n)
+		}
+	})
+}
+
+// FuzzEnvelopeReadsAsEncodingJSON holds the route's envelope decoder to what the
+// worker's encoding/json (stripe-go) reads from the same stored bytes: whatever the
+// route accepts, encoding/json accepts too and reads the same id, type, version,
+// time and object. Otherwise an event could be stored under one id and applied as
+// another.
+func FuzzEnvelopeReadsAsEncodingJSON(f *testing.F) {
+	f.Add(webhooktest.Event("evt_seed_1", "invoice.paid", time.Unix(1_700_000_000, 0), webhooktest.Object{"id": "in_1", "object": "invoice"}, nil))
+	f.Add([]byte(`{"ID":"evt_1","Type":"x","API_VERSION":"2023-10-16","data":{"OBJECT":{"Id":"in_1"}},"created":1}`))
+	f.Add([]byte(`{"id":"evt_1","Id":"evt_2"}`))
+	f.Add([]byte(`{"apiversion":"a","api-version":"b","api_verſion":"c"}`))
+	f.Add([]byte("{\"id\":\"\xff\"}"))
+	f.Add([]byte(`{"id":"a\u0000","created":1e3,"livemode":null}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var route envelope
+		if err := jsonv2.Unmarshal(body, &route, envelopeOptions); err != nil {
+			return
+		}
+		var worker envelope
+		if err := json.Unmarshal(body, &worker); err != nil {
+			t.Fatalf("the route reads %q, encoding/json refuses it: %v", body, err)
+		}
+		if route != worker {
+			t.Fatalf("%q: the route reads %+v, encoding/json %+v", body, route, worker)
 		}
 	})
 }

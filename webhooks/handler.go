@@ -5,7 +5,6 @@
 package webhooks
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 	"gorm.io/gorm"
@@ -77,6 +78,14 @@ func (h *Handler) Saturated(window time.Duration) bool {
 // route holds no goroutine, so a route that is never closed leaks nothing either.
 func (h *Handler) Close() { h.batches.close() }
 
+// envelopeOptions read the envelope as the worker's encoding/json reads the whole
+// event (names in any letter case) but refuse what the two could read differently: a
+// member named twice, in any letter case, where encoding/json keeps the last and
+// the route would store the first, and text that is not UTF-8. Stripe sends
+// neither. The decoder (the Go team's encoding/json/v2 prototype) reads the body
+// once where encoding/json reads it twice, about a third of the cost.
+var envelopeOptions = jsonv2.JoinOptions(jsonv2.MatchCaseInsensitiveNames(true), jsonv1.MatchCaseSensitiveDelimiter(true))
+
 // envelope is the part of an event the route reads; the worker reads the rest.
 type envelope struct {
 	ID         string `json:"id"`
@@ -114,7 +123,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ev envelope
-	if err := json.Unmarshal(body, &ev); err != nil || ev.Object != "event" || ev.ID == "" || ev.Type == "" || ev.Created <= 0 || ev.Created > maxCreated ||
+	if err := jsonv2.Unmarshal(body, &ev, envelopeOptions); err != nil || ev.Object != "event" || ev.ID == "" || ev.Type == "" || ev.Created <= 0 || ev.Created > maxCreated ||
 		len(ev.ID) > 255 || len(ev.Type) > 100 || len(ev.Data.Object.ID) > 255 || len(ev.APIVersion) > 40 ||
 		hasNUL(ev.ID, ev.Type, ev.Data.Object.ID) {
 		h.reject(w, r, http.StatusBadRequest, "malformed")
