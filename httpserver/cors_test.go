@@ -96,7 +96,11 @@ func TestSecurityHeaders(t *testing.T) {
 	t.Parallel()
 	want := map[string]string{}
 	for _, kv := range securityHeaders {
-		want[kv[0]] = kv[1]
+		// One value and no room for more: an append copies instead of writing into the
+		// array every response shares.
+		require.Len(t, kv.value, 1, kv.key)
+		require.Equal(t, 1, cap(kv.value), kv.key)
+		want[kv.key] = kv.value[0]
 	}
 	require.Contains(t, want["Strict-Transport-Security"], "max-age=")
 	require.Contains(t, want["Content-Security-Policy"], "default-src 'none'")
@@ -112,6 +116,13 @@ func TestSecurityHeaders(t *testing.T) {
 		"writes nothing":    http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}),
 		"http.Error":        http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "no", http.StatusTeapot) }),
 		"flushes (streams)": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.NewResponseController(w).Flush() }),
+		// Every response shares the defaults' value slices: changing the header after
+		// it was sent must not write into them.
+		"adds after writing": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			w.Header().Add("X-Frame-Options", "SAMEORIGIN")
+			w.Header()["Referrer-Policy"] = append(w.Header()["Referrer-Policy"], "origin")
+		}),
 	}
 	for name, inner := range handlers {
 		t.Run(name, func(t *testing.T) {
@@ -124,6 +135,9 @@ func TestSecurityHeaders(t *testing.T) {
 				require.Equal(t, v, resp.Header.Get(k), k)
 			}
 		})
+	}
+	for _, kv := range securityHeaders {
+		require.Equal(t, []string{want[kv.key]}, kv.value, "the shared default of %s was changed", kv.key)
 	}
 
 	t.Run("a handler's own policy wins, however it set it", func(t *testing.T) {

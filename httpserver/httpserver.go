@@ -132,16 +132,25 @@ func Observe(route string, logger *slog.Logger, m *Metrics, next http.Handler) h
 //     renders it;
 //   - no browser feature (camera, payment, ...) for our pages;
 //   - no caching of answers that may hold personal data.
-var securityHeaders = [][2]string{
-	{"Strict-Transport-Security", "max-age=63072000; includeSubDomains"},
-	{"X-Content-Type-Options", "nosniff"},
-	{"X-Frame-Options", "DENY"},
-	{"Referrer-Policy", "no-referrer"},
-	{"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"},
-	{"Permissions-Policy", "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()"},
-	{"Cross-Origin-Opener-Policy", "same-origin"},
-	{"Cache-Control", "no-store"},
+//
+// Keys are canonical and each value is a slice made once, with room for that one
+// value only: every response shares it (no allocation per header), and a later Add
+// copies it instead of writing into the shared array.
+var securityHeaders = []struct {
+	key   string
+	value []string
+}{
+	{"Strict-Transport-Security", one("max-age=63072000; includeSubDomains")},
+	{"X-Content-Type-Options", one("nosniff")},
+	{"X-Frame-Options", one("DENY")},
+	{"Referrer-Policy", one("no-referrer")},
+	{"Content-Security-Policy", one("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")},
+	{"Permissions-Policy", one("accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()")},
+	{"Cross-Origin-Opener-Policy", one("same-origin")},
+	{"Cache-Control", one("no-store")},
 }
+
+func one(v string) []string { return []string{v}[:1:1] }
 
 // SecurityHeaders puts securityHeaders on every response, when the response is
 // written, and only those its handler did not set itself: a handler's own policy
@@ -167,8 +176,8 @@ func (h *headerDefaults) apply() {
 	h.applied = true
 	hdr := h.Header()
 	for _, kv := range securityHeaders {
-		if _, set := hdr[kv[0]]; !set {
-			hdr.Set(kv[0], kv[1])
+		if _, set := hdr[kv.key]; !set {
+			hdr[kv.key] = kv.value
 		}
 	}
 }
