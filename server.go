@@ -339,7 +339,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	}
 	eventWorker := webhooks.NewWorker(db, applier, webhookMetrics, logger)
 	river.AddWorker(workers, eventWorker)
-	enqueueWorker := webhooks.NewEnqueueWorker(db, queue)
+	enqueueWorker := webhooks.NewEnqueueWorker(db, queue, webhookMetrics)
 	river.AddWorker(workers, enqueueWorker)
 	river.AddWorker(workers, notifications.NewSendWorker(db, mailer, logger))
 	river.AddWorker(workers, idempotency.NewPurgeWorker(idem, logger))

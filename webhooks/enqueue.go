@@ -32,14 +32,16 @@ func (EnqueueArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue
 // route is saturated.
 type EnqueueWorker struct {
 	river.WorkerDefaults[EnqueueArgs]
-	db     *gorm.DB
-	queue  *jobs.Client
-	intake saturation // nil: never yield
+	db      *gorm.DB
+	queue   *jobs.Client
+	metrics *Metrics
+	intake  saturation // nil: never yield
 }
 
-// NewEnqueueWorker builds the worker; queue inserts the event jobs.
-func NewEnqueueWorker(db *gorm.DB, queue *jobs.Client) *EnqueueWorker {
-	return &EnqueueWorker{db: db, queue: queue}
+// NewEnqueueWorker builds the worker; queue inserts the event jobs, and events it
+// leaves FAILED count in metrics as the event worker's failures do.
+func NewEnqueueWorker(db *gorm.DB, queue *jobs.Client, metrics *Metrics) *EnqueueWorker {
+	return &EnqueueWorker{db: db, queue: queue, metrics: metrics}
 }
 
 // YieldTo makes the worker hold back while intake, the route of the same process,
@@ -58,11 +60,16 @@ func (w *EnqueueWorker) Work(ctx context.Context, job *river.Job[EnqueueArgs]) e
 	// The attempt's own context may be what ended; the record must still be written.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	ferr := w.db.WithContext(rctx).Model(&models.WebhookEvent{}).
-		Where("id IN ? AND status = ?", job.Args.EventIDs, models.WebhookReceived).
-		Updates(map[string]any{"status": models.WebhookFailed, "last_error": truncate("not queued: "+err.Error(), 2000)}).Error
+	var failed []string // their types
+	ferr := w.db.WithContext(rctx).Raw(`UPDATE webhook_events SET status = ?, last_error = ?
+		WHERE id IN ? AND status = ? RETURNING type`,
+		models.WebhookFailed, truncate("not queued: "+err.Error(), 2000), job.Args.EventIDs, models.WebhookReceived).
+		Scan(&failed).Error
 	if ferr != nil {
 		return errors.Join(err, ferr)
+	}
+	for _, t := range failed {
+		w.metrics.processed.WithLabelValues(typeLabel(t), "failed").Inc()
 	}
 	return err
 }

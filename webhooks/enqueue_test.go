@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 )
@@ -44,7 +46,7 @@ func TestEnqueueWorkerGivesEachStoredEventItsJob(t *testing.T) {
 		t.Fatalf("%d batch jobs for %d events, want some for 3", len(raw), len(want))
 	}
 
-	w := NewEnqueueWorker(db, b.queue)
+	w := NewEnqueueWorker(db, b.queue, NewMetrics(prometheus.NewRegistry(), nil))
 	run := func(r string) error {
 		job := &river.Job[EnqueueArgs]{JobRow: &rivertype.JobRow{ID: 1, Attempt: 1, MaxAttempts: 3}}
 		if err := json.Unmarshal([]byte(r), &job.Args); err != nil {
@@ -91,7 +93,8 @@ func TestEnqueueWorkerFailsTheBatchEventsAfterTheLastAttempt(t *testing.T) {
 	if err := db.Exec(`UPDATE webhook_events SET status = 'PROCESSED' WHERE provider_event_id = 'evt_b'`).Error; err != nil {
 		t.Fatal(err)
 	}
-	w := NewEnqueueWorker(db, b.queue)
+	metrics := NewMetrics(prometheus.NewRegistry(), nil)
+	w := NewEnqueueWorker(db, b.queue, metrics)
 	restore := failJobs(t, db)
 	defer restore()
 	for attempt := 1; attempt <= 2; attempt++ {
@@ -112,6 +115,10 @@ func TestEnqueueWorkerFailsTheBatchEventsAfterTheLastAttempt(t *testing.T) {
 		}
 		if statuses[1] != "PROCESSED " {
 			t.Errorf("evt_b became %q, want PROCESSED kept", statuses[1])
+		}
+		// Counted as failed once, when it became FAILED; evt_b not at all.
+		if got, want := testutil.ToFloat64(metrics.processed.WithLabelValues("invoice.paid", "failed")), float64(attempt-1); got != want {
+			t.Errorf("after attempt %d: %v failed events counted, want %v", attempt, got, want)
 		}
 	}
 }
