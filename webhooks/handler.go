@@ -148,7 +148,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.metrics.received.WithLabelValues(typeLabel(ev.Type), outcome).Inc()
 	h.logger.InfoContext(r.Context(), "webhook received", "event_id", ev.ID, "event_type", ev.Type, "outcome", outcome)
-	writeJSON(w, http.StatusOK, received)
+	writeJSON(w, http.StatusOK, accepted)
 }
 
 // readBody reads a body whole, as io.ReadAll does. Given its declared length
@@ -199,7 +199,7 @@ func signatureReason(err error) string {
 // deliveries a second, each allocation counts. A header's value slice has room for
 // one value only, so an Add copies it rather than writing into the shared array.
 var (
-	received        = []byte(`{"received":true}`)
+	accepted        = []byte(`{"received":true}`)
 	jsonContentType = []string{"application/json"}[:1:1]
 	noStore         = []string{"no-store"}[:1:1]
 )
