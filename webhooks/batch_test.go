@@ -24,7 +24,7 @@ import (
 
 // testDB is a fresh migrated database with the development data keys installed, as
 // the server has them.
-func testDB(t *testing.T) *gorm.DB {
+func testDB(t testing.TB) *gorm.DB {
 	t.Helper()
 	db := dbtest.New(t)
 	k, err := sealing.Parse(sealing.DevelopmentKeys)
@@ -48,6 +48,26 @@ func newTestBatcher(t *testing.T, committers int) (*batcher, *gorm.DB) {
 	b := newBatcher(db, queue, committers, DefaultMaxBatch)
 	t.Cleanup(b.close)
 	return b, db
+}
+
+// signedRoute is the route on db; send signs a body with the route's secret, posts
+// it and returns the answer.
+func signedRoute(t *testing.T, db *gorm.DB) (send func(body []byte) *httptest.ResponseRecorder) {
+	t.Helper()
+	queue, err := jobs.NewInserter(db, 0, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "whsec_route_test"
+	h := NewHandler(db, queue, secret, NewMetrics(prometheus.NewRegistry(), db), slog.New(slog.DiscardHandler))
+	t.Cleanup(h.Close)
+	return func(body []byte) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/stripe", bytes.NewReader(body))
+		req.Header.Set("Stripe-Signature", webhooktest.Sign(body, secret, time.Now()))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
 }
 
 // testEvent is a verified invoice.paid delivery as the handler hands it on.
@@ -373,20 +393,10 @@ func mustEvent(t *testing.T, id string) (context.Context, envelope, []byte) {
 // and nothing is stored.
 func TestBatchFailureAnswers503(t *testing.T) {
 	db := testDB(t)
-	queue, err := jobs.NewInserter(db, 0, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	const secret = "whsec_batch_test"
-	h := NewHandler(db, queue, secret, NewMetrics(prometheus.NewRegistry(), db), slog.New(slog.DiscardHandler))
-	t.Cleanup(h.Close)
+	route := signedRoute(t, db)
 	send := func(id string) *httptest.ResponseRecorder {
 		_, body := testEvent(t, id)
-		req := httptest.NewRequest(http.MethodPost, "/webhooks/stripe", bytes.NewReader(body))
-		req.Header.Set("Stripe-Signature", webhooktest.Sign(body, secret, time.Now()))
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		return rec
+		return route(body)
 	}
 	restore := failJobs(t, db)
 	rec := send("evt_http")

@@ -11,9 +11,7 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 
-	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/jobs"
-	"github.com/scoville/scoville/sealing"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
 
@@ -26,14 +24,7 @@ const fuzzSecret = "whsec_fuzz_secret"
 // signature, and every accepted event stored. The seed corpus is in
 // testdata/fuzz/FuzzWebhookRoute; CI runs it for a few seconds (scripts/test.sh).
 func FuzzWebhookRoute(f *testing.F) {
-	db := dbtest.New(f)
-	keys, err := sealing.Parse(sealing.DevelopmentKeys)
-	if err != nil {
-		f.Fatal(err)
-	}
-	if err := sealing.Install(db, keys); err != nil {
-		f.Fatal(err)
-	}
+	db := testDB(f)
 	queue, err := jobs.NewInserter(db, 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		f.Fatal(err)
