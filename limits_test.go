@@ -335,6 +335,7 @@ func TestBrowserFacingProtection(t *testing.T) {
 			require.Contains(t, csp[0], "frame-ancestors 'none'", name)
 			if r.path != "/playground" {
 				require.Contains(t, csp[0], "default-src 'none'", name)
+				require.Equal(t, "no-store", res.Header.Get("Cache-Control"), name)
 			}
 		}
 	})
