@@ -8,7 +8,7 @@ import (
 )
 
 // Benchmarks of the read path through the whole stack: HTTP on loopback, token
-// verification, gqlgen and PostgreSQL. Figures are in the README; `make bench` runs them.
+// verification, gqlgen and PostgreSQL. Figures are in docs/performance.md; `make bench` runs them.
 
 func BenchmarkPlansAnonymous(b *testing.B) {
 	benchGraphQL(b, false, `{"query":"{ plans { id name interval price { amount currency } } }"}`)

@@ -30,7 +30,7 @@ const Tolerance = 300 * time.Second
 
 // APIVersion is the only event shape this build understands: stripe-go v76's.
 // Stripe renders an event in the API version of the endpoint, so the endpoint must
-// be created with this version (README); an event in another shape is refused
+// be created with this version (docs/stripe.md); an event in another shape is refused
 // rather than misread, and Stripe keeps redelivering it until that is fixed.
 const APIVersion = stripe.APIVersion
 
