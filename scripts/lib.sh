@@ -118,6 +118,62 @@ scoville_show_log() {
 	fi
 }
 
+# ------------------------------------------------------- system packages
+
+# scoville_apt_install PKG...: install Debian packages as root, without letting
+# the postgresql package start a cluster of its own (it would outlive the run).
+scoville_apt_install() {
+	local policy=/usr/sbin/policy-rc.d added_policy="" status=0
+	scoville_log "installing with apt-get: $*"
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		added_policy=1
+	fi
+	{
+		DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+				-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+	} </dev/null || status=$?
+	[[ -z $added_policy ]] || rm -f "$policy"
+	return "$status"
+}
+
+# scoville_chromium_found: true when the Playground browser test will find a
+# Chromium (CHROMIUM_PATH, else chromium or chromium-browser in PATH).
+scoville_chromium_found() {
+	if [[ -n ${CHROMIUM_PATH:-} ]]; then
+		[[ -x $CHROMIUM_PATH ]]
+		return
+	fi
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1
+}
+
+# scoville_require WHAT...: make sure the machine has what a command needs before
+# anything is built: each WHAT is postgresql (skipped when DATABASE_URL is set),
+# chromium or curl. As root with apt-get, what is missing is installed (and said);
+# otherwise the script stops at once with the one command to run.
+scoville_require() {
+	local what missing=()
+	for what in "$@"; do
+		case "$what" in
+		postgresql) [[ -n ${DATABASE_URL:-} ]] || _scoville_find_pgbin >/dev/null || missing+=(postgresql) ;;
+		chromium) scoville_chromium_found || missing+=(chromium) ;;
+		curl) command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates) ;;
+		*) scoville_die "scoville_require: unknown requirement $what" ;;
+		esac
+	done
+	((${#missing[@]})) || return 0
+	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+		scoville_log "this machine lacks ${missing[*]}; installing it now (root, apt-get)"
+		scoville_apt_install "${missing[@]}" || scoville_die "apt-get install ${missing[*]} failed"
+		return 0
+	fi
+	scoville_die "this machine lacks ${missing[*]}. Install it first:
+  sudo apt-get install -y ${missing[*]}
+(PostgreSQL: or set DATABASE_URL to a superuser URL; Chromium: or set CHROMIUM_PATH)"
+}
+
 # ---------------------------------------------------------------- PostgreSQL
 
 # Print the directory holding initdb: the one found in PATH, else the newest

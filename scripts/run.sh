@@ -58,6 +58,8 @@ for addr in "$DEVIDP_ADDR" "$HTTP_ADDR"; do
 	fi
 done
 
+scoville_require postgresql curl
+
 own_db=""
 [[ -z ${DATABASE_URL:-} ]] && own_db=1
 start_postgres

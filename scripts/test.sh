@@ -11,6 +11,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source-path=SCRIPTDIR/.. source=scripts/lib.sh
 source scripts/lib.sh
 
+# Before anything is built: what the run needs from the machine (installed as
+# root with apt-get, else a stop with the command to run).
+needs=(postgresql curl)
+case " ${TEST_PKGS:-./...} " in
+*" ./... "* | *" . "*) needs+=(chromium) ;; # the Playground browser test
+esac
+scoville_require "${needs[@]}"
+
 scoville_log "go vet ./..."
 go vet ./...
 
