@@ -243,6 +243,20 @@
     });
   }
 
+  // What a new tab opens on: Scoville's own queries, not GraphiQL's welcome text.
+  var SAMPLE_QUERY = [
+    '# Scoville admin Playground. Sign in (top right) or paste a token in Headers:',
+    '#   {"Authorization": "Bearer <token>"}',
+    '# The Docs panel lists every operation; staff-only ones need the support or',
+    '# admin role (adminSubscriptions, webhookEvents, auditLog, ...).',
+    '',
+    'query Start {',
+    '  plans { id name interval price { amount currency } trialDays }',
+    '  me { id email subscriptions { id status plan { name } currentPeriodEnd } }',
+    '}',
+    ''
+  ].join('\n');
+
   function render() {
     if (!root) {
       root = ReactDOM.createRoot(document.getElementById('graphiql'));
@@ -255,6 +269,8 @@
       fetcher: fetcher,
       shouldPersistHeaders: false,
       defaultEditorToolsVisibility: false,
+      defaultQuery: SAMPLE_QUERY,
+      visiblePlugin: 'Documentation Explorer',
       isHeadersEditorEnabled: true
     }));
   }
