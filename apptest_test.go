@@ -90,6 +90,13 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 	for k, v := range opts.env {
 		env[k] = v
 	}
+	if owner, ok := opts.env["DATABASE_URL"]; ok {
+		// A test that names its database gets the two roles on that one.
+		if _, named := opts.env["DATABASE_MIGRATION_URL"]; !named {
+			env["DATABASE_MIGRATION_URL"], env["DATABASE_URL"] = owner, dbtest.AppURL(t, owner)
+		}
+		dbURL = owner
+	}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	require.NoError(t, err)
 	if opts.production {
