@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/gateway/stripefake"
@@ -547,8 +548,17 @@ func TestTheAuditLogIsAppendOnlyInTheDatabase(t *testing.T) {
 	s.gql(s.token("append-customer"), `{ auditLog { edges { node { id } } } }`, nil)
 	require.EqualValues(t, 1, s.count(`SELECT count(*) FROM audit_log`))
 
-	// The application's own connection pool, the one every request uses.
+	// The application's own connection pool, the one every request uses: its role
+	// holds no right to rewrite the log. Under it, the schema owner's connection
+	// meets the table's trigger.
 	db := s.app.db
+	owner, err := gorm.Open(postgres.Open(s.migrationURL), &gorm.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if sqlDB, err := owner.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	})
 	for name, stmt := range map[string]string{
 		"update":   `UPDATE audit_log SET reason = 'rewritten'`,
 		"delete":   `DELETE FROM audit_log`,
@@ -556,6 +566,9 @@ func TestTheAuditLogIsAppendOnlyInTheDatabase(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := db.Exec(stmt).Error
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "permission denied")
+			err = owner.Exec(stmt).Error
 			require.Error(t, err)
 			require.Contains(t, err.Error(), "append-only")
 		})

@@ -36,6 +36,9 @@ type testApp struct {
 	db     *gorm.DB
 	logs   *syncBuffer
 	app    *app
+	// migrationURL is the schema owner's connection (DATABASE_MIGRATION_URL); db
+	// runs as the server's role.
+	migrationURL string
 }
 
 type appOptions struct {
@@ -66,13 +69,16 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 		"STRIPE_SECRET_KEY":        "sk_test_123",
 		"ALLOWED_REDIRECT_ORIGINS": "https://shop.example",
 		"APP_ENV":                  "development",
-		"DATABASE_URL":             dbURL,
-		"OIDC_ISSUER_URL":          issuer.IssuerURL(),
-		"OIDC_AUDIENCE":            testAudience,
-		"MIGRATE_ON_START":         "true",
-		"STEP_UP_MAX_AGE":          "5m",
-		"STRIPE_WEBHOOK_SECRET":    testWebhookSecret,
-		"JOB_POLL_INTERVAL":        "20ms",
+		// Two roles, as production runs: the server as a role that owns nothing,
+		// migrations (and the grants to that role) as the schema's owner.
+		"DATABASE_URL":           dbtest.AppURL(t, dbURL),
+		"DATABASE_MIGRATION_URL": dbURL,
+		"OIDC_ISSUER_URL":        issuer.IssuerURL(),
+		"OIDC_AUDIENCE":          testAudience,
+		"MIGRATE_ON_START":       "true",
+		"STEP_UP_MAX_AGE":        "5m",
+		"STRIPE_WEBHOOK_SECRET":  testWebhookSecret,
+		"JOB_POLL_INTERVAL":      "20ms",
 		// Rate limits out of the way of functional tests; limits_test.go sets its own.
 		"RATE_LIMIT_ADDRESS_PER_MINUTE":   "1000000",
 		"RATE_LIMIT_QUERIES_PER_MINUTE":   "1000000",
@@ -83,6 +89,13 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 	}
 	for k, v := range opts.env {
 		env[k] = v
+	}
+	if owner, ok := opts.env["DATABASE_URL"]; ok {
+		// A test that names its database gets the two roles on that one.
+		if _, named := opts.env["DATABASE_MIGRATION_URL"]; !named {
+			env["DATABASE_MIGRATION_URL"], env["DATABASE_URL"] = owner, dbtest.AppURL(t, owner)
+		}
+		dbURL = owner
 	}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	require.NoError(t, err)
@@ -101,7 +114,7 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 	}
 	srv := httptest.NewServer(a.handler)
 	t.Cleanup(srv.Close)
-	return &testApp{t: t, srv: srv, issuer: issuer, db: a.db, logs: logs, app: a}
+	return &testApp{t: t, srv: srv, issuer: issuer, db: a.db, logs: logs, app: a, migrationURL: dbURL}
 }
 
 // testDataKeys is the DATA_ENCRYPTION_KEYS of a test app. A fresh database gets fresh

@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -122,7 +123,36 @@ func migrate(ctx context.Context, cfg *config.Config, logger *slog.Logger) error
 		return err
 	}
 	defer sqlDB.Close()
-	return database.Migrate(ctx, sqlDB, logger)
+	return migrateSchema(ctx, cfg, sqlDB, logger)
+}
+
+// migrateSchema applies pending migrations as the schema's owner
+// (DATABASE_MIGRATION_URL, else DATABASE_URL's role, runtime) and, when the two
+// roles differ, grants runtime's role what the server needs and nothing more.
+func migrateSchema(ctx context.Context, cfg *config.Config, runtime *sql.DB, logger *slog.Logger) error {
+	if cfg.DatabaseMigrationURL == "" {
+		return database.Migrate(ctx, runtime, logger)
+	}
+	owner, err := database.OpenOwner(ctx, cfg.DatabaseMigrationURL.Reveal())
+	if err != nil {
+		return err
+	}
+	defer owner.Close()
+	if err := database.Migrate(ctx, owner, logger); err != nil {
+		return err
+	}
+	role, err := database.CurrentRole(ctx, runtime)
+	if err != nil {
+		return err
+	}
+	ownerRole, err := database.CurrentRole(ctx, owner)
+	if err != nil {
+		return err
+	}
+	if role == ownerRole {
+		return nil
+	}
+	return database.GrantRuntime(ctx, owner, role)
 }
 
 func seed(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
@@ -282,12 +312,17 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	if cfg.MigrateOnStart {
 		sqlDB, err := db.DB()
 		if err == nil {
-			err = database.Migrate(ctx, sqlDB, logger)
+			err = migrateSchema(ctx, cfg, sqlDB, logger)
 		}
 		if err != nil {
 			a.Close()
 			return nil, err
 		}
+	}
+	if cfg.IsProduction() && cfg.DatabaseMigrationURL == "" {
+		logger.WarnContext(ctx, "DATABASE_MIGRATION_URL is unset, so the server runs as the role that owns the schema: "+
+			"with the server's credentials anyone can alter, disable the triggers of, empty or drop any table, the audit log included. "+
+			"Set DATABASE_MIGRATION_URL to the owner and DATABASE_URL to a role that owns nothing (docs/security.md)")
 	}
 
 	verifier, err := auth.NewVerifier(ctx, auth.Config{

@@ -36,6 +36,10 @@ type Config struct {
 	// DatabaseURL is DATABASE_URL, a postgres:// URL or a libpq key=value string;
 	// required in every mode.
 	DatabaseURL Secret
+	// DatabaseMigrationURL is DATABASE_MIGRATION_URL, the schema owner's connection,
+	// used only to migrate (and to grant DatabaseURL's role what the server needs);
+	// empty: DatabaseURL does both.
+	DatabaseMigrationURL Secret
 	// DBMaxOpenConns is DB_MAX_OPEN_CONNS (1..1000), default 20.
 	DBMaxOpenConns int
 	// DBMaxIdleConns is DB_MAX_IDLE_CONNS (0..DBMaxOpenConns), default
@@ -187,7 +191,8 @@ func Load(getenv func(string) string) (*Config, error) {
 
 	c.HTTPAddr = l.listenAddr("HTTP_ADDR", ":8080")
 
-	c.DatabaseURL = l.databaseURL("DATABASE_URL")
+	c.DatabaseURL = l.databaseURL("DATABASE_URL", true)
+	c.DatabaseMigrationURL = l.databaseURL("DATABASE_MIGRATION_URL", false)
 	maxOpen, openOK := l.intIn("DB_MAX_OPEN_CONNS", 20, 1, 1000)
 	c.DBMaxOpenConns = maxOpen
 	maxIdle, idleOK := l.intIn("DB_MAX_IDLE_CONNS", maxOpen, 0, 1000)
@@ -274,6 +279,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.Bool("database_url_set", c.DatabaseURL != ""),
+		slog.Bool("database_migration_url_set", c.DatabaseMigrationURL != ""),
 		slog.Int("db_max_open_conns", c.DBMaxOpenConns),
 		slog.Int("db_max_idle_conns", c.DBMaxIdleConns),
 		slog.Duration("db_conn_max_lifetime", c.DBConnMaxLifetime),

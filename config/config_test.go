@@ -64,14 +64,15 @@ func devEnv() env {
 
 func prodEnv() env {
 	return env{
-		"APP_ENV":               "production",
-		"DATABASE_URL":          "postgres://app:" + canaryDBPassword + "@db.internal:5432/scoville?sslmode=verify-full",
-		"OIDC_ISSUER_URL":       "https://id.example.com/realms/scoville",
-		"OIDC_AUDIENCE":         "scoville-api",
-		"STRIPE_SECRET_KEY":     canaryStripeKey,
-		"STRIPE_WEBHOOK_SECRET": canaryWebhook,
-		"SMTP_URL":              "smtps://mailer:" + canarySMTPPass + "@mail.example.com:465",
-		"DATA_ENCRYPTION_KEYS":  canaryDEK,
+		"APP_ENV":                "production",
+		"DATABASE_URL":           "postgres://app:" + canaryDBPassword + "@db.internal:5432/scoville?sslmode=verify-full",
+		"DATABASE_MIGRATION_URL": "postgres://owner:" + canaryDBPassword + "@db.internal:5432/scoville?sslmode=verify-full",
+		"OIDC_ISSUER_URL":        "https://id.example.com/realms/scoville",
+		"OIDC_AUDIENCE":          "scoville-api",
+		"STRIPE_SECRET_KEY":      canaryStripeKey,
+		"STRIPE_WEBHOOK_SECRET":  canaryWebhook,
+		"SMTP_URL":               "smtps://mailer:" + canarySMTPPass + "@mail.example.com:465",
+		"DATA_ENCRYPTION_KEYS":   canaryDEK,
 	}
 }
 
@@ -228,6 +229,8 @@ func TestLoadRefusesMalformedValues(t *testing.T) {
 		{"DATABASE_URL dsn without value", false, env{"DATABASE_URL": "host=db port"}, "DATABASE_URL"},
 		{"DATABASE_URL dsn unterminated quote", false, env{"DATABASE_URL": "host=db password='abc"}, "DATABASE_URL"},
 		{"DATABASE_URL dsn starts with =", false, env{"DATABASE_URL": "=db"}, "DATABASE_URL"},
+		{"DATABASE_MIGRATION_URL other scheme", false, env{"DATABASE_MIGRATION_URL": "mysql://u:p@h/db"}, "DATABASE_MIGRATION_URL"},
+		{"DATABASE_MIGRATION_URL plain word", true, env{"DATABASE_MIGRATION_URL": "owner"}, "DATABASE_MIGRATION_URL"},
 		{"DB_MAX_OPEN_CONNS zero", false, env{"DB_MAX_OPEN_CONNS": "0"}, "DB_MAX_OPEN_CONNS"},
 		{"DB_MAX_OPEN_CONNS too many", false, env{"DB_MAX_OPEN_CONNS": "1001"}, "DB_MAX_OPEN_CONNS"},
 		{"DB_MAX_OPEN_CONNS word", false, env{"DB_MAX_OPEN_CONNS": "many"}, "DB_MAX_OPEN_CONNS"},

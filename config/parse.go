@@ -50,8 +50,11 @@ func sameListener(a, b string) bool {
 
 // databaseURL accepts a postgres:// or postgresql:// URL or a libpq key=value
 // connection string.
-func (l *loader) databaseURL(name string) Secret {
+func (l *loader) databaseURL(name string, required bool) Secret {
 	v := l.get(name)
+	if v == "" && !required {
+		return ""
+	}
 	if !l.required(name, v, true) {
 		return ""
 	}

@@ -312,6 +312,20 @@ EOF
 	scoville_log "PostgreSQL: ready, DATABASE_URL=$DATABASE_URL"
 }
 
+# split_database_roles: on the throwaway cluster, run the server as production does:
+# DATABASE_URL becomes the role scoville_app, which owns nothing (migrations grant it
+# what the server needs), and DATABASE_MIGRATION_URL the owner (postgres).
+split_database_roles() {
+	[[ -n $_SCOVILLE_PGDATA ]] || return 0
+	local owner_url=$DATABASE_URL
+	"$_SCOVILLE_PGBIN/psql" -q -v ON_ERROR_STOP=1 "$owner_url" \
+		-c "CREATE ROLE scoville_app LOGIN PASSWORD 'scoville_app'" >/dev/null ||
+		scoville_die "could not create the server's database role scoville_app"
+	export DATABASE_MIGRATION_URL="$owner_url"
+	export DATABASE_URL="${owner_url/postgres@/scoville_app:scoville_app@}"
+	scoville_log "PostgreSQL: the server runs as scoville_app (DATABASE_URL), migrations as postgres (DATABASE_MIGRATION_URL)"
+}
+
 # --------------------------------------------------------------- stripe-mock
 
 # start_stripe_mock: unless STRIPE_API_BASE is set, build and start the

@@ -63,6 +63,7 @@ scoville_require postgresql curl
 own_db=""
 [[ -z ${DATABASE_URL:-} ]] && own_db=1
 start_postgres
+split_database_roles
 start_stripe_mock
 scoville_tmpdir
 
@@ -145,6 +146,7 @@ cat <<EOF
               ("Sign in", then pick the demo customer, support or admin)
  GraphQL:     $SERVER_URL/graphql
  Database:    $DATABASE_URL
+              (migrations: ${DATABASE_MIGRATION_URL:-the same})
  stripe-mock: $STRIPE_API_BASE
  Identity:    $OIDC_ISSUER_URL   (development identity provider)
 

@@ -26,7 +26,9 @@ import (
 // the server has them.
 func testDB(t testing.TB) *gorm.DB {
 	t.Helper()
-	db := dbtest.New(t)
+	db, owner := dbtest.NewWithOwner(t)
+	owners.Store(db, owner)
+	t.Cleanup(func() { owners.Delete(db) })
 	k, err := sealing.Parse(sealing.DevelopmentKeys)
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +37,20 @@ func testDB(t testing.TB) *gorm.DB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+// owners maps each testDB handle (the application's role) to the schema owner's
+// handle on the same database, for tests that make the database refuse writes.
+var owners sync.Map
+
+// ownerOf returns the schema owner's handle on db's database.
+func ownerOf(t testing.TB, db *gorm.DB) *gorm.DB {
+	t.Helper()
+	owner, ok := owners.Load(db)
+	if !ok {
+		t.Fatal("ownerOf: not a testDB handle")
+	}
+	return owner.(*gorm.DB)
 }
 
 // newTestBatcher returns a batcher on a fresh migrated database.
@@ -326,6 +342,7 @@ func waitRunning(t *testing.T, b *batcher) {
 // the write midway would, until the returned function is called.
 func failJobs(t *testing.T, db *gorm.DB) (restore func()) {
 	t.Helper()
+	db = ownerOf(t, db)
 	for _, q := range []string{
 		`CREATE FUNCTION test_refuse_job() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused by the test'; END$$`,
 		`CREATE TRIGGER test_refuse_job BEFORE INSERT ON river_job FOR EACH STATEMENT EXECUTE FUNCTION test_refuse_job()`,
@@ -550,7 +567,7 @@ func TestBatchRepeatOfACommittedEventNeedsNoWrite(t *testing.T) {
 		`CREATE FUNCTION test_refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused by the test'; END$$`,
 		`CREATE TRIGGER test_refuse_event BEFORE INSERT ON webhook_events FOR EACH STATEMENT EXECUTE FUNCTION test_refuse_event()`,
 	} {
-		if err := db.Exec(q).Error; err != nil {
+		if err := ownerOf(t, db).Exec(q).Error; err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -41,8 +41,9 @@ type eventSummary struct {
 }
 
 // Replay re-arms the event (status RECEIVED) and enqueues its job, in one
-// transaction with the audit entry. An event still waiting (RECEIVED) already has a
-// job and is refused as INVALID_STATE.
+// transaction with the audit entry. An event still waiting (RECEIVED with a job that
+// will run) is refused as INVALID_STATE; one RECEIVED with no such job (its job was
+// discarded) is stuck and is replayed.
 func (r *Replayer) Replay(ctx context.Context, p *auth.Principal, eventID, reason string) (*models.WebhookEvent, error) {
 	reason, err := subscriptions.Reason(reason, "input", "reason")
 	if err != nil {
@@ -62,7 +63,14 @@ func (r *Replayer) Replay(ctx context.Context, p *auth.Principal, eventID, reaso
 			return fmt.Errorf("webhooks: replay: lock: %w", err)
 		}
 		if ev.Status == models.WebhookReceived {
-			return models.NewUserError(models.UserErrorInvalidState, "the event is waiting to be processed already", "input", "eventId")
+			waiting, err := hasLiveJob(tx, ev.ID)
+			if err != nil {
+				return err
+			}
+			if waiting {
+				return models.NewUserError(models.UserErrorInvalidState, "the event is waiting to be processed already", "input", "eventId")
+			}
+			// RECEIVED with no job left to apply it: stuck, so replayable.
 		}
 		before := eventSummary{Status: ev.Status, Attempts: ev.Attempts}
 		if err := tx.Model(&models.WebhookEvent{}).Where("id = ?", ev.ID).Update("status", models.WebhookReceived).Error; err != nil {
@@ -86,4 +94,19 @@ func (r *Replayer) Replay(ctx context.Context, p *auth.Principal, eventID, reaso
 	}
 	r.logger.InfoContext(ctx, "webhook event replayed", "event_id", ev.ProviderEventID, "event_type", ev.Type)
 	return &ev, nil
+}
+
+// hasLiveJob reports whether a job that has not finished will apply the event: its
+// own ProcessArgs job, or the batch job that is to give it one.
+func hasLiveJob(tx *gorm.DB, eventID string) (bool, error) {
+	var live bool
+	err := tx.Raw(`SELECT EXISTS (SELECT 1 FROM river_job
+		WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+		AND ((kind = ? AND args @> jsonb_build_object('eventId', ?::text))
+		  OR (kind = ? AND args @> jsonb_build_object('eventIds', jsonb_build_array(?::text)))))`,
+		ProcessArgs{}.Kind(), eventID, EnqueueArgs{}.Kind(), eventID).Scan(&live).Error
+	if err != nil {
+		return false, fmt.Errorf("webhooks: replay: jobs of the event: %w", err)
+	}
+	return live, nil
 }

@@ -104,12 +104,19 @@ type payload struct {
 }
 
 // Work applies the event once. A failed attempt is retried with River's backoff;
-// after the last one the event is FAILED, with its error, for support to replay.
-func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
+// after the last one the event is FAILED, with its error, for support to replay. A
+// panic of the applier is such a failure too: the event never stays RECEIVED with no
+// job left to apply it.
+func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) (err error) {
 	yield(ctx, w.intake)
 	start := time.Now()
 	var row models.WebhookEvent
-	err := w.db.WithContext(ctx).Take(&row, "id = ?", job.Args.EventID).Error
+	defer func() {
+		if r := recover(); r != nil {
+			err = w.failed(ctx, job, &row, fmt.Errorf("panic while applying: %v", r))
+		}
+	}()
+	err = w.db.WithContext(ctx).Take(&row, "id = ?", job.Args.EventID).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		w.logger.WarnContext(ctx, "webhook job for an event that does not exist", "webhook_event_id", job.Args.EventID)
 		return nil

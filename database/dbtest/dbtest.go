@@ -40,11 +40,30 @@ func AdminURL(t testing.TB) string {
 	return u
 }
 
-// New returns a gorm handle on a fresh, fully migrated database that is dropped when
-// the test ends.
+// AppRole is the role tests run the application as, as production does: it owns
+// nothing and holds only what database.GrantRuntime gives it. The schema's owner is
+// DATABASE_URL's (super)user.
+const AppRole = "scoville_app"
+
+// New returns a gorm handle, connected as AppRole, on a fresh, fully migrated
+// database that is dropped when the test ends.
 func New(t testing.TB) *gorm.DB {
 	t.Helper()
-	dsn := NewURL(t, templateName(t))
+	app, _ := NewWithOwner(t)
+	return app
+}
+
+// NewWithOwner is New, and also a handle on the same database as the schema's owner,
+// for a test that must change what the application cannot (a trigger that makes
+// writes fail, say).
+func NewWithOwner(t testing.TB) (app, owner *gorm.DB) {
+	t.Helper()
+	ownerURL := NewURL(t, templateName(t))
+	return open(t, AppURL(t, ownerURL)), open(t, ownerURL)
+}
+
+func open(t testing.TB, dsn string) *gorm.DB {
+	t.Helper()
 	db, err := database.Open(context.Background(), dsn, database.Pool{MaxOpenConns: 30}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("dbtest: open: %v", err)
@@ -55,6 +74,39 @@ func New(t testing.TB) *gorm.DB {
 		}
 	})
 	return db
+}
+
+// AppURL returns ownerURL (a database of NewURL) as AppRole connects to it. The role
+// exists once this returns; a database that was not cloned from the migrated template
+// gets its grants from the application's own migration (DATABASE_MIGRATION_URL).
+func AppURL(t testing.TB, ownerURL string) string {
+	t.Helper()
+	if err := ensureAppRole(openAdmin(t)); err != nil {
+		t.Fatalf("dbtest: role %s: %v", AppRole, err)
+	}
+	u, err := url.Parse(ownerURL)
+	if err != nil {
+		t.Fatalf("dbtest: DATABASE_URL must be a postgres:// URL for tests")
+	}
+	u.User = url.UserPassword(AppRole, AppRole)
+	return u.String()
+}
+
+var (
+	roleOnce sync.Once
+	roleErr  error
+)
+
+// ensureAppRole creates AppRole once per cluster; test processes racing to create it
+// all succeed.
+func ensureAppRole(admin *sql.DB) error {
+	roleOnce.Do(func() {
+		_, roleErr = admin.Exec(`DO $$ BEGIN
+			CREATE ROLE ` + AppRole + ` LOGIN PASSWORD '` + AppRole + `';
+		EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+		END $$`)
+	})
+	return roleErr
 }
 
 // NewURL creates a database copied from template ("" for an empty one) and returns its
@@ -176,6 +228,14 @@ func buildTemplate(admin *sql.DB) (string, error) {
 		_ = tmpl.Close()
 		return "", err
 	}
+	if err := ensureAppRole(admin); err != nil {
+		_ = tmpl.Close()
+		return "", err
+	}
+	if err := database.GrantRuntime(ctx, tmpl, AppRole); err != nil {
+		_ = tmpl.Close()
+		return "", err
+	}
 	if err := tmpl.Close(); err != nil {
 		return "", err
 	}
@@ -188,6 +248,7 @@ func buildTemplate(admin *sql.DB) (string, error) {
 func migrationsDigest() (string, error) {
 	h := sha256.New()
 	h.Write([]byte(migrations.RiverVersion))
+	h.Write([]byte("grants to " + AppRole + " v1"))
 	err := fs.WalkDir(migrations.FS, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
