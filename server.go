@@ -186,6 +186,9 @@ func seed(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 // serve runs the API until ctx ends, then drains in-flight requests.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	logger.InfoContext(ctx, "starting", "config", cfg)
+	for _, w := range cfg.Warnings() {
+		logger.WarnContext(ctx, w)
+	}
 	a, err := newApp(ctx, cfg, logger, overrides{})
 	if err != nil {
 		return err
@@ -326,9 +329,10 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	}
 
 	verifier, err := auth.NewVerifier(ctx, auth.Config{
-		IssuerURL:  cfg.OIDCIssuerURL,
-		Audience:   cfg.OIDCAudience,
-		RolesClaim: cfg.OIDCRolesClaim,
+		IssuerURL:    cfg.OIDCIssuerURL,
+		Audience:     cfg.OIDCAudience,
+		RolesClaim:   cfg.OIDCRolesClaim,
+		RequireATJWT: cfg.OIDCRequireATJWT,
 	})
 	if err != nil {
 		a.Close()
@@ -426,6 +430,8 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 		MaxComplexity: cfg.GraphQLMaxComplexity,
 		MaxDepth:      cfg.GraphQLMaxDepth,
 		StepUpMaxAge:  cfg.StepUpMaxAge,
+		StepUpACR:     cfg.StepUpACR,
+		StepUpAMR:     cfg.StepUpAMR,
 		Introspection: !cfg.IsProduction(),
 		Logger:        logger,
 		OnForbidden:   audit.NewRefusals(db, logger).Record,

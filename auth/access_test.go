@@ -129,3 +129,57 @@ func TestRecentLoginFromDevIdPToken(t *testing.T) {
 		})
 	}
 }
+
+func TestRequireStepUpFactors(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	fresh := now.Add(-time.Minute)
+	acr := auth.StepUpPolicy{MaxAge: 5 * time.Minute, ACR: []string{"gold", "urn:example:loa:3"}}
+	amr := auth.StepUpPolicy{MaxAge: 5 * time.Minute, AMR: []string{"mfa", "hwk"}}
+	both := auth.StepUpPolicy{MaxAge: 5 * time.Minute, ACR: acr.ACR, AMR: amr.AMR}
+
+	tests := []struct {
+		name   string
+		policy auth.StepUpPolicy
+		p      auth.Principal
+		ok     bool
+	}{
+		{"acr: listed value", acr, auth.Principal{AuthTime: fresh, ACR: "gold"}, true},
+		{"acr: second listed value", acr, auth.Principal{AuthTime: fresh, ACR: "urn:example:loa:3"}, true},
+		{"acr: absent", acr, auth.Principal{AuthTime: fresh}, false},
+		{"acr: other case", acr, auth.Principal{AuthTime: fresh, ACR: "Gold"}, false},
+		{"acr: trailing space", acr, auth.Principal{AuthTime: fresh, ACR: "gold "}, false},
+		{"acr: prefix of a listed value", acr, auth.Principal{AuthTime: fresh, ACR: "gol"}, false},
+		{"acr: listed value put in amr", acr, auth.Principal{AuthTime: fresh, AMR: []string{"gold"}}, false},
+		{"acr: listed but the login is stale", acr, auth.Principal{AuthTime: now.Add(-6 * time.Minute), ACR: "gold"}, false},
+		{"amr: contains a listed method", amr, auth.Principal{AuthTime: fresh, AMR: []string{"pwd", "mfa"}}, true},
+		{"amr: only pwd", amr, auth.Principal{AuthTime: fresh, AMR: []string{"pwd"}}, false},
+		{"amr: MFA upper case", amr, auth.Principal{AuthTime: fresh, AMR: []string{"MFA"}}, false},
+		{"amr: \"mfa \"", amr, auth.Principal{AuthTime: fresh, AMR: []string{"mfa "}}, false},
+		{"amr: listed value put in acr", amr, auth.Principal{AuthTime: fresh, ACR: "mfa"}, false},
+		{"amr: empty", amr, auth.Principal{AuthTime: fresh, AMR: []string{}}, false},
+		{"both: acr and amr", both, auth.Principal{AuthTime: fresh, ACR: "gold", AMR: []string{"mfa"}}, true},
+		{"both: acr only", both, auth.Principal{AuthTime: fresh, ACR: "gold"}, false},
+		{"both: amr only", both, auth.Principal{AuthTime: fresh, AMR: []string{"hwk"}}, false},
+		{"no factor asked", auth.StepUpPolicy{MaxAge: 5 * time.Minute}, auth.Principal{AuthTime: fresh}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := tt.p
+			p.Subject = "u"
+			got, err := auth.RequireStepUp(ctxWith(&p), tt.policy, now)
+			if tt.ok {
+				require.NoError(t, err)
+				require.Same(t, &p, got)
+				return
+			}
+			var step *auth.StepUpRequiredError
+			require.ErrorAs(t, err, &step)
+			require.Nil(t, got)
+			require.Equal(t, tt.policy.MaxAge, step.MaxAge)
+			require.Equal(t, tt.policy.ACR, step.ACRValues)
+			require.Equal(t, tt.policy.AMR, step.AMRValues)
+		})
+	}
+}

@@ -39,16 +39,34 @@ func newVerifier(t *testing.T, iss *devidp.Issuer, rolesClaim string) *auth.Veri
 	return v
 }
 
-// validClaims are the claims of a token Verify accepts, for SignRaw-crafted tokens.
+// validClaims are the claims of a token Verify accepts, for SignRaw-crafted tokens:
+// an RFC 9068 access token issued to the client "storefront".
 func validClaims(iss *devidp.Issuer) map[string]any {
 	now := time.Now()
 	return map[string]any{
-		"iss": iss.IssuerURL(),
-		"sub": "user-1",
-		"aud": audience,
-		"iat": now.Unix(),
-		"nbf": now.Unix(),
-		"exp": now.Add(time.Hour).Unix(),
+		"iss":       iss.IssuerURL(),
+		"sub":       "user-1",
+		"aud":       audience,
+		"client_id": "storefront",
+		"scope":     "openid",
+		"iat":       now.Unix(),
+		"nbf":       now.Unix(),
+		"exp":       now.Add(time.Hour).Unix(),
+	}
+}
+
+// idTokenClaims are the claims of an OpenID Connect ID token issued to a client
+// whose id is the audience, without nonce, at_hash or c_hash (the code flow does not
+// need them): no scope and no client claim, as Auth0, Okta and Entra ID issue them.
+func idTokenClaims(iss *devidp.Issuer) map[string]any {
+	now := time.Now()
+	return map[string]any{
+		"iss":       iss.IssuerURL(),
+		"sub":       "user-1",
+		"aud":       audience,
+		"iat":       now.Unix(),
+		"exp":       now.Add(time.Hour).Unix(),
+		"auth_time": now.Add(-time.Minute).Unix(),
 	}
 }
 

@@ -9,15 +9,22 @@ import (
 // Principal is who a verified access token says the caller is. It is only ever built
 // from a token that passed verification, so code below the middleware may trust it.
 type Principal struct {
-	Issuer   string
-	Subject  string
-	Email    string
-	Name     string
-	Roles    []Role    // always holds RoleCustomer; SUPPORT and ADMIN from the roles claim
-	AuthTime time.Time // zero when the token carries no auth_time
-	ACR      string
-	AMR      []string
-	Expiry   time.Time
+	Issuer  string
+	Subject string
+	Email   string
+	// EmailVerified is true only when the token's email_verified claim is the JSON
+	// boolean true; a missing claim, false, "true" as a string or any other value
+	// leaves it false. An unverified Email is only what the caller typed at the
+	// identity provider: it names no one and must not be trusted as theirs.
+	EmailVerified bool
+	Name          string
+	Roles         []Role    // always holds RoleCustomer; SUPPORT and ADMIN from the roles claim
+	AuthTime      time.Time // zero when the token carries no auth_time
+	// ACR is the acr claim when it is a JSON string, else "".
+	ACR string
+	// AMR is the amr claim when it is a JSON array of strings only, else nil.
+	AMR    []string
+	Expiry time.Time
 }
 
 // Has reports whether the principal holds need or a role above it.

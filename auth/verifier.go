@@ -58,6 +58,10 @@ type Config struct {
 	HTTPClient *http.Client
 	// Now is the clock for exp and nbf. Nil means time.Now.
 	Now func() time.Time
+	// RequireATJWT (OIDC_REQUIRE_AT_JWT) accepts only tokens whose JWS typ header is
+	// "at+jwt" or "application/at+jwt" (RFC 9068), which no ID token carries. Leave
+	// it off for issuers that do not mark their access tokens so.
+	RequireATJWT bool
 	// KeyRefreshCooldown is the least time between two JWKS fetches triggered by
 	// tokens naming a key id not in the cache (IAM-1): a flood of invented key ids
 	// costs the issuer one request per cool-down, and a key rotated in at the issuer
@@ -87,6 +91,7 @@ type Verifier struct {
 	issuer     string
 	audience   string
 	rolesClaim string
+	requireAT  bool
 	now        func() time.Time
 }
 
@@ -152,6 +157,7 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		issuer:     cfg.IssuerURL,
 		audience:   cfg.Audience,
 		rolesClaim: rolesClaim,
+		requireAT:  cfg.RequireATJWT,
 		now:        now,
 	}, nil
 }
@@ -262,7 +268,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 			return nil, invalid(ReasonNotYetValid, nil)
 		}
 	}
-	if reason := notAccessToken(header, claims); reason != "" {
+	if reason := v.notAccessToken(header, claims); reason != "" {
 		return nil, invalid(ReasonNotAccessToken, errors.New(reason))
 	}
 	sub, _ := claims["sub"].(string)
@@ -280,6 +286,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 		AMR:     stringList(claims["amr"]),
 		Expiry:  exp,
 	}
+	p.EmailVerified, _ = claims["email_verified"].(bool)
 	if at, ok := numericDate(claims["auth_time"]); ok {
 		p.AuthTime = at
 	}
@@ -317,18 +324,34 @@ func (v *Verifier) classify(err error, probe *sigProbe, claims map[string]any) e
 }
 
 // Typ header values of access tokens (RFC 9068 and the generic JWT); compared
-// case-insensitively.
-var accessTokenTypes = []string{"at+jwt", "application/at+jwt", "jwt"}
+// case-insensitively. atJWTTypes are the RFC 9068 ones alone.
+var (
+	accessTokenTypes = []string{"at+jwt", "application/at+jwt", "jwt"}
+	atJWTTypes       = accessTokenTypes[:2]
+)
+
+// Claims that carry an access token's granted scope (scope: RFC 9068, Keycloak,
+// Auth0; scp: Okta, Entra ID) and the client it was issued to (client_id: RFC 9068;
+// azp: Keycloak, Auth0, Entra ID v2; cid: Okta; appid: Entra ID v1).
+var (
+	scopeClaims  = []string{"scope", "scp"}
+	clientClaims = []string{"client_id", "azp", "cid", "appid"}
+)
 
 // notAccessToken says why an authenticated token is not an access token, or "".
 // An ID token must not be usable as an API credential: it is handed to the client
-// (and often to third parties) for a different purpose.
-func notAccessToken(header, claims map[string]any) string {
-	if typ, present := header["typ"]; present {
-		s, _ := typ.(string)
-		if !slices.Contains(accessTokenTypes, strings.ToLower(s)) {
-			return "typ header is not an access-token type"
-		}
+// (and often to third parties) for a different purpose. Where the audience is also
+// a client id, the issuer mints ID tokens with exactly this aud, so besides the
+// markers of ID tokens (typ, nonce, hash claims) the token must show it is an
+// access token: it carries a scope, or names a client other than the audience.
+func (v *Verifier) notAccessToken(header, claims map[string]any) string {
+	typ, typPresent := header["typ"]
+	typStr, _ := typ.(string)
+	if typPresent && !slices.Contains(accessTokenTypes, strings.ToLower(typStr)) {
+		return "typ header is not an access-token type"
+	}
+	if v.requireAT && !slices.Contains(atJWTTypes, strings.ToLower(typStr)) {
+		return "typ header is not at+jwt (OIDC_REQUIRE_AT_JWT)"
 	}
 	for _, idOnly := range []string{"nonce", "at_hash", "c_hash"} {
 		if _, present := claims[idOnly]; present {
@@ -343,7 +366,21 @@ func notAccessToken(header, claims map[string]any) string {
 			return "typ claim is not an access-token type"
 		}
 	}
-	return ""
+	// Amazon Cognito: token_use is "access" or "id".
+	if use, present := claims["token_use"]; present && use != "access" {
+		return "token_use claim is not access"
+	}
+	if slices.ContainsFunc(scopeClaims, func(name string) bool {
+		return slices.ContainsFunc(stringOrList(claims[name]), func(s string) bool { return strings.TrimSpace(s) != "" })
+	}) {
+		return ""
+	}
+	for _, name := range clientClaims {
+		if c, ok := claims[name].(string); ok && c != "" && c != v.audience {
+			return ""
+		}
+	}
+	return "carries no scope and names no client other than the audience"
 }
 
 // splitCompact decodes the header and claims of a compact JWS (three base64url

@@ -150,6 +150,50 @@ func TestVerifyTokens(t *testing.T) {
 			require.NoError(t, err)
 			return tok
 		}, ""},
+		// An ID token without nonce or hash claims, from a provider whose client id is
+		// the audience (one app registration for the storefront and the API): aud,
+		// iss and signature are all right; only its shape tells it apart.
+		{"ID token without nonce: Auth0/Entra shape (no client, no scope)", func(t *testing.T) string {
+			tok, err := iss.SignRaw(map[string]any{"typ": "JWT"}, with(idTokenClaims(iss),
+				"email", "ann@example.com", "email_verified", true, "name", "Ann"))
+			require.NoError(t, err)
+			return tok
+		}, auth.ReasonNotAccessToken},
+		{"ID token without nonce, azp is the audience", func(t *testing.T) string {
+			tok, err := iss.SignRaw(map[string]any{"typ": "JWT"}, with(idTokenClaims(iss), "azp", audience))
+			require.NoError(t, err)
+			return tok
+		}, auth.ReasonNotAccessToken},
+		{"ID token without nonce, no typ header, aud a list", func(t *testing.T) string {
+			tok, err := iss.SignRaw(nil, with(idTokenClaims(iss), "aud", []string{audience}))
+			require.NoError(t, err)
+			return tok
+		}, auth.ReasonNotAccessToken},
+		{"Cognito ID token: token_use id, with a scope", func(t *testing.T) string {
+			tok, err := iss.SignRaw(nil, with(validClaims(iss), "token_use", "id"))
+			require.NoError(t, err)
+			return tok
+		}, auth.ReasonNotAccessToken},
+		{"access token: scope, client is the audience (Entra, one app)", func(t *testing.T) string {
+			tok, err := iss.SignRaw(map[string]any{"typ": "JWT"}, with(idTokenClaims(iss), "azp", audience, "scp", "access_as_user"))
+			require.NoError(t, err)
+			return tok
+		}, ""},
+		{"access token: Okta scp list and cid", func(t *testing.T) string {
+			tok, err := iss.SignRaw(nil, with(idTokenClaims(iss), "cid", "0oa1storefront", "scp", []string{"openid"}))
+			require.NoError(t, err)
+			return tok
+		}, ""},
+		{"access token: no scope, another client (machine to machine)", func(t *testing.T) string {
+			tok, err := iss.SignRaw(map[string]any{"typ": "JWT"}, with(idTokenClaims(iss), "azp", "storefront"))
+			require.NoError(t, err)
+			return tok
+		}, ""},
+		{"access token: empty scope and the audience as client", func(t *testing.T) string {
+			tok, err := iss.SignRaw(nil, with(idTokenClaims(iss), "client_id", audience, "scope", ""))
+			require.NoError(t, err)
+			return tok
+		}, auth.ReasonNotAccessToken},
 		{"logout token typ header", func(t *testing.T) string {
 			tok, err := iss.SignRaw(map[string]any{"typ": "logout+jwt"}, validClaims(iss))
 			require.NoError(t, err)
@@ -231,7 +275,7 @@ func TestVerifyBuildsPrincipal(t *testing.T) {
 			name: "all claims",
 			claims: devidp.Claims{Subject: "user-1", Email: "ann@example.com", Name: "Ann", Roles: []string{"support"},
 				AuthTime: authTime, Expiry: exp, ACR: "urn:mace:incommon:iap:silver", AMR: []string{"pwd", "otp"}},
-			want: auth.Principal{Issuer: iss.IssuerURL(), Subject: "user-1", Email: "ann@example.com", Name: "Ann",
+			want: auth.Principal{Issuer: iss.IssuerURL(), Subject: "user-1", Email: "ann@example.com", EmailVerified: true, Name: "Ann",
 				Roles: []auth.Role{auth.RoleCustomer, auth.RoleSupport}, AuthTime: authTime,
 				ACR: "urn:mace:incommon:iap:silver", AMR: []string{"pwd", "otp"}, Expiry: exp},
 		},
@@ -246,6 +290,23 @@ func TestVerifyBuildsPrincipal(t *testing.T) {
 				"auth_time": "yesterday", "email": 42, "name": []string{"x"}, "acr": 1, "amr": []any{"pwd", 1},
 			}},
 			want: auth.Principal{Issuer: iss.IssuerURL(), Subject: "user-3", Roles: []auth.Role{auth.RoleCustomer}, Expiry: exp},
+		},
+		{
+			name: "look-alike email_verified and amr",
+			claims: devidp.Claims{Subject: "user-5", Email: "eve@example.com", Expiry: exp, Extra: map[string]any{
+				"email_verified": "true", "amr": "mfa", "acr": []string{"gold"},
+			}},
+			want: auth.Principal{Issuer: iss.IssuerURL(), Subject: "user-5", Email: "eve@example.com", Roles: []auth.Role{auth.RoleCustomer}, Expiry: exp},
+		},
+		{
+			name:   "email_verified false",
+			claims: devidp.Claims{Subject: "user-6", Email: "eve@example.com", Expiry: exp, Extra: map[string]any{"email_verified": false}},
+			want:   auth.Principal{Issuer: iss.IssuerURL(), Subject: "user-6", Email: "eve@example.com", Roles: []auth.Role{auth.RoleCustomer}, Expiry: exp},
+		},
+		{
+			name:   "email_verified 1",
+			claims: devidp.Claims{Subject: "user-7", Email: "eve@example.com", Expiry: exp, Extra: map[string]any{"email_verified": 1}},
+			want:   auth.Principal{Issuer: iss.IssuerURL(), Subject: "user-7", Email: "eve@example.com", Roles: []auth.Role{auth.RoleCustomer}, Expiry: exp},
 		},
 		{
 			name:   "fractional auth_time",
@@ -392,4 +453,39 @@ func TestFailureReason(t *testing.T) {
 	// The message is the reason only: go-oidc's detail (which echoes claim values
 	// such as the audience) stays out of it.
 	require.Equal(t, "auth: invalid access token: audience", tokenErr.Error())
+}
+
+func TestVerifyRequireATJWT(t *testing.T) {
+	t.Parallel()
+	iss, _ := startIssuer(t)
+	v, err := auth.NewVerifier(context.Background(), auth.Config{IssuerURL: iss.IssuerURL(), Audience: audience, RequireATJWT: true})
+	require.NoError(t, err)
+
+	tests := []struct {
+		name   string
+		header map[string]any
+		claims map[string]any
+		ok     bool
+	}{
+		{"at+jwt", map[string]any{"typ": "at+jwt"}, validClaims(iss), true},
+		{"application/at+jwt, any case", map[string]any{"typ": "application/AT+JWT"}, validClaims(iss), true},
+		{"JWT", map[string]any{"typ": "JWT"}, validClaims(iss), false},
+		{"no typ", nil, validClaims(iss), false},
+		{"typ at+jwt with a space", map[string]any{"typ": "at+jwt "}, validClaims(iss), false},
+		{"ID token without nonce, aud is its client", map[string]any{"typ": "JWT"}, with(idTokenClaims(iss), "azp", audience, "scope", "openid"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tok, err := iss.SignRaw(tt.header, tt.claims)
+			require.NoError(t, err)
+			p, err := v.Verify(context.Background(), tok)
+			if tt.ok {
+				require.NoError(t, err)
+				require.Equal(t, "user-1", p.Subject)
+				return
+			}
+			require.Equal(t, auth.ReasonNotAccessToken, auth.FailureReason(err))
+		})
+	}
 }

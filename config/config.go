@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,6 +64,17 @@ type Config struct {
 	// StepUpMaxAge is STEP_UP_MAX_AGE (0 < d <= 24h), default 5m: how recent
 	// auth_time must be for step-up operations.
 	StepUpMaxAge time.Duration
+	// StepUpACR is STEP_UP_ACR, a comma list (at most 20 values of printable ASCII
+	// without spaces, quotes or backslashes; duplicates dropped): when set, a step-up
+	// operation also needs the token's acr to be exactly one of them. Default none.
+	StepUpACR []string
+	// StepUpAMR is STEP_UP_AMR, a comma list like STEP_UP_ACR: when set, a step-up
+	// operation also needs the token's amr array to hold one of them exactly. With
+	// both set, both are needed. Default none.
+	StepUpAMR []string
+	// OIDCRequireATJWT is OIDC_REQUIRE_AT_JWT (strconv.ParseBool forms), default
+	// false: accept only access tokens whose JWS typ header is at+jwt (RFC 9068).
+	OIDCRequireATJWT bool
 
 	// StripeSecretKey is STRIPE_SECRET_KEY (sk_ or rk_; in production sk_test_,
 	// sk_live_, rk_test_ or rk_live_); required in production.
@@ -216,6 +228,9 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	c.OIDCRolesClaim = l.rolesClaim("OIDC_ROLES_CLAIM", "roles")
 	c.StepUpMaxAge = l.duration("STEP_UP_MAX_AGE", 5*time.Minute, 24*time.Hour)
+	c.StepUpACR = l.claimValues("STEP_UP_ACR")
+	c.StepUpAMR = l.claimValues("STEP_UP_AMR")
+	c.OIDCRequireATJWT = l.boolean("OIDC_REQUIRE_AT_JWT", false)
 
 	c.StripeSecretKey = l.stripeSecretKey("STRIPE_SECRET_KEY")
 	c.StripeWebhookSecret = l.prefixedSecret("STRIPE_WEBHOOK_SECRET", "whsec_")
@@ -288,6 +303,9 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("oidc_audience", c.OIDCAudience),
 		slog.String("oidc_roles_claim", c.OIDCRolesClaim),
 		slog.Duration("step_up_max_age", c.StepUpMaxAge),
+		slog.Any("step_up_acr", c.StepUpACR),
+		slog.Any("step_up_amr", c.StepUpAMR),
+		slog.Bool("oidc_require_at_jwt", c.OIDCRequireATJWT),
 		slog.Bool("stripe_secret_key_set", c.StripeSecretKey != ""),
 		slog.String("stripe_mode", stripeMode(c.StripeSecretKey)),
 		slog.Bool("stripe_webhook_secret_set", c.StripeWebhookSecret != ""),
@@ -317,6 +335,20 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("job_poll_interval", c.JobPollInterval),
 		slog.Duration("reconcile_interval", c.ReconcileInterval),
 	)
+}
+
+// Warnings lists settings that are allowed but weaken production, one sentence each
+// naming its variable and no value, for the caller to log at start. It is empty in
+// development.
+func (c *Config) Warnings() []string {
+	if !c.IsProduction() {
+		return nil
+	}
+	var out []string
+	if len(c.StepUpACR) == 0 && len(c.StepUpAMR) == 0 {
+		out = append(out, "STEP_UP_ACR and STEP_UP_AMR are unset: step-up operations need a recent login but no second factor (SUB-2); set the values your identity provider reports for MFA")
+	}
+	return out
 }
 
 // stripeMode tells test from live keys by their public prefix only.
@@ -458,6 +490,38 @@ func (l *loader) logLevel(name string) slog.Level {
 		l.failf(name, "must be debug, info, warn or error")
 		return slog.LevelInfo
 	}
+}
+
+// maxClaimValues bounds STEP_UP_ACR and STEP_UP_AMR.
+const maxClaimValues = 20
+
+// claimValues reads a comma list of acr or amr values. Each value is 1 to 255
+// printable ASCII characters without space, comma, quote or backslash, so it can be
+// echoed in acr_values and an HTTP auth-param as it is. Empty entries are refused
+// (a stray comma is a typo, not a value); duplicates are dropped.
+func (l *loader) claimValues(name string) []string {
+	v := l.get(name)
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for i, part := range strings.Split(v, ",") {
+		val := strings.TrimSpace(part)
+		if val == "" || len(val) > 255 || strings.ContainsFunc(val, func(r rune) bool {
+			return r <= ' ' || r >= 0x7f || r == '"' || r == '\\'
+		}) {
+			l.failf(name, "entry %d must be 1 to 255 printable ASCII characters without spaces, quotes or backslashes", i+1)
+			return nil
+		}
+		if !slices.Contains(out, val) {
+			out = append(out, val)
+		}
+	}
+	if len(out) > maxClaimValues {
+		l.failf(name, "at most %d values", maxClaimValues)
+		return nil
+	}
+	return out
 }
 
 // rolesClaim accepts a claim name or a dotted path of non-empty segments.

@@ -254,6 +254,17 @@ func TestLoadRefusesMalformedValues(t *testing.T) {
 		{"STEP_UP_MAX_AGE no unit", false, env{"STEP_UP_MAX_AGE": "5"}, "STEP_UP_MAX_AGE"},
 		{"STEP_UP_MAX_AGE zero", false, env{"STEP_UP_MAX_AGE": "0"}, "STEP_UP_MAX_AGE"},
 		{"STEP_UP_MAX_AGE over a day", false, env{"STEP_UP_MAX_AGE": "24h1s"}, "STEP_UP_MAX_AGE"},
+		{"STEP_UP_ACR empty entry", false, env{"STEP_UP_ACR": "gold,,silver"}, "STEP_UP_ACR"},
+		{"STEP_UP_ACR trailing comma", false, env{"STEP_UP_ACR": "gold,"}, "STEP_UP_ACR"},
+		{"STEP_UP_ACR inner space", false, env{"STEP_UP_ACR": "multi factor"}, "STEP_UP_ACR"},
+		{"STEP_UP_ACR quote", false, env{"STEP_UP_ACR": `gold"`}, "STEP_UP_ACR"},
+		{"STEP_UP_ACR backslash", false, env{"STEP_UP_ACR": `gold\`}, "STEP_UP_ACR"},
+		{"STEP_UP_ACR non-ASCII", false, env{"STEP_UP_ACR": "göld"}, "STEP_UP_ACR"},
+		{"STEP_UP_ACR too long", false, env{"STEP_UP_ACR": strings.Repeat("a", 256)}, "STEP_UP_ACR"},
+		{"STEP_UP_ACR too many", false, env{"STEP_UP_ACR": "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u"}, "STEP_UP_ACR"},
+		{"STEP_UP_AMR only a comma", false, env{"STEP_UP_AMR": ","}, "STEP_UP_AMR"},
+		{"STEP_UP_AMR tab inside", false, env{"STEP_UP_AMR": "mfa\totp"}, "STEP_UP_AMR"},
+		{"OIDC_REQUIRE_AT_JWT word", false, env{"OIDC_REQUIRE_AT_JWT": "yes"}, "OIDC_REQUIRE_AT_JWT"},
 		{"STRIPE_SECRET_KEY publishable", false, env{"STRIPE_SECRET_KEY": "pk_test_abc"}, "STRIPE_SECRET_KEY"},
 		{"STRIPE_SECRET_KEY prefix only", false, env{"STRIPE_SECRET_KEY": "sk_"}, "STRIPE_SECRET_KEY"},
 		{"STRIPE_SECRET_KEY other", false, env{"STRIPE_SECRET_KEY": "abc"}, "STRIPE_SECRET_KEY"},
@@ -368,6 +379,17 @@ func TestLoadAcceptsValidForms(t *testing.T) {
 		}},
 		{"idle zero", false, env{"DB_MAX_IDLE_CONNS": "0"}, func(t *testing.T, c *Config) {
 			require.Equal(t, 0, c.DBMaxIdleConns)
+		}},
+		{"step-up factors", false, env{"STEP_UP_ACR": " gold, urn:example:loa:3 ,gold", "STEP_UP_AMR": "mfa"}, func(t *testing.T, c *Config) {
+			require.Equal(t, []string{"gold", "urn:example:loa:3"}, c.StepUpACR)
+			require.Equal(t, []string{"mfa"}, c.StepUpAMR)
+		}},
+		{"step-up acr URI with query-like characters", false, env{"STEP_UP_ACR": "http://schemas.openid.net/pape/policies/2007/06/multi-factor"}, func(t *testing.T, c *Config) {
+			require.Equal(t, []string{"http://schemas.openid.net/pape/policies/2007/06/multi-factor"}, c.StepUpACR)
+			require.Nil(t, c.StepUpAMR)
+		}},
+		{"at+jwt required", false, env{"OIDC_REQUIRE_AT_JWT": "true"}, func(t *testing.T, c *Config) {
+			require.True(t, c.OIDCRequireATJWT)
 		}},
 		{"step-up at the 24h limit", false, env{"STEP_UP_MAX_AGE": "24h"}, func(t *testing.T, c *Config) {
 			require.Equal(t, 24*time.Hour, c.StepUpMaxAge)
@@ -708,4 +730,28 @@ func dropTime(_ []string, a slog.Attr) slog.Attr {
 		return slog.Attr{}
 	}
 	return a
+}
+
+func TestStepUpDefaultsAndProductionWarning(t *testing.T) {
+	t.Parallel()
+	dev, err := Load(env{"DATABASE_URL": "postgres://h/db"}.get)
+	require.NoError(t, err)
+	require.Nil(t, dev.StepUpACR)
+	require.Nil(t, dev.StepUpAMR)
+	require.False(t, dev.OIDCRequireATJWT)
+	require.Empty(t, dev.Warnings(), "development asks for no factor and says nothing")
+
+	prod, err := Load(prodEnv().get)
+	require.NoError(t, err)
+	require.Nil(t, prod.StepUpACR, "production forces no factor: the values are the identity provider's")
+	warnings := prod.Warnings()
+	require.Len(t, warnings, 1)
+	require.Contains(t, warnings[0], "STEP_UP_ACR")
+	require.Contains(t, warnings[0], "STEP_UP_AMR")
+
+	for _, set := range []env{{"STEP_UP_ACR": "gold"}, {"STEP_UP_AMR": "mfa"}} {
+		c, err := Load(prodEnv().with(set).get)
+		require.NoError(t, err)
+		require.Empty(t, c.Warnings(), "%v", set)
+	}
 }

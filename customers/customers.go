@@ -36,14 +36,21 @@ func NewService(db *gorm.DB) *Service { return &Service{db: db} }
 
 // Provision returns the customer for the principal, creating it on first sight. It is
 // keyed by (issuer, subject), so concurrent first calls yield one row; e-mail and name
-// follow the latest token but are never blanked by a token that lacks them. E-mail and
-// name are sealed (models.Customer's tags), so they are compared here, in the
-// application, and written only when they changed.
+// follow the latest token but are never blanked by a token that lacks them. Only an
+// address the token says is verified (email_verified true) is stored: the stored
+// e-mail is where notifications go, what the Stripe customer is created with and what
+// staff search by, so an address anyone may type at the identity provider never gets
+// there; an unverified one neither sets nor replaces it. E-mail and name are sealed
+// (models.Customer's tags), so they are compared here, in the application, and
+// written only when they changed.
 func (s *Service) Provision(ctx context.Context, p *auth.Principal) (*models.Customer, error) {
 	if p.Subject == "" || len(p.Subject) > maxSubjectLen || p.Issuer == "" {
 		return nil, ErrInvalidIdentity
 	}
-	email := cleanEmail(p.Email)
+	email := ""
+	if p.EmailVerified {
+		email = cleanEmail(p.Email)
+	}
 	name := cleanName(p.Name)
 
 	db := s.db.WithContext(ctx)

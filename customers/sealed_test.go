@@ -38,7 +38,7 @@ func TestProvisionSealsAndFollowsTheToken(t *testing.T) {
 	db := sealedDB(t)
 	svc := NewService(db)
 	ctx := context.Background()
-	p := &auth.Principal{Issuer: "https://id.example", Subject: "ana", Email: "Ana.Canary@Example.com", Name: "Ana Canary"}
+	p := &auth.Principal{Issuer: "https://id.example", Subject: "ana", Email: "Ana.Canary@Example.com", EmailVerified: true, Name: "Ana Canary"}
 
 	c, err := svc.Provision(ctx, p)
 	require.NoError(t, err)
@@ -62,7 +62,7 @@ func TestProvisionSealsAndFollowsTheToken(t *testing.T) {
 	require.Equal(t, "Ana Canary", *bare.Name)
 
 	// A new address in the token replaces the old one, index included.
-	moved, err := svc.Provision(ctx, &auth.Principal{Issuer: p.Issuer, Subject: p.Subject, Email: "ana@new.example"})
+	moved, err := svc.Provision(ctx, &auth.Principal{Issuer: p.Issuer, Subject: p.Subject, Email: "ana@new.example", EmailVerified: true})
 	require.NoError(t, err)
 	require.Equal(t, c.ID, moved.ID)
 	require.Equal(t, "ana@new.example", moved.Email)
@@ -79,7 +79,7 @@ func TestProvisionConcurrentFirstCallsMakeOneRow(t *testing.T) {
 	t.Parallel()
 	db := sealedDB(t)
 	svc := NewService(db)
-	p := &auth.Principal{Issuer: "https://id.example", Subject: "race", Email: "race@example.com"}
+	p := &auth.Principal{Issuer: "https://id.example", Subject: "race", Email: "race@example.com", EmailVerified: true}
 	var wg sync.WaitGroup
 	ids := make([]string, 8)
 	for i := range ids {
@@ -104,9 +104,9 @@ func TestEmailLookupUsesTheBlindIndex(t *testing.T) {
 	db := sealedDB(t)
 	svc := NewService(db)
 	ctx := context.Background()
-	ana, err := svc.Provision(ctx, &auth.Principal{Issuer: "https://id.example", Subject: "ana", Email: "Ana@Example.com"})
+	ana, err := svc.Provision(ctx, &auth.Principal{Issuer: "https://id.example", Subject: "ana", Email: "Ana@Example.com", EmailVerified: true})
 	require.NoError(t, err)
-	_, err = svc.Provision(ctx, &auth.Principal{Issuer: "https://id.example", Subject: "bob", Email: "bob@example.com"})
+	_, err = svc.Provision(ctx, &auth.Principal{Issuer: "https://id.example", Subject: "bob", Email: "bob@example.com", EmailVerified: true})
 	require.NoError(t, err)
 
 	for _, q := range []string{"Ana@Example.com", "ana@example.com", "ANA@EXAMPLE.COM", "  ana@example.com "} {
@@ -124,3 +124,35 @@ func TestEmailLookupUsesTheBlindIndex(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+func TestProvisionStoresOnlyVerifiedEmail(t *testing.T) {
+	t.Parallel()
+	db := sealedDB(t)
+	svc := NewService(db)
+	ctx := context.Background()
+	const iss = "https://id.example"
+
+	// First sight with an unverified address: the account exists, without e-mail.
+	c, err := svc.Provision(ctx, &auth.Principal{Issuer: iss, Subject: "mallory", Email: "victim@example.com", EmailVerified: false})
+	require.NoError(t, err)
+	require.Equal(t, "", c.Email)
+	found, err := svc.List(ctx, ptr("victim@example.com"), nil, nil)
+	require.NoError(t, err)
+	require.Empty(t, found.Edges, "staff search does not find an unverified address")
+
+	// The same address, now verified, is stored and found.
+	c, err = svc.Provision(ctx, &auth.Principal{Issuer: iss, Subject: "mallory", Email: "victim@example.com", EmailVerified: true})
+	require.NoError(t, err)
+	require.Equal(t, "victim@example.com", c.Email)
+
+	// A later unverified address neither replaces nor blanks the verified one.
+	c, err = svc.Provision(ctx, &auth.Principal{Issuer: iss, Subject: "mallory", Email: "other@example.com"})
+	require.NoError(t, err)
+	require.Equal(t, "victim@example.com", c.Email)
+	found, err = svc.List(ctx, ptr("other@example.com"), nil, nil)
+	require.NoError(t, err)
+	require.Empty(t, found.Edges)
+	found, err = svc.List(ctx, ptr("victim@example.com"), nil, nil)
+	require.NoError(t, err)
+	require.Len(t, found.Edges, 1)
+}

@@ -31,6 +31,14 @@ import (
 // AccessTokenType is the JWS "typ" header of every token Mint produces (RFC 9068).
 const AccessTokenType = "at+jwt"
 
+// DefaultClientID and DefaultScope are the client_id and scope claims of a token Mint
+// produces unless Claims.Extra sets others: an access token names the client it was
+// issued to (RFC 9068 section 2.2) and the scope it grants.
+const (
+	DefaultClientID = "scoville-dev-client"
+	DefaultScope    = "openid profile email"
+)
+
 // DefaultMintLifetime is the lifetime Mint gives a token whose Claims.Expiry is zero.
 const DefaultMintLifetime = time.Hour
 
@@ -68,8 +76,10 @@ type signingKey struct {
 // documented on each field.
 type Claims struct {
 	Subject string
-	Email   string // omitted when empty
-	Name    string // omitted when empty
+	// Email is omitted when empty; when set, email_verified is true, as from an
+	// issuer that has verified the address (Extra may set it false or remove it).
+	Email string
+	Name  string // omitted when empty
 	// Roles go in the top-level "roles" claim (omitted when empty); put them
 	// elsewhere, e.g. realm_access.roles, with Extra.
 	Roles []string
@@ -181,7 +191,8 @@ func (i *Issuer) publishedKeys() []signingKey {
 }
 
 // Mint signs an RFC 9068 access token (header typ "at+jwt", RS256, current kid)
-// carrying iss, sub, aud, exp, iat, nbf (= iat), jti and the optional claims set in c.
+// carrying iss, sub, aud, exp, iat, nbf (= iat), jti, client_id (DefaultClientID),
+// scope (DefaultScope) and the optional claims set in c.
 func (i *Issuer) Mint(c Claims) (string, error) {
 	iat := c.IssuedAt
 	if iat.IsZero() {
@@ -192,12 +203,14 @@ func (i *Issuer) Mint(c Claims) (string, error) {
 		exp = iat.Add(DefaultMintLifetime)
 	}
 	claims := map[string]any{
-		"iss": i.issuerURL,
-		"sub": c.Subject,
-		"exp": exp.Unix(),
-		"iat": iat.Unix(),
-		"nbf": iat.Unix(),
-		"jti": uuid.NewString(),
+		"iss":       i.issuerURL,
+		"sub":       c.Subject,
+		"exp":       exp.Unix(),
+		"iat":       iat.Unix(),
+		"nbf":       iat.Unix(),
+		"jti":       uuid.NewString(),
+		"client_id": DefaultClientID,
+		"scope":     DefaultScope,
 	}
 	switch len(c.Audience) {
 	case 0:
@@ -216,6 +229,9 @@ func (i *Issuer) Mint(c Claims) (string, error) {
 		}
 	}
 	setIf("email", c.Email)
+	if c.Email != "" {
+		claims["email_verified"] = true
+	}
 	setIf("name", c.Name)
 	setIf("acr", c.ACR)
 	if len(c.Roles) > 0 {

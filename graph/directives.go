@@ -23,6 +23,8 @@ type DirectiveOption func(*directiveOptions)
 
 type directiveOptions struct {
 	onForbidden ForbiddenHook
+	stepUpACR   []string
+	stepUpAMR   []string
 }
 
 // OnForbidden reports every FORBIDDEN refusal of @hasRole to h. Within one operation
@@ -32,9 +34,16 @@ func OnForbidden(h ForbiddenHook) DirectiveOption {
 	return func(o *directiveOptions) { o.onForbidden = h }
 }
 
+// StepUpFactors makes @stepUp fields also need an acr among acr and an amr holding
+// one of amr (each only when not empty; see auth.StepUpPolicy).
+func StepUpFactors(acr, amr []string) DirectiveOption {
+	return func(o *directiveOptions) { o.stepUpACR, o.stepUpAMR = acr, amr }
+}
+
 // NewDirectives returns the access directives of the schema. They refuse by returning
 // an error instead of calling next, so a refused field's resolver never runs.
-// stepUpMaxAge is how recent a login @stepUp fields need; now is the clock.
+// stepUpMaxAge is how recent a login @stepUp fields need (and StepUpFactors which
+// factors); now is the clock.
 func NewDirectives(stepUpMaxAge time.Duration, now func() time.Time, opts ...DirectiveOption) DirectiveRoot {
 	var o directiveOptions
 	for _, opt := range opts {
@@ -59,7 +68,8 @@ func NewDirectives(stepUpMaxAge time.Duration, now func() time.Time, opts ...Dir
 			return next(ctx)
 		},
 		StepUp: func(ctx context.Context, _ any, next graphql.Resolver) (any, error) {
-			if _, err := auth.RequireRecentLogin(ctx, stepUpMaxAge, now()); err != nil {
+			policy := auth.StepUpPolicy{MaxAge: stepUpMaxAge, ACR: o.stepUpACR, AMR: o.stepUpAMR}
+			if _, err := auth.RequireStepUp(ctx, policy, now()); err != nil {
 				return nil, err
 			}
 			return next(ctx)

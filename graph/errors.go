@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -57,7 +58,7 @@ func NewErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 		case errors.Is(err, auth.ErrForbidden):
 			return present(CodeForbidden, auth.ErrForbidden.Error(), nil)
 		case errors.As(err, &stepUp):
-			return present(CodeStepUpRequired, stepUp.Error(), map[string]any{"maxAge": int(stepUp.MaxAge.Seconds())})
+			return present(CodeStepUpRequired, stepUp.Error(), stepUpExtensions(stepUp))
 		case errors.Is(err, gateway.ErrProviderUnavailable):
 			return present(CodeProviderUnavailable, "the payment provider could not be reached; nothing was charged; retry with the same idempotency key", nil)
 		case errors.As(err, &userErr):
@@ -78,6 +79,22 @@ func NewErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		return present(CodeInternal, "internal error; quote the requestId when contacting support", ext)
 	}
+}
+
+// stepUpExtensions tells the client what to ask the identity provider for, in RFC
+// 9470's terms: maxAge (seconds) always; acrValues, space-separated as the
+// authorization request's acr_values parameter takes them, when the policy names
+// acr values; amrValues, the same way, when it names amr values (no standard
+// request parameter carries these: the client maps them to its provider's).
+func stepUpExtensions(e *auth.StepUpRequiredError) map[string]any {
+	ext := map[string]any{"maxAge": int(e.MaxAge.Seconds())}
+	if len(e.ACRValues) > 0 {
+		ext["acrValues"] = strings.Join(e.ACRValues, " ")
+	}
+	if len(e.AMRValues) > 0 {
+		ext["amrValues"] = strings.Join(e.AMRValues, " ")
+	}
+	return ext
 }
 
 // NewRecoverFunc logs a resolver panic with its stack and turns it into an error that

@@ -37,7 +37,11 @@ const (
 type HandlerConfig struct {
 	Resolvers    ResolverRoot
 	StepUpMaxAge time.Duration
-	Now          func() time.Time
+	// StepUpACR and StepUpAMR are the factors @stepUp fields need besides a recent
+	// login (see StepUpFactors); empty means none.
+	StepUpACR []string
+	StepUpAMR []string
+	Now       func() time.Time
 	// Introspection opens introspection and "Did you mean" hints in errors to every
 	// caller, as development does. Without it (production) only SUPPORT and ADMIN
 	// principals have them; anyone else asking for __schema or __type is refused.
@@ -90,7 +94,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	var directiveOpts []DirectiveOption
+	directiveOpts := []DirectiveOption{StepUpFactors(cfg.StepUpACR, cfg.StepUpAMR)}
 	if cfg.OnForbidden != nil {
 		directiveOpts = append(directiveOpts, OnForbidden(cfg.OnForbidden))
 	}
