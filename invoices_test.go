@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -211,4 +212,26 @@ func TestWebhookRealMismatchesAreRefusedByFigure(t *testing.T) {
 func lineOf(obj webhooktest.Object) webhooktest.Object {
 	data := obj["lines"].(webhooktest.Object)["data"].([]any)
 	return data[len(data)-1].(webhooktest.Object)
+}
+
+// Reconciliation reads a trial's paid invoice for nothing as the webhook does: no
+// payment, no shipment, and no "payment missing" finding, on this run or the next.
+func TestReconciliationFindsNothingMissingInATrial(t *testing.T) {
+	t.Parallel()
+	s := opsShop(t, overrides{}, false)
+	require.NoError(t, s.db.Exec(`UPDATE plans SET trial_days = 14 WHERE id = ?`, hotMonthly).Error)
+	id, _ := s.subscribe(s.token("trial-owner"), "trial-create", hotMonthly)
+	ctx := context.Background()
+
+	rep, err := s.app.reconciler.Run(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "TRIALING", s.status(id), "the status Stripe reported at creation")
+	require.Empty(t, rep.Findings)
+	require.Equal(t, 1, rep.Invoices, "the trial's invoice was looked at")
+	require.Zero(t, s.count(`SELECT count(*) FROM payments`))
+	require.Zero(t, s.count(`SELECT count(*) FROM shipments`))
+
+	rep, err = s.app.reconciler.Run(ctx)
+	require.NoError(t, err)
+	require.Empty(t, rep.Findings)
 }
