@@ -415,7 +415,7 @@ func TestWebhookAmountMismatchIsRecordedNotShipped(t *testing.T) {
 	require.Contains(t, a.eventOutcome("evt_mm"), "mismatch")
 	var mismatch string
 	require.NoError(t, a.db.Raw(`SELECT mismatch FROM payments WHERE stripe_invoice_id = 'in_mm'`).Scan(&mismatch).Error)
-	require.Contains(t, mismatch, "charged 100 instead of 2400")
+	require.Contains(t, mismatch, "line amount 100 instead of 2400")
 	require.Zero(t, a.count(`SELECT count(*) FROM shipments`), "a mismatched payment ships nothing until support checks it")
 	_, metrics := a.get("/metrics")
 	require.Contains(t, metrics, `scoville_payment_alerts_total{kind="amount_mismatch"} 1`)

@@ -180,6 +180,8 @@ func toInvoice(in *stripe.Invoice) Invoice {
 		AmountPaid:         in.AmountPaid,
 		AmountRemaining:    in.AmountRemaining,
 		Total:              in.Total,
+		AmountShipping:     in.AmountShipping,
+		StartingBalance:    in.StartingBalance,
 		HostedInvoiceURL:   in.HostedInvoiceURL,
 		NextPaymentAttempt: unixTime(in.NextPaymentAttempt),
 		AttemptCount:       in.AttemptCount,
@@ -202,7 +204,18 @@ func toInvoice(in *stripe.Invoice) Invoice {
 	if in.StatusTransitions != nil {
 		out.PaidAt = unixTime(in.StatusTransitions.PaidAt)
 	}
+	for _, d := range in.TotalDiscountAmounts {
+		if d != nil {
+			out.Discount += d.Amount
+		}
+	}
+	for _, t := range in.TotalTaxAmounts {
+		if t != nil && !t.Inclusive {
+			out.ExclusiveTax += t.Amount
+		}
+	}
 	if in.Lines != nil {
+		out.MoreLines = in.Lines.HasMore
 		for _, l := range in.Lines.Data {
 			if l != nil {
 				out.Lines = append(out.Lines, toInvoiceLine(l))
@@ -220,6 +233,11 @@ func toInvoiceLine(in *stripe.InvoiceLineItem) InvoiceLine {
 		Quantity:  in.Quantity,
 		Currency:  upper(in.Currency),
 		Proration: in.Proration,
+	}
+	for _, d := range in.DiscountAmounts {
+		if d != nil {
+			out.Discount += d.Amount
+		}
 	}
 	if in.Price != nil {
 		out.PriceID = in.Price.ID

@@ -117,7 +117,8 @@ type InvoiceLine struct {
 	PriceID            string
 	SubscriptionItemID string
 	Amount             int64 // line amount before discounts, minor units
-	UnitAmount         int64 // the price's unit_amount, minor units
+	Discount           int64 // the sum of the line's discount_amounts, minor units
+	UnitAmount         int64 // the price's unit_amount, minor units; 0 when the price has none
 	Quantity           int64
 	Currency           string // ISO 4217, upper case
 	Proration          bool   // a credit or charge from a plan change
@@ -151,6 +152,18 @@ type Invoice struct {
 	CustomerShipping *Address // nil when the customer has no shipping details
 	Metadata         map[string]string
 	Created          time.Time
+
+	// What makes up Total: the lines, less Discount (the sum of
+	// total_discount_amounts, every discount on every line), plus ExclusiveTax
+	// (inclusive tax is inside the lines' amounts) and AmountShipping.
+	// StartingBalance is the customer's balance before the invoice (positive:
+	// owed, negative: credit), which moves AmountDue away from Total. MoreLines:
+	// Stripe has lines beyond those embedded.
+	Discount        int64
+	ExclusiveTax    int64
+	AmountShipping  int64
+	StartingBalance int64
+	MoreLines       bool
 }
 
 // Charge is one payment attempt, what charge.* events (refunds among them)

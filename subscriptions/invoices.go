@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -77,8 +78,16 @@ func savePayment(tx *gorm.DB, pay *models.Payment, isNew bool) error {
 // recordPaid makes the payment of a paid invoice SUCCEEDED and its one shipment,
 // after checking what Stripe charged against the plan we sold (PAY-3). It is safe
 // to run any number of times for one invoice. fresh is false when st is older
-// than the payment's last event: then only what is missing is added.
+// than the payment's last event: then only what is missing is added. A trial's
+// invoice for nothing records no payment and ships nothing (nil payment).
 func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gateway.Invoice, sub *models.Subscription) (*models.Payment, string, error) {
+	line, mismatch, err := s.checkCharged(tx, inv)
+	if err != nil {
+		return nil, "", err
+	}
+	if mismatch == "" && line != nil && line.trial && inv.Total == 0 && inv.AmountPaid == 0 {
+		return nil, "trial: nothing charged, and nothing ships until the first paid period", nil
+	}
 	pay, isNew, err := invoicePayment(tx, inv, sub)
 	if err != nil {
 		return nil, "", err
@@ -97,10 +106,6 @@ func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gat
 	if pay.PaidAt == nil {
 		pay.PaidAt = timePtr(inv.PaidAt)
 	}
-	line, mismatch, err := s.checkCharged(tx, inv)
-	if err != nil {
-		return nil, "", err
-	}
 	if mismatch != "" {
 		pay.Mismatch = &mismatch
 	}
@@ -115,6 +120,8 @@ func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gat
 		return pay, "payment recorded; mismatch: " + mismatch, nil
 	case line == nil:
 		return pay, "payment recorded; the invoice bills no period, so nothing ships", nil
+	case line.trial:
+		return pay, "payment recorded; the period is a trial, so nothing ships", nil
 	}
 	addr := sub.ShippingAddress
 	if addr.Line1 == "" && inv.CustomerShipping != nil {
@@ -137,51 +144,123 @@ func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gat
 }
 
 // periodLine is the invoice line that bills the subscription's period, and the
-// plan whose price it charged.
+// plan whose price it charged. A trial's line bills the period at 0.
 type periodLine struct {
 	gateway.InvoiceLine
 	planID string
+	trial  bool
 }
 
-// checkCharged finds the line billing the period and compares amount, currency and
-// price with our plan for that price. A paid invoice with no such line (a proration
-// alone) ships nothing and is not a mismatch.
+// maxMismatch is the longest mismatch text stored (payments.mismatch).
+const maxMismatch = 500
+
+// checkCharged compares what a paid invoice billed with the plans we sell and
+// returns the line billing a period, or a mismatch naming each figure that
+// differs and what it should be. Stripe's own invoices pass: a trial's line of 0
+// at the plan's unit price, proration credits and charges (each at most one
+// period of a plan of ours), one-off invoice items, discounts and tax. The total
+// must be the lines less the discounts plus tax and shipping, and no more may be
+// paid than that and what the customer owed before. A paid invoice without a
+// period line (prorations alone) ships nothing and is not a mismatch.
 func (s *Syncer) checkCharged(tx *gorm.DB, inv gateway.Invoice) (*periodLine, string, error) {
-	var line *gateway.InvoiceLine
-	for i := range inv.Lines {
-		l := &inv.Lines[i]
-		if l.Type == "subscription" && !l.Proration {
-			line = l
-			break
+	var (
+		period   *periodLine
+		problems []string
+		lines    int64
+	)
+	for _, l := range inv.Lines {
+		lines += l.Amount
+		if !strings.EqualFold(l.Currency, inv.Currency) {
+			problems = append(problems, "line "+l.ID+" in "+l.Currency+" on an invoice in "+inv.Currency)
+		}
+		if l.Discount < 0 || l.Discount > max(l.Amount, 0) {
+			problems = append(problems, "discount "+figure(l.Discount)+" on line "+l.ID+" of "+figure(l.Amount))
+		}
+		if !l.Proration && l.Type != "subscription" {
+			continue // a one-off invoice item: money, but no period and no plan
+		}
+		plan, err := planByPrice(tx, l.PriceID)
+		if err != nil {
+			return nil, "", err
+		}
+		switch {
+		case plan == nil && l.Proration:
+			problems = append(problems, "proration price "+l.PriceID+" is not one of our plans")
+		case plan == nil:
+			problems = append(problems, "price "+l.PriceID+" is not one of our plans")
+		case l.Proration:
+			problems = append(problems, prorationProblems(l, plan)...)
+		case period != nil:
+			problems = append(problems, "line "+l.ID+" bills a second period")
+		default:
+			var p []string
+			period, p = periodProblems(l, plan)
+			problems = append(problems, p...)
 		}
 	}
-	if line == nil {
-		return nil, "", nil
+	if len(inv.Lines) > 0 && !inv.MoreLines {
+		if want := lines - inv.Discount + inv.ExclusiveTax + inv.AmountShipping; inv.Total != want {
+			problems = append(problems, "total "+figure(inv.Total)+" instead of "+figure(want)+" (lines "+figure(lines)+
+				" less discounts "+figure(inv.Discount)+" plus tax "+figure(inv.ExclusiveTax)+" and shipping "+figure(inv.AmountShipping)+")")
+		}
 	}
-	plan, err := planByPrice(tx, line.PriceID)
-	if err != nil {
-		return nil, "", err
-	}
-	if plan == nil {
-		return nil, "price " + line.PriceID + " is not one of our plans", nil
-	}
-	var problems []string
-	if !strings.EqualFold(inv.Currency, plan.Currency) || !strings.EqualFold(line.Currency, plan.Currency) {
-		problems = append(problems, "currency "+strings.ToUpper(inv.Currency)+" instead of "+plan.Currency)
-	}
-	if line.Quantity != 1 {
-		problems = append(problems, "quantity "+strconv.FormatInt(line.Quantity, 10)+" instead of 1")
-	}
-	if line.UnitAmount != plan.Amount || line.Amount != plan.Amount*max(line.Quantity, 1) {
-		problems = append(problems, "charged "+strconv.FormatInt(line.Amount, 10)+" instead of "+strconv.FormatInt(plan.Amount, 10))
-	}
-	if inv.AmountPaid > inv.Total {
-		problems = append(problems, "paid more than the invoice total")
+	if owed := max(inv.Total, 0) + max(inv.StartingBalance, 0); inv.AmountPaid > owed {
+		problems = append(problems, "paid "+figure(inv.AmountPaid)+", more than the "+figure(owed)+" owed")
 	}
 	if len(problems) > 0 {
-		return nil, strings.Join(problems, "; "), nil
+		return nil, truncate(strings.Join(problems, "; "), maxMismatch), nil
 	}
-	return &periodLine{InvoiceLine: *line, planID: plan.ID}, "", nil
+	return period, "", nil
+}
+
+// periodProblems checks the line billing a period against the plan whose price
+// it names: a trial bills it at 0, anything else at the plan's price.
+func periodProblems(l gateway.InvoiceLine, plan *models.Plan) (*periodLine, []string) {
+	var problems []string
+	if !strings.EqualFold(l.Currency, plan.Currency) {
+		problems = append(problems, "currency "+l.Currency+" instead of "+plan.Currency)
+	}
+	if l.Quantity != 1 {
+		problems = append(problems, "quantity "+figure(l.Quantity)+" instead of 1")
+	}
+	switch {
+	case l.UnitAmount == 0:
+		problems = append(problems, "price "+l.PriceID+" has no unit amount instead of "+figure(plan.Amount))
+	case l.UnitAmount != plan.Amount:
+		problems = append(problems, "unit price "+figure(l.UnitAmount)+" instead of "+figure(plan.Amount))
+	}
+	trial := l.Amount == 0
+	if want := plan.Amount * max(l.Quantity, 1); !trial && l.Amount != want {
+		problems = append(problems, "line amount "+figure(l.Amount)+" instead of "+figure(want))
+	}
+	return &periodLine{InvoiceLine: l, planID: plan.ID, trial: trial}, problems
+}
+
+// prorationProblems checks a proration line: a credit or charge for part of a
+// period of one of our plans, in its currency, never more than the whole period.
+func prorationProblems(l gateway.InvoiceLine, plan *models.Plan) []string {
+	var problems []string
+	if !strings.EqualFold(l.Currency, plan.Currency) {
+		problems = append(problems, "proration currency "+l.Currency+" instead of "+plan.Currency)
+	}
+	if whole := plan.Amount * max(l.Quantity, 1); l.Amount > whole || l.Amount < -whole {
+		problems = append(problems, "proration "+figure(l.Amount)+" on line "+l.ID+" exceeds the period's "+figure(whole))
+	}
+	return problems
+}
+
+// figure writes an amount in minor units, as mismatch texts name them.
+func figure(n int64) string { return strconv.FormatInt(n, 10) }
+
+// truncate cuts s to at most n bytes without splitting a character.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // applyInvoicePaid records a paid invoice: payment, shipment, and a receipt.
@@ -200,6 +279,9 @@ func (s *Syncer) applyInvoicePaid(ctx context.Context, tx *gorm.DB, ev Event, st
 	pay, outcome, err := s.recordPaid(ctx, tx, &st, inv, sub)
 	if err != nil {
 		return Effect{}, err
+	}
+	if pay == nil {
+		return Effect{Outcome: outcome}, nil
 	}
 	data := map[string]string{
 		notifications.DataAmount: money.Format(pay.AmountMinor, pay.Currency),

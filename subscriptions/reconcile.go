@@ -273,6 +273,10 @@ func (r *Reconciler) invoice(ctx context.Context, inv gateway.Invoice, read *gat
 			return err
 		}
 		if !paid {
+			// A trial's invoice for nothing records no payment: none was missing.
+			if recorded, _, err := paidState(tx, inv.ID); err != nil || !recorded {
+				return err
+			}
 			kind = FindingPaymentMissing
 			return nil
 		}

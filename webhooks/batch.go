@@ -55,6 +55,12 @@ type delivery struct {
 	done chan outcome // buffered: the committer never waits for the request
 }
 
+// arrived is a delivery with its rank of arrival in its batch, from 1.
+type arrived struct {
+	*delivery
+	arrival int32
+}
+
 // outcome is what became of a delivery: stored for the first time (inserted), a
 // repeat of an event already stored, or not stored at all (err).
 type outcome struct {
@@ -218,16 +224,21 @@ func (b *batcher) writeSafely(batch []*delivery) (inserted map[string]bool, err 
 // provider id, so two batches racing for the same events wait for each other in the
 // same order instead of deadlocking; the later one finds them stored (ON CONFLICT)
 // once the earlier commits, and adds no job.
+//
+// The sequence numbers (seq, which orders events of the same second) still follow
+// arrival: the batch draws one number per event and hands them out, smallest
+// first, in the order the deliveries joined the queue, whatever order the rows go
+// in. The first delivery of a repeated event is its arrival.
 func (b *batcher) write(batch []*delivery) (map[string]bool, error) {
 	seen := make(map[string]struct{}, len(batch))
-	distinct := make([]*delivery, 0, len(batch))
+	distinct := make([]arrived, 0, len(batch))
 	for _, d := range batch {
 		if _, dup := seen[d.ev.ID]; !dup {
 			seen[d.ev.ID] = struct{}{}
-			distinct = append(distinct, d)
+			distinct = append(distinct, arrived{d, int32(len(distinct) + 1)})
 		}
 	}
-	slices.SortFunc(distinct, func(x, y *delivery) int { return strings.Compare(x.ev.ID, y.ev.ID) })
+	slices.SortFunc(distinct, func(x, y arrived) int { return strings.Compare(x.ev.ID, y.ev.ID) })
 
 	n := len(distinct)
 	var (
@@ -236,9 +247,10 @@ func (b *batcher) write(batch []*delivery) (map[string]bool, error) {
 		objectIDs                    = make([]*string, n)
 		created                      = make([]time.Time, n)
 		payloads                     = make([][]byte, n)
+		arrivals                     = make([]int32, n)
 	)
 	for i, d := range distinct {
-		ids[i], types[i], versions[i], livemodes[i] = d.ev.ID, d.ev.Type, d.ev.APIVersion, d.ev.Livemode
+		ids[i], types[i], versions[i], livemodes[i], arrivals[i] = d.ev.ID, d.ev.Type, d.ev.APIVersion, d.ev.Livemode, d.arrival
 		if d.ev.Data.Object.ID != "" {
 			objectIDs[i] = &d.ev.Data.Object.ID
 		}
@@ -268,14 +280,24 @@ func (b *batcher) write(batch []*delivery) (map[string]bool, error) {
 		if err != nil {
 			return err
 		}
-		rows, err := sqlTx.QueryContext(ctx, `INSERT INTO webhook_events
-				(id, provider_event_id, type, api_version, livemode, object_id, event_created, payload)
-			SELECT e.id::uuid, e.provider_event_id, e.type, e.api_version, e.livemode, e.object_id, e.event_created, e.payload
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::text[], $7::timestamptz[], $8::bytea[])
-				AS e (id, provider_event_id, type, api_version, livemode, object_id, event_created, payload)
+		// s.seqs: one number of seq's own identity sequence per row, drawn once (a
+		// CTE with a volatile function is computed once), smallest first; row e takes
+		// the one of its arrival rank. ORDER BY pos keeps the rows in id order.
+		rows, err := sqlTx.QueryContext(ctx, `WITH s AS (
+				SELECT array_agg(g.v ORDER BY g.v) AS seqs
+				FROM (SELECT nextval('webhook_events_seq_seq'::regclass) FROM generate_series(1, cardinality($1::text[]))) AS g (v)
+			)
+			INSERT INTO webhook_events
+				(id, seq, provider_event_id, type, api_version, livemode, object_id, event_created, payload)
+			OVERRIDING SYSTEM VALUE
+			SELECT e.id::uuid, s.seqs[e.arrival], e.provider_event_id, e.type, e.api_version, e.livemode, e.object_id, e.event_created, e.payload
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::text[], $7::timestamptz[], $8::bytea[], $9::int[])
+					WITH ORDINALITY AS e (id, provider_event_id, type, api_version, livemode, object_id, event_created, payload, arrival, pos),
+				s
+			ORDER BY e.pos
 			ON CONFLICT (provider_event_id) DO NOTHING
 			RETURNING id, provider_event_id`,
-			rowIDs, ids, types, versions, livemodes, objectIDs, created, payloads)
+			rowIDs, ids, types, versions, livemodes, objectIDs, created, payloads, arrivals)
 		if err != nil {
 			return err
 		}

@@ -12,13 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/sealing"
+	"github.com/scoville/scoville/subscriptions"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
 
@@ -206,6 +210,14 @@ func TestBatchDuplicatesInsideOneBatch(t *testing.T) {
 	}
 	if n := allJobs(t, db); n != 3 {
 		t.Errorf("%d jobs in all, want 3", n)
+	}
+	// seq follows the first arrival of each event, not the id order the rows went in.
+	var byArrival []string
+	if err := db.Raw(`SELECT provider_event_id FROM webhook_events ORDER BY seq`).Scan(&byArrival).Error; err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(byArrival) != "[evt_b evt_a evt_c]" {
+		t.Errorf("events by seq = %v, want them in arrival order [evt_b evt_a evt_c]", byArrival)
 	}
 	// The payload is stored sealed, and opens through the model as the body Stripe
 	// signed.
@@ -663,4 +675,118 @@ func TestWorkerYieldsWhileTheRouteIsSaturated(t *testing.T) {
 	}
 
 	yield(context.Background(), nil) // no route: returns at once
+}
+
+// sameSecondFixture is a plan, a customer and an ACTIVE subscription of ours at
+// Stripe's sub_same, as the API would have left them.
+func sameSecondFixture(t *testing.T, db *gorm.DB) (subscriptionID string) {
+	t.Helper()
+	var productID, planID string
+	if err := db.Raw(`INSERT INTO products (name, description) VALUES ('Hot box', 'Three hot sauces') RETURNING id`).Scan(&productID).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Raw(`INSERT INTO plans (product_id, billing_interval, amount, currency, stripe_price_id)
+		VALUES (?, 'MONTH', 2400, 'USD', 'price_same') RETURNING id`, productID).Scan(&planID).Error; err != nil {
+		t.Fatal(err)
+	}
+	stripeCustomer, stripeSub := "cus_same", "sub_same"
+	c := models.Customer{Issuer: "https://id.test", Subject: "sub-same", Email: "same@example.com", StripeCustomerID: &stripeCustomer}
+	if err := db.Create(&c).Error; err != nil {
+		t.Fatal(err)
+	}
+	sub := models.Subscription{ID: uuid.NewString(), CustomerID: c.ID, PlanID: planID, Status: models.SubscriptionActive,
+		StripeSubscriptionID: &stripeSub,
+		ShippingAddress:      models.Address{Name: "Buyer", Line1: "1 Pepper St", City: "Austin", PostalCode: "78701", Country: "US"}}
+	if err := db.Create(&sub).Error; err != nil {
+		t.Fatal(err)
+	}
+	return sub.ID
+}
+
+// Two changes of one subscription from the same second, delivered together so
+// that they share a batch, with ids that sort opposite to their arrival (the rows
+// go in by id): the one that arrived later is the state that stays, whichever
+// order the worker applies them in (API.md: equal times apply in arrival order).
+func TestBatchSameSecondEventsApplyInArrivalOrder(t *testing.T) {
+	for _, lastFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("later arrival applied first %v", lastFirst), func(t *testing.T) {
+			db := testDB(t)
+			subscriptionID := sameSecondFixture(t, db)
+			queue, err := jobs.NewInserter(db, 0, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			const secret = "whsec_same_second"
+			logger := slog.New(slog.DiscardHandler)
+			metrics := NewMetrics(prometheus.NewRegistry(), db)
+			b := newBatcher(db, queue, 1, DefaultMaxBatch)
+			t.Cleanup(b.close)
+			h := &Handler{batches: b, secret: secret, metrics: metrics, logger: logger}
+			codes := make(chan int, 3)
+			post := func(body []byte) {
+				go func() {
+					req := httptest.NewRequest(http.MethodPost, "/webhooks/stripe", bytes.NewReader(body))
+					req.Header.Set("Stripe-Signature", webhooktest.Sign(body, secret, time.Now()))
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, req)
+					codes <- rec.Code
+				}()
+			}
+
+			// The only committer waits on a row another transaction holds, so the
+			// next deliveries queue up, in the order they arrive, for one batch.
+			release := blockEvent(t, db, "evt_block")
+			_, blocked := testEvent(t, "evt_block")
+			post(blocked)
+			waitRunning(t, b)
+			created := time.Now().Add(-time.Minute).Truncate(time.Second)
+			sub := webhooktest.Subscription{ID: "sub_same", Customer: "cus_same", Price: "price_same", Amount: 2400, Currency: "usd",
+				PeriodStart: created.AddDate(0, 0, -3), PeriodEnd: created.AddDate(0, 1, -3)}
+			first, last := sub, sub
+			first.Status, last.Status = "past_due", "active"
+			post(webhooktest.Event("evt_same_z", "customer.subscription.updated", created, first.Object(), nil))
+			waitPending(t, b, 1)
+			post(webhooktest.Event("evt_same_a", "customer.subscription.updated", created, last.Object(), nil))
+			waitPending(t, b, 2)
+			release(true)
+			for range 3 {
+				if code := <-codes; code != http.StatusOK {
+					t.Fatalf("a delivery was answered %d", code)
+				}
+			}
+
+			var seqs []int64
+			if err := db.Raw(`SELECT seq FROM webhook_events WHERE provider_event_id IN ('evt_same_z', 'evt_same_a') ORDER BY provider_event_id`).
+				Scan(&seqs).Error; err != nil {
+				t.Fatal(err)
+			}
+			if len(seqs) != 2 || seqs[0] <= seqs[1] {
+				t.Errorf("seq of evt_same_a (arrived last), evt_same_z (arrived first) = %v; want the later arrival's larger", seqs)
+			}
+
+			w := NewWorker(db, subscriptions.NewSyncer(db, nil, queue, subscriptions.NewSyncMetrics(prometheus.NewRegistry()), logger),
+				metrics, logger)
+			order := []string{"evt_same_z", "evt_same_a"}
+			if lastFirst {
+				order = []string{"evt_same_a", "evt_same_z"}
+			}
+			for _, id := range order {
+				var rowID string
+				if err := db.Raw(`SELECT id FROM webhook_events WHERE provider_event_id = ?`, id).Scan(&rowID).Error; err != nil {
+					t.Fatal(err)
+				}
+				job := &river.Job[ProcessArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 3}, Args: ProcessArgs{EventID: rowID}}
+				if err := w.Work(context.Background(), job); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var status string
+			if err := db.Raw(`SELECT status FROM subscriptions WHERE id = ?`, subscriptionID).Scan(&status).Error; err != nil {
+				t.Fatal(err)
+			}
+			if status != string(models.SubscriptionActive) {
+				t.Errorf("subscription %s after both events, want ACTIVE: the state of the later arrival", status)
+			}
+		})
+	}
 }

@@ -6,6 +6,7 @@ package webhooktest
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
@@ -77,16 +78,35 @@ func price(id string, amount int64, currency string) Object {
 		"recurring": Object{"interval": "month", "interval_count": 1}}
 }
 
-// Invoice is a subscription invoice with one line billing a period.
+// Invoice is a subscription invoice with one line billing a period, and what
+// Stripe adds around it: a trial, a coupon, proration lines.
 type Invoice struct {
 	ID, Subscription, Customer, Price string
 	Status, BillingReason             string // default "paid", "subscription_cycle"
-	Amount                            int64  // the line's and the invoice's amount
-	Paid                              int64  // amount_paid; defaults to Amount when Status is paid
+	Amount                            int64  // the price's unit amount, and the period line's before a trial or discount
+	Paid                              int64  // amount_paid; defaults to the total when Status is paid
 	Currency                          string
 	PeriodStart, PeriodEnd            time.Time
 	Quantity                          int64 // default 1
 	NextPaymentAttempt                time.Time
+	// Trial bills the period at 0, as Stripe's line "Trial period for ..." does.
+	Trial bool
+	// Discount is a coupon's amount off the period line: in the line's
+	// discount_amounts and the invoice's total_discount_amounts, off the total.
+	Discount int64
+	// Prorations are proration lines (invoice items Stripe made at a plan
+	// change), before the period line; NoPeriodLine leaves that line out, as an
+	// invoice of prorations alone (proration_behavior=always_invoice) has.
+	Prorations   []Proration
+	NoPeriodLine bool
+}
+
+// Proration is one proration line: a credit (negative Amount) for the unused
+// time on a price, or a charge for the remaining time on another.
+type Proration struct {
+	Price                  string
+	UnitAmount, Amount     int64
+	PeriodStart, PeriodEnd time.Time
 }
 
 // Object renders the invoice as Stripe does.
@@ -95,34 +115,72 @@ func (in Invoice) Object() Object {
 	if qty == 0 {
 		qty = 1
 	}
+	lines := []any{}
+	var subtotal int64
+	for i, p := range in.Prorations {
+		desc := "Remaining time on " + p.Price
+		if p.Amount < 0 {
+			desc = "Unused time on " + p.Price
+		}
+		lines = append(lines, Object{
+			"id": fmt.Sprintf("il_%s_p%d", in.ID, i), "object": "line_item", "type": "invoiceitem", "amount": p.Amount,
+			"amount_excluding_tax": p.Amount, "currency": in.Currency, "description": desc, "discountable": false,
+			"discount_amounts": []any{}, "discounts": []any{}, "quantity": 1, "proration": true,
+			"invoice_item": fmt.Sprintf("ii_%s_p%d", in.ID, i), "subscription": in.Subscription,
+			"subscription_item": "si_" + in.Subscription, "price": price(p.Price, p.UnitAmount, in.Currency),
+			"period": Object{"start": p.PeriodStart.Unix(), "end": p.PeriodEnd.Unix()},
+		})
+		subtotal += p.Amount
+	}
+	discounts, totalDiscounts := []any{}, []any{}
+	if !in.NoPeriodLine {
+		amount, desc := in.Amount*qty, fmt.Sprintf("%d × %s", qty, in.Price)
+		if in.Trial {
+			amount, desc = 0, "Trial period for "+in.Price
+		}
+		lineDiscounts := []any{}
+		if in.Discount > 0 {
+			d := Object{"amount": in.Discount, "discount": "di_" + in.ID}
+			lineDiscounts, discounts, totalDiscounts = []any{d}, []any{"di_" + in.ID}, []any{d}
+		}
+		lines = append(lines, Object{
+			"id": "il_" + in.ID, "object": "line_item", "type": "subscription", "amount": amount,
+			"amount_excluding_tax": amount, "currency": in.Currency, "description": desc, "discountable": true,
+			"discount_amounts": lineDiscounts, "discounts": discounts, "quantity": qty, "proration": false,
+			"subscription": in.Subscription, "subscription_item": "si_" + in.Subscription,
+			"price":  price(in.Price, in.Amount, in.Currency),
+			"period": Object{"start": in.PeriodStart.Unix(), "end": in.PeriodEnd.Unix()},
+		})
+		subtotal += amount
+	}
+	total := subtotal - in.Discount
+	due := max(total, 0)
 	paid := in.Paid
 	if paid == 0 && status == "paid" {
-		paid = in.Amount * qty
+		paid = due
 	}
-	var paidAt, next any
+	var paidAt, next, pi, ch any
 	if status == "paid" {
 		paidAt = in.PeriodStart.Unix()
 	}
 	if !in.NextPaymentAttempt.IsZero() {
 		next = in.NextPaymentAttempt.Unix()
 	}
-	total := in.Amount * qty
+	if due > 0 {
+		pi, ch = "pi_"+in.ID, "ch_"+in.ID // an invoice for nothing is paid without a charge
+	}
 	return Object{
 		"id": in.ID, "object": "invoice", "customer": in.Customer, "subscription": in.Subscription,
-		"status": status, "billing_reason": reason, "currency": in.Currency,
-		"amount_due": total, "amount_paid": paid, "amount_remaining": total - paid, "total": total, "subtotal": total,
-		"attempt_count": 1, "next_payment_attempt": next,
-		"payment_intent": "pi_" + in.ID, "charge": "ch_" + in.ID,
+		"status": status, "paid": status == "paid", "billing_reason": reason, "currency": in.Currency,
+		"amount_due": due, "amount_paid": paid, "amount_remaining": due - paid, "total": total, "subtotal": subtotal,
+		"total_excluding_tax": total, "subtotal_excluding_tax": subtotal, "tax": nil, "total_tax_amounts": []any{},
+		"discounts": discounts, "total_discount_amounts": totalDiscounts,
+		"starting_balance": 0, "ending_balance": 0, "amount_shipping": 0,
+		"attempt_count": 1, "next_payment_attempt": next, "payment_intent": pi, "charge": ch,
 		"hosted_invoice_url": "https://invoice.stripe.com/i/" + in.ID,
 		"status_transitions": Object{"paid_at": paidAt, "finalized_at": in.PeriodStart.Unix()},
 		"created":            in.PeriodStart.Unix(), "livemode": false, "metadata": Object{},
-		"lines": Object{"object": "list", "has_more": false, "url": "/v1/invoices/" + in.ID + "/lines",
-			"data": []any{Object{
-				"id": "il_" + in.ID, "object": "line_item", "type": "subscription", "amount": total,
-				"currency": in.Currency, "quantity": qty, "proration": false, "subscription": in.Subscription,
-				"subscription_item": "si_" + in.Subscription, "price": price(in.Price, in.Amount, in.Currency),
-				"period": Object{"start": in.PeriodStart.Unix(), "end": in.PeriodEnd.Unix()},
-			}}},
+		"lines": Object{"object": "list", "has_more": false, "url": "/v1/invoices/" + in.ID + "/lines", "data": lines},
 	}
 }
 
