@@ -2,6 +2,7 @@ package idempotency_test
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -9,9 +10,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/idempotency"
+	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/sealing"
 )
 
 type result struct {
@@ -31,7 +35,19 @@ func setup(t *testing.T) (*idempotency.Store, func(context.Context) (result, err
 		time.Sleep(20 * time.Millisecond) // widen race windows
 		return result{ID: "sub_1", Count: n}, nil
 	}
-	return idempotency.NewStore(dbtest.New(t)), fn, &calls
+	return idempotency.NewStore(sealedDB(t)), fn, &calls
+}
+
+// sealedDB is a fresh migrated database with data keys installed, as the server has.
+func sealedDB(t *testing.T) *gorm.DB {
+	t.Helper()
+	v, err := sealing.Generate()
+	require.NoError(t, err)
+	k, err := sealing.Parse(v)
+	require.NoError(t, err)
+	db := dbtest.New(t)
+	require.NoError(t, sealing.Install(db, k))
+	return db
 }
 
 func TestReplayReturnsTheFirstResultWithoutASecondEffect(t *testing.T) {
@@ -109,7 +125,7 @@ func TestAFailedRunReleasesTheKey(t *testing.T) {
 
 func TestACrashedRunIsTakenOverAfterItsLease(t *testing.T) {
 	t.Parallel()
-	db := dbtest.New(t)
+	db := sealedDB(t)
 	s := idempotency.NewStore(db).WithTimings(100*time.Millisecond, 0)
 	ctx := context.Background()
 	scope := idempotency.Scope{Principal: "iss|alice", Operation: "createSubscription", Key: "crash"}
@@ -136,28 +152,174 @@ func TestACrashedRunIsTakenOverAfterItsLease(t *testing.T) {
 	require.Equal(t, "taken-over", got.ID)
 }
 
-func TestExpiredKeysStartAfreshAndArePurged(t *testing.T) {
+// ageKeys moves every stored key's first use back by d, as if that time had passed.
+func ageKeys(t *testing.T, db *gorm.DB, d time.Duration) {
+	t.Helper()
+	require.NoError(t, db.Exec(`UPDATE idempotency_keys SET created_at = created_at - ?::interval, expires_at = expires_at - ?::interval`,
+		d.String(), d.String()).Error)
+}
+
+func TestAKeyThatRanNeverRunsAgainAfterItsRetention(t *testing.T) {
 	t.Parallel()
-	db := dbtest.New(t)
+	for _, tc := range []struct {
+		name  string
+		purge bool
+		input input
+	}{
+		{"aged, then purged, same input", true, input{PlanID: "p1"}},
+		{"aged, then purged, another input", true, input{PlanID: "p2"}},
+		{"aged, not yet purged, same input", false, input{PlanID: "p1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db := sealedDB(t)
+			s := idempotency.NewStore(db)
+			ctx := context.Background()
+			var calls atomic.Int64
+			fn := func(context.Context) (result, error) { return result{ID: "sub_1", Count: calls.Add(1)}, nil }
+			scope := idempotency.Scope{Principal: "iss|alice", Operation: "createSubscription", Key: "old"}
+			_, _, err := idempotency.Run(ctx, s, scope, input{PlanID: "p1"}, fn)
+			require.NoError(t, err)
+			var expires time.Time
+			require.NoError(t, db.Raw("SELECT expires_at FROM idempotency_keys WHERE key = 'old'").Scan(&expires).Error)
+			require.WithinDuration(t, time.Now().Add(24*time.Hour), expires, time.Minute, "kept 24 hours")
+
+			ageKeys(t, db, 25*time.Hour)
+			if tc.purge {
+				n, err := s.Purge(ctx)
+				require.NoError(t, err)
+				require.EqualValues(t, 1, n)
+				require.Zero(t, count(t, db, "SELECT count(*) FROM idempotency_keys"), "the row is gone")
+				require.EqualValues(t, 1, count(t, db, "SELECT count(*) FROM idempotency_tombstones"), "its tombstone stays")
+			}
+			got, replayed, err := idempotency.Run(ctx, s, scope, tc.input, fn)
+			require.EqualValues(t, 1, calls.Load(), "the effect never runs a second time")
+			if !tc.purge {
+				require.NoError(t, err, "a result still held is replayed")
+				require.True(t, replayed)
+				require.Equal(t, "sub_1", got.ID)
+				return
+			}
+			require.ErrorIs(t, err, idempotency.ErrKeyRetired)
+			var ue *models.UserError
+			require.ErrorAs(t, idempotency.AsUserError(err), &ue)
+			require.Equal(t, models.UserErrorIdempotencyKeyReused, ue.Code)
+			require.Zero(t, count(t, db, "SELECT count(*) FROM idempotency_keys"), "the refused call leaves no row behind")
+
+			// The same key of another caller, or for another operation, is a new key.
+			for _, other := range []idempotency.Scope{
+				{Principal: "iss|bob", Operation: scope.Operation, Key: scope.Key},
+				{Principal: scope.Principal, Operation: "pauseSubscription", Key: scope.Key},
+			} {
+				_, replayed, err := idempotency.Run(ctx, s, other, tc.input, fn)
+				require.NoError(t, err)
+				require.False(t, replayed)
+			}
+			require.EqualValues(t, 3, calls.Load())
+		})
+	}
+}
+
+func TestAFailedOrCrashedRunIsNotTakenOverOnceTheProviderWindowCloses(t *testing.T) {
+	t.Parallel()
+	for _, crashed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "failed run", true: "crashed run"}[crashed], func(t *testing.T) {
+			t.Parallel()
+			db := sealedDB(t)
+			s := idempotency.NewStore(db)
+			ctx := context.Background()
+			scope := idempotency.Scope{Principal: "iss|alice", Operation: "refundPayment", Key: "k"}
+			if crashed {
+				// A run that died holding its lease: the row is IN_PROGRESS.
+				require.NoError(t, db.Exec(`INSERT INTO idempotency_keys (scope, operation, key, request_hash, state, locked_until, expires_at)
+					VALUES (?, ?, ?, ?, 'IN_PROGRESS', now() - interval '1 minute', now() + interval '24 hours')`,
+					scope.Principal, scope.Operation, scope.Key, mustHash(t, input{PlanID: "p1"})).Error)
+			} else {
+				// The provider may have acted before the answer was lost.
+				_, _, err := idempotency.Run(ctx, s, scope, input{PlanID: "p1"}, func(context.Context) (result, error) {
+					return result{}, errors.New("timeout after the provider's answer")
+				})
+				require.Error(t, err)
+				require.EqualValues(t, 1, count(t, db, "SELECT count(*) FROM idempotency_keys WHERE state = 'RELEASED'"),
+					"the failed run's first use is remembered")
+			}
+			var calls atomic.Int64
+			fn := func(context.Context) (result, error) { calls.Add(1); return result{ID: "re_1"}, nil }
+
+			_, _, err := idempotency.Run(ctx, s, scope, input{PlanID: "p2"}, fn)
+			require.ErrorIs(t, err, idempotency.ErrKeyReused, "the key stays bound to its first input")
+
+			ageKeys(t, db, 24*time.Hour-30*time.Second) // inside the last lease of the window
+			_, _, err = idempotency.Run(ctx, s, scope, input{PlanID: "p1"}, fn)
+			require.ErrorIs(t, err, idempotency.ErrKeyRetired, "a takeover that could outlive the provider's memory is refused")
+
+			ageKeys(t, db, time.Hour)
+			_, err = s.Purge(ctx)
+			require.NoError(t, err)
+			_, _, err = idempotency.Run(ctx, s, scope, input{PlanID: "p1"}, fn)
+			require.ErrorIs(t, err, idempotency.ErrKeyRetired)
+			require.Zero(t, calls.Load())
+		})
+	}
+}
+
+func TestPurgeLeavesALiveRunAlone(t *testing.T) {
+	t.Parallel()
+	db := sealedDB(t)
 	s := idempotency.NewStore(db)
 	ctx := context.Background()
-	scope := idempotency.Scope{Principal: "iss|alice", Operation: "createPlan", Key: "old"}
-	_, _, err := idempotency.Run(ctx, s, scope, input{PlanID: "p1"}, func(context.Context) (result, error) { return result{ID: "first"}, nil })
-	require.NoError(t, err)
-	var expires time.Time
-	require.NoError(t, db.Raw("SELECT expires_at FROM idempotency_keys WHERE key = 'old'").Scan(&expires).Error)
-	require.WithinDuration(t, time.Now().Add(24*time.Hour), expires, time.Minute, "kept 24 hours")
-
-	require.NoError(t, db.Exec("UPDATE idempotency_keys SET expires_at = now() - interval '1 second'").Error)
-	got, replayed, err := idempotency.Run(ctx, s, scope, input{PlanID: "p2"}, func(context.Context) (result, error) { return result{ID: "second"}, nil })
-	require.NoError(t, err)
-	require.False(t, replayed)
-	require.Equal(t, "second", got.ID)
-
-	require.NoError(t, db.Exec("UPDATE idempotency_keys SET expires_at = now() - interval '1 second'").Error)
+	require.NoError(t, db.Exec(`INSERT INTO idempotency_keys (scope, operation, key, request_hash, state, locked_until, expires_at)
+		VALUES ('iss|alice', 'createSubscription', 'live', '\x00'::bytea, 'IN_PROGRESS', now() + interval '1 minute', now() - interval '1 second')`).Error)
 	n, err := s.Purge(ctx)
 	require.NoError(t, err)
-	require.EqualValues(t, 1, n)
+	require.Zero(t, n)
+	require.EqualValues(t, 1, count(t, db, "SELECT count(*) FROM idempotency_keys"))
+}
+
+func TestStoredResultsAreSealed(t *testing.T) {
+	t.Parallel()
+	db := sealedDB(t)
+	s := idempotency.NewStore(db)
+	ctx := context.Background()
+	scope := idempotency.Scope{Principal: "iss|alice", Operation: "createSubscription", Key: "secret"}
+	const secret = "pi_123_secret_canary"
+	fn := func(context.Context) (result, error) { return result{ID: secret}, nil }
+	_, _, err := idempotency.Run(ctx, s, scope, input{PlanID: "p1"}, fn)
+	require.NoError(t, err)
+	var raw string
+	require.NoError(t, db.Raw("SELECT t::text FROM idempotency_keys t").Scan(&raw).Error)
+	require.NotContains(t, raw, secret)
+	require.NotContains(t, raw, hex.EncodeToString([]byte(secret)))
+	got, replayed, err := idempotency.Run(ctx, s, scope, input{PlanID: "p1"}, fn)
+	require.NoError(t, err)
+	require.True(t, replayed)
+	require.Equal(t, secret, got.ID)
+
+	// A result moved to another key's row does not open there.
+	other := idempotency.Scope{Principal: "iss|bob", Operation: "createSubscription", Key: "secret"}
+	_, _, err = idempotency.Run(ctx, s, other, input{PlanID: "p1"}, func(context.Context) (result, error) { return result{ID: "bob"}, nil })
+	require.NoError(t, err)
+	require.NoError(t, db.Exec(`UPDATE idempotency_keys SET response = (SELECT response FROM idempotency_keys WHERE scope = 'iss|alice')
+		WHERE scope = 'iss|bob'`).Error)
+	_, _, err = idempotency.Run(ctx, s, other, input{PlanID: "p1"}, fn)
+	require.ErrorIs(t, err, sealing.ErrUnopenable)
+
+	_, _, err = idempotency.Run(ctx, idempotency.NewStore(dbtest.New(t)), scope, input{PlanID: "p1"}, fn)
+	require.ErrorContains(t, err, "sealing.Install", "a store without data keys refuses to run")
+}
+
+func mustHash(t *testing.T, in any) []byte {
+	t.Helper()
+	h, err := idempotency.HashInput(in)
+	require.NoError(t, err)
+	return h
+}
+
+func count(t *testing.T, db *gorm.DB, query string) int64 {
+	t.Helper()
+	var n int64
+	require.NoError(t, db.Raw(query).Scan(&n).Error)
+	return n
 }
 
 func TestInvalidKeys(t *testing.T) {
