@@ -4,16 +4,20 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pressly/goose/v3"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/database"
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/idempotency"
+	"github.com/scoville/scoville/migrations"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/sealing"
 )
@@ -330,4 +334,45 @@ func TestInvalidKeys(t *testing.T) {
 		require.ErrorIs(t, err, idempotency.ErrInvalidKey)
 	}
 	require.Zero(t, calls.Load())
+}
+
+func TestMigration00010RetiresTheKeysItFinds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := database.Open(ctx, dbtest.NewURL(t, ""), database.Pool{}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	sqlDB, err := db.DB()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sqlDB.Close() })
+	provider, err := goose.NewProvider(goose.DialectPostgres, sqlDB, migrations.FS, goose.WithGoMigrations(migrations.Go()...))
+	require.NoError(t, err)
+	_, err = provider.UpTo(ctx, 8)
+	require.NoError(t, err)
+
+	// A result stored in the clear before 00010, and a run in progress.
+	scope := idempotency.Scope{Principal: "https://idp.test|alice", Operation: "createSubscription", Key: "before-00010"}
+	running := idempotency.Scope{Principal: "https://idp.test|bob", Operation: "refundPayment", Key: "running"}
+	hash := mustHash(t, input{PlanID: "p1"})
+	require.NoError(t, db.Exec(`INSERT INTO idempotency_keys (scope, operation, key, request_hash, state, response, expires_at)
+		VALUES (?, ?, ?, ?, 'COMPLETED', '{"clientSecret":"pi_1_secret_x"}', now() + interval '1 day'),
+		       (?, ?, ?, ?, 'IN_PROGRESS', NULL, now() + interval '1 day')`,
+		scope.Principal, scope.Operation, scope.Key, hash, running.Principal, running.Operation, running.Key, hash).Error)
+	_, err = provider.Up(ctx)
+	require.NoError(t, err)
+	require.Zero(t, count(t, db, "SELECT count(*) FROM idempotency_keys"), "no plaintext result is left")
+
+	k, err := sealing.Parse(sealing.DevelopmentKeys)
+	require.NoError(t, err)
+	require.NoError(t, sealing.Install(db, k))
+	s := idempotency.NewStore(db)
+	for _, sc := range []idempotency.Scope{scope, running} {
+		_, _, err = idempotency.Run(ctx, s, sc, input{PlanID: "p1"}, func(context.Context) (result, error) { return result{ID: "again"}, nil })
+		require.ErrorIs(t, err, idempotency.ErrKeyRetired, "the migration's tombstone matches the store's: %s", sc.Key)
+	}
+
+	// And back down, and up again.
+	_, err = provider.DownTo(ctx, 8)
+	require.NoError(t, err)
+	_, err = provider.Up(ctx)
+	require.NoError(t, err)
 }
