@@ -376,3 +376,37 @@ func TestMigration00010RetiresTheKeysItFinds(t *testing.T) {
 	_, err = provider.Up(ctx)
 	require.NoError(t, err)
 }
+
+func TestARetryRacingThePurgeOfItsKeyDoesNotRun(t *testing.T) {
+	t.Parallel()
+	db := sealedDB(t)
+	s := idempotency.NewStore(db)
+	ctx := context.Background()
+	scope := idempotency.Scope{Principal: "iss|alice", Operation: "createSubscription", Key: "race-purge"}
+	var calls atomic.Int64
+	fn := func(context.Context) (result, error) { return result{ID: "sub_1", Count: calls.Add(1)}, nil }
+	_, _, err := idempotency.Run(ctx, s, scope, input{PlanID: "p1"}, fn)
+	require.NoError(t, err)
+	ageKeys(t, db, 25*time.Hour)
+
+	// The purge has swapped the row for its tombstone but not committed yet.
+	tx := db.Begin()
+	t.Cleanup(func() { tx.Rollback() })
+	n, err := idempotency.NewStore(tx).Purge(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+
+	// The retry's insert meets the row being deleted and waits for the purge.
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := idempotency.Run(ctx, s, scope, input{PlanID: "p1"}, fn)
+		done <- err
+	}()
+	require.Eventually(t, func() bool {
+		return count(t, db, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 1
+	}, 10*time.Second, 10*time.Millisecond, "the retry waits on the purge's lock")
+	require.NoError(t, tx.Commit().Error)
+
+	require.ErrorIs(t, <-done, idempotency.ErrKeyRetired)
+	require.EqualValues(t, 1, calls.Load(), "the retry never ran the effect again")
+}
