@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -138,6 +141,56 @@ func TestPersonalDataIsSealedAtRest(t *testing.T) {
 	}
 }
 
+func TestIdempotentResultsAreSealedAtRest(t *testing.T) {
+	t.Parallel()
+	c := newCanaryApp(t, nil)
+	createIn := map[string]any{"planId": hotMonthly, "idempotencyKey": "sealed-create",
+		"shippingAddress": map[string]any{"name": canaryName, "line1": canaryStreet, "city": canaryCity, "postalCode": "10115", "country": "de"}}
+	checkoutIn := map[string]any{"planId": hotMonthly, "idempotencyKey": "sealed-checkout",
+		"successUrl": "https://shop.example/thanks", "cancelUrl": "https://shop.example/cart"}
+	create := func() string {
+		t.Helper()
+		resp, payload := c.mutate(c.canaryToken, "createSubscription", "CreateSubscriptionInput", createIn, "clientSecret")
+		require.Empty(t, resp.Errors, resp.Raw)
+		require.Empty(t, userErrorCodes(payload), resp.Raw)
+		return payload["clientSecret"].(string)
+	}
+	checkout := func() (string, string) {
+		t.Helper()
+		resp, payload := c.mutate(c.canaryToken, "startCheckout", "StartCheckoutInput", checkoutIn, "checkoutUrl sessionId")
+		require.Empty(t, resp.Errors, resp.Raw)
+		require.Empty(t, userErrorCodes(payload), resp.Raw)
+		return payload["checkoutUrl"].(string), payload["sessionId"].(string)
+	}
+	c.stripe.SetNewSubscriptionStatus("incomplete") // a payment to confirm: a client secret
+	secret := create()
+	url, session := checkout()
+	require.Contains(t, secret, "_secret_")
+	require.NotEmpty(t, url)
+
+	var rows []string
+	require.NoError(t, c.db.Raw(`SELECT t::text FROM idempotency_keys t`).Scan(&rows).Error)
+	var raw [][]byte
+	require.NoError(t, c.db.Raw(`SELECT response FROM idempotency_keys WHERE response IS NOT NULL`).Scan(&raw).Error)
+	require.Len(t, raw, 3, "canary-1, sealed-create and sealed-checkout hold results")
+	for _, r := range raw {
+		rows = append(rows, string(r))
+	}
+	for _, row := range rows {
+		for _, v := range []string{secret, url, session} {
+			require.NotContains(t, row, v, "idempotency_keys holds a result in the clear")
+			require.NotContains(t, row, hex.EncodeToString([]byte(v)), "idempotency_keys holds a result in the clear")
+		}
+	}
+
+	n := c.stripe.Count(http.MethodPost, "/v1/")
+	require.Equal(t, secret, create(), "a replay still answers with the client secret")
+	gotURL, gotSession := checkout()
+	require.Equal(t, url, gotURL, "and with the checkout URL")
+	require.Equal(t, session, gotSession)
+	require.Equal(t, n, c.stripe.Count(http.MethodPost, "/v1/"), "from our store, not from Stripe")
+}
+
 func TestSealedValueCopiedToAnotherCustomerDoesNotOpen(t *testing.T) {
 	t.Parallel()
 	c := newCanaryApp(t, nil)
@@ -231,6 +284,7 @@ func TestKeyRotationAndReencryptCommand(t *testing.T) {
 	errOut.Reset()
 	require.Equal(t, 3, runKeys(ctx, []string{"status"}, env, nil, &out, &errOut), errOut.String())
 	require.Contains(t, out.String(), "not under the primary key")
+	require.Contains(t, out.String(), fmt.Sprintf("idempotency_keys.response: key %d: 1", k1.PrimaryKeyID()), "status counts stored results")
 
 	out.Reset()
 	require.Equal(t, 0, runKeys(ctx, []string{"reencrypt", "-batch", "1"}, env, nil, &out, &errOut), errOut.String())
@@ -238,6 +292,7 @@ func TestKeyRotationAndReencryptCommand(t *testing.T) {
 	require.Contains(t, report, "customers.email: 1 values, 1 re-sealed")
 	require.Contains(t, report, "subscriptions.shipping_address: 1 values, 1 re-sealed")
 	require.Contains(t, report, "shipments.address: 1 values, 1 re-sealed")
+	require.Contains(t, report, "idempotency_keys.response: 1 values, 1 re-sealed", "the stored result of createSubscription too")
 	require.Contains(t, report, "every value is under the primary key")
 
 	census, err := sealing.Census(ctx, after.db)

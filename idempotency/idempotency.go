@@ -1,7 +1,9 @@
 // Package idempotency makes a client's retried mutation safe: the same key with the
 // same input returns the first result and runs the effect once, even when two requests
 // race; the same key with another input is refused. Keys are scoped to the caller and
-// the operation and kept at least 24 hours.
+// the operation and kept at least 24 hours; after that a key is retired, never run
+// again: a late retry is refused rather than repeating an effect the payment provider
+// no longer remembers. Stored results are sealed (package sealing).
 package idempotency
 
 import (
@@ -11,29 +13,42 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/sealing"
 )
 
 // Errors callers map to API.md's user error codes.
 var (
 	// ErrKeyReused: the key was used before with a different input (IDEMPOTENCY_KEY_REUSED).
 	ErrKeyReused = errors.New("idempotency key was already used with a different input")
+	// ErrKeyRetired: the key was first used longer ago than the retention and will not
+	// run again; its result, if it had one, is no longer kept (IDEMPOTENCY_KEY_REUSED).
+	ErrKeyRetired = errors.New("idempotency key was first used too long ago to run again")
 	// ErrInProgress: a request with this key is still running; retry shortly.
 	ErrInProgress = errors.New("a request with this idempotency key is still in progress; retry shortly")
 	// ErrInvalidKey: the key is empty or longer than 255 characters.
 	ErrInvalidKey = errors.New("idempotency key must be 1 to 255 characters")
 )
 
-// Defaults; a Store may be given others.
+// Defaults; a Store may be given others. DefaultRetention is also the longest time a
+// provider (Stripe) remembers the keys derived from a client's key: a retention longer
+// than the provider's would let a late takeover repeat an effect.
 const (
 	DefaultRetention = 24 * time.Hour
 	DefaultLease     = 60 * time.Second
 	DefaultWait      = 5 * time.Second
+)
+
+// The sealed column results are stored in; see sealing.Columns.
+const (
+	table          = "idempotency_keys"
+	responseColumn = "response"
 )
 
 // Scope names one use of a key: who sent it and for which operation.
@@ -43,7 +58,8 @@ type Scope struct {
 	Key       string // the client's key
 }
 
-// Store keeps keys in PostgreSQL.
+// Store keeps keys in PostgreSQL. Its database handle must carry the data keys
+// (sealing.Install), which seal the stored results.
 type Store struct {
 	db        *gorm.DB
 	retention time.Duration
@@ -64,13 +80,22 @@ func (s *Store) WithTimings(lease, wait time.Duration) *Store {
 	return &c
 }
 
+// Key states: IN_PROGRESS while a run holds the lease, COMPLETED with its result,
+// RELEASED after a run that failed (the next one may take over while the provider
+// still remembers the derived keys).
+const (
+	stateInProgress = "IN_PROGRESS"
+	stateCompleted  = "COMPLETED"
+	stateReleased   = "RELEASED"
+)
+
 type row struct {
 	ID          int64
 	RequestHash []byte
 	State       string
 	Response    []byte
 	LockedUntil *time.Time
-	Expired     bool
+	ExpiresAt   time.Time
 }
 
 // Run executes fn at most once per scope and input. The first call runs fn and stores
@@ -79,9 +104,14 @@ type row struct {
 // duplicate waits for the first, then replays it, or gets ErrInProgress.
 //
 // When fn returns an error nothing is stored and the key is released, so the client
-// can retry with the same key (fn's own effects must therefore be idempotent too, e.g.
-// through provider idempotency keys derived from the scope). Business failures that
-// should replay belong in T, not in the error.
+// can retry with the same input and key (fn's own effects must therefore be
+// idempotent too, e.g. through provider idempotency keys derived from the scope).
+// Business failures that should replay belong in T, not in the error.
+//
+// A key never runs fn again once its retention (counted from its first use) is over,
+// however late the retry: the provider has forgotten the derived keys by then, so a
+// second run could repeat the effect. Such a call gets ErrKeyRetired; a completed
+// key's result is replayed until the key is purged.
 func Run[T any](ctx context.Context, s *Store, scope Scope, input any, fn func(context.Context) (T, error)) (result T, replayed bool, err error) {
 	if scope.Key == "" || len(scope.Key) > 255 {
 		return result, false, ErrInvalidKey
@@ -90,17 +120,27 @@ func Run[T any](ctx context.Context, s *Store, scope Scope, input any, fn func(c
 	if err != nil {
 		return result, false, err
 	}
+	k, err := s.keyring(ctx)
+	if err != nil {
+		return result, false, err
+	}
 	deadline := time.Now().Add(s.wait)
+	var id int64
 	for {
-		stored, acquired, err := s.acquire(ctx, scope, hash)
+		r, acquired, err := s.acquire(ctx, scope, hash)
 		if err != nil {
 			return result, false, err
 		}
 		if acquired {
+			id = r.ID
 			break
 		}
-		if stored != nil {
-			if err := json.Unmarshal(stored, &result); err != nil {
+		if r != nil && r.State == stateCompleted {
+			plain, err := k.Open(responseAAD(r.ID), r.Response)
+			if err != nil {
+				return result, false, fmt.Errorf("idempotency: %s.%s of row %d: %w", table, responseColumn, r.ID, err)
+			}
+			if err := json.Unmarshal(plain, &result); err != nil {
 				return result, false, fmt.Errorf("idempotency: stored response: %w", err)
 			}
 			return result, true, nil
@@ -117,12 +157,13 @@ func Run[T any](ctx context.Context, s *Store, scope Scope, input any, fn func(c
 
 	result, err = fn(ctx)
 	if err != nil {
-		// Release with a fresh context: the caller's may be the reason fn failed.
+		// Release with a fresh context: the caller's may be the reason fn failed. The
+		// row stays, so its first use (the provider's window) is not forgotten.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if rerr := s.db.WithContext(rctx).Exec(
-			"DELETE FROM idempotency_keys WHERE scope = ? AND operation = ? AND key = ? AND state = 'IN_PROGRESS'",
-			scope.Principal, scope.Operation, scope.Key).Error; rerr != nil {
+			"UPDATE idempotency_keys SET state = ?, locked_until = NULL WHERE id = ? AND state = ?",
+			stateReleased, id, stateInProgress).Error; rerr != nil {
 			return result, false, errors.Join(err, fmt.Errorf("idempotency: release: %w", rerr))
 		}
 		return result, false, err
@@ -131,66 +172,124 @@ func Run[T any](ctx context.Context, s *Store, scope Scope, input any, fn func(c
 	if err != nil {
 		return result, false, fmt.Errorf("idempotency: encode response: %w", err)
 	}
+	sealed, err := k.Seal(responseAAD(id), body)
+	if err != nil {
+		return result, false, fmt.Errorf("idempotency: seal response: %w", err)
+	}
 	if err := s.db.WithContext(ctx).Exec(
-		"UPDATE idempotency_keys SET state = 'COMPLETED', response = ?, locked_until = NULL WHERE scope = ? AND operation = ? AND key = ?",
-		body, scope.Principal, scope.Operation, scope.Key).Error; err != nil {
+		"UPDATE idempotency_keys SET state = ?, response = ?, locked_until = NULL WHERE id = ?",
+		stateCompleted, sealed, id).Error; err != nil {
 		return result, false, fmt.Errorf("idempotency: store response: %w", err)
 	}
 	return result, false, nil
 }
 
-// acquire claims the key for this caller (acquired), or returns the stored response of
-// a completed run, or neither while another run holds a live lease.
-func (s *Store) acquire(ctx context.Context, scope Scope, hash []byte) (stored []byte, acquired bool, err error) {
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		now := time.Now().UTC()
-		res := tx.Exec(`INSERT INTO idempotency_keys (scope, operation, key, request_hash, state, locked_until, expires_at)
-			VALUES (?, ?, ?, ?, 'IN_PROGRESS', ?, ?) ON CONFLICT (scope, operation, key) DO NOTHING`,
-			scope.Principal, scope.Operation, scope.Key, hash, now.Add(s.lease), now.Add(s.retention))
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 1 {
-			acquired = true
-			return nil
-		}
-		var r row
-		if err := tx.Raw(`SELECT id, request_hash, state, response, locked_until, expires_at < now() AS expired
-			FROM idempotency_keys WHERE scope = ? AND operation = ? AND key = ? FOR UPDATE`,
-			scope.Principal, scope.Operation, scope.Key).Scan(&r).Error; err != nil {
-			return err
-		}
-		if r.ID == 0 {
-			return nil // released between our insert and select: loop and try again
-		}
-		takeOver := r.Expired || (r.State == "IN_PROGRESS" && r.LockedUntil != nil && r.LockedUntil.Before(now))
-		if r.Expired {
-			// A key past retention starts afresh, whatever its input was.
-			r.RequestHash = hash
-		}
-		if string(r.RequestHash) != string(hash) {
-			return ErrKeyReused
-		}
-		if takeOver {
-			acquired = true
-			return tx.Exec(`UPDATE idempotency_keys SET request_hash = ?, state = 'IN_PROGRESS', response = NULL,
-				locked_until = ?, expires_at = ? WHERE id = ?`, hash, now.Add(s.lease), now.Add(s.retention), r.ID).Error
-		}
-		if r.State == "COMPLETED" {
-			stored = r.Response
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, ErrKeyReused) {
-		err = fmt.Errorf("idempotency: %w", err)
+// keyring is the data keys the results are sealed with: ctx's, else the store's handle's.
+func (s *Store) keyring(ctx context.Context) (*sealing.Keyring, error) {
+	if k, ok := sealing.FromContext(ctx); ok {
+		return k, nil
 	}
-	return stored, acquired, err
+	if k, ok := sealing.FromDB(s.db); ok {
+		return k, nil
+	}
+	return nil, errors.New("idempotency: no data keys on the store's database handle (call sealing.Install)")
 }
 
-// Purge deletes keys past their retention; a periodic job calls it.
+// responseAAD binds a sealed result to its row.
+func responseAAD(id int64) []byte {
+	return sealing.AAD(table, responseColumn, strconv.FormatInt(id, 10))
+}
+
+// acquire claims the key for this caller (acquired, with the row's id), or returns the
+// row of a completed run (its sealed result), or neither while another run holds a
+// live lease.
+func (s *Store) acquire(ctx context.Context, scope Scope, hash []byte) (r *row, acquired bool, err error) {
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		now := time.Now().UTC()
+		var inserted []int64
+		if err := tx.Raw(`INSERT INTO idempotency_keys (scope, operation, key, request_hash, state, locked_until, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, operation, key) DO NOTHING RETURNING id`,
+			scope.Principal, scope.Operation, scope.Key, hash, stateInProgress, now.Add(s.lease), now.Add(s.retention)).
+			Scan(&inserted).Error; err != nil {
+			return err
+		}
+		if len(inserted) == 1 {
+			// A new row, unless the key was retired: checked after the insert, which
+			// waits for a concurrent purge of this key to commit its tombstone.
+			var retired bool
+			if err := tx.Raw(`SELECT EXISTS (SELECT 1 FROM idempotency_tombstones WHERE scope_hash = ?)`,
+				scope.tombstone()).Scan(&retired).Error; err != nil {
+				return err
+			}
+			if retired {
+				return ErrKeyRetired // the rollback removes the row just inserted
+			}
+			r, acquired = &row{ID: inserted[0]}, true
+			return nil
+		}
+		var found row
+		if err := tx.Raw(`SELECT id, request_hash, state, response, locked_until, expires_at
+			FROM idempotency_keys WHERE scope = ? AND operation = ? AND key = ? FOR UPDATE`,
+			scope.Principal, scope.Operation, scope.Key).Scan(&found).Error; err != nil {
+			return err
+		}
+		if found.ID == 0 {
+			return nil // released or purged between our insert and select: loop and try again
+		}
+		if string(found.RequestHash) != string(hash) {
+			return ErrKeyReused
+		}
+		switch {
+		case found.State == stateCompleted:
+			r = &found
+			return nil
+		case found.State == stateInProgress && found.LockedUntil != nil && !found.LockedUntil.Before(now):
+			return nil // another run holds the lease: wait for it
+		case found.ExpiresAt.Before(now.Add(s.lease)):
+			// A takeover could not finish before the provider forgets the keys derived
+			// from this one: refuse rather than risk a second effect.
+			return ErrKeyRetired
+		}
+		// A released key, or a crashed run's lapsed lease: take it over, keeping the
+		// first use's expiry.
+		r, acquired = &found, true
+		return tx.Exec(`UPDATE idempotency_keys SET state = ?, response = NULL, locked_until = ? WHERE id = ?`,
+			stateInProgress, now.Add(s.lease), found.ID).Error
+	})
+	if err != nil {
+		if errors.Is(err, ErrKeyReused) || errors.Is(err, ErrKeyRetired) {
+			return nil, false, err
+		}
+		return nil, false, fmt.Errorf("idempotency: %w", err)
+	}
+	return r, acquired, nil
+}
+
+// Purge retires the keys past their retention whose run is not live: each row is
+// replaced by its tombstone (the scope's hash and first use), in one statement, so no
+// retry can slip between the two and run the key again. A periodic job calls it.
+// It returns how many keys were retired.
 func (s *Store) Purge(ctx context.Context) (int64, error) {
-	res := s.db.WithContext(ctx).Exec("DELETE FROM idempotency_keys WHERE expires_at < now() AND state = 'COMPLETED'")
+	res := s.db.WithContext(ctx).Exec(`WITH retired AS (
+			DELETE FROM idempotency_keys
+			WHERE expires_at < now() AND (state <> ? OR locked_until IS NULL OR locked_until < now())
+			RETURNING scope, operation, key, created_at)
+		INSERT INTO idempotency_tombstones (scope_hash, first_used_at)
+		SELECT sha256(convert_to(?, 'UTF8') || '\x00'::bytea || convert_to(scope, 'UTF8') || '\x00'::bytea ||
+			convert_to(operation, 'UTF8') || '\x00'::bytea || convert_to(key, 'UTF8')), created_at
+		FROM retired
+		ON CONFLICT (scope_hash) DO NOTHING`, stateInProgress, tombstoneDomain)
 	return res.RowsAffected, res.Error
+}
+
+// tombstoneDomain prefixes what a tombstone hashes; migration 00010 hashes the same.
+const tombstoneDomain = "scoville/idempotency/v1"
+
+// tombstone is the SHA-256 a retired key of this scope leaves: the same bytes Purge
+// computes in SQL.
+func (s Scope) tombstone() []byte {
+	sum := sha256.Sum256([]byte(tombstoneDomain + "\x00" + s.Principal + "\x00" + s.Operation + "\x00" + s.Key))
+	return sum[:]
 }
 
 // hashInput fingerprints the input through its JSON form (map keys sorted by
@@ -232,6 +331,10 @@ func AsUserError(err error) error {
 	switch {
 	case errors.Is(err, ErrKeyReused):
 		return models.NewUserError(models.UserErrorIdempotencyKeyReused, "this idempotency key was used with a different input; use a new key", "input", "idempotencyKey")
+	case errors.Is(err, ErrKeyRetired):
+		return models.NewUserError(models.UserErrorIdempotencyKeyReused,
+			"this idempotency key was first used more than 24 hours ago and will not run again; check the current state before retrying with a new key",
+			"input", "idempotencyKey")
 	case errors.Is(err, ErrInvalidKey):
 		return models.NewUserError(models.UserErrorInvalid, "must be 1 to 255 characters", "input", "idempotencyKey")
 	case errors.Is(err, ErrInProgress):

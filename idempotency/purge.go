@@ -8,8 +8,9 @@ import (
 	"github.com/riverqueue/river"
 )
 
-// PurgeArgs is the periodic job that deletes keys past their retention, so the table
-// stays the size of one day's traffic.
+// PurgeArgs is the periodic job that retires keys past their retention (each row
+// becomes a small tombstone), so the table of results stays the size of one day's
+// traffic and no retired key ever runs again.
 type PurgeArgs struct{}
 
 // Kind names the job in River.
@@ -27,13 +28,13 @@ func NewPurgeWorker(store *Store, logger *slog.Logger) *PurgeWorker {
 	return &PurgeWorker{store: store, logger: logger}
 }
 
-// Work deletes the expired keys.
+// Work retires the expired keys.
 func (w *PurgeWorker) Work(ctx context.Context, _ *river.Job[PurgeArgs]) error {
 	n, err := w.store.Purge(ctx)
 	if err != nil {
 		return err
 	}
-	w.logger.InfoContext(ctx, "expired idempotency keys purged", "deleted", n)
+	w.logger.InfoContext(ctx, "expired idempotency keys retired", "retired", n)
 	return nil
 }
 

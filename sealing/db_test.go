@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"gorm.io/gorm/schema"
 
 	"github.com/scoville/scoville/database/dbtest"
+	"github.com/scoville/scoville/idempotency"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/sealing"
 )
@@ -27,9 +30,11 @@ const (
 	city   = "Scovilleburg"
 	// payloadCanary is in the stored webhook body.
 	payloadCanary = "payload.canary@example.com"
+	// secretCanary is in a stored idempotent result (a PaymentIntent's client secret).
+	secretCanary = "pi_canary_secret_capsaicin"
 )
 
-var canaries = []string{email, "ana.canary@example.com", name, street, city, payloadCanary}
+var canaries = []string{email, "ana.canary@example.com", name, street, city, payloadCanary, secretCanary}
 
 // rows is one of each sealed model, linked as the application links them.
 type rows struct {
@@ -37,6 +42,14 @@ type rows struct {
 	subscription models.Subscription
 	shipment     models.Shipment
 	event        models.WebhookEvent
+	// keyID is the idempotency_keys row holding a sealed result; key is its scope.
+	keyID int64
+	key   idempotency.Scope
+}
+
+// idemResult is what a mutation stores with its idempotency key.
+type idemResult struct {
+	ClientSecret string `json:"clientSecret"`
 }
 
 func keysFor(t *testing.T) (string, *sealing.Keyring) {
@@ -80,7 +93,27 @@ func writeRows(t *testing.T, db *gorm.DB, suffix string) rows {
 	r.event = models.WebhookEvent{ProviderEventID: "evt_" + suffix, Type: "customer.updated", EventCreated: now,
 		Payload: []byte(`{"id":"evt_` + suffix + `","data":{"object":{"email":"` + payloadCanary + `"}}}`), Status: models.WebhookReceived}
 	require.NoError(t, db.Create(&r.event).Error)
+	// The statement context carries the keys a test put on the handle (a rotated set).
+	r.key = idempotency.Scope{Principal: "https://idp.test|ana-" + suffix, Operation: "createSubscription", Key: "k-" + suffix}
+	_, _, err := idempotency.Run(db.Statement.Context, idempotency.NewStore(db), r.key, suffix,
+		func(context.Context) (idemResult, error) {
+			return idemResult{ClientSecret: secretCanary + "_" + suffix}, nil
+		})
+	require.NoError(t, err)
+	require.NoError(t, db.Raw(`SELECT id FROM idempotency_keys WHERE key = ?`, r.key.Key).Scan(&r.keyID).Error)
 	return r
+}
+
+// replay reads a stored idempotent result back through the idempotency store.
+func replay(db *gorm.DB, ctx context.Context, w rows) (idemResult, error) {
+	got, replayed, err := idempotency.Run(ctx, idempotency.NewStore(db), w.key, strings.TrimPrefix(w.key.Key, "k-"),
+		func(context.Context) (idemResult, error) {
+			return idemResult{}, errors.New("the stored result must be replayed")
+		})
+	if err == nil && !replayed {
+		err = errors.New("not replayed")
+	}
+	return got, err
 }
 
 // rawRows returns every row of every table holding sealed data, as PostgreSQL's text
@@ -88,7 +121,7 @@ func writeRows(t *testing.T, db *gorm.DB, suffix string) rows {
 func rawRows(t *testing.T, db *gorm.DB) [][]byte {
 	t.Helper()
 	var out [][]byte
-	for _, table := range []string{"customers", "subscriptions", "shipments", "webhook_events", "notifications", "payments"} {
+	for _, table := range []string{"customers", "subscriptions", "shipments", "webhook_events", "notifications", "payments", "idempotency_keys"} {
 		var texts []string
 		require.NoError(t, db.Raw(`SELECT t::text FROM `+table+` t`).Scan(&texts).Error)
 		for _, s := range texts {
@@ -137,6 +170,9 @@ func TestSealedColumnsHoldNoPlaintextAndReadBack(t *testing.T) {
 	var ev models.WebhookEvent
 	require.NoError(t, db.Take(&ev, "id = ?", w.event.ID).Error)
 	require.Equal(t, w.event.Payload, ev.Payload)
+	res, err := replay(db, context.Background(), w)
+	require.NoError(t, err)
+	require.Equal(t, secretCanary+"_1", res.ClientSecret)
 
 	// An update re-seals and keeps the index in step.
 	c.Email = "new.canary@example.com"
@@ -166,11 +202,13 @@ func TestCiphertextMovedToAnotherRowDoesNotOpen(t *testing.T) {
 	db := sealedDB(t, k)
 	a, b := writeRows(t, db, "a"), writeRows(t, db, "b")
 	ids := map[string][2]string{
-		"customers":      {a.customer.ID, b.customer.ID},
-		"subscriptions":  {a.subscription.ID, b.subscription.ID},
-		"shipments":      {a.shipment.ID, b.shipment.ID},
-		"webhook_events": {a.event.ID, b.event.ID},
+		"customers":        {a.customer.ID, b.customer.ID},
+		"subscriptions":    {a.subscription.ID, b.subscription.ID},
+		"shipments":        {a.shipment.ID, b.shipment.ID},
+		"webhook_events":   {a.event.ID, b.event.ID},
+		"idempotency_keys": {strconv.FormatInt(a.keyID, 10), strconv.FormatInt(b.keyID, 10)},
 	}
+	byID := map[string]rows{ids["idempotency_keys"][0]: a, ids["idempotency_keys"][1]: b}
 	for _, c := range sealing.Columns {
 		t.Run(c.Table+"."+c.Name, func(t *testing.T) {
 			idA, idB := ids[c.Table][0], ids[c.Table][1]
@@ -187,6 +225,8 @@ func TestCiphertextMovedToAnotherRowDoesNotOpen(t *testing.T) {
 				err = db.Take(&models.Shipment{}, "id = ?", idB).Error
 			case "webhook_events":
 				err = db.Take(&models.WebhookEvent{}, "id = ?", idB).Error
+			case "idempotency_keys":
+				_, err = replay(db, context.Background(), byID[idB])
 			}
 			require.Error(t, err)
 			require.True(t, errors.Is(err, sealing.ErrUnopenable), "clear error, got %v", err)
@@ -204,6 +244,9 @@ func TestCiphertextMovedToAnotherRowDoesNotOpen(t *testing.T) {
 				require.NoError(t, db.Take(&models.Shipment{}, "id = ?", idA).Error)
 			case "webhook_events":
 				require.NoError(t, db.Take(&models.WebhookEvent{}, "id = ?", idA).Error)
+			case "idempotency_keys":
+				_, err := replay(db, context.Background(), byID[idA])
+				require.NoError(t, err)
 			}
 		})
 	}
@@ -286,6 +329,7 @@ func TestRotationThenReencrypt(t *testing.T) {
 		"subscriptions.shipping_address": {4, 3},
 		"shipments.address":              {4, 3},
 		"webhook_events.payload":         {4, 3},
+		"idempotency_keys.response":      {4, 3},
 	}, got)
 
 	after, err := sealing.Census(context.Background(), db)
@@ -310,7 +354,12 @@ func TestRotationThenReencrypt(t *testing.T) {
 		var ev models.WebhookEvent
 		require.NoError(t, db2.Take(&ev, "id = ?", w.event.ID).Error)
 		require.Equal(t, w.event.Payload, ev.Payload)
+		res, err := replay(db2, ctx2, w)
+		require.NoError(t, err)
+		require.Contains(t, res.ClientSecret, secretCanary)
 	}
+	_, err = replay(oldOnly, oldOnly.Statement.Context, written[1])
+	require.ErrorIs(t, err, sealing.ErrUnopenable, "the stored result too is under the new key only")
 	again, err := sealing.Reencrypt(context.Background(), db, k2, 10, nil)
 	require.NoError(t, err)
 	for _, r := range again {
@@ -331,6 +380,9 @@ func TestColumnsListEverySealedModelField(t *testing.T) {
 			}
 		}
 	}
+	// Written by package idempotency's raw statements (sealed with SealColumn's
+	// scheme); TestSealedColumnsHoldNoPlaintextAndReadBack proves they are sealed.
+	fromModels = append(fromModels, "idempotency_keys.response")
 	var listed []string
 	for _, c := range sealing.Columns {
 		listed = append(listed, c.Table+"."+c.Name)

@@ -8,7 +8,8 @@ import (
 	"gorm.io/gorm"
 )
 
-// Column is one sealed column, Table.Name; its table's primary key is a uuid named id.
+// Column is one sealed column, Table.Name; its table's primary key is named id, a
+// uuid, or a bigint for the tables in bigintKeyed.
 type Column struct {
 	Table string
 	Name  string
@@ -22,7 +23,11 @@ var Columns = []Column{
 	{"subscriptions", "shipping_address"},
 	{"shipments", "address"},
 	{"webhook_events", "payload"},
+	{"idempotency_keys", "response"}, // written by package idempotency's raw statements
 }
+
+// bigintKeyed are the tables of Columns whose id is a bigint rather than a uuid.
+var bigintKeyed = map[string]bool{"idempotency_keys": true}
 
 // ColumnReport counts what re-encryption did to one column.
 type ColumnReport struct {
@@ -47,6 +52,9 @@ func Reencrypt(ctx context.Context, db *gorm.DB, k *Keyring, batchSize int, prog
 	for _, col := range Columns {
 		rep := ColumnReport{Column: col}
 		after := "00000000-0000-0000-0000-000000000000"
+		if bigintKeyed[col.Table] {
+			after = "0" // ids are positive
+		}
 		for {
 			n, last, resealed, err := reencryptBatch(ctx, db, k, col, after, batchSize)
 			if err != nil {
@@ -70,8 +78,12 @@ func Reencrypt(ctx context.Context, db *gorm.DB, k *Keyring, batchSize int, prog
 func reencryptBatch(ctx context.Context, db *gorm.DB, k *Keyring, col Column, after string, limit int) (n int, last string, resealed int, err error) {
 	err = db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		// Identifiers come from Columns, never from input.
-		rows, err := tx.Raw(fmt.Sprintf(`SELECT id::text, %[2]s FROM %[1]s WHERE id > ?::uuid AND %[2]s IS NOT NULL
-			ORDER BY id LIMIT ? FOR UPDATE`, col.Table, col.Name), after, limit).Rows()
+		idType := "uuid"
+		if bigintKeyed[col.Table] {
+			idType = "bigint"
+		}
+		rows, err := tx.Raw(fmt.Sprintf(`SELECT id::text, %[2]s FROM %[1]s WHERE id > ?::%[3]s AND %[2]s IS NOT NULL
+			ORDER BY id LIMIT ? FOR UPDATE`, col.Table, col.Name, idType), after, limit).Rows()
 		if err != nil {
 			return err
 		}
@@ -109,7 +121,7 @@ func reencryptBatch(ctx context.Context, db *gorm.DB, k *Keyring, col Column, af
 			if err != nil {
 				return err
 			}
-			if err := tx.Exec(fmt.Sprintf(`UPDATE %s SET %s = ? WHERE id = ?::uuid`, col.Table, col.Name), fresh, r.id).Error; err != nil {
+			if err := tx.Exec(fmt.Sprintf(`UPDATE %s SET %s = ? WHERE id = ?::%s`, col.Table, col.Name, idType), fresh, r.id).Error; err != nil {
 				return err
 			}
 			resealed++

@@ -57,7 +57,7 @@ func NewSyncMetrics(reg prometheus.Registerer) *SyncMetrics {
 			Name: "scoville_payments_total", Help: "Payment outcomes reported by Stripe, by outcome.",
 		}, []string{"outcome"}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scoville_payment_alerts_total", Help: "Refunds, disputes, fraud warnings and amount mismatches, by kind.",
+			Name: "scoville_payment_alerts_total", Help: "Refunds, disputes, fraud warnings, amount mismatches and subscriptions needing review, by kind.",
 		}, []string{"kind"}),
 	}
 	if reg != nil {
@@ -323,6 +323,9 @@ func (s *Syncer) applySubscriptionEvent(ctx context.Context, tx *gorm.DB, ev Eve
 		return Effect{}, err
 	}
 	if sub == nil {
+		if carriesOurMetadata(gs) {
+			return Effect{Ignored: true, Outcome: "carries our metadata but matches no customer or plan of ours: flagged for support (alert)"}, nil
+		}
 		return Effect{Ignored: true, Outcome: "subscription is not one of ours"}, nil
 	}
 	if !created && !st.newer(sub.ProviderUpdatedAt, sub.ProviderEventSeq) {
@@ -404,8 +407,14 @@ func (s *Syncer) ensureSubscription(ctx context.Context, tx *gorm.DB, gs gateway
 		return sub, false, err
 	}
 	customerID, err := s.ourCustomer(tx, gs.Metadata[gateway.MetadataCustomerID], gs.CustomerID)
-	if err != nil || customerID == "" {
+	if err != nil {
 		return nil, false, err
+	}
+	if customerID == "" {
+		if carriesOurMetadata(gs) {
+			s.unresolved(ctx, gs)
+		}
+		return nil, false, nil
 	}
 	plan, err := planByPrice(tx, gs.PriceID)
 	if err != nil {
@@ -435,7 +444,63 @@ func (s *Syncer) ensureSubscription(ctx context.Context, tx *gorm.DB, gs gateway
 		s.logger.InfoContext(ctx, "subscription created from Stripe's report", "subscription_id", id, "stripe_subscription_id", gs.ID)
 	}
 	sub, err = lock()
+	if sub == nil && err == nil && !created {
+		return s.duplicate(ctx, tx, gs, row, lock)
+	}
 	return sub, created && sub != nil, err
+}
+
+// duplicate records a Stripe subscription whose metadata names a row of ours that is
+// already another Stripe subscription's: a second subscription made for one request
+// (a copy made in Stripe's dashboard, or a request repeated after Stripe forgot its
+// idempotency key). The customer is billed for it, so it is kept as a subscription
+// of its own, under an id derived from Stripe's (as a Checkout one is), with the
+// address of the row it claims when that row is the same customer's, so what is paid
+// is recorded and shipped; and it raises the duplicate_subscription alert, so that
+// support decides whether to cancel and refund it. Never dropped.
+func (s *Syncer) duplicate(ctx context.Context, tx *gorm.DB, gs gateway.Subscription, row models.Subscription,
+	lock func() (*models.Subscription, error),
+) (*models.Subscription, bool, error) {
+	var claimed models.Subscription
+	err := tx.Where("id = ?", row.ID).Take(&claimed).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, false, nil // neither ours nor taken: nothing was in the way after all
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("subscriptions: claimed row: %w", err)
+	}
+	row.ID = uuid.NewSHA1(stripeNamespace, []byte(gs.ID)).String()
+	if claimed.CustomerID == row.CustomerID && row.ShippingAddress.Line1 == "" {
+		row.ShippingAddress = claimed.ShippingAddress
+	}
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
+	if res.Error != nil {
+		return nil, false, fmt.Errorf("subscriptions: create duplicate from Stripe: %w", res.Error)
+	}
+	created := res.RowsAffected == 1
+	if created {
+		s.metrics.alerts.WithLabelValues("duplicate_subscription").Inc()
+		s.logger.WarnContext(ctx, "a second Stripe subscription claims one of ours; recorded as its own subscription for support to review",
+			"alert", "duplicate_subscription", "subscription_id", row.ID, "claimed_subscription_id", claimed.ID,
+			"stripe_subscription_id", gs.ID, "customer_id", row.CustomerID)
+	}
+	sub, err := lock()
+	return sub, created && sub != nil, err
+}
+
+// carriesOurMetadata reports whether a Stripe subscription says it was made by us:
+// Stripe objects we create carry our ids in their metadata.
+func carriesOurMetadata(gs gateway.Subscription) bool {
+	return gs.Metadata[metadataSubscriptionID] != "" || gs.Metadata[gateway.MetadataCustomerID] != ""
+}
+
+// unresolved alerts on a Stripe subscription that carries our metadata but matches no
+// customer of ours (another deployment's, or a customer row gone): it is never
+// dropped silently; support sees the alert and the event's outcome.
+func (s *Syncer) unresolved(ctx context.Context, gs gateway.Subscription) {
+	s.metrics.alerts.WithLabelValues("unresolved_subscription").Inc()
+	s.logger.WarnContext(ctx, "a Stripe subscription carries our metadata but matches no customer of ours",
+		"alert", "unresolved_subscription", "stripe_subscription_id", gs.ID)
 }
 
 // metadataSubscriptionID carries our id on subscriptions created through the API,
