@@ -167,7 +167,7 @@ func TestTheLifecycleOfASubscription(t *testing.T) {
 	sub = step("changeSubscriptionPlan", "ChangeSubscriptionPlanInput", map[string]any{"planId": hotQuarterly}, nil, 1)
 	require.Equal(t, "QUARTER", sub["plan"].(map[string]any)["interval"])
 	step("changeSubscriptionPlan", "ChangeSubscriptionPlanInput", map[string]any{"planId": hotQuarterly}, []string{"INVALID"}, 0)
-	step("changeSubscriptionPlan", "ChangeSubscriptionPlanInput", map[string]any{"planId": "4d0c6f1e-0000-4000-8000-00000000ffff"}, []string{"INVALID"}, 0)
+	step("changeSubscriptionPlan", "ChangeSubscriptionPlanInput", map[string]any{"planId": "4d0c6f1e-0000-4000-8000-00000000ffff"}, []string{"NOT_FOUND"}, 0)
 
 	sub = step("updateShippingAddress", "UpdateShippingAddressInput", map[string]any{"address": address("Hamburg")}, nil, 0)
 	require.Equal(t, "Hamburg", sub["shippingAddress"].(map[string]any)["city"])
