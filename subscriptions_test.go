@@ -530,6 +530,7 @@ func TestCreateSubscriptionInputValidation(t *testing.T) {
 	}
 	require.NoError(t, s.db.Model(&models.Plan{}).Where("id = ?", hotQuarterly).Update("active", false).Error)
 	cases["inactive plan"] = func(in map[string]any) { in["planId"] = hotQuarterly }
+	notFound := map[string]bool{"unknown plan": true, "not a plan id": true}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
 			in := map[string]any{"planId": hotMonthly, "shippingAddress": address("Berlin"), "idempotencyKey": "v-" + name}
@@ -537,7 +538,11 @@ func TestCreateSubscriptionInputValidation(t *testing.T) {
 			n := len(s.stripe.Requests())
 			resp, p := s.mutate(tok, "createSubscription", "CreateSubscriptionInput", in, "subscription { id }")
 			require.Empty(t, resp.Errors, resp.Raw)
-			require.Equal(t, []string{"INVALID"}, userErrorCodes(p))
+			want := "INVALID"
+			if notFound[name] {
+				want = "NOT_FOUND" // a plan that does not exist, as API.md says of objects
+			}
+			require.Equal(t, []string{want}, userErrorCodes(p))
 			require.Zero(t, len(s.stripe.Requests())-n-s.stripe.Count(http.MethodPost, "/v1/customers"), "no subscription request")
 		})
 	}
