@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 	"pgregory.net/rapid"
@@ -444,4 +445,46 @@ func TestAnEventAppliedWhileStripeAnswersStands(t *testing.T) {
 			require.Equal(t, sub.ShippingAddress, got.ShippingAddress)
 		})
 	}
+}
+
+// TestAnAddressChangeNeverWritesTheStatus holds the subscription's row while an
+// address change runs, commits an event's state (ended) once the change waits for
+// the row, then lets it go: the change, judged on the state it finds under the
+// lock, is refused, and the event's state and place in the order stand.
+func TestAnAddressChangeNeverWritesTheStatus(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	ctx := context.Background()
+	sub := b.subscribe(t)
+
+	event := b.db.Begin()
+	require.NoError(t, event.Error)
+	defer event.Rollback()
+	require.NoError(t, event.Exec(`SELECT 1 FROM subscriptions WHERE id = ? FOR UPDATE`, sub.ID).Error)
+
+	done := make(chan *Result, 1)
+	go func() {
+		res, err := b.svc.UpdateAddress(ctx, b.principal, models.UpdateShippingAddressInput{SubscriptionID: sub.ID, IdempotencyKey: nextKey("address"),
+			Address: &models.Address{Name: "Ada", Line1: "9 Elsewhere", City: "Bonn", PostalCode: "53111", Country: "DE"}})
+		assert.NoError(t, err)
+		done <- res
+	}()
+	require.Eventually(t, func() bool {
+		var waiting int64
+		_ = b.db.Raw(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting).Error
+		return waiting > 0
+	}, 20*time.Second, 10*time.Millisecond, "the address change waits for the row")
+	endedAt := time.Now().UTC().Truncate(time.Second)
+	require.NoError(t, event.Exec(`UPDATE subscriptions SET status = 'CANCELED', provider_updated_at = ?, provider_event_seq = 7 WHERE id = ?`, endedAt, sub.ID).Error)
+	require.NoError(t, event.Commit().Error)
+
+	res := <-done
+	require.NotNil(t, res)
+	require.Len(t, res.UserErrors, 1)
+	require.Equal(t, models.UserErrorInvalidState, res.UserErrors[0].Code, "the subscription has ended meanwhile")
+	got := b.row(t, sub.ID)
+	require.Equal(t, models.SubscriptionCanceled, got.Status)
+	require.True(t, got.ProviderUpdatedAt.Equal(endedAt))
+	require.EqualValues(t, 7, *got.ProviderEventSeq)
+	require.Equal(t, sub.ShippingAddress, got.ShippingAddress)
 }
