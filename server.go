@@ -299,6 +299,11 @@ type overrides struct {
 	jobTimeout        time.Duration
 	// wrapApplier wraps the event applier, to inject faults such as a crash.
 	wrapApplier func(webhooks.Applier) webhooks.Applier
+	// wrapSubscriptionGateway wraps the customer mutations' gateway, to act between
+	// Stripe's answer and its store.
+	wrapSubscriptionGateway func(subscriptions.Gateway) subscriptions.Gateway
+	// now is the subscription service's clock for time-bound input; nil: the wall clock.
+	now func() time.Time
 }
 
 // newApp builds every part once and wires them: the one place that knows them all.
@@ -402,17 +407,21 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 		return nil, err
 	}
 
+	var subGateway subscriptions.Gateway = gw
+	if o.wrapSubscriptionGateway != nil {
+		subGateway = o.wrapSubscriptionGateway(subGateway)
+	}
 	root := &resolvers.Resolver{
 		Catalog:   catalog.NewService(db, gw, idem),
 		Customers: customerSvc,
-		Subscriptions: subscriptions.NewService(db, gw, customerSvc, idem, subscriptions.Config{
+		Subscriptions: subscriptions.NewService(db, subGateway, syncer, customerSvc, idem, subscriptions.Config{
 			RedirectOrigins:   cfg.AllowedRedirectOrigins,
 			AutomaticTax:      cfg.StripeAutomaticTax,
 			ShippingCountries: cfg.ShippingCountries,
-		}, logger),
+		}, logger, subscriptions.WithClock(o.now)),
 		Inbox: webhooks.NewEvents(db),
 		Audit: audit.NewLog(db),
-		Admin: subscriptions.NewAdmin(db, gw, idem, queue, logger),
+		Admin: subscriptions.NewAdmin(db, gw, syncer, idem, queue, logger),
 
 		Syncer:   syncer,
 		Replayer: webhooks.NewReplayer(db, queue, logger),

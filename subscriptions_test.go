@@ -167,7 +167,7 @@ func TestTheLifecycleOfASubscription(t *testing.T) {
 	sub = step("changeSubscriptionPlan", "ChangeSubscriptionPlanInput", map[string]any{"planId": hotQuarterly}, nil, 1)
 	require.Equal(t, "QUARTER", sub["plan"].(map[string]any)["interval"])
 	step("changeSubscriptionPlan", "ChangeSubscriptionPlanInput", map[string]any{"planId": hotQuarterly}, []string{"INVALID"}, 0)
-	step("changeSubscriptionPlan", "ChangeSubscriptionPlanInput", map[string]any{"planId": "4d0c6f1e-0000-4000-8000-00000000ffff"}, []string{"INVALID"}, 0)
+	step("changeSubscriptionPlan", "ChangeSubscriptionPlanInput", map[string]any{"planId": "4d0c6f1e-0000-4000-8000-00000000ffff"}, []string{"NOT_FOUND"}, 0)
 
 	sub = step("updateShippingAddress", "UpdateShippingAddressInput", map[string]any{"address": address("Hamburg")}, nil, 0)
 	require.Equal(t, "Hamburg", sub["shippingAddress"].(map[string]any)["city"])
@@ -530,6 +530,7 @@ func TestCreateSubscriptionInputValidation(t *testing.T) {
 	}
 	require.NoError(t, s.db.Model(&models.Plan{}).Where("id = ?", hotQuarterly).Update("active", false).Error)
 	cases["inactive plan"] = func(in map[string]any) { in["planId"] = hotQuarterly }
+	notFound := map[string]bool{"unknown plan": true, "not a plan id": true}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
 			in := map[string]any{"planId": hotMonthly, "shippingAddress": address("Berlin"), "idempotencyKey": "v-" + name}
@@ -537,7 +538,11 @@ func TestCreateSubscriptionInputValidation(t *testing.T) {
 			n := len(s.stripe.Requests())
 			resp, p := s.mutate(tok, "createSubscription", "CreateSubscriptionInput", in, "subscription { id }")
 			require.Empty(t, resp.Errors, resp.Raw)
-			require.Equal(t, []string{"INVALID"}, userErrorCodes(p))
+			want := "INVALID"
+			if notFound[name] {
+				want = "NOT_FOUND" // a plan that does not exist, as API.md says of objects
+			}
+			require.Equal(t, []string{want}, userErrorCodes(p))
 			require.Zero(t, len(s.stripe.Requests())-n-s.stripe.Count(http.MethodPost, "/v1/customers"), "no subscription request")
 		})
 	}

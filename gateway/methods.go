@@ -366,7 +366,7 @@ func (s *Stripe) CancelSubscription(ctx context.Context, key, subID string, atPe
 	if err != nil {
 		return Subscription{}, err
 	}
-	return toSubscription(out), nil
+	return answered(out), nil
 }
 
 // CreateBillingPortalSession returns a short-lived URL of Stripe's customer portal,
@@ -445,7 +445,15 @@ func (s *Stripe) updateSubscription(ctx context.Context, op, key, subID string, 
 	if err != nil {
 		return Subscription{}, err
 	}
-	return toSubscription(out), nil
+	return answered(out), nil
+}
+
+// answered is Stripe's answer to a write on a subscription, marked when Stripe
+// replayed it (Idempotent-Replayed) instead of acting now.
+func answered(in *stripe.Subscription) Subscription {
+	out := toSubscription(in)
+	out.Replayed = in.LastResponse != nil && in.LastResponse.Header.Get("Idempotent-Replayed") == "true"
+	return out
 }
 
 // writeParams carries the attempt's context and the caller's key, the same on every

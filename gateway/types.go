@@ -95,6 +95,10 @@ type Subscription struct {
 	// SubscriptionInput.Metadata land here), so an event finds our record.
 	Metadata map[string]string
 	Created  time.Time
+	// Replayed: Stripe answered a write with the stored answer of an earlier
+	// request under the same idempotency key, so it shows the subscription as it
+	// was then, not now.
+	Replayed bool
 }
 
 // Address is a postal address as Stripe reports it (shipping details, customer

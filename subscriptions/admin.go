@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/scoville/scoville/audit"
 	"github.com/scoville/scoville/auth"
@@ -72,15 +71,17 @@ type AdminGateway interface {
 type Admin struct {
 	db     *gorm.DB
 	gw     AdminGateway
+	syncer *Syncer
 	idem   *idempotency.Store
 	notify notifications.Inserter
 	logger *slog.Logger
 }
 
-// NewAdmin wires the staff actions. notify enqueues the customer's notice of a refund
-// in the refund's transaction.
-func NewAdmin(db *gorm.DB, gw AdminGateway, idem *idempotency.Store, notify notifications.Inserter, logger *slog.Logger) *Admin {
-	return &Admin{db: db, gw: gw, idem: idem, notify: notify, logger: logger}
+// NewAdmin wires the staff actions. syncer applies Stripe's answers by the rule its
+// events follow; notify enqueues the customer's notice of a refund in the refund's
+// transaction.
+func NewAdmin(db *gorm.DB, gw AdminGateway, syncer *Syncer, idem *idempotency.Store, notify notifications.Inserter, logger *slog.Logger) *Admin {
+	return &Admin{db: db, gw: gw, syncer: syncer, idem: idem, notify: notify, logger: logger}
 }
 
 // run executes one staff action under its idempotency key, exactly as customers'
@@ -88,12 +89,14 @@ func NewAdmin(db *gorm.DB, gw AdminGateway, idem *idempotency.Store, notify noti
 func (a *Admin) run(ctx context.Context, p *auth.Principal, op, key string, input any,
 	fn func(ctx context.Context, scope idempotency.Scope) (Outcome, error),
 ) (*Result, error) {
-	return runKeyed(ctx, a.db, a.idem, p, op, key, input, fn)
+	return runKeyed(ctx, a.db, a.idem, p, op, key, input, nil, fn)
 }
 
 // Cancel cancels any customer's subscription at Stripe, now or at the end of the paid
-// period, under the same state rules as a customer's own cancelSubscription; the audit
-// entry commits with the stored result.
+// period, under the same state rules as a customer's own cancelSubscription. Stripe's
+// answer is stored as a customer's change stores it (applyAnswer: never over a newer
+// event), and the audit entry commits with it, saying what the subscription was
+// before and is after.
 func (a *Admin) Cancel(ctx context.Context, p *auth.Principal, in models.AdminCancelSubscriptionInput) (*Result, error) {
 	reason, err := Reason(in.Reason, "input", "reason")
 	if err != nil {
@@ -120,27 +123,19 @@ func (a *Admin) Cancel(ctx context.Context, p *auth.Principal, in models.AdminCa
 		}
 		// Stripe first, with no lock held over the call; the key makes a retry
 		// after a crash replay Stripe's answer instead of cancelling twice.
+		calledAt := time.Now()
 		gs, err := a.gw.CancelSubscription(ctx, scope.ProviderKey("call"), *sub.StripeSubscriptionID, in.AtPeriodEnd)
 		if err != nil {
 			return Outcome{}, providerFailure(err)
 		}
-		err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			var cur models.Subscription
-			if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&cur, "id = ?", sub.ID).Error; err != nil {
-				return fmt.Errorf("subscriptions: admin cancel: lock: %w", err)
-			}
-			before := summarize(&cur)
-			applyProvider(&cur, gs)
-			if err := tx.Save(&cur).Error; err != nil {
-				return fmt.Errorf("subscriptions: admin cancel: store: %w", err)
-			}
+		_, err = a.syncer.applyAnswer(ctx, sub.ID, gs, calledAt, func(tx *gorm.DB, res readResult) error {
 			return audit.Record(ctx, tx, p, audit.Action{
-				Name: OpAdminCancel, TargetType: audit.TargetSubscription, TargetID: cur.ID, Reason: reason,
-				Before: before, After: summarize(&cur),
+				Name: OpAdminCancel, TargetType: audit.TargetSubscription, TargetID: res.sub.ID, Reason: reason,
+				Before: summarize(&res.before), After: summarize(res.sub),
 			})
 		})
 		if err != nil {
-			return Outcome{}, err
+			return Outcome{}, fmt.Errorf("subscriptions: admin cancel: store: %w", err)
 		}
 		a.logger.InfoContext(ctx, "subscription canceled by staff", "operation", OpAdminCancel, "subscription_id", sub.ID,
 			"at_period_end", in.AtPeriodEnd, "status", string(gs.Status))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"github.com/scoville/scoville/auth"
@@ -52,13 +53,15 @@ func (s *Service) prepareSale(ctx context.Context, p *auth.Principal, planID str
 // caller's Stripe customer. Card details are typed on Stripe's page, never ours; the
 // local subscription appears when Stripe reports the completed session.
 func (s *Service) StartCheckout(ctx context.Context, p *auth.Principal, in models.StartCheckoutInput) (*Result, error) {
-	if err := s.cfg.RedirectOrigins.Check(in.SuccessURL, "input", "successUrl"); err != nil {
-		return nil, err
+	// The allowed origins are configuration, which may change between a call and
+	// its retry: judged only for a new request.
+	origins := func() error {
+		if err := s.cfg.RedirectOrigins.Check(in.SuccessURL, "input", "successUrl"); err != nil {
+			return err
+		}
+		return s.cfg.RedirectOrigins.Check(in.CancelURL, "input", "cancelUrl")
 	}
-	if err := s.cfg.RedirectOrigins.Check(in.CancelURL, "input", "cancelUrl"); err != nil {
-		return nil, err
-	}
-	return s.run(ctx, p, OpStartCheckout, in.IdempotencyKey, in, func(ctx context.Context, scope idempotency.Scope) (Outcome, error) {
+	return s.run(ctx, p, OpStartCheckout, in.IdempotencyKey, in, origins, func(ctx context.Context, scope idempotency.Scope) (Outcome, error) {
 		plan, c, stripeCustomer, promo, err := s.prepareSale(ctx, p, in.PlanID, in.PromotionCode)
 		if err != nil {
 			return Outcome{}, err
@@ -93,7 +96,7 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, in models.Creat
 	if err != nil {
 		return nil, err
 	}
-	return s.run(ctx, p, OpCreate, in.IdempotencyKey, in, func(ctx context.Context, scope idempotency.Scope) (Outcome, error) {
+	return s.run(ctx, p, OpCreate, in.IdempotencyKey, in, nil, func(ctx context.Context, scope idempotency.Scope) (Outcome, error) {
 		plan, c, stripeCustomer, promo, err := s.prepareSale(ctx, p, in.PlanID, in.PromotionCode)
 		if err != nil {
 			return Outcome{}, err
@@ -125,14 +128,18 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, in models.Creat
 	})
 }
 
-// change runs a state change of one owned subscription: check that the state allows
-// it (nothing is sent to Stripe otherwise), call Stripe, store Stripe's answer.
+// change runs a state change of one owned subscription at Stripe: check that the
+// state allows it (nothing is sent to Stripe otherwise), call Stripe with no lock
+// held, then store Stripe's answer through the rule events follow (applyAnswer).
+// A change owns no column of its own: what it stores is what Stripe answered, and
+// only where no newer event or read has applied meanwhile. check (nil: none)
+// judges time-bound input for a new request only (see runKeyed).
 func (s *Service) change(ctx context.Context, p *auth.Principal, op, subID, key string, input any,
+	check func() error,
 	allowed func(*models.Subscription) error,
 	call func(ctx context.Context, providerKey string, sub *models.Subscription) (gateway.Subscription, error),
-	extra func(*models.Subscription),
 ) (*Result, error) {
-	return s.run(ctx, p, op, key, input, func(ctx context.Context, scope idempotency.Scope) (Outcome, error) {
+	return s.run(ctx, p, op, key, input, check, func(ctx context.Context, scope idempotency.Scope) (Outcome, error) {
 		sub, _, err := s.owned(ctx, p, subID)
 		if err != nil {
 			return Outcome{}, err
@@ -140,23 +147,22 @@ func (s *Service) change(ctx context.Context, p *auth.Principal, op, subID, key 
 		if err := allowed(sub); err != nil {
 			return Outcome{}, err
 		}
-		if call != nil {
-			if sub.StripeSubscriptionID == nil {
-				return Outcome{}, models.NewUserError(models.UserErrorInvalidState, "the subscription is not set up at the payment provider yet", "input", subscriptionFieldPath)
-			}
-			gs, err := call(ctx, scope.ProviderKey("call"), sub)
-			if err != nil {
-				return Outcome{}, providerFailure(err)
-			}
-			applyProvider(sub, gs)
+		if sub.StripeSubscriptionID == nil {
+			return Outcome{}, invalidState("the subscription is not set up at the payment provider yet")
 		}
-		if extra != nil {
-			extra(sub)
+		// Stripe's answer is placed among its events at the moment it was asked
+		// (wall clock, as Stripe's), before every event of that second.
+		calledAt := time.Now()
+		gs, err := call(ctx, scope.ProviderKey("call"), sub)
+		if err != nil {
+			return Outcome{}, providerFailure(err)
 		}
-		if err := s.db.WithContext(ctx).Save(sub).Error; err != nil {
+		res, err := s.syncer.applyAnswer(ctx, sub.ID, gs, calledAt, nil)
+		if err != nil {
 			return Outcome{}, fmt.Errorf("subscriptions: %s: store: %w", op, err)
 		}
-		s.logger.InfoContext(ctx, "subscription changed", "operation", op, "subscription_id", sub.ID, "status", string(sub.Status))
+		s.logger.InfoContext(ctx, "subscription changed", "operation", op, "subscription_id", sub.ID,
+			"status", string(res.sub.Status), "answer_applied", res.applied)
 		return Outcome{SubscriptionID: sub.ID}, nil
 	})
 }
@@ -179,7 +185,7 @@ func live(sub *models.Subscription) error {
 // ChangePlan moves the subscription to another plan with proration.
 func (s *Service) ChangePlan(ctx context.Context, p *auth.Principal, in models.ChangeSubscriptionPlanInput) (*Result, error) {
 	var plan *models.Plan
-	return s.change(ctx, p, OpChangePlan, in.SubscriptionID, in.IdempotencyKey, in,
+	return s.change(ctx, p, OpChangePlan, in.SubscriptionID, in.IdempotencyKey, in, nil,
 		func(sub *models.Subscription) error {
 			if err := live(sub); err != nil {
 				return err
@@ -206,19 +212,23 @@ func (s *Service) ChangePlan(ctx context.Context, p *auth.Principal, in models.C
 		func(ctx context.Context, key string, sub *models.Subscription) (gateway.Subscription, error) {
 			return s.gw.ChangeSubscriptionPrice(ctx, key, *sub.StripeSubscriptionID, *sub.StripeItemID, *plan.StripePriceID)
 		},
-		func(sub *models.Subscription) { sub.PlanID = plan.ID },
 	)
 }
 
-// Pause stops billing and deliveries (Stripe pause_collection), until resumeAt if given.
+// Pause stops billing and deliveries (Stripe pause_collection), until resumeAt if
+// given. resumeAt is judged against the clock for a new request only: a retry of
+// an answered one replays its answer however late it comes.
 func (s *Service) Pause(ctx context.Context, p *auth.Principal, in models.PauseSubscriptionInput) (*Result, error) {
-	if in.ResumeAt != nil {
-		ahead := time.Until(*in.ResumeAt)
-		if ahead < minPauseAhead || ahead > maxPauseAhead {
-			return nil, models.NewUserError(models.UserErrorInvalid, "must be between one hour and one year from now", "input", "resumeAt")
+	window := func() error {
+		if in.ResumeAt == nil {
+			return nil
 		}
+		if ahead := in.ResumeAt.Sub(s.now()); ahead < minPauseAhead || ahead > maxPauseAhead {
+			return models.NewUserError(models.UserErrorInvalid, "must be between one hour and one year from now", "input", "resumeAt")
+		}
+		return nil
 	}
-	return s.change(ctx, p, OpPause, in.SubscriptionID, in.IdempotencyKey, in,
+	return s.change(ctx, p, OpPause, in.SubscriptionID, in.IdempotencyKey, in, window,
 		func(sub *models.Subscription) error {
 			if sub.Status == models.SubscriptionPaused {
 				return invalidState("the subscription is already paused")
@@ -233,12 +243,12 @@ func (s *Service) Pause(ctx context.Context, p *auth.Principal, in models.PauseS
 		},
 		func(ctx context.Context, key string, sub *models.Subscription) (gateway.Subscription, error) {
 			return s.gw.PauseSubscription(ctx, key, *sub.StripeSubscriptionID, in.ResumeAt)
-		}, nil)
+		})
 }
 
 // Resume lifts a pause.
 func (s *Service) Resume(ctx context.Context, p *auth.Principal, in models.ResumeSubscriptionInput) (*Result, error) {
-	return s.change(ctx, p, OpResume, in.SubscriptionID, in.IdempotencyKey, in,
+	return s.change(ctx, p, OpResume, in.SubscriptionID, in.IdempotencyKey, in, nil,
 		func(sub *models.Subscription) error {
 			if sub.Status != models.SubscriptionPaused {
 				return invalidState("the subscription is not paused")
@@ -247,20 +257,22 @@ func (s *Service) Resume(ctx context.Context, p *auth.Principal, in models.Resum
 		},
 		func(ctx context.Context, key string, sub *models.Subscription) (gateway.Subscription, error) {
 			return s.gw.ResumeSubscription(ctx, key, *sub.StripeSubscriptionID)
-		}, nil)
+		})
 }
 
 // Cancel ends the subscription now, or at the end of the paid period.
 func (s *Service) Cancel(ctx context.Context, p *auth.Principal, in models.CancelSubscriptionInput) (*Result, error) {
-	return s.change(ctx, p, OpCancel, in.SubscriptionID, in.IdempotencyKey, in,
+	return s.change(ctx, p, OpCancel, in.SubscriptionID, in.IdempotencyKey, in, nil,
 		func(sub *models.Subscription) error { return cancellable(sub, in.AtPeriodEnd) },
 		func(ctx context.Context, key string, sub *models.Subscription) (gateway.Subscription, error) {
 			return s.gw.CancelSubscription(ctx, key, *sub.StripeSubscriptionID, in.AtPeriodEnd)
-		}, nil)
+		})
 }
 
 // UpdateAddress changes where the next boxes ship. Boxes already paid for keep the
-// address they were paid with.
+// address they were paid with. The address is the one column of a subscription
+// that is ours and not Stripe's: it alone is written, with the state check, under
+// the row's lock, so an event's state is neither overwritten nor raced.
 func (s *Service) UpdateAddress(ctx context.Context, p *auth.Principal, in models.UpdateShippingAddressInput) (*Result, error) {
 	if in.Address == nil {
 		return nil, models.NewUserError(models.UserErrorInvalid, "is required", "input", "address")
@@ -269,14 +281,32 @@ func (s *Service) UpdateAddress(ctx context.Context, p *auth.Principal, in model
 	if err != nil {
 		return nil, err
 	}
-	return s.change(ctx, p, OpUpdateAddress, in.SubscriptionID, in.IdempotencyKey, in,
-		func(sub *models.Subscription) error {
+	return s.run(ctx, p, OpUpdateAddress, in.IdempotencyKey, in, nil, func(ctx context.Context, scope idempotency.Scope) (Outcome, error) {
+		owned, _, err := s.owned(ctx, p, in.SubscriptionID)
+		if err != nil {
+			return Outcome{}, err
+		}
+		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			var sub models.Subscription
+			if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&sub, "id = ?", owned.ID).Error; err != nil {
+				return fmt.Errorf("subscriptions: %s: lock: %w", OpUpdateAddress, err)
+			}
 			if sub.Status.Ended() {
 				return invalidState("the subscription has ended")
 			}
+			sub.ShippingAddress = addr
+			// Through the struct, so the address is sealed (a column-value update would not be).
+			if err := tx.Model(&sub).Select("shipping_address", "updated_at").Updates(&sub).Error; err != nil {
+				return fmt.Errorf("subscriptions: %s: store: %w", OpUpdateAddress, err)
+			}
 			return nil
-		}, nil,
-		func(sub *models.Subscription) { sub.ShippingAddress = addr })
+		})
+		if err != nil {
+			return Outcome{}, err
+		}
+		s.logger.InfoContext(ctx, "subscription changed", "operation", OpUpdateAddress, "subscription_id", owned.ID)
+		return Outcome{SubscriptionID: owned.ID}, nil
+	})
 }
 
 // BillingPortal opens Stripe's billing portal for the caller's own Stripe customer,

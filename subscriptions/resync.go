@@ -105,11 +105,13 @@ func summarize(sub *models.Subscription) subscriptionSummary {
 }
 
 // readResult is what applying a read did: the subscription (nil: not ours), as it
-// was, whether our row was made from the read, and whether anything changed.
+// was, whether our row was made from the read, whether the read applied (it was
+// not older than the state stored), and whether anything changed.
 type readResult struct {
 	sub     *models.Subscription
 	before  models.Subscription
 	created bool
+	applied bool
 	changed bool
 }
 
@@ -137,21 +139,9 @@ func (s *Syncer) applyRead(ctx context.Context, tx *gorm.DB, gs gateway.Subscrip
 	if err != nil || sub == nil {
 		return readResult{}, err
 	}
-	res := readResult{sub: sub, before: *sub, created: created}
-	st := readStamp(readAt)
-	if !created && !readNewer(st, sub.ProviderUpdatedAt, sub.ProviderEventSeq) {
-		return res, nil
-	}
-	if err := s.applyState(ctx, tx, sub, gs); err != nil {
-		return readResult{}, err
-	}
-	res.changed = created || differs(&res.before, sub)
-	sub.ProviderUpdatedAt, sub.ProviderEventSeq = &st.created, &st.seq
-	if err := tx.Save(sub).Error; err != nil {
-		return readResult{}, fmt.Errorf("subscriptions: save read: %w", err)
-	}
-	if !res.changed {
-		return res, nil
+	res, err := s.applyReadTo(ctx, tx, sub, created, gs, readAt)
+	if err != nil || !res.changed {
+		return res, err
 	}
 	evType, previous := evSubUpdated, previousAttributes(&res.before, sub)
 	if created {
@@ -163,6 +153,27 @@ func (s *Syncer) applyRead(ctx context.Context, tx *gorm.DB, gs gateway.Subscrip
 	}
 	s.logger.InfoContext(ctx, "subscription synced from a Stripe read", "subscription_id", sub.ID, "stripe_subscription_id", gs.ID,
 		"status_before", string(res.before.Status), "status", string(sub.Status), "created", created)
+	return res, nil
+}
+
+// applyReadTo applies gs, Stripe's view read at readAt, to sub, which tx holds
+// locked (created: made from this very read), unless a newer event or read has
+// applied already; it tells no one. A mutation applies Stripe's answer through it,
+// and leaves the customer's notice to the event Stripe sends for the change.
+func (s *Syncer) applyReadTo(ctx context.Context, tx *gorm.DB, sub *models.Subscription, created bool, gs gateway.Subscription, readAt time.Time) (readResult, error) {
+	res := readResult{sub: sub, before: *sub, created: created}
+	st := readStamp(readAt)
+	if !created && !readNewer(st, sub.ProviderUpdatedAt, sub.ProviderEventSeq) {
+		return res, nil
+	}
+	if err := s.applyState(ctx, tx, sub, gs); err != nil {
+		return readResult{}, err
+	}
+	res.applied, res.changed = true, created || differs(&res.before, sub)
+	sub.ProviderUpdatedAt, sub.ProviderEventSeq = &st.created, &st.seq
+	if err := tx.Save(sub).Error; err != nil {
+		return readResult{}, fmt.Errorf("subscriptions: save read: %w", err)
+	}
 	return res, nil
 }
 

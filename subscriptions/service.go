@@ -51,15 +51,36 @@ type Config struct {
 type Service struct {
 	db        *gorm.DB
 	gw        Gateway
+	syncer    *Syncer
 	customers Customers
 	idem      *idempotency.Store
 	cfg       Config
 	logger    *slog.Logger
+	now       func() time.Time
 }
 
-// NewService wires the service.
-func NewService(db *gorm.DB, gw Gateway, customers Customers, idem *idempotency.Store, cfg Config, logger *slog.Logger) *Service {
-	return &Service{db: db, gw: gw, customers: customers, idem: idem, cfg: cfg, logger: logger}
+// Option changes a part of the Service that NewService would otherwise default.
+type Option func(*Service)
+
+// WithClock makes the service judge time-bound input (a pause's resumeAt) by now
+// instead of the wall clock; nil keeps the wall clock. Where Stripe's answers fall
+// among its events is always judged by the wall clock, Stripe's own.
+func WithClock(now func() time.Time) Option {
+	return func(s *Service) {
+		if now != nil {
+			s.now = now
+		}
+	}
+}
+
+// NewService wires the service. syncer applies Stripe's answers to our changes by
+// the rule its events follow.
+func NewService(db *gorm.DB, gw Gateway, syncer *Syncer, customers Customers, idem *idempotency.Store, cfg Config, logger *slog.Logger, opts ...Option) *Service {
+	s := &Service{db: db, gw: gw, syncer: syncer, customers: customers, idem: idem, cfg: cfg, logger: logger, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Outcome is what a mutation produced, stored with its idempotency key so that a
@@ -80,26 +101,43 @@ type Result struct {
 	Payment      *models.Payment
 }
 
-// run executes one client mutation under its idempotency key.
-func (s *Service) run(ctx context.Context, p *auth.Principal, op, key string, input any, fn func(ctx context.Context, scope idempotency.Scope) (Outcome, error)) (*Result, error) {
-	return runKeyed(ctx, s.db, s.idem, p, op, key, input, fn)
+// run executes one client mutation under its idempotency key (see runKeyed).
+func (s *Service) run(ctx context.Context, p *auth.Principal, op, key string, input any, check func() error,
+	fn func(ctx context.Context, scope idempotency.Scope) (Outcome, error),
+) (*Result, error) {
+	return runKeyed(ctx, s.db, s.idem, p, op, key, input, check, fn)
 }
 
 // runKeyed executes one mutation, a customer's or staff's, under its idempotency key
-// scoped to the caller and the operation. fn's user errors become part of the stored
+// scoped to the caller and the operation.
+//
+// A key already answered replays its first result before anything else is looked
+// at: neither the clock nor the object's state now can turn a faithful retry into a
+// refusal. check (nil: none) then judges the input against what may have changed
+// since a first call, such as the clock or the configuration; its refusal is not
+// stored, as Stripe stores no answer to a request that fails validation, so the
+// corrected request may use the key. fn's user errors become part of the stored
 // outcome; any other error releases the key for a retry. The objects the outcome
 // names are loaded as they are now.
 func runKeyed(ctx context.Context, db *gorm.DB, idem *idempotency.Store, p *auth.Principal, op, key string, input any,
-	fn func(ctx context.Context, scope idempotency.Scope) (Outcome, error),
+	check func() error, fn func(ctx context.Context, scope idempotency.Scope) (Outcome, error),
 ) (*Result, error) {
 	scope := idempotency.ScopeFor(p.Issuer, p.Subject, op, key)
 	out, _, err := idempotency.Run(ctx, idem, scope, input, func(ctx context.Context) (Outcome, error) {
+		if check != nil {
+			if err := check(); err != nil {
+				return Outcome{}, refusal{err}
+			}
+		}
 		o, err := fn(ctx, scope)
 		if ues, rest := models.UserErrorsOf(err); len(ues) > 0 && rest == nil {
 			return Outcome{UserErrors: ues}, nil
 		}
 		return o, err
 	})
+	if r, ok := err.(refusal); ok {
+		return nil, r.err
+	}
 	if err != nil {
 		return nil, idempotency.AsUserError(err)
 	}
@@ -121,6 +159,12 @@ func runKeyed(ctx context.Context, db *gorm.DB, idem *idempotency.Store, p *auth
 	}
 	return res, nil
 }
+
+// refusal carries check's verdict through idempotency.Run, which releases the key.
+type refusal struct{ err error }
+
+func (r refusal) Error() string { return r.err.Error() }
+func (r refusal) Unwrap() error { return r.err }
 
 // Get returns the subscription if the caller may see it (its owner, SUPPORT or ADMIN),
 // and nil otherwise: an invisible subscription looks exactly like a missing one.
@@ -183,19 +227,24 @@ func (s *Service) owned(ctx context.Context, p *auth.Principal, id string) (*mod
 	return &sub, c, nil
 }
 
-// activePlan loads a plan customers may subscribe to now.
+// activePlan loads a plan customers may subscribe to now. A plan that does not
+// exist is NOT_FOUND; one that exists but is not offered (retired, or its product
+// is) is INVALID.
 func (s *Service) activePlan(ctx context.Context, id string, field ...string) (*models.Plan, error) {
-	notFound := models.NewUserError(models.UserErrorInvalid, "no such plan, or it is not offered any more", field...)
+	notFound := models.NewUserError(models.UserErrorNotFound, "no such plan", field...)
 	if uuid.Validate(id) != nil {
 		return nil, notFound
 	}
 	var plan models.Plan
-	err := s.db.WithContext(ctx).Joins("Product").Where("plans.id = ? AND plans.active AND \"Product\".active", id).Take(&plan).Error
+	err := s.db.WithContext(ctx).Joins("Product").Where("plans.id = ?", id).Take(&plan).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: plan: %w", err)
+	}
+	if !plan.Active || !plan.Product.Active {
+		return nil, models.NewUserError(models.UserErrorInvalid, "this plan is not offered any more", field...)
 	}
 	if plan.StripePriceID == nil {
 		return nil, models.NewUserError(models.UserErrorInvalid, "this plan is not on sale yet", field...)
