@@ -302,6 +302,9 @@ type overrides struct {
 	// wrapSubscriptionGateway wraps the customer mutations' gateway, to act between
 	// Stripe's answer and its store.
 	wrapSubscriptionGateway func(subscriptions.Gateway) subscriptions.Gateway
+	// wrapAdminGateway wraps the staff actions' gateway, to crash between Stripe's
+	// answer and its store.
+	wrapAdminGateway func(subscriptions.AdminGateway) subscriptions.AdminGateway
 	// now is the subscription service's clock for time-bound input; nil: the wall clock.
 	now func() time.Time
 }
@@ -411,6 +414,10 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	if o.wrapSubscriptionGateway != nil {
 		subGateway = o.wrapSubscriptionGateway(subGateway)
 	}
+	var adminGateway subscriptions.AdminGateway = gw
+	if o.wrapAdminGateway != nil {
+		adminGateway = o.wrapAdminGateway(adminGateway)
+	}
 	root := &resolvers.Resolver{
 		Catalog:   catalog.NewService(db, gw, idem),
 		Customers: customerSvc,
@@ -421,7 +428,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 		}, logger, subscriptions.WithClock(o.now)),
 		Inbox: webhooks.NewEvents(db),
 		Audit: audit.NewLog(db),
-		Admin: subscriptions.NewAdmin(db, gw, syncer, idem, queue, logger),
+		Admin: subscriptions.NewAdmin(db, adminGateway, syncer, idem, queue, logger),
 
 		Syncer:   syncer,
 		Replayer: webhooks.NewReplayer(db, queue, logger),

@@ -43,6 +43,9 @@ type Action struct {
 	Reason     string
 	Before     any
 	After      any
+	// AttemptID names the attempted entry (RecordAttempt) this one completes; it is
+	// kept in After as attemptId.
+	AttemptID string
 }
 
 // Record writes the entry for a on tx, the transaction that carries the action's
@@ -110,6 +113,7 @@ func entry(ctx context.Context, p *auth.Principal, a Action) (*models.AuditEntry
 		TargetID:     a.TargetID,
 		Reason:       maskEmails(a.Reason),
 	}
+	e.ActorRoleList = make([]string, 0, len(p.Roles)) // never NULL, even for the System actor
 	for _, r := range p.Roles {
 		e.ActorRoleList = append(e.ActorRoleList, string(r))
 	}
@@ -124,7 +128,11 @@ func entry(ctx context.Context, p *auth.Principal, a Action) (*models.AuditEntry
 	if e.Before, err = summary(a.Before); err != nil {
 		return nil, err
 	}
-	if e.After, err = summary(a.After); err != nil {
+	after := a.After
+	if a.AttemptID != "" {
+		after = withAttempt(after, a.AttemptID)
+	}
+	if e.After, err = summary(after); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -207,4 +215,104 @@ func (l *Log) List(ctx context.Context, first *int, after *string) (*models.Audi
 			return &models.AuditEntryEdge{Node: e, Cursor: cursor}
 		})
 	return &models.AuditEntryConnection{Edges: edges, PageInfo: info}, nil
+}
+
+// Provider effects (a refund, a staff cancellation) are audited in two steps, so no
+// effect at the provider exists without an entry naming its actor, whatever crashes
+// between the provider's answer and our commit.
+const (
+	// AttemptedSuffix marks the entry committed before the provider is called, e.g.
+	// "refundPayment.attempted". Its After holds the provider idempotency key.
+	AttemptedSuffix = ".attempted"
+	// CompletedSuffix marks the entry the system writes when the provider's own report
+	// (a webhook, a reconciliation read) completes an attempt whose actor never
+	// recorded the outcome.
+	CompletedSuffix = ".completed"
+)
+
+// System is the actor of entries the system writes on the provider's report.
+var System = &auth.Principal{Issuer: "scoville", Subject: "system"}
+
+// RecordAttempt commits on db, its own transaction, before the provider is called,
+// that p is about to cause a under the provider idempotency key key; it returns the
+// entry's id, which the entry recording the outcome names as attemptId.
+func RecordAttempt(ctx context.Context, db *gorm.DB, p *auth.Principal, a Action, key string) (string, error) {
+	after := map[string]any{"key": key}
+	if a.After != nil {
+		after["planned"] = a.After
+	}
+	a.Name, a.After = a.Name+AttemptedSuffix, after
+	e, err := entry(ctx, p, a)
+	if err != nil {
+		return "", err
+	}
+	if err := db.WithContext(ctx).Create(e).Error; err != nil {
+		return "", fmt.Errorf("audit: record %s: %w", a.Name, err)
+	}
+	return e.ID, nil
+}
+
+// Attempt is an earlier attempt of an action under a provider key.
+type Attempt struct {
+	ID      string
+	Planned json.RawMessage // the planned effect RecordAttempt was given (an amount, say)
+}
+
+// FindAttempt returns the attempt of the action named name under key, if one was
+// recorded: a retry of it must finish that effect, not judge it afresh.
+func FindAttempt(ctx context.Context, db *gorm.DB, name, key string) (*Attempt, error) {
+	var rows []struct {
+		ID      string
+		Planned []byte
+	}
+	err := db.WithContext(ctx).Raw(`SELECT id, after->'planned' AS planned FROM audit_log
+		WHERE action = ? AND after->>'key' = ? ORDER BY created_at LIMIT 1`, name+AttemptedSuffix, key).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("audit: find attempt: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	return &Attempt{ID: rows[0].ID, Planned: rows[0].Planned}, nil
+}
+
+// CompleteOpen writes on tx, as the System actor, a completion entry for every
+// attempt of the action named name on the target that no entry completes yet;
+// evidence says what the provider reported (an event id, a status). It returns how
+// many it completed. Completions of one target are serialized, so two reports never
+// complete one attempt twice.
+func CompleteOpen(ctx context.Context, tx *gorm.DB, name, targetType, targetID string, evidence map[string]any) (int, error) {
+	tx = tx.WithContext(ctx)
+	if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, "audit:"+targetType+":"+targetID).Error; err != nil {
+		return 0, fmt.Errorf("audit: complete: lock: %w", err)
+	}
+	var open []string
+	err := tx.Raw(`SELECT a.id FROM audit_log a
+		WHERE a.action = ? AND a.target_type = ? AND a.target_id = ?
+		AND NOT EXISTS (SELECT 1 FROM audit_log c WHERE c.after->>'attemptId' = a.id::text)
+		ORDER BY a.created_at`, name+AttemptedSuffix, targetType, targetID).Scan(&open).Error
+	if err != nil {
+		return 0, fmt.Errorf("audit: complete: open attempts: %w", err)
+	}
+	for _, id := range open {
+		if err := Record(ctx, tx, System, Action{
+			Name: name + CompletedSuffix, TargetType: targetType, TargetID: targetID,
+			Reason: "completed from the payment provider's report", After: evidence, AttemptID: id,
+		}); err != nil {
+			return 0, err
+		}
+	}
+	return len(open), nil
+}
+
+// withAttempt adds attemptId to a summary: beside its fields when it is an object,
+// else around it.
+func withAttempt(after any, id string) any {
+	raw, err := json.Marshal(after)
+	var fields map[string]any
+	if err == nil && json.Unmarshal(raw, &fields) == nil && fields != nil {
+		fields["attemptId"] = id
+		return fields
+	}
+	return map[string]any{"attemptId": id, "value": after}
 }

@@ -115,23 +115,43 @@ func (a *Admin) Cancel(ctx context.Context, p *auth.Principal, in models.AdminCa
 		if err != nil {
 			return Outcome{}, fmt.Errorf("subscriptions: admin cancel: load: %w", err)
 		}
-		if err := cancellable(&sub, in.AtPeriodEnd); err != nil {
+		key := scope.ProviderKey("call")
+		// An earlier attempt under this key may have reached Stripe and died before
+		// its commit, and Stripe's event may have ended the subscription since: the
+		// retry finishes that cancellation instead of refusing it as ended.
+		attempt, err := audit.FindAttempt(ctx, a.db, OpAdminCancel, key)
+		if err != nil {
 			return Outcome{}, err
 		}
 		if sub.StripeSubscriptionID == nil {
 			return Outcome{}, invalidState("the subscription is not set up at the payment provider yet")
 		}
+		if attempt == nil {
+			if err := cancellable(&sub, in.AtPeriodEnd); err != nil {
+				return Outcome{}, err
+			}
+			// Committed before Stripe is called: a cancellation never exists at
+			// Stripe without an entry naming who asked for it.
+			id, err := audit.RecordAttempt(ctx, a.db, p, audit.Action{
+				Name: OpAdminCancel, TargetType: audit.TargetSubscription, TargetID: sub.ID, Reason: reason,
+				Before: summarize(&sub), After: map[string]any{"atPeriodEnd": in.AtPeriodEnd},
+			}, key)
+			if err != nil {
+				return Outcome{}, err
+			}
+			attempt = &audit.Attempt{ID: id}
+		}
 		// Stripe first, with no lock held over the call; the key makes a retry
 		// after a crash replay Stripe's answer instead of cancelling twice.
 		calledAt := time.Now()
-		gs, err := a.gw.CancelSubscription(ctx, scope.ProviderKey("call"), *sub.StripeSubscriptionID, in.AtPeriodEnd)
+		gs, err := a.gw.CancelSubscription(ctx, key, *sub.StripeSubscriptionID, in.AtPeriodEnd)
 		if err != nil {
 			return Outcome{}, providerFailure(err)
 		}
 		_, err = a.syncer.applyAnswer(ctx, sub.ID, gs, calledAt, func(tx *gorm.DB, res readResult) error {
 			return audit.Record(ctx, tx, p, audit.Action{
 				Name: OpAdminCancel, TargetType: audit.TargetSubscription, TargetID: res.sub.ID, Reason: reason,
-				Before: summarize(&res.before), After: summarize(res.sub),
+				Before: summarize(&res.before), After: summarize(res.sub), AttemptID: attempt.ID,
 			})
 		})
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/scoville/scoville/audit"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/money"
@@ -423,6 +424,13 @@ func (s *Syncer) applyRefund(ctx context.Context, tx *gorm.DB, ev Event, st stam
 	}
 	if err := tx.Save(pay).Error; err != nil {
 		return Effect{}, fmt.Errorf("subscriptions: save refund: %w", err)
+	}
+	// A staff refund whose attempt died between Stripe's answer and our commit is
+	// completed from this report, so the refund is not left with only its attempt.
+	if _, err := audit.CompleteOpen(ctx, tx, OpRefund, audit.TargetPayment, pay.ID, map[string]any{
+		"eventId": ev.ProviderEventID, "amountRefunded": refunded, "status": pay.Status,
+	}); err != nil {
+		return Effect{}, err
 	}
 	data := map[string]string{notifications.DataAmount: money.Format(refunded, pay.Currency)}
 	if err := s.enqueue(ctx, tx, pay.CustomerID, notifications.KindPaymentRefunded, &pay.SubscriptionID, &pay.ID, data,

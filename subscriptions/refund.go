@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -42,21 +43,47 @@ func (a *Admin) Refund(ctx context.Context, p *auth.Principal, in models.RefundP
 		if uuid.Validate(in.PaymentID) != nil {
 			return Outcome{}, models.NewUserError(models.UserErrorNotFound, "no such payment", "input", "paymentId")
 		}
+		key := scope.ProviderKey("refund")
+		// An earlier attempt under this key may have reached Stripe and died before
+		// its commit (Stripe's event may even have recorded the refund since): the
+		// retry finishes that refund, under the same key, instead of judging it afresh.
+		attempt, err := audit.FindAttempt(ctx, a.db, OpRefund, key)
+		if err != nil {
+			return Outcome{}, err
+		}
 		var out Outcome
-		err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			pay, err := lockPayment(tx, "id = ?", in.PaymentID)
 			if err != nil {
 				return err
 			}
-			if pay == nil {
+			if pay == nil || (attempt != nil && pay.StripePaymentIntentID == nil) {
 				return models.NewUserError(models.UserErrorNotFound, "no such payment", "input", "paymentId")
 			}
-			amount, err := refundable(pay, in.Amount)
-			if err != nil {
-				return err
-			}
 			before := auditedPayment(pay)
-			r, err := a.gw.RefundPayment(ctx, scope.ProviderKey("refund"), gateway.RefundInput{
+			var amount int64
+			if attempt != nil {
+				var planned struct{ Amount int64 }
+				if err := json.Unmarshal(attempt.Planned, &planned); err != nil || planned.Amount <= 0 {
+					return fmt.Errorf("subscriptions: refund: the attempt %s has no amount", attempt.ID)
+				}
+				amount = planned.Amount
+			} else {
+				if amount, err = refundable(pay, in.Amount); err != nil {
+					return err
+				}
+				// Committed before Stripe is called: a refund never exists at Stripe
+				// without an entry naming who asked for it.
+				id, err := audit.RecordAttempt(ctx, a.db, p, audit.Action{
+					Name: OpRefund, TargetType: audit.TargetPayment, TargetID: pay.ID, Reason: reason,
+					Before: before, After: map[string]any{"amount": amount, "currency": pay.Currency},
+				}, key)
+				if err != nil {
+					return err
+				}
+				attempt = &audit.Attempt{ID: id}
+			}
+			r, err := a.gw.RefundPayment(ctx, key, gateway.RefundInput{
 				PaymentIntentID: *pay.StripePaymentIntentID, Amount: amount, OurPaymentID: pay.ID,
 			})
 			if err != nil {
@@ -66,8 +93,12 @@ func (a *Admin) Refund(ctx context.Context, p *auth.Principal, in models.RefundP
 				return models.NewUserError(models.UserErrorProviderRejected, "the payment provider could not refund this payment ("+r.Status+")")
 			}
 			refunded := pay.AmountRefunded + r.Amount
+			// Stripe's event for this refund may have recorded it already, after a
+			// crash of the attempt that asked for it: the customer was told then.
+			recorded := false
 			if r.ChargeKnown {
 				refunded = max(pay.AmountRefunded, r.ChargeAmountRefunded)
+				recorded = pay.AmountRefunded >= r.ChargeAmountRefunded
 			}
 			pay.AmountRefunded = min(refunded, pay.AmountMinor)
 			pay.Status = refundStatus(pay.AmountMinor, pay.AmountRefunded, pay.Status)
@@ -78,9 +109,13 @@ func (a *Admin) Refund(ctx context.Context, p *auth.Principal, in models.RefundP
 			after["refundId"], after["refundAmount"] = r.ID, r.Amount
 			if err := audit.Record(ctx, tx, p, audit.Action{
 				Name: OpRefund, TargetType: audit.TargetPayment, TargetID: pay.ID, Reason: reason,
-				Before: before, After: after,
+				Before: before, After: after, AttemptID: attempt.ID,
 			}); err != nil {
 				return err
+			}
+			if recorded {
+				out = Outcome{PaymentID: pay.ID}
+				return nil
 			}
 			if err := notifications.Enqueue(ctx, tx, a.notify, notifications.Notification{
 				CustomerID: pay.CustomerID, Kind: notifications.KindPaymentRefunded, SubscriptionID: &pay.SubscriptionID, PaymentID: &pay.ID,

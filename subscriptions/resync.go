@@ -143,6 +143,9 @@ func (s *Syncer) applyRead(ctx context.Context, tx *gorm.DB, gs gateway.Subscrip
 	if err != nil || !res.changed {
 		return res, err
 	}
+	if err := completeCancelAttempts(ctx, tx, sub, map[string]any{"readAt": readAt.UTC()}); err != nil {
+		return readResult{}, err
+	}
 	evType, previous := evSubUpdated, previousAttributes(&res.before, sub)
 	if created {
 		evType = evSubCreated

@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/scoville/scoville/audit"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
@@ -337,6 +338,9 @@ func (s *Syncer) applySubscriptionEvent(ctx context.Context, tx *gorm.DB, ev Eve
 	sub.ProviderUpdatedAt, sub.ProviderEventSeq = &st.created, &st.seq
 	if err := tx.Save(sub).Error; err != nil {
 		return Effect{}, fmt.Errorf("subscriptions: save: %w", err)
+	}
+	if err := completeCancelAttempts(ctx, tx, sub, map[string]any{"eventId": ev.ProviderEventID}); err != nil {
+		return Effect{}, err
 	}
 	kind, change := subscriptionNotice(ev.Type, gs, ev.PreviousAttributes)
 	if err := s.noticeChange(ctx, tx, sub, kind, change, ev.ProviderEventID+":"+string(kind)); err != nil {
@@ -678,4 +682,16 @@ func (s *Syncer) enqueue(ctx context.Context, tx *gorm.DB, customerID string, ki
 	return notifications.Enqueue(ctx, tx, s.notify, notifications.Notification{
 		CustomerID: customerID, Kind: kind, SubscriptionID: subID, PaymentID: paymentID, Data: data, DedupeKey: dedupe,
 	})
+}
+
+// completeCancelAttempts completes, from Stripe's report that sub is ended or set to
+// cancel at the period's end, a staff cancellation whose attempt died between
+// Stripe's answer and our commit.
+func completeCancelAttempts(ctx context.Context, tx *gorm.DB, sub *models.Subscription, evidence map[string]any) error {
+	if !sub.Status.Ended() && !sub.CancelAtPeriodEnd {
+		return nil
+	}
+	evidence["status"], evidence["cancelAtPeriodEnd"] = sub.Status, sub.CancelAtPeriodEnd
+	_, err := audit.CompleteOpen(ctx, tx, OpAdminCancel, audit.TargetSubscription, sub.ID, evidence)
+	return err
 }
