@@ -397,7 +397,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 		StepUpMaxAge:  cfg.StepUpMaxAge,
 		Introspection: !cfg.IsProduction(),
 		Logger:        logger,
-		OnForbidden:   audit.NewRefusals(db, logger).Record,
+		OnForbidden:   audit.NewRefusals(db, logger, reg).Record,
 		Extensions:    []graphql.HandlerExtension{graph.NewMetrics(reg), limiter.GraphQL()},
 	})
 	authenticate := auth.Middleware(verifier, logger, func(reason string) { tokenFailures.WithLabelValues(reason).Inc() })
