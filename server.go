@@ -215,6 +215,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		msrv := httpserver.NewServer(cfg.MetricsAddr, a.metrics, logger)
 		go func() { errc <- httpserver.Serve(ctx, msrv, mln, cfg.ShutdownTimeout) }()
 		logger.InfoContext(ctx, "metrics listening", "addr", mln.Addr().String())
+	} else if cfg.IsProduction() {
+		logger.WarnContext(ctx, "METRICS_ADDR is not set: /metrics is not served (production serves it only on METRICS_ADDR)")
+	} else {
+		logger.InfoContext(ctx, "METRICS_ADDR is not set: /metrics is served on HTTP_ADDR (development only)")
 	}
 	srv := httpserver.NewServer(cfg.HTTPAddr, a.handler, logger)
 	logger.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "env", string(cfg.Env))
@@ -252,7 +256,7 @@ func work(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 // app is the product wired once: every part built from the configuration.
 type app struct {
 	handler http.Handler // all public routes
-	metrics http.Handler // /metrics, also mounted on handler when METRICS_ADDR is empty
+	metrics http.Handler // /metrics; outside production also mounted on handler when METRICS_ADDR is empty
 	db      *gorm.DB
 	jobs    *jobs.Client // works the queue once Start is called
 	inbox   *webhooks.Handler
@@ -450,7 +454,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 		StepUpAMR:     cfg.StepUpAMR,
 		Introspection: !cfg.IsProduction(),
 		Logger:        logger,
-		OnForbidden:   audit.NewRefusals(db, logger).Record,
+		OnForbidden:   audit.NewRefusals(db, logger, reg).Record,
 		Extensions:    []graphql.HandlerExtension{graph.NewMetrics(reg), limiter.GraphQL()},
 	})
 	authenticate := auth.Middleware(verifier, logger, func(reason string) { tokenFailures.WithLabelValues(reason).Inc() })
@@ -467,7 +471,8 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	mux.Handle("GET /healthz", httpserver.Observe("healthz", logger, httpMetrics, httpserver.Healthz()))
 	mux.Handle("GET /readyz", httpserver.Observe("readyz", logger, httpMetrics,
 		httpserver.Readyz(func(ctx context.Context) error { return database.Ping(ctx, db) }, logger)))
-	if cfg.MetricsAddr == "" {
+	if cfg.MetricsAddr == "" && !cfg.IsProduction() {
+		// Production never shows operational detail on the public listener.
 		mux.Handle("GET /metrics", a.metrics)
 	}
 	// The admin GraphQL IDE, in every environment: embedded assets, a strict policy,

@@ -238,6 +238,9 @@ func TestProductionIsSafeByDefault(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, "the admin Playground is served in production, under its own policy (playground package)")
 	resp := a.gql("", `{ __schema { queryType { name } } }`, nil)
 	require.NotEmpty(t, resp.Errors, "introspection is off in production")
+	code, body := a.get("/metrics")
+	require.Equal(t, http.StatusNotFound, code, "production serves /metrics only on METRICS_ADDR, never on the public listener")
+	require.NotContains(t, body, "scoville_")
 }
 
 func TestCommandsRefuseUnsafeUse(t *testing.T) {

@@ -11,8 +11,11 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/auth"
@@ -76,29 +79,75 @@ func RecordRefused(ctx context.Context, db *gorm.DB, p *auth.Principal, operatio
 }
 
 // Refusals records refused privileged attempts as they happen; its Record fits the
-// GraphQL layer's hook for FORBIDDEN refusals.
+// GraphQL layer's hook for FORBIDDEN refusals. Each principal's entries are bounded
+// (RefusalBurst at once, RefusalsPerMinute on average), so a flood of refused
+// requests cannot write unbounded rows; refusals over the bound are counted in
+// scoville_audit_refusals_dropped_total instead.
 type Refusals struct {
-	db     *gorm.DB
-	logger *slog.Logger
+	db      *gorm.DB
+	logger  *slog.Logger
+	dropped prometheus.Counter
+
+	mu  sync.Mutex
+	per map[string]*rate.Limiter // by issuer and subject; at most maxRefusalKeys
+	now func() time.Time
 }
 
-// NewRefusals builds the recorder on the application's connection pool.
-func NewRefusals(db *gorm.DB, logger *slog.Logger) *Refusals {
-	return &Refusals{db: db, logger: logger}
+// The bound of refusal entries per principal.
+const (
+	RefusalBurst      = 30
+	RefusalsPerMinute = 30
+	maxRefusalKeys    = 10_000
+)
+
+// NewRefusals builds the recorder on the application's connection pool and registers
+// its counter on reg (nil: not registered).
+func NewRefusals(db *gorm.DB, logger *slog.Logger, reg prometheus.Registerer) *Refusals {
+	r := &Refusals{db: db, logger: logger, per: map[string]*rate.Limiter{}, now: time.Now,
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scoville_audit_refusals_dropped_total",
+			Help: "Refused privileged attempts not written to the audit log because their principal was over its bound.",
+		})}
+	if reg != nil {
+		reg.MustRegister(r.dropped)
+	}
+	return r
 }
 
 // refusalTimeout bounds the write of one refusal.
 const refusalTimeout = 5 * time.Second
 
-// Record writes the refusal of operation to p. The refusal stands whatever happens
-// here: the entry is written even when the caller has gone away, and a failure to
-// write it is logged (without the actor's personal data), not returned.
+// Record writes the refusal of operation to p, unless p is over its bound. The refusal
+// stands whatever happens here: the entry is written even when the caller has gone
+// away, and a failure to write it is logged (without the actor's personal data), not
+// returned.
 func (r *Refusals) Record(ctx context.Context, p *auth.Principal, operation string, need auth.Role) {
+	if !r.allow(p) {
+		r.dropped.Inc()
+		return
+	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refusalTimeout)
 	defer cancel()
 	if err := RecordRefused(wctx, r.db, p, operation, need); err != nil {
 		r.logger.ErrorContext(ctx, "audit: refused attempt not recorded", "operation", operation, "error", err.Error())
 	}
+}
+
+// allow takes one of p's refusal entries. Past maxRefusalKeys principals the memory
+// starts over, which can only give each principal a fresh burst.
+func (r *Refusals) allow(p *auth.Principal) bool {
+	key := p.Issuer + " " + p.Subject
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lim, ok := r.per[key]
+	if !ok {
+		if len(r.per) >= maxRefusalKeys {
+			clear(r.per)
+		}
+		lim = rate.NewLimiter(rate.Limit(float64(RefusalsPerMinute)/60), RefusalBurst)
+		r.per[key] = lim
+	}
+	return lim.AllowN(r.now(), 1)
 }
 
 func entry(ctx context.Context, p *auth.Principal, a Action) (*models.AuditEntry, error) {

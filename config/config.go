@@ -102,7 +102,7 @@ type Config struct {
 	CORSAllowedOrigins []string
 
 	// MetricsAddr is METRICS_ADDR, a separate host:port for /metrics; empty means
-	// /metrics is served on HTTPAddr.
+	// /metrics is served on HTTPAddr in development and not at all in production.
 	MetricsAddr string
 	// TrustedProxies is TRUSTED_PROXIES: the networks whose X-Forwarded-For is
 	// believed. A bare IP is a single-address prefix; IPv4-mapped IPv6 addresses

@@ -14,8 +14,8 @@ import (
 // ForbiddenHook is told when @hasRole refuses a field to an authenticated caller
 // (FORBIDDEN), so refused privileged attempts leave a trace (OPS-4). field is the
 // root field's name ("refundPayment"), or Type.field below the root
-// ("Customer.providerCustomerId"). Anonymous callers are not reported. The hook runs
-// before the refusal is returned and cannot change it.
+// ("Customer.providerCustomerId"); it is the schema's name, never the client's alias.
+// Anonymous callers are not reported. The hook cannot change the refusal.
 type ForbiddenHook func(ctx context.Context, p *auth.Principal, field string, need auth.Role)
 
 // DirectiveOption adjusts NewDirectives.
@@ -27,9 +27,9 @@ type directiveOptions struct {
 	stepUpAMR   []string
 }
 
-// OnForbidden reports every FORBIDDEN refusal of @hasRole to h. Within one operation
-// running under RefusalsOnce, each field is reported once, however many list rows
-// asked for it.
+// OnForbidden reports FORBIDDEN refusals of @hasRole to h: each one as it happens,
+// or, within an operation running under RefusalsOnce, once per operation when it has
+// run, however many fields, aliases and list rows were refused.
 func OnForbidden(h ForbiddenHook) DirectiveOption {
 	return func(o *directiveOptions) { o.onForbidden = h }
 }
@@ -59,7 +59,8 @@ func NewDirectives(stepUpMaxAge time.Duration, now func() time.Time, opts ...Dir
 		HasRole: func(ctx context.Context, _ any, next graphql.Resolver, role auth.Role) (any, error) {
 			if _, err := auth.RequireRole(ctx, role); err != nil {
 				if p, ok := auth.PrincipalFrom(ctx); ok && o.onForbidden != nil && errors.Is(err, auth.ErrForbidden) {
-					if field := refusedField(ctx); firstRefusal(ctx, field) {
+					field := refusedField(ctx)
+					if !deferRefusal(ctx, refusal{hook: o.onForbidden, p: p, field: field, need: role}) {
 						o.onForbidden(ctx, p, field, role)
 					}
 				}
@@ -97,9 +98,11 @@ func refusedField(ctx context.Context) string {
 	return fc.Field.Name
 }
 
-// RefusalsOnce is a handler extension that gives each operation a memory of the
-// refusals already reported, so a list of a hundred rows asking for a staff-only field
-// is one report, not a hundred.
+// RefusalsOnce is a handler extension that makes each operation report at most one
+// refusal, after its fields have run: a request selecting many staff-only fields (under
+// aliases, or on every row of a list) leaves one trace, not one per field. The one
+// reported is the refused field whose name sorts first, so the choice does not depend
+// on the order in which fields ran.
 type RefusalsOnce struct{}
 
 var _ interface {
@@ -109,9 +112,18 @@ var _ interface {
 
 type refusalsKey struct{}
 
+// refusal is one refused field with the hook that is to hear of it.
+type refusal struct {
+	hook  ForbiddenHook
+	p     *auth.Principal
+	field string
+	need  auth.Role
+}
+
+// refusals is one operation's memory: the refusal to report, if any.
 type refusals struct {
-	mu   sync.Mutex
-	seen map[string]bool
+	mu    sync.Mutex
+	first *refusal
 }
 
 // ExtensionName names the extension for gqlgen.
@@ -120,23 +132,31 @@ func (RefusalsOnce) ExtensionName() string { return "RefusalsOnce" }
 // Validate accepts every schema.
 func (RefusalsOnce) Validate(graphql.ExecutableSchema) error { return nil }
 
-// InterceptResponse runs the operation's fields with a fresh memory.
+// InterceptResponse runs the operation's fields with a fresh memory, then reports the
+// one refusal kept, if any.
 func (RefusalsOnce) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-	return next(context.WithValue(ctx, refusalsKey{}, &refusals{seen: map[string]bool{}}))
+	mem := &refusals{}
+	resp := next(context.WithValue(ctx, refusalsKey{}, mem))
+	mem.mu.Lock()
+	r := mem.first
+	mem.mu.Unlock()
+	if r != nil {
+		r.hook(ctx, r.p, r.field, r.need)
+	}
+	return resp
 }
 
-// firstRefusal reports whether field has not been refused yet in this operation;
-// without RefusalsOnce every refusal is a first.
-func firstRefusal(ctx context.Context, field string) bool {
-	r, ok := ctx.Value(refusalsKey{}).(*refusals)
+// deferRefusal keeps r for the operation's one report and says whether it did;
+// without RefusalsOnce nothing is kept and the caller reports r itself.
+func deferRefusal(ctx context.Context, r refusal) bool {
+	mem, ok := ctx.Value(refusalsKey{}).(*refusals)
 	if !ok {
-		return true
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.seen[field] {
 		return false
 	}
-	r.seen[field] = true
+	mem.mu.Lock()
+	defer mem.mu.Unlock()
+	if mem.first == nil || r.field < mem.first.field {
+		mem.first = &r
+	}
 	return true
 }

@@ -195,9 +195,10 @@ func TestLimitsRefuseBeforeAnythingRuns(t *testing.T) {
 	t.Run("a first over the page cap but cheap passes the cost limit", func(t *testing.T) {
 		t.Parallel()
 		// Served as 100 items (API.md); the test root has no Customer resolver, so
-		// execution stops there, past every limit.
+		// execution stops there, past every limit. Priced as paging.MaxList
+		// subscriptions of 150 payments selecting one object each.
 		e := newTestEndpoint(t, HandlerConfig{})
-		res := e.query(`{ me { subscriptions { payments(first: 1000) { edges { node { id } } pageInfo { hasNextPage } } } } }`, nil, customer)
+		res := e.query(`{ me { subscriptions { payments(first: 150) { pageInfo { hasNextPage } } } } }`, nil, customer)
 		require.NotNil(t, res.Data, res.Raw)
 		require.Positive(t, e.counter.n.Load())
 	})

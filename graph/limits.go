@@ -208,7 +208,14 @@ type costSchema struct {
 	graphql.ExecutableSchema
 }
 
+// boundedLists are the list fields without a first argument, each priced as its
+// bound times what it selects, like a connection of that many.
+var boundedLists = map[string]int{"Customer.subscriptions": paging.MaxList}
+
 func (c costSchema) Complexity(ctx context.Context, typeName, field string, childComplexity int, args map[string]any) (int, bool) {
+	if n, ok := boundedLists[typeName+"."+field]; ok {
+		return addCost(1, mulCost(max(1, childComplexity), n)), true
+	}
 	def := c.Schema().Types[typeName]
 	if def == nil {
 		return c.ExecutableSchema.Complexity(ctx, typeName, field, childComplexity, args)

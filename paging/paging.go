@@ -20,6 +20,11 @@ const (
 	MaxFirst     = 100
 )
 
+// MaxList bounds the lists that are not connections (Customer.subscriptions): such a
+// list holds at most this many items, the newest, and the complexity limit prices it
+// as this many.
+const MaxList = 25
+
 // Cursor is a position in a (created_at DESC, id DESC) list.
 type Cursor struct {
 	CreatedAt time.Time
@@ -91,4 +96,49 @@ func Edges[T, E any](rows []T, more bool, pos func(T) (time.Time, string), edge 
 		info.EndCursor = &cursor
 	}
 	return edges, info
+}
+
+// FetchEach is Fetch for many parents in one statement: for each id in parents, the
+// rows of table whose parentColumn is that id, newest first by (column, id), from the
+// cursor in first/after, at most the page's rows each. It returns each parent's rows
+// (absent when it has none) and whether more follow them. Each parent's page is read
+// through the index on (parentColumn, column, id), so the statement costs what the
+// pages hold. table, parentTable and the columns are trusted names; parentOf gives a
+// row's parent id.
+func FetchEach[T any](q *gorm.DB, parentTable, table, parentColumn, column string, parents []string, parentOf func(T) string,
+	first *int, after *string,
+) (map[string][]T, map[string]bool, error) {
+	limit, cursor, err := Args(first, after)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(parents) == 0 {
+		return map[string][]T{}, map[string]bool{}, nil
+	}
+	inner := "SELECT * FROM " + table + " WHERE " + table + "." + parentColumn + " = parent.id"
+	var args []any
+	if cursor != nil {
+		inner += " AND (" + table + "." + column + ", " + table + ".id) < (?, ?)"
+		args = append(args, cursor.CreatedAt, cursor.ID)
+	}
+	inner += " ORDER BY " + table + "." + column + " DESC, " + table + ".id DESC LIMIT ?"
+	args = append(args, limit+1, parents)
+	var rows []T
+	err = q.Raw("SELECT t.* FROM "+parentTable+" AS parent CROSS JOIN LATERAL ("+inner+") AS t WHERE parent.id IN ?"+
+		" ORDER BY t."+parentColumn+", t."+column+" DESC, t.id DESC", args...).Scan(&rows).Error
+	if err != nil {
+		return nil, nil, err
+	}
+	pages := make(map[string][]T, len(parents))
+	for _, r := range rows {
+		p := parentOf(r)
+		pages[p] = append(pages[p], r)
+	}
+	more := make(map[string]bool, len(pages))
+	for p, page := range pages {
+		if len(page) > limit {
+			pages[p], more[p] = page[:limit], true
+		}
+	}
+	return pages, more, nil
 }

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -12,10 +13,12 @@ import (
 const CodeRateLimited = "RATE_LIMITED"
 
 // GraphQL returns the gqlgen extension that charges each operation before any
-// resolver runs: a query to ScopeQuery, a mutation to ScopeMutation plus one
-// ScopePayment token per payment field it selects (aliases included). A refused
+// resolver runs: a query to ScopeQuery, a mutation to ScopeMutation, plus one
+// ScopePayment token per root field it selects that the schema marks with
+// @provider (ProviderDirective), aliases and fragments included. A refused
 // operation runs nothing and answers RATE_LIMITED with retryAfter; behind PerAddress
-// the HTTP answer is 429 with Retry-After.
+// the HTTP answer is 429 with Retry-After. The handler refuses to start with a
+// schema that does not declare @provider.
 func (l *Limiter) GraphQL() graphql.HandlerExtension { return operationLimit{l} }
 
 type operationLimit struct{ l *Limiter }
@@ -27,7 +30,12 @@ var _ interface {
 
 func (operationLimit) ExtensionName() string { return "RateLimit" }
 
-func (operationLimit) Validate(graphql.ExecutableSchema) error { return nil }
+func (operationLimit) Validate(es graphql.ExecutableSchema) error {
+	if es.Schema().Directives[ProviderDirective] == nil {
+		return fmt.Errorf("ratelimit: the schema declares no @%s directive, so no field would be charged as a payment operation", ProviderDirective)
+	}
+	return nil
+}
 
 func (o operationLimit) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
 	op := opCtx.Operation
@@ -37,9 +45,9 @@ func (o operationLimit) MutateOperationContext(ctx context.Context, opCtx *graph
 	charges := []Charge{{Scope: ScopeQuery, N: 1}}
 	if op.Operation == ast.Mutation {
 		charges = []Charge{{Scope: ScopeMutation, N: 1}}
-		if n := o.l.paymentFields(op.SelectionSet); n > 0 {
-			charges = append(charges, Charge{Scope: ScopePayment, N: n})
-		}
+	}
+	if n := providerFields(op.SelectionSet); n > 0 {
+		charges = append(charges, Charge{Scope: ScopePayment, N: n})
 	}
 	ref := o.l.Take(ctx, charges...)
 	if ref == nil {
@@ -55,21 +63,23 @@ func (o operationLimit) MutateOperationContext(ctx context.Context, opCtx *graph
 	}
 }
 
-// paymentFields counts the root fields that are payment operations, through
-// fragments (a validated document has no fragment cycles).
-func (l *Limiter) paymentFields(set ast.SelectionSet) int {
+// providerFields counts the root selections of fields the schema marks @provider,
+// each alias once, through fragments (a validated document has no fragment cycles,
+// and validation has bound every field to its definition). Identical selections
+// that GraphQL merges into one field are counted as written, never fewer than run.
+func providerFields(set ast.SelectionSet) int {
 	n := 0
 	for _, sel := range set {
 		switch s := sel.(type) {
 		case *ast.Field:
-			if l.payments[s.Name] {
+			if s.Definition != nil && s.Definition.Directives.ForName(ProviderDirective) != nil {
 				n++
 			}
 		case *ast.InlineFragment:
-			n += l.paymentFields(s.SelectionSet)
+			n += providerFields(s.SelectionSet)
 		case *ast.FragmentSpread:
 			if s.Definition != nil {
-				n += l.paymentFields(s.Definition.SelectionSet)
+				n += providerFields(s.Definition.SelectionSet)
 			}
 		}
 	}

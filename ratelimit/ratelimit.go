@@ -37,8 +37,9 @@ const (
 	ScopeQuery Scope = "query"
 	// ScopeMutation is a mutation operation, per caller.
 	ScopeMutation Scope = "mutation"
-	// ScopePayment is one payment operation (see DefaultPaymentOperations), per
-	// caller; a mutation with two of them costs two.
+	// ScopePayment is one selection of a field marked @provider (ProviderDirective),
+	// per caller; a mutation selecting two of them, or one twice under aliases, costs
+	// two.
 	ScopePayment Scope = "payment"
 )
 
@@ -52,13 +53,12 @@ type Rule struct {
 // the shape every configured limit takes.
 func PerMinute(n int) Rule { return Rule{PerMinute: n, Burst: max(1, (n+1)/2)} }
 
-// DefaultPaymentOperations are the mutations that charge, refund or open a payment
-// session at Stripe, or erase an account there: card testing and refund abuse go
-// through these, so they get the strictest allowance.
-var DefaultPaymentOperations = []string{
-	"startCheckout", "createSubscription", "changeSubscriptionPlan", "createBillingPortalSession",
-	"refundPayment", "createPlan", "deleteMyAccount",
-}
+// ProviderDirective marks, in the GraphQL schema, a field that calls the payment
+// provider (Stripe) while it runs: card testing and refund abuse go through these, and
+// Stripe's own rate limit is shared by the whole account, so each selection of such a
+// field is charged to ScopePayment. The schema is the only list: a field renamed or
+// added keeps or lacks the directive where it is defined.
+const ProviderDirective = "provider"
 
 // Config is every allowance; zero fields take the defaults of Defaults.
 type Config struct {
@@ -73,22 +73,18 @@ type Config struct {
 	AddressFactor int
 	// MaxKeys bounds the buckets kept per allowance (memory); default 100,000.
 	MaxKeys int
-	// PaymentOperations are the mutation fields charged to ScopePayment; default
-	// DefaultPaymentOperations.
-	PaymentOperations []string
 }
 
 // Defaults are the allowances when nothing is configured (RATE_LIMIT_* in README).
 func Defaults() Config {
 	return Config{
-		Address:           PerMinute(1200),
-		Query:             PerMinute(300),
-		Mutation:          PerMinute(60),
-		Payment:           PerMinute(10),
-		Webhook:           PerMinute(60000),
-		AddressFactor:     5,
-		MaxKeys:           100_000,
-		PaymentOperations: DefaultPaymentOperations,
+		Address:       PerMinute(1200),
+		Query:         PerMinute(300),
+		Mutation:      PerMinute(60),
+		Payment:       PerMinute(10),
+		Webhook:       PerMinute(60000),
+		AddressFactor: 5,
+		MaxKeys:       100_000,
 	}
 }
 
@@ -96,7 +92,6 @@ func Defaults() Config {
 type Limiter struct {
 	perCaller map[Scope]*buckets
 	perAddr   map[Scope]*buckets
-	payments  map[string]bool
 	refused   *prometheus.CounterVec
 	now       func() time.Time
 }
@@ -125,9 +120,6 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 	if cfg.MaxKeys <= 0 {
 		cfg.MaxKeys = def.MaxKeys
 	}
-	if cfg.PaymentOperations == nil {
-		cfg.PaymentOperations = def.PaymentOperations
-	}
 	scaled := func(r Rule) Rule {
 		return Rule{PerMinute: saturatingMul(r.PerMinute, cfg.AddressFactor), Burst: saturatingMul(r.Burst, cfg.AddressFactor)}
 	}
@@ -144,15 +136,11 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 			ScopeMutation: newBuckets(scaled(cfg.Mutation), cfg.MaxKeys),
 			ScopePayment:  newBuckets(scaled(cfg.Payment), cfg.MaxKeys),
 		},
-		payments: map[string]bool{},
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scoville_rate_limited_total",
 			Help: "Requests and operations refused with RATE_LIMITED, by scope.",
 		}, []string{"scope"}),
 		now: time.Now,
-	}
-	for _, op := range cfg.PaymentOperations {
-		l.payments[op] = true
 	}
 	for _, s := range []Scope{ScopeWebhook, ScopeAddress, ScopeQuery, ScopeMutation, ScopePayment} {
 		l.refused.WithLabelValues(string(s)) // every series exists from the start, for alert rules

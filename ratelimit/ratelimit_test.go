@@ -172,23 +172,31 @@ func TestHTTPRefusal(t *testing.T) {
 }
 
 var testSchema = gqlparser.MustLoadSchema(&ast.Source{Input: `
-type Query { a: Int }
-type Mutation { startCheckout: Int refundPayment: Int pauseSubscription: Int }
+directive @provider on FIELD_DEFINITION
+type Query { a: Int quote: Int @provider }
+type Mutation { startCheckout: Int @provider refundPayment: Int @provider pauseSubscription(n: Int): Int @provider updateShippingAddress: Int }
 `})
 
-func TestPaymentFieldsAreCountedThroughAliasesAndFragments(t *testing.T) {
+func TestProviderFieldsAreCountedThroughAliasesAndFragments(t *testing.T) {
 	t.Parallel()
-	l, _ := newTestLimiter(t, Config{})
+	thirty := "mutation {"
+	for i := range 30 {
+		thirty += fmt.Sprintf(" p%d: pauseSubscription(n: %d)", i, i)
+	}
+	thirty += " }"
 	cases := map[string]int{
-		`mutation { pauseSubscription }`:                                                               0,
+		`mutation { updateShippingAddress }`:                                                           0,
+		`mutation { pauseSubscription }`:                                                               1,
 		`mutation { startCheckout }`:                                                                   1,
 		`mutation { x: startCheckout y: startCheckout refundPayment }`:                                 3,
 		`mutation { ...F ... on Mutation { refundPayment } } fragment F on Mutation { startCheckout }`: 2,
+		`{ a quote }`: 1,
+		thirty:        30,
 	}
 	for q, want := range cases {
 		doc, errs := gqlparser.LoadQueryWithRules(testSchema, q, rules.NewDefaultRules())
 		require.Empty(t, errs, q)
-		require.Equal(t, want, l.paymentFields(doc.Operations[0].SelectionSet), q)
+		require.Equal(t, want, providerFields(doc.Operations[0].SelectionSet), q)
 	}
 }
 

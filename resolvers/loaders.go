@@ -16,7 +16,12 @@ import (
 type loaders struct {
 	plans                 *dataloader.Loader[string, *models.Plan]
 	customerSubscriptions *dataloader.Loader[string, []*models.Subscription]
+	payments              *dataloader.Loader[pageKey, *models.PaymentConnection]
+	shipments             *dataloader.Loader[pageKey, *models.ShipmentConnection]
 }
+
+// loaderWait is how long a loader gathers keys before its batch runs.
+const loaderWait = time.Millisecond
 
 type loadersKey struct{}
 
@@ -32,6 +37,8 @@ func (r *Resolver) Loaders(next http.Handler) http.Handler {
 			customerSubscriptions: dataloader.NewBatchedLoader(r.batchCustomerSubscriptions,
 				dataloader.WithWait[string, []*models.Subscription](time.Millisecond),
 				dataloader.WithCache[string, []*models.Subscription](&dataloader.NoCache[string, []*models.Subscription]{})),
+			payments:  newPageLoader(r.Subscriptions.PaymentsOf),
+			shipments: newPageLoader(r.Subscriptions.ShipmentsOf),
 		}
 		next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), loadersKey{}, l)))
 	})

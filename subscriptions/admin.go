@@ -44,17 +44,15 @@ func (s *Service) List(ctx context.Context, status *models.SubscriptionStatus, f
 	return &models.SubscriptionConnection{Edges: edges, PageInfo: info}, nil
 }
 
-// ForCustomers lists the subscriptions of several customers in one query, each
-// customer's newest first, for a batching loader. Customers without any are absent.
+// ForCustomers lists the subscriptions of several customers in one statement, each
+// customer's newest first and at most paging.MaxList of them, for a batching loader.
+// Customers without any are absent.
 func (s *Service) ForCustomers(ctx context.Context, customerIDs []string) (map[string][]*models.Subscription, error) {
-	var subs []*models.Subscription
-	err := s.db.WithContext(ctx).Where("customer_id IN ?", customerIDs).Order("created_at DESC, id DESC").Find(&subs).Error
+	limit := paging.MaxList
+	out, _, err := paging.FetchEach(s.db.WithContext(ctx), "customers", "subscriptions", "customer_id", "created_at",
+		customerIDs, func(sub *models.Subscription) string { return sub.CustomerID }, &limit, nil)
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: list for customers: %w", err)
-	}
-	out := make(map[string][]*models.Subscription, len(customerIDs))
-	for _, sub := range subs {
-		out[sub.CustomerID] = append(out[sub.CustomerID], sub)
 	}
 	return out, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/idempotency"
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/paging"
 )
 
 // Gateway is what this service needs from the payment provider.
@@ -191,10 +192,11 @@ func (s *Service) Get(ctx context.Context, p *auth.Principal, id string) (*model
 	return &sub, nil
 }
 
-// ForCustomer lists a customer's subscriptions, newest first.
+// ForCustomer lists a customer's subscriptions, newest first, at most paging.MaxList.
 func (s *Service) ForCustomer(ctx context.Context, customerID string) ([]*models.Subscription, error) {
 	var subs []*models.Subscription
-	err := s.db.WithContext(ctx).Where("customer_id = ?", customerID).Order("created_at DESC, id DESC").Find(&subs).Error
+	err := s.db.WithContext(ctx).Where("customer_id = ?", customerID).Order("created_at DESC, id DESC").
+		Limit(paging.MaxList).Find(&subs).Error
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: list: %w", err)
 	}

@@ -55,20 +55,30 @@ func NewMetrics(reg prometheus.Registerer, db *gorm.DB) *Metrics {
 	if db != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "scoville_webhook_queue_depth",
-			Help: "Stored events not yet applied (RECEIVED).",
-		}, func() float64 { return count(db, "SELECT count(*) FROM webhook_events WHERE status = 'RECEIVED'") }))
+			Help: "Stored events not yet applied (RECEIVED), counted up to 10000.",
+		}, func() float64 { return bounded(db, queueDepthQuery) }))
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "scoville_jobs_waiting",
-			Help: "Background jobs available, scheduled or waiting for a retry.",
-		}, func() float64 {
-			return count(db, "SELECT count(*) FROM river_job WHERE state IN ('available', 'scheduled', 'retryable')")
-		}))
+			Help: "Background jobs available, scheduled or waiting for a retry, counted up to 10000.",
+		}, func() float64 { return bounded(db, jobsWaitingQuery) }))
 	}
 	return m
 }
 
-// count runs a gauge's query with a short deadline; -1 says it could not be read.
-func count(db *gorm.DB, query string) float64 {
+// gaugeCap bounds what a scrape counts: each gauge reads at most this many entries of
+// an index (webhook_events_status_idx, River's state index) and reports gaugeCap for
+// any backlog at least that large, so a scrape costs the same however far behind the
+// queue is, and never scans a table. Alerts fire far below it.
+const gaugeCap = 10000
+
+// The gauges' queries, bounded by gaugeCap.
+const (
+	queueDepthQuery  = `SELECT count(*) FROM (SELECT 1 FROM webhook_events WHERE status = 'RECEIVED' LIMIT 10000) AS waiting`
+	jobsWaitingQuery = `SELECT count(*) FROM (SELECT 1 FROM river_job WHERE state IN ('available', 'scheduled', 'retryable') LIMIT 10000) AS waiting`
+)
+
+// bounded runs a gauge's query with a short deadline; -1 says it could not be read.
+func bounded(db *gorm.DB, query string) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	var n int64
