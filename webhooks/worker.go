@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/scoville/scoville/eventindex"
 	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/subscriptions"
@@ -128,6 +129,9 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 		ID: row.ID, ProviderEventID: row.ProviderEventID, Type: row.Type, Created: row.EventCreated, Seq: row.Seq,
 		Object: body.Data.Object, PreviousAttributes: body.Data.PreviousAttributes,
 	}
+	// Whom the event is about, for a customer's export and erasure (package
+	// eventindex); recorded with the effect, so an applied event is always indexed.
+	subjects := eventindex.FromObject(body.Data.Object)
 	prepared, err := w.applier.Prepare(ctx, ev)
 	if err != nil {
 		return w.failed(ctx, job, &row, err)
@@ -140,6 +144,14 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 		}
 		if locked.Status != models.WebhookReceived {
 			return errDone
+		}
+		if err := eventindex.Record(ctx, tx, row.ID, subjects); err != nil {
+			return err
+		}
+		// The lock order (eventindex.LockCustomers): the event, then its customers,
+		// then their subscriptions, payments and the rest, as erasure takes them.
+		if err := eventindex.LockCustomers(ctx, tx, subjects); err != nil {
+			return err
 		}
 		var err error
 		if effect, err = w.applier.Apply(ctx, tx, ev, prepared); err != nil {
@@ -155,6 +167,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 		err = tx.Model(&models.WebhookEvent{}).Where("id = ?", row.ID).Updates(map[string]any{
 			"status": status, "outcome": truncate(effect.Outcome, 500), "attempts": job.Attempt,
 			"last_error": nil, "processed_at": time.Now().UTC(),
+			"subjects_indexed_at": gorm.Expr("coalesce(subjects_indexed_at, now())"),
 		}).Error
 		if err != nil {
 			return err
