@@ -45,9 +45,9 @@ func TestFromObjectNamesIdsAtKnownPlacesOnly(t *testing.T) {
 		"checkout's client reference": {`{"id":"cs_1","object":"checkout.session","client_reference_id":"` + ours + `","customer":null}`,
 			[]Subject{{Customer, ours}}},
 		"a client reference elsewhere is not ours": {`{"id":"x_1","object":"other","client_reference_id":"` + ours + `"}`, nil},
-		"our id must be a uuid":                     {`{"id":"cus_9","object":"customer","metadata":{"scoville_customer_id":"invoice"}}`, []Subject{{StripeCustomer, "cus_9"}}},
-		"not JSON":                                  {`not json`, nil},
-		"not an object":                             {`"cus_1"`, nil},
+		"our id must be a uuid":                    {`{"id":"cus_9","object":"customer","metadata":{"scoville_customer_id":"invoice"}}`, []Subject{{StripeCustomer, "cus_9"}}},
+		"not JSON":                                 {`not json`, nil},
+		"not an object":                            {`"cus_1"`, nil},
 	} {
 		t.Run(name, func(t *testing.T) {
 			require.ElementsMatch(t, tc.want, FromObject(json.RawMessage(tc.obj)))
