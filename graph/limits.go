@@ -208,7 +208,19 @@ type costSchema struct {
 	graphql.ExecutableSchema
 }
 
+// ExportCost is exportMyData's price in the complexity limit: it reads everything
+// held about the caller and opens each of their provider events, so an operation
+// holds at most one at the default limit (two cost more than
+// DefaultMaxComplexity). Its rate is limited apart too (ratelimit.ScopeExport).
+const ExportCost = DefaultMaxComplexity/2 + 1
+
+// fieldCost are fields priced by what they read rather than by their shape.
+var fieldCost = map[[2]string]int{{"Query", "exportMyData"}: ExportCost}
+
 func (c costSchema) Complexity(ctx context.Context, typeName, field string, childComplexity int, args map[string]any) (int, bool) {
+	if price, ok := fieldCost[[2]string{typeName, field}]; ok {
+		return addCost(price, childComplexity), true
+	}
 	def := c.Schema().Types[typeName]
 	if def == nil {
 		return c.ExecutableSchema.Complexity(ctx, typeName, field, childComplexity, args)
