@@ -403,7 +403,7 @@ func TestPersistedQueriesKeepTheLimits(t *testing.T) {
 
 func TestCostOfLists(t *testing.T) {
 	t.Parallel()
-	es := costSchema{NewExecutableSchema(Config{})}
+	es := costSchema{ExecutableSchema: NewExecutableSchema(Config{})}
 	ctx := context.Background()
 	cost := func(typ, field string, child int, args map[string]any) int {
 		c, ok := es.Complexity(ctx, typ, field, child, args)
@@ -415,7 +415,9 @@ func TestCostOfLists(t *testing.T) {
 	require.Equal(t, 1+100*3, cost("Query", "auditLog", 3, map[string]any{"first": json.Number("100")}))
 	require.Equal(t, 1, cost("Query", "auditLog", 3, map[string]any{"first": int64(0)}))
 	require.Equal(t, maxCost, cost("Query", "auditLog", maxCost, map[string]any{"first": int64(2_000_000_000)}), "saturates")
-	require.Equal(t, ExportCost+1, cost("Query", "exportMyData", 1, nil), "priced by what it reads")
+	require.Equal(t, DefaultMaxComplexity/2+2, cost("Query", "exportMyData", 1, nil), "priced by what it reads")
+	c, _ := costSchema{ExecutableSchema: es.ExecutableSchema, maxComplexity: 100}.Complexity(ctx, "Query", "exportMyData", 0, nil)
+	require.Equal(t, 51, c, "more than half the limit it is held to")
 	_, ok := es.Complexity(ctx, "Query", "plans", 3, nil)
 	require.False(t, ok, "fields without first keep the default cost")
 }

@@ -206,20 +206,20 @@ func withoutSuggestions(open bool, next graphql.ErrorPresenterFunc) graphql.Erro
 // any resolver runs. Objects cost one and scalars nothing (see NewHandler).
 type costSchema struct {
 	graphql.ExecutableSchema
+	// maxComplexity is the limit the costs are checked against; zero is
+	// DefaultMaxComplexity.
+	maxComplexity int
 }
 
-// ExportCost is exportMyData's price in the complexity limit: it reads everything
-// held about the caller and opens each of their provider events, so an operation
-// holds at most one at the default limit (two cost more than
-// DefaultMaxComplexity). Its rate is limited apart too (ratelimit.ScopeExport).
-const ExportCost = DefaultMaxComplexity/2 + 1
-
-// fieldCost are fields priced by what they read rather than by their shape.
-var fieldCost = map[[2]string]int{{"Query", "exportMyData"}: ExportCost}
+// ExportCost is exportMyData's price in the complexity limit max: more than half of
+// it, so that an operation holds one export at most. The export reads everything
+// held about the caller and opens each of their provider events; its rate is
+// limited apart too (ratelimit.ScopeExport).
+func ExportCost(max int) int { return orDefault(max, DefaultMaxComplexity)/2 + 1 }
 
 func (c costSchema) Complexity(ctx context.Context, typeName, field string, childComplexity int, args map[string]any) (int, bool) {
-	if price, ok := fieldCost[[2]string{typeName, field}]; ok {
-		return addCost(price, childComplexity), true
+	if typeName == "Query" && field == "exportMyData" {
+		return addCost(ExportCost(c.maxComplexity), childComplexity), true
 	}
 	def := c.Schema().Types[typeName]
 	if def == nil {
