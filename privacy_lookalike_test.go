@@ -232,3 +232,25 @@ func (s *shop) awaitLockWaiter() {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// An export is priced apart: one per operation (the complexity limit), and its own
+// small allowance per caller (RATE_LIMIT_EXPORTS_PER_MINUTE), which leaves other
+// queries alone.
+func TestExportIsPricedAndRateLimitedApart(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{env: map[string]string{"RATE_LIMIT_EXPORTS_PER_MINUTE": "2"}}) // burst 1
+	tok := a.token("exporter")
+
+	two := a.gql(tok, `{ a: exportMyData { json } b: exportMyData { json } }`, nil)
+	require.Equal(t, []string{"COMPLEXITY_LIMIT_EXCEEDED"}, two.codes(), two.Raw)
+
+	first := a.gql(tok, `{ exportMyData { json } }`, nil)
+	require.Empty(t, first.Errors, first.Raw)
+	again := a.gql(tok, `{ exportMyData { json } }`, nil)
+	require.Equal(t, []string{"RATE_LIMITED"}, again.codes(), again.Raw)
+	require.Equal(t, 429, again.Status)
+	me := a.gql(tok, `{ me { id } }`, nil)
+	require.Empty(t, me.Errors, me.Raw)
+	other := a.gql(a.token("other-exporter"), `{ exportMyData { json } }`, nil)
+	require.Empty(t, other.Errors, other.Raw)
+}

@@ -385,6 +385,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 		Mutation: ratelimit.PerMinute(cfg.RateLimitMutations),
 		Payment:  ratelimit.PerMinute(cfg.RateLimitPayments),
 		Webhook:  ratelimit.PerMinute(cfg.RateLimitWebhooks),
+		Export:   ratelimit.PerMinute(cfg.RateLimitExports),
 	}, reg)
 	gql := graph.NewHandler(graph.HandlerConfig{
 		Resolvers:     root,

@@ -12,7 +12,8 @@ import (
 const CodeRateLimited = "RATE_LIMITED"
 
 // GraphQL returns the gqlgen extension that charges each operation before any
-// resolver runs: a query to ScopeQuery, a mutation to ScopeMutation plus one
+// resolver runs: a query to ScopeQuery (plus one ScopeExport token per
+// exportMyData it selects), a mutation to ScopeMutation plus one
 // ScopePayment token per payment field it selects (aliases included). A refused
 // operation runs nothing and answers RATE_LIMITED with retryAfter; behind PerAddress
 // the HTTP answer is 429 with Retry-After.
@@ -35,6 +36,9 @@ func (o operationLimit) MutateOperationContext(ctx context.Context, opCtx *graph
 		return nil
 	}
 	charges := []Charge{{Scope: ScopeQuery, N: 1}}
+	if n := exportFields(op.SelectionSet); n > 0 && op.Operation == ast.Query {
+		charges = append(charges, Charge{Scope: ScopeExport, N: n})
+	}
 	if op.Operation == ast.Mutation {
 		charges = []Charge{{Scope: ScopeMutation, N: 1}}
 		if n := o.l.paymentFields(op.SelectionSet); n > 0 {
