@@ -215,6 +215,32 @@ func TestPrivacyEraseWhileTheCustomersEventApplies(t *testing.T) {
 		require.NoError(t, s.db.Take(&ev, "provider_event_id = ?", eventID).Error)
 		require.NotContains(t, string(ev.Payload), p.email, "the event applied first, then was scrubbed")
 	}
+
+	// And at whatever moment the two meet: the erasure and the event race freely.
+	for i := range 6 {
+		p := &person{subject: fmt.Sprintf("free-race-%d", i), email: fmt.Sprintf("free%d@lock.example", i), name: "Racing Customer",
+			street: "9 Lock Street", city: "Waitville"}
+		s.enrol(p, 50+i)
+		eventID := fmt.Sprintf("evt_free_lock_%d", i)
+		body := s.paidInvoice(p, eventID, fmt.Sprintf("in_free_lock_%d", i))
+		tok := s.tokenFor(p, time.Minute)
+		var wg sync.WaitGroup
+		var status int
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status = s.deliver(body)
+		}()
+		resp, payload := s.deleteAccount(tok, "del-free", true)
+		wg.Wait()
+		require.Equal(t, 200, status)
+		require.Empty(t, resp.Errors, resp.Raw)
+		require.Equal(t, true, payload["deleted"], resp.Raw)
+		require.Equal(t, "PROCESSED", s.awaitEvent(eventID))
+		var attempts int
+		require.NoError(t, s.db.Raw(`SELECT attempts FROM webhook_events WHERE provider_event_id = ?`, eventID).Scan(&attempts).Error)
+		require.Equal(t, 1, attempts)
+	}
 	require.NotContains(t, s.logs.String(), "deadlock")
 }
 
