@@ -90,6 +90,8 @@ func (s *shop) paidInvoice(p *person, eventID, invoiceID string) []byte {
 		Amount: plan.Amount, Currency: strings.ToLower(plan.Currency), PeriodStart: start, PeriodEnd: start.AddDate(0, 1, 0)}.Object()
 	inv["customer_email"], inv["customer_name"] = p.email, p.name
 	inv["customer_address"] = map[string]any{"line1": p.street, "city": p.city, "postal_code": "10115", "country": "DE"}
+	inv["customer_shipping"] = map[string]any{"name": p.name,
+		"address": map[string]any{"line1": p.street, "city": p.city, "postal_code": "10115", "country": "DE"}}
 	inv["description"] = "Box for " + p.name + " <" + p.email + ">"
 	return webhooktest.Event(eventID, "invoice.paid", start, inv, nil)
 }
@@ -279,4 +281,36 @@ func TestExportIsPricedAndRateLimitedApart(t *testing.T) {
 	require.Empty(t, me.Errors, me.Raw)
 	other := a.gql(a.token("other-exporter"), `{ exportMyData { json } }`, nil)
 	require.Empty(t, other.Errors, other.Raw)
+}
+
+// An event the worker read before an erasure scrubbed it is applied from what is
+// stored when it locks the event, the scrubbed payload: the copy read first would
+// put the erased person's address and invoice link back into their records.
+func TestPrivacyEventReadBeforeTheErasureAppliesScrubbed(t *testing.T) {
+	t.Parallel()
+	s, hooks := newHookedPrivacyShop(t)
+	p := &person{subject: "stale-read", email: "stale@read.example", name: "Stale Reader", street: "8 Oldcopy Road", city: "Readburg"}
+	s.enrol(p, 70)
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	hooks.onPrepare("evt_stale_read", func() {
+		select {
+		case <-entered:
+		default:
+			close(entered)
+		}
+		<-release
+	})
+	require.Equal(t, 200, s.deliver(s.paidInvoice(p, "evt_stale_read", "in_stale_read")))
+	<-entered // the worker holds the payload as it was, and no lock
+	resp, payload := s.deleteAccount(s.tokenFor(p, time.Minute), "del-stale", true)
+	require.Empty(t, resp.Errors, resp.Raw)
+	require.Equal(t, true, payload["deleted"], resp.Raw)
+	close(release)
+
+	require.Equal(t, "PROCESSED", s.awaitEvent("evt_stale_read"))
+	var pay models.Payment
+	require.NoError(t, s.db.Take(&pay, "stripe_invoice_id = ?", "in_stale_read").Error)
+	require.Nil(t, pay.InvoiceURL, "no hosted invoice link of the erased customer")
+	s.requireNowhere(p.email, p.name, p.street, p.city)
 }

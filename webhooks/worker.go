@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -108,6 +109,24 @@ type payload struct {
 // after the last one the event is FAILED, with its error, for support to replay.
 func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 	yield(ctx, w.intake)
+	for range maxRereads {
+		if err := w.work(ctx, job); !errors.Is(err, errRewritten) {
+			return err
+		}
+	}
+	return w.work(ctx, job)
+}
+
+// errRewritten ends an attempt whose event was rewritten (scrubbed by an erasure)
+// between reading it and locking it: applied from the copy read first, it would
+// put the erased person's data back. The event is read again.
+var errRewritten = errors.New("webhooks: event rewritten while being applied")
+
+// maxRereads bounds how often one attempt reads a rewritten event again; an event
+// is rewritten once per erasure, so one reread is normally the last.
+const maxRereads = 3
+
+func (w *Worker) work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 	start := time.Now()
 	var row models.WebhookEvent
 	err := w.db.WithContext(ctx).Take(&row, "id = ?", job.Args.EventID).Error
@@ -139,11 +158,14 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 	var effect subscriptions.Effect
 	err = w.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var locked models.WebhookEvent
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id", "status").Take(&locked, "id = ?", row.ID).Error; err != nil {
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id", "status", "payload").Take(&locked, "id = ?", row.ID).Error; err != nil {
 			return err
 		}
 		if locked.Status != models.WebhookReceived {
 			return errDone
+		}
+		if !bytes.Equal(locked.Payload, row.Payload) {
+			return errRewritten
 		}
 		if err := eventindex.Record(ctx, tx, row.ID, subjects); err != nil {
 			return err
@@ -176,6 +198,9 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 	})
 	if errors.Is(err, errDone) {
 		return nil
+	}
+	if errors.Is(err, errRewritten) {
+		return err
 	}
 	if err != nil {
 		return w.failed(ctx, job, &row, err)
