@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ type hookApplier struct {
 	webhooks.Applier
 	mu            sync.Mutex
 	beforePrepare map[string]func()
-	beforeApply   map[string]func()
+	beforeApply   map[string]func(tx *gorm.DB)
 }
 
 func (h *hookApplier) onPrepare(eventID string, f func()) {
@@ -35,7 +36,7 @@ func (h *hookApplier) onPrepare(eventID string, f func()) {
 	h.beforePrepare[eventID] = f
 }
 
-func (h *hookApplier) onApply(eventID string, f func()) {
+func (h *hookApplier) onApply(eventID string, f func(tx *gorm.DB)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.beforeApply[eventID] = f
@@ -56,23 +57,29 @@ func (h *hookApplier) Apply(ctx context.Context, tx *gorm.DB, ev subscriptions.E
 	f := h.beforeApply[ev.ProviderEventID]
 	h.mu.Unlock()
 	if f != nil {
-		f()
+		f(tx)
 	}
 	return h.Applier.Apply(ctx, tx, ev, p)
 }
 
-// newHookedPrivacyShop is newPrivacyShop with hooks on the event applier.
-func newHookedPrivacyShop(t *testing.T) (*shop, *hookApplier) {
+// newHookedPrivacyShop is newPrivacyShop with hooks on the event applier, and
+// beforeErase (may be nil) run inside each erasure before it looks up the events.
+func newHookedPrivacyShop(t *testing.T, beforeErase ...func()) (*shop, *hookApplier) {
 	t.Helper()
+	var eraseHook func()
+	if len(beforeErase) > 0 {
+		eraseHook = beforeErase[0]
+	}
 	fake := stripefake.New()
 	t.Cleanup(fake.Close)
-	hooks := &hookApplier{beforePrepare: map[string]func(){}, beforeApply: map[string]func(){}}
+	hooks := &hookApplier{beforePrepare: map[string]func(){}, beforeApply: map[string]func(*gorm.DB){}}
 	a := newTestApp(t, appOptions{
 		env:  map[string]string{"STRIPE_API_BASE": fake.URL},
 		jobs: true,
 		overrides: overrides{stripeTimeout: 300 * time.Millisecond, stripeRetryBudget: 2 * time.Second,
 			mailer: &recordingMailer{}, jobRetry: fastRetry{},
-			wrapApplier: func(inner webhooks.Applier) webhooks.Applier { hooks.Applier = inner; return hooks }},
+			wrapApplier:       func(inner webhooks.Applier) webhooks.Applier { hooks.Applier = inner; return hooks },
+			beforeEraseLookup: eraseHook},
 	})
 	a.seedAt(fake.URL)
 	fake.SetNewSubscriptionStatus("active")
@@ -196,7 +203,7 @@ func TestPrivacyEraseWhileTheCustomersEventApplies(t *testing.T) {
 		// The worst moment: the worker holds the event and is about to lock the
 		// subscription when the erasure has taken whatever it takes first and waits.
 		entered := make(chan struct{})
-		hooks.onApply(eventID, func() {
+		hooks.onApply(eventID, func(*gorm.DB) {
 			close(entered)
 			s.awaitLockWaiter()
 		})
@@ -313,4 +320,48 @@ func TestPrivacyEventReadBeforeTheErasureAppliesScrubbed(t *testing.T) {
 	require.NoError(t, s.db.Take(&pay, "stripe_invoice_id = ?", "in_stale_read").Error)
 	require.Nil(t, pay.InvoiceURL, "no hosted invoice link of the erased customer")
 	s.requireNowhere(p.email, p.name, p.street, p.city)
+}
+
+// An event that arrives while an erasure runs, too late for the erasure to see it,
+// takes the customer's lock before their subscription, as the erasure does: the
+// worker holding the subscription never waits for a customer the erasure holds.
+func TestPrivacyEventArrivingDuringTheErasureTakesTheCustomerFirst(t *testing.T) {
+	t.Parallel()
+	var arrive atomic.Pointer[func()]
+	s, hooks := newHookedPrivacyShop(t, func() {
+		if f := arrive.Load(); f != nil {
+			(*f)()
+		}
+	})
+	p := &person{subject: "late-arrival", email: "late@arrival.example", name: "Late Arrival", street: "6 Window Way", city: "Gapton"}
+	s.enrol(p, 80)
+
+	applying := make(chan struct{})
+	hooks.onApply("evt_late_arrival", func(tx *gorm.DB) {
+		// What applying does first: lock the subscription. Then hold it until the
+		// erasure waits for something.
+		require.NoError(t, tx.Exec(`SELECT id FROM subscriptions WHERE stripe_subscription_id = ? FOR UPDATE`, p.stripeSub).Error)
+		close(applying)
+		s.awaitLockWaiter()
+	})
+	body := s.paidInvoice(p, "evt_late_arrival", "in_late_arrival")
+	var once sync.Once
+	deliverNow := func() {
+		once.Do(func() {
+			go func() { s.deliver(body) }()
+			<-applying
+		})
+	}
+	arrive.Store(&deliverNow)
+	resp, payload := s.deleteAccount(s.tokenFor(p, time.Minute), "del-late", true)
+	require.Empty(t, resp.Errors, resp.Raw)
+	require.Equal(t, true, payload["deleted"], resp.Raw)
+
+	require.Equal(t, "PROCESSED", s.awaitEvent("evt_late_arrival"))
+	var attempts int
+	var lastErr string
+	require.NoError(t, s.db.Raw(`SELECT attempts, coalesce(last_error, '') FROM webhook_events WHERE provider_event_id = 'evt_late_arrival'`).
+		Row().Scan(&attempts, &lastErr))
+	require.Equal(t, 1, attempts, "applied at the first attempt: %s", lastErr)
+	require.NotContains(t, s.logs.String(), "deadlock")
 }

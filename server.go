@@ -266,6 +266,8 @@ type overrides struct {
 	jobTimeout        time.Duration
 	// wrapApplier wraps the event applier, to inject faults such as a crash.
 	wrapApplier func(webhooks.Applier) webhooks.Applier
+	// beforeEraseLookup runs inside an erasure before it looks up the events.
+	beforeEraseLookup func()
 }
 
 // newApp builds every part once and wires them: the one place that knows them all.
@@ -346,6 +348,9 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	a.reconciler = subscriptions.NewReconciler(db, syncer, gw, reg, logger)
 	river.AddWorker(workers, subscriptions.NewReconcileWorker(a.reconciler, logger))
 	privacy := customers.NewPrivacy(db, gw, idem, queue, logger)
+	if o.beforeEraseLookup != nil {
+		privacy.BeforeEraseLookup(o.beforeEraseLookup)
+	}
 	river.AddWorker(workers, customers.NewScrubWorker(privacy))
 	periodic := []*river.PeriodicJob{idempotency.PurgeJob(time.Hour)}
 	if cfg.ReconcileInterval > 0 {

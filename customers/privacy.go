@@ -59,7 +59,15 @@ type Privacy struct {
 	idem   *idempotency.Store
 	queue  Inserter
 	logger *slog.Logger
+	// beforeLookup runs in erasure's transaction before it looks up the
+	// customer's events (a test seam; nil in production).
+	beforeLookup func()
 }
+
+// BeforeEraseLookup is a test seam: f runs inside each erasure's transaction right
+// before it looks up and locks the customer's events, where an event arriving at
+// that moment is not seen. Call it before the service is used.
+func (p *Privacy) BeforeEraseLookup(f func()) { p.beforeLookup = f }
 
 // PrivacyGateway is what erasure needs from the payment provider.
 type PrivacyGateway interface {
@@ -236,6 +244,9 @@ func (p *Privacy) erase(ctx context.Context, who *auth.Principal, scope idempote
 		// Lock order (eventindex.LockCustomers): the customer's events first, as the
 		// event worker takes an event before the customer's rows, then the customer,
 		// then their subscriptions, payments, shipments and notifications.
+		if p.beforeLookup != nil {
+			p.beforeLookup()
+		}
 		before, err := p.holdings(ctx, tx, &c)
 		if err != nil {
 			return fmt.Errorf("customers: erase: %w", err)
