@@ -85,6 +85,7 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 		"RATE_LIMIT_MUTATIONS_PER_MINUTE": "1000000",
 		"RATE_LIMIT_PAYMENTS_PER_MINUTE":  "1000000",
 		"RATE_LIMIT_WEBHOOKS_PER_MINUTE":  "1000000",
+		"RATE_LIMIT_EXPORTS_PER_MINUTE":   "1000000",
 		"DATA_ENCRYPTION_KEYS":            testDataKeys(t, opts.dbURL),
 	}
 	for k, v := range opts.env {

@@ -311,6 +311,8 @@ type overrides struct {
 	wrapAdminGateway func(subscriptions.AdminGateway) subscriptions.AdminGateway
 	// now is the subscription service's clock for time-bound input; nil: the wall clock.
 	now func() time.Time
+	// beforeEraseLookup runs inside an erasure before it looks up the events.
+	beforeEraseLookup func()
 }
 
 // newApp builds every part once and wires them: the one place that knows them all.
@@ -397,6 +399,9 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	a.reconciler = subscriptions.NewReconciler(db, syncer, gw, reg, logger)
 	river.AddWorker(workers, subscriptions.NewReconcileWorker(a.reconciler, logger))
 	privacy := customers.NewPrivacy(db, gw, idem, queue, logger)
+	if o.beforeEraseLookup != nil {
+		privacy.BeforeEraseLookup(o.beforeEraseLookup)
+	}
 	river.AddWorker(workers, customers.NewScrubWorker(privacy))
 	periodic := []*river.PeriodicJob{idempotency.PurgeJob(time.Hour)}
 	if cfg.ReconcileInterval > 0 {
@@ -444,6 +449,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 		Mutation: ratelimit.PerMinute(cfg.RateLimitMutations),
 		Payment:  ratelimit.PerMinute(cfg.RateLimitPayments),
 		Webhook:  ratelimit.PerMinute(cfg.RateLimitWebhooks),
+		Export:   ratelimit.PerMinute(cfg.RateLimitExports),
 	}, reg)
 	gql := graph.NewHandler(graph.HandlerConfig{
 		Resolvers:     root,

@@ -126,6 +126,9 @@ type Config struct {
 	// and a signature check is cheap). Every limit allows a burst of half
 	// its minute at once.
 	RateLimitWebhooks int
+	// RateLimitExports is RATE_LIMIT_EXPORTS_PER_MINUTE (1..1,000,000), default
+	// 5: exportMyData calls per caller (each reads everything held about them).
+	RateLimitExports int
 	// GraphQLMaxComplexity is GRAPHQL_MAX_COMPLEXITY (10..1,000,000), default
 	// 5000: the cost limit of one operation (objects 1, scalars 0, a connection
 	// first times its selection, first as asked even where it is served as 100).
@@ -249,6 +252,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.RateLimitMutations, _ = l.intIn("RATE_LIMIT_MUTATIONS_PER_MINUTE", 60, 1, 1_000_000)
 	c.RateLimitPayments, _ = l.intIn("RATE_LIMIT_PAYMENTS_PER_MINUTE", 10, 1, 1_000_000)
 	c.RateLimitWebhooks, _ = l.intIn("RATE_LIMIT_WEBHOOKS_PER_MINUTE", 60000, 1, 1_000_000)
+	c.RateLimitExports, _ = l.intIn("RATE_LIMIT_EXPORTS_PER_MINUTE", 5, 1, 1_000_000)
 	c.GraphQLMaxComplexity, _ = l.intIn("GRAPHQL_MAX_COMPLEXITY", 5000, 10, 1_000_000)
 	c.GraphQLMaxDepth, _ = l.intIn("GRAPHQL_MAX_DEPTH", 15, 2, 100)
 	c.SMTPURL = l.smtpURL("SMTP_URL")
@@ -318,6 +322,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Int("rate_limit_mutations_per_minute", c.RateLimitMutations),
 		slog.Int("rate_limit_payments_per_minute", c.RateLimitPayments),
 		slog.Int("rate_limit_webhooks_per_minute", c.RateLimitWebhooks),
+		slog.Int("rate_limit_exports_per_minute", c.RateLimitExports),
 		slog.Int("graphql_max_complexity", c.GraphQLMaxComplexity),
 		slog.Int("graphql_max_depth", c.GraphQLMaxDepth),
 		slog.Bool("smtp_url_set", c.SMTPURL != ""),

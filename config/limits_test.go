@@ -15,6 +15,7 @@ func TestLoadRateAndCostLimits(t *testing.T) {
 	require.Equal(t, 60, c.RateLimitMutations)
 	require.Equal(t, 10, c.RateLimitPayments)
 	require.Equal(t, 60000, c.RateLimitWebhooks)
+	require.Equal(t, 5, c.RateLimitExports)
 	require.Equal(t, 5000, c.GraphQLMaxComplexity)
 	require.Equal(t, 15, c.GraphQLMaxDepth)
 
@@ -26,6 +27,9 @@ func TestLoadRateAndCostLimits(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int{50, 40, 30, 2, 1000000, 5000, 20}, []int{c.RateLimitAddress, c.RateLimitQueries,
 		c.RateLimitMutations, c.RateLimitPayments, c.RateLimitWebhooks, c.GraphQLMaxComplexity, c.GraphQLMaxDepth})
+	c, err = Load(devEnv().with(env{"RATE_LIMIT_EXPORTS_PER_MINUTE": "2"}).get)
+	require.NoError(t, err)
+	require.Equal(t, 2, c.RateLimitExports)
 
 	for name, bad := range map[string][]string{
 		"RATE_LIMIT_ADDRESS_PER_MINUTE":   {"0", "-1", "1000001", "ten", "1.5"},
@@ -33,6 +37,7 @@ func TestLoadRateAndCostLimits(t *testing.T) {
 		"RATE_LIMIT_MUTATIONS_PER_MINUTE": {"0", "x"},
 		"RATE_LIMIT_PAYMENTS_PER_MINUTE":  {"0", "x"},
 		"RATE_LIMIT_WEBHOOKS_PER_MINUTE":  {"0", "x"},
+		"RATE_LIMIT_EXPORTS_PER_MINUTE":   {"0", "1000001", "x"},
 		"GRAPHQL_MAX_COMPLEXITY":          {"9", "1000001", "x"},
 		"GRAPHQL_MAX_DEPTH":               {"1", "101", "x"},
 	} {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/scoville/scoville/audit"
 	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/eventindex"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/idempotency"
 	"github.com/scoville/scoville/models"
@@ -37,15 +39,18 @@ import (
 //   - payments: kept whole, except the hosted invoice URL, a bearer link to a page
 //     showing the billing name and address.
 //   - notifications: deleted (they only existed to e-mail the person).
-//   - webhook_events whose payload mentions the customer (their Stripe ids, our id,
-//     or their e-mail address): the payload is rewritten with the personal fields
-//     (e-mail, name, phone, addresses, shipping and billing details) set to null and
-//     any other text quoting the e-mail or name replaced; ids, amounts and statuses
-//     stay, so the event still tells what happened. The rewritten payload is no
-//     longer Stripe's signed bytes; it was verified when it arrived. Events that
-//     arrive later (Stripe reports the cancellation and the deletion, quoting the
-//     customer) are scrubbed by jobs scheduled with the erasure (ScrubDelays),
-//     found by the Stripe ids the pseudonymous records keep.
+//   - webhook_events that are the customer's: those whose object names, at a known
+//     place, our id for them or the Stripe id of them, their subscriptions,
+//     invoices, payment intents or charges (package eventindex; never their name
+//     or e-mail, which anybody's text may contain). Their personal fields (name,
+//     e-mail, phone, addresses, shipping and billing details, hosted invoice
+//     links) are set to null by path; ids, amounts and statuses stay, so the event
+//     still tells what happened and can still be applied. No other event is
+//     touched. The rewritten payload is no longer Stripe's signed bytes; it was
+//     verified when it arrived. Events that arrive later (Stripe reports the
+//     cancellation and the deletion, quoting the customer) are scrubbed by jobs
+//     scheduled with the erasure (ScrubDelays), found by the Stripe ids the
+//     pseudonymous records keep.
 //   - audit_log: an entry for the erasure, with the person's (issuer, subject) as
 //     the actor, as every audit entry has; it holds no e-mail, name or address.
 type Privacy struct {
@@ -54,7 +59,15 @@ type Privacy struct {
 	idem   *idempotency.Store
 	queue  Inserter
 	logger *slog.Logger
+	// beforeLookup runs in erasure's transaction before it looks up the
+	// customer's events (a test seam; nil in production).
+	beforeLookup func()
 }
+
+// BeforeEraseLookup is a test seam: f runs inside each erasure's transaction right
+// before it looks up and locks the customer's events, where an event arriving at
+// that moment is not seen. Call it before the service is used.
+func (p *Privacy) BeforeEraseLookup(f func()) { p.beforeLookup = f }
 
 // PrivacyGateway is what erasure needs from the payment provider.
 type PrivacyGateway interface {
@@ -81,7 +94,9 @@ const ErasedIssuer = "urn:scoville:erased"
 
 // Export is the caller's data as one JSON document: their customer record,
 // subscriptions, payments, shipments, notifications and the provider events that
-// mention them. Someone never seen gets a document with nothing in it.
+// are theirs (see Privacy), and nobody else's. Someone never seen gets a document
+// with nothing in it. Its cost is the caller's rows and events: events are found
+// by an index, and only those are opened.
 func (p *Privacy) Export(ctx context.Context, who *auth.Principal) (*models.DataExport, error) {
 	now := time.Now().UTC()
 	doc := exportDoc{GeneratedAt: now, Subscriptions: []exportSubscription{}, Payments: []exportPayment{},
@@ -95,8 +110,16 @@ func (p *Privacy) Export(ctx context.Context, who *auth.Principal) (*models.Data
 	case err != nil:
 		return nil, fmt.Errorf("customers: export: %w", err)
 	}
+	// Stored events not indexed yet are indexed first (each only once, ever), so
+	// that the lookup by identifiers sees them.
+	if _, err := eventindex.IndexPending(ctx, p.db); err != nil {
+		return nil, fmt.Errorf("customers: export: %w", err)
+	}
 	h, err := p.holdings(ctx, db, &c)
 	if err != nil {
+		return nil, fmt.Errorf("customers: export: %w", err)
+	}
+	if h.events, err = p.events(ctx, db, h.subjects(&c), lockNone); err != nil {
 		return nil, fmt.Errorf("customers: export: %w", err)
 	}
 	doc.Customer = &exportCustomer{ID: c.ID, Issuer: c.Issuer, Subject: c.Subject, Email: c.Email, Name: c.Name,
@@ -213,8 +236,25 @@ func (p *Privacy) erase(ctx context.Context, who *auth.Principal, scope idempote
 		}
 	}
 
+	if _, err := eventindex.IndexPending(ctx, p.db); err != nil {
+		return fmt.Errorf("customers: erase: %w", err)
+	}
 	var canceled []string
 	err = db.Transaction(func(tx *gorm.DB) error {
+		// Lock order (eventindex.LockCustomers): the customer's events first, as the
+		// event worker takes an event before the customer's rows, then the customer,
+		// then their subscriptions, payments, shipments and notifications.
+		if p.beforeLookup != nil {
+			p.beforeLookup()
+		}
+		before, err := p.holdings(ctx, tx, &c)
+		if err != nil {
+			return fmt.Errorf("customers: erase: %w", err)
+		}
+		events, err := p.events(ctx, tx, before.subjects(&c), lockWait)
+		if err != nil {
+			return fmt.Errorf("customers: erase: %w", err)
+		}
 		var locked models.Customer
 		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&locked, "id = ?", c.ID).Error; err != nil {
 			return fmt.Errorf("customers: erase: lock: %w", err)
@@ -226,6 +266,15 @@ func (p *Privacy) erase(ctx context.Context, who *auth.Principal, scope idempote
 		if err != nil {
 			return fmt.Errorf("customers: erase: %w", err)
 		}
+		// An event applied while the customer was not locked yet may have named a
+		// new invoice, and events about it. Those taken by a worker right now are
+		// not waited for (it holds them before the customer, which is ours now):
+		// the scheduled scrubs (ScrubDelays) find them.
+		late, err := p.events(ctx, tx, h.subjects(&locked), lockSkip)
+		if err != nil {
+			return fmt.Errorf("customers: erase: %w", err)
+		}
+		h.events = mergeEvents(events, late)
 		now := time.Now().UTC()
 		for _, s := range h.subscriptions {
 			s.ShippingAddress = erasedAddress(s.ShippingAddress)
@@ -240,12 +289,6 @@ func (p *Privacy) erase(ctx context.Context, who *auth.Principal, scope idempote
 				return fmt.Errorf("customers: erase: subscription: %w", err)
 			}
 		}
-		for _, s := range h.shipments {
-			s.Address, s.UpdatedAt = erasedAddress(s.Address), now
-			if err := tx.Model(s).Select("address", "updated_at").Updates(s).Error; err != nil {
-				return fmt.Errorf("customers: erase: shipment: %w", err)
-			}
-		}
 		for _, pay := range h.payments {
 			if pay.InvoiceURL == nil {
 				continue
@@ -255,16 +298,22 @@ func (p *Privacy) erase(ctx context.Context, who *auth.Principal, scope idempote
 				return fmt.Errorf("customers: erase: payment: %w", err)
 			}
 		}
+		for _, s := range h.shipments {
+			s.Address, s.UpdatedAt = erasedAddress(s.Address), now
+			if err := tx.Model(s).Select("address", "updated_at").Updates(s).Error; err != nil {
+				return fmt.Errorf("customers: erase: shipment: %w", err)
+			}
+		}
 		if err := tx.Where("customer_id = ?", locked.ID).Delete(&notificationRow{}).Error; err != nil {
 			return fmt.Errorf("customers: erase: notifications: %w", err)
 		}
 		for _, ev := range h.events {
-			ev.Payload = scrubPayload(ev.Payload, h.personal)
+			ev.Payload = scrubPayload(ev.Payload)
 			if err := tx.Model(ev).Select("payload").Updates(ev).Error; err != nil {
 				return fmt.Errorf("customers: erase: webhook event: %w", err)
 			}
 		}
-		before := map[string]any{"subscriptions": len(h.subscriptions), "payments": len(h.payments),
+		held := map[string]any{"subscriptions": len(h.subscriptions), "payments": len(h.payments),
 			"shipments": len(h.shipments), "notifications": len(h.notifications), "providerEvents": len(h.events)}
 		locked.Issuer, locked.Subject = ErasedIssuer, uuid.NewString()
 		locked.Email, locked.Name, locked.UpdatedAt = "", nil, now
@@ -279,7 +328,7 @@ func (p *Privacy) erase(ctx context.Context, who *auth.Principal, scope idempote
 		return audit.Record(ctx, tx, who, audit.Action{
 			Name: OpDeleteMyAccount, TargetType: "customer", TargetID: locked.ID,
 			Reason: "erasure requested by the customer (DAT-3); financial records kept under a pseudonym",
-			Before: before, After: map[string]any{"pseudonymous": true, "canceledSubscriptions": canceled},
+			Before: held, After: map[string]any{"pseudonymous": true, "canceledSubscriptions": canceled},
 		})
 	})
 	if err != nil {
@@ -343,8 +392,6 @@ type holdings struct {
 	shipments     []*models.Shipment
 	notifications []*notificationRow
 	events        []*models.WebhookEvent
-	// personal are the customer's e-mail and name as they appear in text.
-	personal []string
 }
 
 // notificationRow is a notifications row as this package reads and deletes it.
@@ -362,11 +409,8 @@ type notificationRow struct {
 // TableName is the notifications package's table.
 func (notificationRow) TableName() string { return "notifications" }
 
-// eventBatch bounds how many stored provider events are read at once while looking
-// for the ones that mention a customer.
-const eventBatch = 200
-
-func (p *Privacy) holdings(ctx context.Context, db *gorm.DB, c *models.Customer) (*holdings, error) {
+// holdings reads the customer's rows; the provider events are read by events.
+func (p *Privacy) holdings(_ context.Context, db *gorm.DB, c *models.Customer) (*holdings, error) {
 	h := &holdings{}
 	if err := db.Where("customer_id = ?", c.ID).Order("created_at, id").Find(&h.subscriptions).Error; err != nil {
 		return nil, fmt.Errorf("subscriptions: %w", err)
@@ -380,155 +424,147 @@ func (p *Privacy) holdings(ctx context.Context, db *gorm.DB, c *models.Customer)
 	if err := db.Where("customer_id = ?", c.ID).Order("created_at, id").Find(&h.notifications).Error; err != nil {
 		return nil, fmt.Errorf("notifications: %w", err)
 	}
-
-	// Provider events name the customer by Stripe's ids for them and theirs, by our
-	// id in metadata, or by their e-mail address. Payloads may be sealed at rest, so
-	// they are matched here, after gorm has read them, not in SQL.
-	ids := map[string]bool{c.ID: true}
-	add := func(s *string) {
-		if s != nil && *s != "" {
-			ids[*s] = true
-		}
-	}
-	add(c.StripeCustomerID)
-	for _, s := range h.subscriptions {
-		add(s.StripeSubscriptionID)
-	}
-	for _, pay := range h.payments {
-		add(&pay.StripeInvoiceID)
-		add(pay.StripePaymentIntentID)
-	}
-	if c.Email != "" {
-		h.personal = append(h.personal, c.Email)
-	}
-	if c.Name != nil && len(*c.Name) >= 3 {
-		h.personal = append(h.personal, *c.Name)
-	}
-	// Events about a customer arrive after we first saw them; the margin covers
-	// clock differences between Stripe and us.
-	since := c.CreatedAt.Add(-time.Hour)
-	var batch []*models.WebhookEvent
-	err := db.Where("received_at >= ?", since).FindInBatches(&batch, eventBatch, func(_ *gorm.DB, _ int) error {
-		for _, ev := range batch {
-			if mentions(ev.Payload, ids, h.personal) {
-				h.events = append(h.events, ev)
-			}
-		}
-		return nil
-	}).Error
-	if err != nil {
-		return nil, fmt.Errorf("webhook events: %w", err)
-	}
 	return h, nil
 }
 
-// mentions reports whether a provider event's JSON names one of ids as a whole
-// string value, or contains one of the personal strings anywhere.
-func mentions(payload []byte, ids map[string]bool, personal []string) bool {
-	lower := bytes.ToLower(payload)
-	for _, s := range personal {
-		if bytes.Contains(lower, bytes.ToLower([]byte(s))) {
-			return true
+// subjects are the identifiers that make a provider event the customer's: our id
+// for them, and the Stripe ids of them, their subscriptions, invoices and payment
+// intents, each as a whole value at its known place (package eventindex). Their
+// e-mail and name never are: anyone's text may contain them.
+func (h *holdings) subjects(c *models.Customer) []eventindex.Subject {
+	out := []eventindex.Subject{{Kind: eventindex.Customer, Value: c.ID}}
+	add := func(k eventindex.Kind, s *string) {
+		if s != nil && *s != "" {
+			out = append(out, eventindex.Subject{Kind: k, Value: *s})
 		}
 	}
-	var tree any
-	if json.Unmarshal(payload, &tree) != nil {
-		return false
+	add(eventindex.StripeCustomer, c.StripeCustomerID)
+	for _, s := range h.subscriptions {
+		add(eventindex.Subscription, s.StripeSubscriptionID)
 	}
-	found := false
-	walk(tree, func(_ string, v any) any {
-		if s, ok := v.(string); ok && ids[s] {
-			found = true
-		}
-		return v
-	})
-	return found
+	for _, pay := range h.payments {
+		add(eventindex.Invoice, &pay.StripeInvoiceID)
+		add(eventindex.PaymentIntent, pay.StripePaymentIntentID)
+	}
+	return out
 }
 
-// personalFields are Stripe object fields that hold a person's data; erasure sets
-// them to null wherever they appear in a stored event.
+// How events reads the events it finds: plainly (export), locked waiting for
+// whoever holds them, or locked skipping those held.
+const (
+	lockNone = ""
+	lockWait = "wait"
+	lockSkip = "skip"
+)
+
+// events reads the stored provider events that name any of subjects (indexed:
+// call eventindex.IndexPending first), in id order, the order they are locked in.
+func (p *Privacy) events(ctx context.Context, db *gorm.DB, subjects []eventindex.Subject, lock string) ([]*models.WebhookEvent, error) {
+	ids, err := eventindex.Find(ctx, db, subjects)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	q := db.Where("id IN ?", ids).Order("id")
+	switch lock {
+	case lockWait:
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	case lockSkip:
+		q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
+	}
+	var out []*models.WebhookEvent
+	if err := q.Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("webhook events: %w", err)
+	}
+	return out, nil
+}
+
+// mergeEvents is a followed by those of b not in it, in id order.
+func mergeEvents(a, b []*models.WebhookEvent) []*models.WebhookEvent {
+	seen := make(map[string]bool, len(a))
+	for _, ev := range a {
+		seen[ev.ID] = true
+	}
+	for _, ev := range b {
+		if !seen[ev.ID] {
+			a = append(a, ev)
+		}
+	}
+	slices.SortFunc(a, func(x, y *models.WebhookEvent) int { return strings.Compare(x.ID, y.ID) })
+	return a
+}
+
+// personalFields are Stripe object fields that hold a person's data (name,
+// e-mail, address, phone) or a bearer link to a page showing them (a hosted
+// invoice); erasure sets them to null wherever they appear in the customer's
+// events' data.object and data.previous_attributes, except inside metadata, which
+// holds our ids.
 var personalFields = map[string]bool{
 	"email": true, "name": true, "phone": true, "address": true, "shipping": true,
 	"billing_details": true, "customer_email": true, "customer_name": true, "customer_phone": true,
 	"customer_address": true, "customer_shipping": true, "customer_details": true,
 	"shipping_details": true, "receipt_email": true, "individual": true,
+	"hosted_invoice_url": true, "invoice_pdf": true, "receipt_url": true,
 }
 
-// scrubPayload returns payload with personal fields nulled and the personal strings
-// replaced inside any other text. A payload that is not JSON is replaced whole.
-func scrubPayload(payload []byte, personal []string) []byte {
+// freeTextFields are an object's own free text, which may quote the person
+// (an invoice's description, say); they are nulled at the top of the object only.
+var freeTextFields = map[string]bool{"description": true, "statement_descriptor": true}
+
+// scrubPayload returns an event of the erased customer with the personal fields of
+// its data.object and data.previous_attributes set to null, by path, and
+// "erased": true added; ids, types, amounts and statuses stay, so the event still
+// says what happened and can still be applied. Scrubbing a scrubbed event again
+// gives the same bytes. A payload that is not JSON is replaced whole.
+func scrubPayload(payload []byte) []byte {
 	var tree any
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber() // amounts and timestamps stay exact
 	if dec.Decode(&tree) != nil {
 		return []byte(`{"erased":true}`)
 	}
-	tree = walk(tree, func(key string, v any) any {
-		if personalFields[key] {
-			return nil
-		}
-		if m, ok := v.(map[string]any); ok && m["object"] == "customer" && m["description"] != nil {
-			m["description"] = nil // free text about the person
-		}
-		if s, ok := v.(string); ok {
-			for _, p := range personal {
-				s = replaceFold(s, p, "[erased]")
-			}
-			return s
-		}
-		return v
-	})
-	if m, ok := tree.(map[string]any); ok {
-		m["erased"] = true
+	root, ok := tree.(map[string]any)
+	if !ok {
+		return []byte(`{"erased":true}`)
 	}
-	out, err := json.Marshal(tree)
+	if data, ok := root["data"].(map[string]any); ok {
+		for _, key := range []string{"object", "previous_attributes"} {
+			obj, ok := data[key].(map[string]any)
+			if !ok {
+				continue
+			}
+			for k := range obj {
+				if freeTextFields[k] {
+					obj[k] = nil
+				}
+			}
+			nullPersonal(obj)
+		}
+	}
+	root["erased"] = true
+	out, err := json.Marshal(root)
 	if err != nil {
 		return []byte(`{"erased":true}`)
 	}
 	return out
 }
 
-// walk visits every value of a decoded JSON tree depth first with the key it sits
-// under ("" in arrays and at the root) and stores what visit returns in its place.
-// A value visit replaces is not descended into.
-func walk(v any, visit func(key string, v any) any) any {
-	var rec func(key string, v any) any
-	rec = func(key string, v any) any {
-		nv := visit(key, v)
-		switch t := nv.(type) {
-		case map[string]any:
-			for k, x := range t {
-				t[k] = rec(k, x)
-			}
-		case []any:
-			for i, x := range t {
-				t[i] = rec("", x)
+// nullPersonal sets the personal fields to null in v and every object inside it,
+// except inside metadata.
+func nullPersonal(v any) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			switch {
+			case personalFields[k]:
+				t[k] = nil
+			case k != "metadata":
+				nullPersonal(x)
 			}
 		}
-		return nv
-	}
-	return rec("", v)
-}
-
-// replaceFold replaces every case-insensitive occurrence of old in s.
-func replaceFold(s, old, repl string) string {
-	if old == "" {
-		return s
-	}
-	ls, lo := strings.ToLower(s), strings.ToLower(old)
-	if len(ls) != len(s) || !strings.Contains(ls, lo) {
-		return strings.ReplaceAll(s, old, repl)
-	}
-	var b strings.Builder
-	for {
-		i := strings.Index(ls, lo)
-		if i < 0 {
-			b.WriteString(s)
-			return b.String()
+	case []any:
+		for _, x := range t {
+			nullPersonal(x)
 		}
-		b.WriteString(s[:i])
-		b.WriteString(repl)
-		s, ls = s[i+len(old):], ls[i+len(lo):]
 	}
 }
 

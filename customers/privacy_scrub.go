@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/eventindex"
 	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/models"
 )
@@ -87,6 +88,9 @@ func (w *ScrubWorker) Work(ctx context.Context, job *river.Job[ScrubArgs]) error
 // scrubErased scrubs, in one transaction, every stored event that names the erased
 // customer and returns how many it rewrote.
 func (p *Privacy) scrubErased(ctx context.Context, customerID string) (int, error) {
+	if _, err := eventindex.IndexPending(ctx, p.db); err != nil {
+		return 0, fmt.Errorf("customers: scrub: %w", err)
+	}
 	n := 0
 	err := p.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var c models.Customer
@@ -104,8 +108,14 @@ func (p *Privacy) scrubErased(ctx context.Context, customerID string) (int, erro
 		if err != nil {
 			return fmt.Errorf("customers: scrub: %w", err)
 		}
-		for _, ev := range h.events {
-			scrubbed := scrubPayload(ev.Payload, nil)
+		// Only events are locked here, in id order, waiting for a worker applying
+		// one: the event comes first in every writer's lock order.
+		events, err := p.events(ctx, tx, h.subjects(&c), lockWait)
+		if err != nil {
+			return fmt.Errorf("customers: scrub: %w", err)
+		}
+		for _, ev := range events {
+			scrubbed := scrubPayload(ev.Payload)
 			if string(scrubbed) == string(ev.Payload) {
 				continue
 			}

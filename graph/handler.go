@@ -98,10 +98,10 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.OnForbidden != nil {
 		directiveOpts = append(directiveOpts, OnForbidden(cfg.OnForbidden))
 	}
-	srv := handler.New(costSchema{NewExecutableSchema(Config{
+	srv := handler.New(costSchema{ExecutableSchema: NewExecutableSchema(Config{
 		Resolvers:  cfg.Resolvers,
 		Directives: NewDirectives(cfg.StepUpMaxAge, cfg.Now, directiveOpts...),
-	})})
+	}), maxComplexity: cfg.MaxComplexity})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(singleJSONPost{})

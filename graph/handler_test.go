@@ -49,6 +49,10 @@ func (testQuery) Me(ctx context.Context) (*models.Customer, error) {
 	return &models.Customer{ID: "customer-1"}, nil
 }
 
+func (testQuery) ExportMyData(context.Context) (*models.DataExport, error) {
+	return &models.DataExport{JSON: "{}"}, nil
+}
+
 type handlerResult struct {
 	Status int
 	Header http.Header
@@ -166,6 +170,8 @@ func TestLimitsRefuseBeforeAnythingRuns(t *testing.T) {
 		{"nested firsts that would overflow", `{ adminCustomers(first: 2000000000) { edges { node { subscriptions { payments(first: 2000000000) { edges { node { id } } } shipments(first: 2000000000) { edges { node { id } } } } } } } }`,
 			nil, admin, CodeComplexityLimit, "exceeds the limit of 5000"},
 		{"fragment bomb", fragmentBomb(30), nil, nil, CodeFieldLimit, "once fragments are expanded"},
+		{"two exports in one operation", `{ a: exportMyData { json } b: exportMyData { json } }`, nil, customer,
+			CodeComplexityLimit, "exceeds the limit of 5000"},
 		{"tokens over the parser limit", "{ plans { " + strings.Repeat("id ", 10001) + "} }", nil, nil, "GRAPHQL_PARSE_FAILED", "token limit"},
 	}
 	for _, tc := range cases {
@@ -184,7 +190,7 @@ func TestLimitsRefuseBeforeAnythingRuns(t *testing.T) {
 	t.Run("the same operations within the limits run", func(t *testing.T) {
 		t.Parallel()
 		e := newTestEndpoint(t, HandlerConfig{Introspection: true})
-		for _, q := range []string{deepQuery(14), aliasQuery(30), fragmentBomb(5), `{ me { id } }`} {
+		for _, q := range []string{deepQuery(14), aliasQuery(30), fragmentBomb(5), `{ me { id } }`, `{ exportMyData { json } me { id } }`} {
 			res := e.query(q, nil, admin)
 			require.Empty(t, res.Errors, "query %.80s: %s", q, res.Raw)
 			require.NotNil(t, res.Data)
@@ -398,7 +404,7 @@ func TestPersistedQueriesKeepTheLimits(t *testing.T) {
 
 func TestCostOfLists(t *testing.T) {
 	t.Parallel()
-	es := costSchema{NewExecutableSchema(Config{})}
+	es := costSchema{ExecutableSchema: NewExecutableSchema(Config{})}
 	ctx := context.Background()
 	cost := func(typ, field string, child int, args map[string]any) int {
 		c, ok := es.Complexity(ctx, typ, field, child, args)
@@ -410,6 +416,9 @@ func TestCostOfLists(t *testing.T) {
 	require.Equal(t, 1+100*3, cost("Query", "auditLog", 3, map[string]any{"first": json.Number("100")}))
 	require.Equal(t, 1, cost("Query", "auditLog", 3, map[string]any{"first": int64(0)}))
 	require.Equal(t, maxCost, cost("Query", "auditLog", maxCost, map[string]any{"first": int64(2_000_000_000)}), "saturates")
+	require.Equal(t, DefaultMaxComplexity/2+2, cost("Query", "exportMyData", 1, nil), "priced by what it reads")
+	c, _ := costSchema{ExecutableSchema: es.ExecutableSchema, maxComplexity: 100}.Complexity(ctx, "Query", "exportMyData", 0, nil)
+	require.Equal(t, 51, c, "more than half the limit it is held to")
 	_, ok := es.Complexity(ctx, "Query", "plans", 3, nil)
 	require.False(t, ok, "fields without first keep the default cost")
 }

@@ -206,13 +206,25 @@ func withoutSuggestions(open bool, next graphql.ErrorPresenterFunc) graphql.Erro
 // any resolver runs. Objects cost one and scalars nothing (see NewHandler).
 type costSchema struct {
 	graphql.ExecutableSchema
+	// maxComplexity is the limit the costs are checked against; zero is
+	// DefaultMaxComplexity.
+	maxComplexity int
 }
 
 // boundedLists are the list fields without a first argument, each priced as its
 // bound times what it selects, like a connection of that many.
 var boundedLists = map[string]int{"Customer.subscriptions": paging.MaxList}
 
+// ExportCost is exportMyData's price in the complexity limit max: more than half of
+// it, so that an operation holds one export at most. The export reads everything
+// held about the caller and opens each of their provider events; its rate is
+// limited apart too (ratelimit.ScopeExport).
+func ExportCost(max int) int { return orDefault(max, DefaultMaxComplexity)/2 + 1 }
+
 func (c costSchema) Complexity(ctx context.Context, typeName, field string, childComplexity int, args map[string]any) (int, bool) {
+	if typeName == "Query" && field == "exportMyData" {
+		return addCost(ExportCost(c.maxComplexity), childComplexity), true
+	}
 	if n, ok := boundedLists[typeName+"."+field]; ok {
 		return addCost(1, mulCost(max(1, childComplexity), n)), true
 	}

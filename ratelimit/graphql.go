@@ -13,9 +13,10 @@ import (
 const CodeRateLimited = "RATE_LIMITED"
 
 // GraphQL returns the gqlgen extension that charges each operation before any
-// resolver runs: a query to ScopeQuery, a mutation to ScopeMutation, plus one
-// ScopePayment token per root field it selects that the schema marks with
-// @provider (ProviderDirective), aliases and fragments included. A refused
+// resolver runs: a query to ScopeQuery (plus one ScopeExport token per
+// exportMyData it selects), a mutation to ScopeMutation, plus one ScopePayment
+// token per root field it selects that the schema marks with @provider
+// (ProviderDirective), aliases and fragments included. A refused
 // operation runs nothing and answers RATE_LIMITED with retryAfter; behind PerAddress
 // the HTTP answer is 429 with Retry-After. The handler refuses to start with a
 // schema that does not declare @provider.
@@ -43,6 +44,9 @@ func (o operationLimit) MutateOperationContext(ctx context.Context, opCtx *graph
 		return nil
 	}
 	charges := []Charge{{Scope: ScopeQuery, N: 1}}
+	if n := exportFields(op.SelectionSet); n > 0 && op.Operation == ast.Query {
+		charges = append(charges, Charge{Scope: ScopeExport, N: n})
+	}
 	if op.Operation == ast.Mutation {
 		charges = []Charge{{Scope: ScopeMutation, N: 1}}
 	}

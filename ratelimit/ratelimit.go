@@ -41,6 +41,9 @@ const (
 	// per caller; a mutation selecting two of them, or one twice under aliases, costs
 	// two.
 	ScopePayment Scope = "payment"
+	// ScopeExport is one exportMyData (ExportField), per caller: it reads
+	// everything held about the caller, so it has an allowance of its own.
+	ScopeExport Scope = "export"
 )
 
 // Rule is an allowance: PerMinute on average, up to Burst at once.
@@ -67,6 +70,7 @@ type Config struct {
 	Mutation Rule // per caller
 	Payment  Rule // per caller
 	Webhook  Rule // per address on the webhook route
+	Export   Rule // exportMyData per caller
 	// AddressFactor multiplies the per-caller query, mutation and payment rules into
 	// a second allowance shared by every caller on one address, so many accounts on
 	// one address (card testing) are held back too. Default 5.
@@ -83,6 +87,7 @@ func Defaults() Config {
 		Mutation:      PerMinute(60),
 		Payment:       PerMinute(10),
 		Webhook:       PerMinute(60000),
+		Export:        PerMinute(5),
 		AddressFactor: 5,
 		MaxKeys:       100_000,
 	}
@@ -114,6 +119,7 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 	cfg.Mutation = orDefault(cfg.Mutation, def.Mutation)
 	cfg.Payment = orDefault(cfg.Payment, def.Payment)
 	cfg.Webhook = orDefault(cfg.Webhook, def.Webhook)
+	cfg.Export = orDefault(cfg.Export, def.Export)
 	if cfg.AddressFactor <= 0 {
 		cfg.AddressFactor = def.AddressFactor
 	}
@@ -128,6 +134,7 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 			ScopeQuery:    newBuckets(cfg.Query, cfg.MaxKeys),
 			ScopeMutation: newBuckets(cfg.Mutation, cfg.MaxKeys),
 			ScopePayment:  newBuckets(cfg.Payment, cfg.MaxKeys),
+			ScopeExport:   newBuckets(cfg.Export, cfg.MaxKeys),
 		},
 		perAddr: map[Scope]*buckets{
 			ScopeAddress:  newBuckets(cfg.Address, cfg.MaxKeys),
@@ -135,6 +142,7 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 			ScopeQuery:    newBuckets(scaled(cfg.Query), cfg.MaxKeys),
 			ScopeMutation: newBuckets(scaled(cfg.Mutation), cfg.MaxKeys),
 			ScopePayment:  newBuckets(scaled(cfg.Payment), cfg.MaxKeys),
+			ScopeExport:   newBuckets(scaled(cfg.Export), cfg.MaxKeys),
 		},
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scoville_rate_limited_total",
@@ -142,7 +150,7 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 		}, []string{"scope"}),
 		now: time.Now,
 	}
-	for _, s := range []Scope{ScopeWebhook, ScopeAddress, ScopeQuery, ScopeMutation, ScopePayment} {
+	for _, s := range []Scope{ScopeWebhook, ScopeAddress, ScopeQuery, ScopeMutation, ScopePayment, ScopeExport} {
 		l.refused.WithLabelValues(string(s)) // every series exists from the start, for alert rules
 	}
 	if reg != nil {

@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/scoville/scoville/eventindex"
 	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/subscriptions"
@@ -107,8 +109,26 @@ type payload struct {
 // after the last one the event is FAILED, with its error, for support to replay. A
 // panic of the applier is such a failure too: the event never stays RECEIVED with no
 // job left to apply it.
-func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) (err error) {
+func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 	yield(ctx, w.intake)
+	for range maxRereads {
+		if err := w.work(ctx, job); !errors.Is(err, errRewritten) {
+			return err
+		}
+	}
+	return w.work(ctx, job)
+}
+
+// errRewritten ends an attempt whose event was rewritten (scrubbed by an erasure)
+// between reading it and locking it: applied from the copy read first, it would
+// put the erased person's data back. The event is read again.
+var errRewritten = errors.New("webhooks: event rewritten while being applied")
+
+// maxRereads bounds how often one attempt reads a rewritten event again; an event
+// is rewritten once per erasure, so one reread is normally the last.
+const maxRereads = 3
+
+func (w *Worker) work(ctx context.Context, job *river.Job[ProcessArgs]) (err error) {
 	start := time.Now()
 	var row models.WebhookEvent
 	defer func() {
@@ -135,6 +155,9 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) (err err
 		ID: row.ID, ProviderEventID: row.ProviderEventID, Type: row.Type, Created: row.EventCreated, Seq: row.Seq,
 		Object: body.Data.Object, PreviousAttributes: body.Data.PreviousAttributes,
 	}
+	// Whom the event is about, for a customer's export and erasure (package
+	// eventindex); recorded with the effect, so an applied event is always indexed.
+	subjects := eventindex.FromObject(body.Data.Object)
 	prepared, err := w.applier.Prepare(ctx, ev)
 	if err != nil {
 		return w.failed(ctx, job, &row, err)
@@ -142,11 +165,22 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) (err err
 	var effect subscriptions.Effect
 	err = w.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var locked models.WebhookEvent
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id", "status").Take(&locked, "id = ?", row.ID).Error; err != nil {
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id", "status", "payload").Take(&locked, "id = ?", row.ID).Error; err != nil {
 			return err
 		}
 		if locked.Status != models.WebhookReceived {
 			return errDone
+		}
+		if !bytes.Equal(locked.Payload, row.Payload) {
+			return errRewritten
+		}
+		if err := eventindex.Record(ctx, tx, row.ID, subjects); err != nil {
+			return err
+		}
+		// The lock order (eventindex.LockCustomers): the event, then its customers,
+		// then their subscriptions, payments and the rest, as erasure takes them.
+		if err := eventindex.LockCustomers(ctx, tx, subjects); err != nil {
+			return err
 		}
 		var err error
 		if effect, err = w.applier.Apply(ctx, tx, ev, prepared); err != nil {
@@ -162,6 +196,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) (err err
 		err = tx.Model(&models.WebhookEvent{}).Where("id = ?", row.ID).Updates(map[string]any{
 			"status": status, "outcome": truncate(effect.Outcome, 500), "attempts": job.Attempt,
 			"last_error": nil, "processed_at": time.Now().UTC(),
+			"subjects_indexed_at": gorm.Expr("coalesce(subjects_indexed_at, now())"),
 		}).Error
 		if err != nil {
 			return err
@@ -170,6 +205,9 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) (err err
 	})
 	if errors.Is(err, errDone) {
 		return nil
+	}
+	if errors.Is(err, errRewritten) {
+		return err
 	}
 	if err != nil {
 		return w.failed(ctx, job, &row, err)

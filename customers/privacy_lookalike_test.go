@@ -1,0 +1,130 @@
+package customers
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
+
+	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/gateway"
+	"github.com/scoville/scoville/idempotency"
+	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/webhooks/webhooktest"
+)
+
+// stripeGone is a provider that has nothing left to cancel and deletes anything.
+type stripeGone struct{}
+
+func (stripeGone) CancelSubscription(context.Context, string, string, bool) (gateway.Subscription, error) {
+	return gateway.Subscription{}, gateway.ErrNotFound
+}
+
+func (stripeGone) GetSubscription(context.Context, string) (gateway.Subscription, error) {
+	return gateway.Subscription{}, gateway.ErrNotFound
+}
+
+func (stripeGone) DeleteCustomer(context.Context, string, string) error { return nil }
+
+// jobSink accepts the erasure's later scrubs without running them.
+type jobSink struct{}
+
+func (jobSink) InsertTx(context.Context, *sql.Tx, river.JobArgs, *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	return &rivertype.JobInsertResult{Job: &rivertype.JobRow{}}, nil
+}
+
+// someone is a provisioned customer with a Stripe customer id and one stored
+// invoice event quoting their e-mail and name, not applied (nor indexed) yet.
+type someone struct {
+	who        *auth.Principal
+	id, stripe string
+	event      string
+}
+
+func newSomeone(t *testing.T, db *gorm.DB, subject, email, name string) *someone {
+	t.Helper()
+	ctx := context.Background()
+	p := &auth.Principal{Issuer: "https://id.example", Subject: subject, Email: email, Name: name, Roles: []auth.Role{auth.RoleCustomer}}
+	c, err := NewService(db).Provision(ctx, p)
+	require.NoError(t, err)
+	s := &someone{who: p, id: c.ID, stripe: "cus_" + subject, event: "evt_" + subject}
+	require.NoError(t, db.Exec(`UPDATE customers SET stripe_customer_id = ? WHERE id = ?`, s.stripe, c.ID).Error)
+	inv := webhooktest.Invoice{ID: "in_" + subject, Subscription: "sub_" + subject, Customer: s.stripe, Price: "price_1",
+		Amount: 2400, Currency: "eur", PeriodStart: time.Now(), PeriodEnd: time.Now()}.Object()
+	inv["customer_email"], inv["customer_name"] = email, name
+	inv["description"] = fmt.Sprintf("Box for %s <%s>", name, email)
+	ev := &models.WebhookEvent{ProviderEventID: s.event, Type: "invoice.paid", EventCreated: time.Now(), Status: models.WebhookReceived,
+		Payload: webhooktest.Event(s.event, "invoice.paid", time.Now(), inv, nil)}
+	require.NoError(t, db.Create(ev).Error)
+	return s
+}
+
+// payloads is every stored event's payload as PostgreSQL holds it (sealed).
+func payloads(t *testing.T, db *gorm.DB) map[string]string {
+	t.Helper()
+	var rows []struct{ ProviderEventID, Payload string }
+	require.NoError(t, db.Raw(`SELECT provider_event_id, encode(payload, 'hex') AS payload FROM webhook_events`).Scan(&rows).Error)
+	out := map[string]string{}
+	for _, r := range rows {
+		out[r.ProviderEventID] = r.Payload
+	}
+	return out
+}
+
+func TestPrivacyFindsEventsByIdentifiersNotByText(t *testing.T) {
+	t.Parallel()
+	db := sealedDB(t)
+	ctx := context.Background()
+	p := NewPrivacy(db, stripeGone{}, idempotency.NewStore(db), jobSink{}, nil)
+	alice := newSomeone(t, db, "alice", "alice@x.example", "Alice Victim")
+	lookalikes := []*someone{
+		newSomeone(t, db, "lice", "lice@x.example", "invoice"),
+		newSomeone(t, db, "object", "object@x.example", "object"),
+		newSomeone(t, db, "subscription", "subscription@x.example", "subscription"),
+		newSomeone(t, db, "evt", "evt@x.example", "evt_"),
+		newSomeone(t, db, "paid", "paid@x.example", "invoice.paid"),
+	}
+
+	for _, s := range lookalikes {
+		out, err := p.Export(ctx, s.who)
+		require.NoError(t, err)
+		for _, v := range []string{"alice", "Alice", alice.id, alice.stripe, alice.event} {
+			require.False(t, strings.Contains(out.JSON, v), "%q in the export of %s", v, s.who.Subject)
+		}
+		var doc struct{ ProviderEvents []struct{ ID string } }
+		require.NoError(t, json.Unmarshal([]byte(out.JSON), &doc))
+		require.Len(t, doc.ProviderEvents, 1)
+		require.Equal(t, s.event, doc.ProviderEvents[0].ID)
+	}
+
+	for _, s := range lookalikes {
+		before := payloads(t, db)
+		out, err := p.Delete(ctx, s.who, models.DeleteMyAccountInput{Confirm: true, IdempotencyKey: "del-" + s.who.Subject})
+		require.NoError(t, err)
+		require.True(t, out.Deleted, "%v", out.UserErrors)
+		n, err := p.scrubErased(ctx, s.id) // the later scrubs match the same way
+		require.NoError(t, err)
+		require.Zero(t, n, "scrubbed once already")
+		after := payloads(t, db)
+		require.NotEqual(t, before[s.event], after[s.event])
+		for id, b := range before {
+			if id != s.event {
+				require.Equal(t, b, after[id], "%s changed by the erasure of %s", id, s.who.Subject)
+			}
+		}
+	}
+
+	// Alice's own export is whole, her event as Stripe sent it.
+	out, err := p.Export(ctx, alice.who)
+	require.NoError(t, err)
+	require.Contains(t, out.JSON, `"customer_email":"alice@x.example"`)
+	require.Contains(t, out.JSON, `"object":"invoice"`)
+}
