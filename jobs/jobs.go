@@ -68,7 +68,7 @@ type Config struct {
 // claim while it runs (Leased).
 const (
 	// RescueAfter is the default RescueStuckJobsAfter.
-	RescueAfter = 20 * time.Second
+	RescueAfter = 15 * time.Second
 	// Timeout is the default bound of one attempt.
 	Timeout = 10 * time.Second
 )
@@ -186,7 +186,11 @@ func orDefault(n, def int) int {
 }
 
 // quiet passes River's own log lines on at warning level and above: its info lines
-// (every fetch, every elected leader) would drown the product's.
+// (every fetch, every elected leader) would drown the product's. A line whose error
+// is a cancelled context is River being stopped, not failing (its rescuer and
+// producers say nothing then; its periodic enqueuer, stopped within its first
+// second as leader, logs "Error starting transaction": nothing is lost, the next
+// leader schedules the periodic jobs again), so it is demoted to info: below the floor.
 func quiet(logger *slog.Logger) *slog.Logger {
 	if logger == nil {
 		return slog.New(slog.DiscardHandler)
@@ -201,6 +205,30 @@ type levelFloor struct {
 
 func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= h.floor && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelFloor) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError && cancelledContext(r) {
+		r = r.Clone()
+		r.Level = slog.LevelInfo
+	}
+	if r.Level < h.floor || !h.Handler.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// cancelledContext is whether the record's error is a cancelled context.
+func cancelledContext(r slog.Record) bool {
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		if (a.Key == "error" || a.Key == "err") && a.Value.String() == context.Canceled.Error() {
+			found = true
+			return false
+		}
+		return true
+	})
+	return found
 }
 
 func (h levelFloor) WithAttrs(as []slog.Attr) slog.Handler {

@@ -1,0 +1,416 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/scoville/scoville/database/dbtest"
+	"github.com/scoville/scoville/devidp"
+	"github.com/scoville/scoville/sealing"
+	"github.com/scoville/scoville/webhooks/webhooktest"
+)
+
+// The fault suite: the real command (serve, work) in processes of their own, a
+// burst of signed invoice.paid events from senders that re-send each event until it
+// is answered 200, as Stripe does, and one fault once a third are acknowledged.
+// Each case asserts that nothing acknowledged is lost, nothing applied twice, and
+// every event applied within its bound.
+
+// faultChildArgsEnv carries the command line of a child process that runs the real
+// command (run, as main does) instead of tests.
+const faultChildArgsEnv = "SCOVILLE_TEST_FAULT_ARGS"
+
+// faultBurst is the number of events in a burst, and faultSenders the senders.
+const (
+	faultBurst   = 300
+	faultSenders = 20
+)
+
+// TestFaultChildProcess is not a test: it is the child process of the fault suite,
+// the command `scoville <args>` with main's signal handling. Without the variable
+// it does nothing.
+func TestFaultChildProcess(t *testing.T) {
+	args := os.Getenv(faultChildArgsEnv)
+	if args == "" {
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, strings.Fields(args), os.Getenv, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// faultRig is one database, the identity provider and the shared configuration of
+// the processes under test.
+type faultRig struct {
+	t     *testing.T
+	dbURL string
+	env   map[string]string
+	app   *testApp // the database, seen through the app (fixture, counts); works nothing
+	f     shopFixture
+}
+
+func newFaultRig(t *testing.T) *faultRig {
+	issuer, idp, err := devidp.StartTestServer(testAudience)
+	require.NoError(t, err)
+	t.Cleanup(idp.Close)
+	dbURL := dbtest.NewURL(t, "")
+	a := newTestApp(t, appOptions{dbURL: dbURL}) // migrates; receives, works nothing
+	r := &faultRig{t: t, dbURL: dbURL, app: a, env: map[string]string{
+		"APP_ENV": "development", "DATABASE_URL": dbURL,
+		"OIDC_ISSUER_URL": issuer.IssuerURL(), "OIDC_AUDIENCE": testAudience,
+		"STRIPE_API_BASE": stripeMockURL(t), "STRIPE_SECRET_KEY": "sk_test_123",
+		"STRIPE_WEBHOOK_SECRET": testWebhookSecret, "DATA_ENCRYPTION_KEYS": sealing.DevelopmentKeys,
+		"LOG_LEVEL": "info", "RATE_LIMIT_WEBHOOKS_PER_MINUTE": "1000000",
+		"RATE_LIMIT_ADDRESS_PER_MINUTE": "1000000", "SHUTDOWN_TIMEOUT": "10s",
+	}}
+	r.f = a.fixture("price_fault", "cus_fault", "sub_fault")
+	return r
+}
+
+// faultProc is one child process running the real command.
+type faultProc struct {
+	t    *testing.T
+	name string
+	addr string // HTTP_ADDR, "" for work
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// start runs `scoville args` with the rig's configuration and extra, and waits
+// until it is ready (serve: /readyz answers 200).
+func (r *faultRig) start(args string, extra map[string]string) *faultProc {
+	t := r.t
+	p := &faultProc{t: t, name: args, done: make(chan struct{})}
+	env := append(os.Environ(), faultChildArgsEnv+"="+args)
+	for k, v := range r.env {
+		env = append(env, k+"="+v)
+	}
+	if args == "serve" {
+		p.addr = freeAddr(t)
+		env = append(env, "HTTP_ADDR="+p.addr)
+	}
+	for k, v := range extra {
+		env = append(env, k+"="+v)
+	}
+	logf, err := os.CreateTemp(t.TempDir(), strings.ReplaceAll(args, " ", "_")+"-*.log")
+	require.NoError(t, err)
+	p.log = logf.Name()
+	p.cmd = exec.Command(os.Args[0], "-test.run=^TestFaultChildProcess$", "-test.count=1")
+	p.cmd.Env = env
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	require.NoError(t, p.cmd.Start())
+	go func() {
+		p.err = p.cmd.Wait()
+		_ = logf.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("log of scoville %s:\n%s", p.name, p.logText())
+		}
+	})
+	if p.addr != "" {
+		require.Eventually(t, func() bool { return p.ready() }, 60*time.Second, 50*time.Millisecond,
+			"scoville %s never became ready; its log:\n%s", args, p.logText())
+	}
+	return p
+}
+
+func (p *faultProc) logText() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}
+
+// ready is whether /readyz answers 200.
+func (p *faultProc) ready() bool {
+	resp, err := http.Get("http://" + p.addr + "/readyz")
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// signal sends sig and, for SIGKILL, waits for the death.
+func (p *faultProc) signal(sig syscall.Signal) {
+	require.NoError(p.t, p.cmd.Process.Signal(sig))
+	if sig == syscall.SIGKILL {
+		<-p.done
+	}
+}
+
+// exitCode waits for the process to end and returns its exit code.
+func (p *faultProc) exitCode() int {
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		p.t.Fatalf("scoville %s did not stop; its log:\n%s", p.name, p.logText())
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// errorLines are the log lines at level ERROR.
+func (p *faultProc) errorLines() []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(p.logText()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec struct {
+			Level string `json:"level"`
+		}
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Level == "ERROR" {
+			out = append(out, sc.Text())
+		}
+	}
+	return out
+}
+
+// burst is a set of events sent as Stripe sends them.
+type burst struct {
+	bodies  [][]byte
+	acked   atomic.Int64
+	third   chan struct{} // closed once a third are acknowledged
+	lastAck atomic.Int64  // unix nanoseconds
+}
+
+func (r *faultRig) newBurst(n int) *burst {
+	b := &burst{third: make(chan struct{})}
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	for i := range n {
+		id := "in_fault_" + strconv.Itoa(i)
+		b.bodies = append(b.bodies, webhooktest.Event("evt_fault_"+strconv.Itoa(i), "invoice.paid", t0,
+			paidInvoice(r.f, id, t0.AddDate(0, i, 0)).Object(), nil))
+	}
+	return b
+}
+
+// send delivers every event from faultSenders senders, each re-sending its event
+// until it is answered 200, to whichever of targets answers; it returns when all
+// are acknowledged.
+func (b *burst) send(t *testing.T, targets func() []string) {
+	var wg sync.WaitGroup
+	next := make(chan []byte)
+	client := &http.Client{Timeout: 10 * time.Second}
+	var third sync.Once
+	for range faultSenders {
+		wg.Go(func() {
+			for body := range next {
+				for try := 0; ; try++ {
+					addrs := targets()
+					addr := addrs[try%len(addrs)]
+					req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/webhooks/stripe", bytes.NewReader(body))
+					if err != nil {
+						panic(err)
+					}
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Stripe-Signature", webhooktest.Sign(body, testWebhookSecret, time.Now()))
+					resp, err := client.Do(req)
+					if err == nil {
+						_ = resp.Body.Close()
+						if resp.StatusCode == http.StatusOK {
+							break
+						}
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				b.lastAck.Store(time.Now().UnixNano())
+				if b.acked.Add(1) >= int64(len(b.bodies))/3 {
+					third.Do(func() { close(b.third) })
+				}
+			}
+		})
+	}
+	for _, body := range b.bodies {
+		next <- body
+	}
+	close(next)
+	wg.Wait()
+}
+
+// assertAppliedOnce waits until every event of the burst is applied, within bound
+// of the later of the fault and the last acknowledgement, and checks each was
+// applied once: one payment, one shipment, one notification sent per invoice.
+func (r *faultRig) assertAppliedOnce(b *burst, fault time.Time, bound time.Duration) time.Duration {
+	t, a := r.t, r.app
+	n := int64(len(b.bodies))
+	require.Equal(t, n, b.acked.Load())
+	from := time.Unix(0, b.lastAck.Load())
+	if fault.After(from) {
+		from = fault
+	}
+	require.Eventually(t, func() bool {
+		return a.count(`SELECT count(*) FROM webhook_events WHERE status = 'PROCESSED'`) == n &&
+			a.count(`SELECT count(*) FROM notifications WHERE sent_at IS NOT NULL`) == n
+	}, time.Until(from.Add(bound)), 100*time.Millisecond,
+		"not every acknowledged event was applied and notified within %s; events by status:\n%s\njobs:\n%s",
+		bound, r.statuses(), a.dumpJobs())
+	took := time.Since(from)
+	t.Logf("all applied %s after the fault, %s after the last acknowledgement",
+		time.Since(fault).Round(100*time.Millisecond), time.Since(time.Unix(0, b.lastAck.Load())).Round(100*time.Millisecond))
+	require.Equal(t, n, a.count(`SELECT count(*) FROM webhook_events`), "an acknowledged event is missing")
+	require.Equal(t, n, a.count(`SELECT count(*) FROM payments`), "payments")
+	require.Equal(t, n, a.count(`SELECT count(DISTINCT stripe_invoice_id) FROM payments`), "a payment applied twice")
+	require.Equal(t, n, a.count(`SELECT count(*) FROM shipments`), "a shipment made twice")
+	require.Equal(t, n, a.count(`SELECT count(*) FROM notifications`), "an e-mail owed twice")
+	return took
+}
+
+func (r *faultRig) statuses() string {
+	rows, err := r.app.db.Raw(`SELECT status, count(*) FROM webhook_events GROUP BY status`).Rows()
+	require.NoError(r.t, err)
+	defer rows.Close()
+	var s strings.Builder
+	for rows.Next() {
+		var st string
+		var n int
+		require.NoError(r.t, rows.Scan(&st, &n))
+		fmt.Fprintf(&s, "%s %d\n", st, n)
+	}
+	return s.String()
+}
+
+// killWhileWorking sends SIGKILL to p once it has jobs running, and returns the
+// time of death and how many jobs it left running (they wait for the rescuer).
+func (r *faultRig) killWhileWorking(p *faultProc) (time.Time, int64) {
+	deadline := time.Now().Add(30 * time.Second)
+	for r.app.count(`SELECT count(*) FROM river_job WHERE state = 'running'`) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	p.signal(syscall.SIGKILL)
+	return time.Now(), r.app.count(`SELECT count(*) FROM river_job WHERE state = 'running'`)
+}
+
+// faultRecoveryBound is how soon the suite wants every event applied after a fault.
+const faultRecoveryBound = jobsRecoveryBound
+
+func TestFaultSIGKILLOfTheAPIProcess(t *testing.T) {
+	t.Parallel()
+	r := newFaultRig(t)
+	p := r.start("serve", nil)
+	var addr atomic.Value
+	addr.Store(p.addr)
+	b := r.newBurst(faultBurst)
+	died := make(chan time.Time, 1)
+	var stranded int64
+	go func() {
+		<-b.third
+		var at time.Time
+		at, stranded = r.killWhileWorking(p)
+		died <- at
+		q := r.start("serve", nil) // the orchestrator restarts it
+		addr.Store(q.addr)
+	}()
+	b.send(t, func() []string { return []string{addr.Load().(string)} })
+	took := r.assertAppliedOnce(b, <-died, faultRecoveryBound)
+	require.Positive(t, stranded, "the process died with jobs running")
+	t.Logf("SIGKILL of the API process with %d jobs running: every event applied %s after the last acknowledgement", stranded, took.Round(100*time.Millisecond))
+}
+
+func TestFaultSIGKILLOfTheWorkProcess(t *testing.T) {
+	t.Parallel()
+	r := newFaultRig(t)
+	api := r.start("serve", map[string]string{"RUN_WORKERS": "false"})
+	w := r.start("work", nil)
+	b := r.newBurst(faultBurst)
+	died := make(chan time.Time, 1)
+	var stranded int64
+	go func() {
+		<-b.third
+		var at time.Time
+		at, stranded = r.killWhileWorking(w)
+		died <- at
+		r.start("work", nil)
+	}()
+	b.send(t, func() []string { return []string{api.addr} })
+	require.True(t, api.ready(), "the API process kept serving")
+	took := r.assertAppliedOnce(b, <-died, faultRecoveryBound)
+	require.Positive(t, stranded, "the process died with jobs running")
+	t.Logf("SIGKILL of scoville work with %d jobs running: every event applied %s after the last acknowledgement", stranded, took.Round(100*time.Millisecond))
+}
+
+func TestFaultSIGTERMStopsCleanly(t *testing.T) {
+	t.Parallel()
+	r := newFaultRig(t)
+	p := r.start("serve", nil)
+	var addr atomic.Value
+	addr.Store(p.addr)
+	b := r.newBurst(faultBurst)
+	stopped := make(chan time.Time, 1)
+	code := make(chan int, 1)
+	go func() {
+		<-b.third
+		p.signal(syscall.SIGTERM)
+		code <- p.exitCode()
+		stopped <- time.Now()
+		q := r.start("serve", nil)
+		addr.Store(q.addr)
+	}()
+	b.send(t, func() []string { return []string{addr.Load().(string)} })
+	require.Equal(t, 0, <-code, "SIGTERM exits 0; log:\n%s", p.logText())
+	require.Empty(t, p.errorLines(), "a clean stop logs no ERROR")
+	took := r.assertAppliedOnce(b, <-stopped, faultRecoveryBound)
+	t.Logf("SIGTERM: every event applied %s after the last acknowledgement", took.Round(100*time.Millisecond))
+}
+
+func TestFaultEveryDatabaseConnectionCut(t *testing.T) {
+	t.Parallel()
+	r := newFaultRig(t)
+	p := r.start("serve", nil)
+	b := r.newBurst(faultBurst)
+	cut := make(chan time.Time, 1)
+	go func() {
+		<-b.third
+		cut <- time.Now()
+		// Every connection to the database is ended, the process's and the rig's.
+		r.app.db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	}()
+	b.send(t, func() []string { return []string{p.addr} })
+	took := r.assertAppliedOnce(b, <-cut, faultRecoveryBound)
+	require.True(t, p.ready(), "ready again without a restart")
+	t.Logf("every connection cut: every event applied %s after the last acknowledgement", took.Round(100*time.Millisecond))
+}
+
+// A deploy can stop a process right after it started: River's periodic enqueuer,
+// stopped within its first second as leader, logged its cancelled context as an
+// ERROR. SIGTERM then exits 0 and logs no ERROR.
+func TestFaultSIGTERMRightAfterStartLogsNoError(t *testing.T) {
+	t.Parallel()
+	r := newFaultRig(t)
+	for range 2 {
+		p := r.start("serve", nil)
+		p.signal(syscall.SIGTERM)
+		require.Equal(t, 0, p.exitCode(), "log:\n%s", p.logText())
+		require.Empty(t, p.errorLines())
+	}
+}
