@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -571,4 +574,92 @@ func TestFaultDatabaseDownAndBack(t *testing.T) {
 	r.assertAppliedOnce(b, <-back, faultRecoveryBound)
 	require.True(t, refused.Load(), "not ready while the database was away")
 	require.Eventually(t, p.ready, 30*time.Second, 50*time.Millisecond, "ready again without a restart")
+}
+
+// stripeProxy stands in front of stripe-mock: it passes calls on, or answers 500, or
+// holds them until the caller gives up (a timeout).
+type stripeProxy struct {
+	mode  atomic.Int32 // stripeOK, stripe500, stripeHang
+	calls atomic.Int64
+	url   string
+}
+
+const (
+	stripeOK int32 = iota
+	stripe500
+	stripeHang
+)
+
+func newStripeProxy(t *testing.T) *stripeProxy {
+	target, err := url.Parse(stripeMockURL(t))
+	require.NoError(t, err)
+	p := &stripeProxy{}
+	pass := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.calls.Add(1)
+		switch p.mode.Load() {
+		case stripe500:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprint(w, `{"error":{"type":"api_error","message":"An unknown error occurred"}}`)
+		case stripeHang:
+			<-r.Context().Done()
+		default:
+			pass.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	p.url = srv.URL
+	return p
+}
+
+// testStripeFault sends invoice.paid events of subscriptions we do not have, each of
+// which the job reads from Stripe before deciding it is not ours, while Stripe fails
+// in mode for a while: every event is settled (none FAILED) soon after Stripe is
+// back, and the process is ready throughout.
+func testStripeFault(t *testing.T, mode int32) {
+	r := newFaultRig(t)
+	stripe := newStripeProxy(t)
+	p := r.start("serve", map[string]string{"STRIPE_API_BASE": stripe.url})
+	const n = 60
+	b := &burst{third: make(chan struct{})}
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	for i := range n {
+		inv := webhooktest.Invoice{ID: "in_elsewhere_" + strconv.Itoa(i), Subscription: "sub_elsewhere_" + strconv.Itoa(i),
+			Customer: "cus_elsewhere", Price: "price_elsewhere", Amount: 2400, Currency: "usd", PeriodStart: t0, PeriodEnd: t0.AddDate(0, 1, 0)}
+		b.bodies = append(b.bodies, webhooktest.Event("evt_elsewhere_"+strconv.Itoa(i), "invoice.paid", t0, inv.Object(), nil))
+	}
+	back := make(chan time.Time, 1)
+	go func() {
+		<-b.third
+		stripe.mode.Store(mode)
+		time.Sleep(5 * time.Second)
+		stripe.mode.Store(stripeOK)
+		back <- time.Now()
+	}()
+	b.send(t, func() []string { return []string{p.addr} })
+	up := <-back
+	a := r.app
+	for a.count(`SELECT count(*) FROM webhook_events WHERE status IN ('PROCESSED', 'IGNORED')`) != n {
+		if time.Since(up) > faultRecoveryBound {
+			t.Fatalf("not every event settled within %s of Stripe's return; events by status:\n%s\njobs:\n%s",
+				faultRecoveryBound, r.statuses(), a.dumpJobs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%s: all settled %s after Stripe was back", t.Name(), time.Since(up).Round(100*time.Millisecond))
+	require.Equal(t, int64(n), a.count(`SELECT count(*) FROM webhook_events`))
+	require.Zero(t, a.count(`SELECT count(*) FROM payments`), "nothing of ours was paid")
+	require.Greater(t, a.count(`SELECT count(*) FROM webhook_events WHERE attempts > 1`), int64(0), "the outage failed some attempts")
+	require.True(t, p.ready(), "ready without a restart")
+}
+
+func TestFaultStripeAnswers500(t *testing.T) {
+	t.Parallel()
+	testStripeFault(t, stripe500)
+}
+
+func TestFaultStripeTimesOut(t *testing.T) {
+	t.Parallel()
+	testStripeFault(t, stripeHang)
 }
