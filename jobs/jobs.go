@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -186,11 +187,12 @@ func orDefault(n, def int) int {
 }
 
 // quiet passes River's own log lines on at warning level and above: its info lines
-// (every fetch, every elected leader) would drown the product's. A line whose error
-// is a cancelled context is River being stopped, not failing (its rescuer and
-// producers say nothing then; its periodic enqueuer, stopped within its first
-// second as leader, logs "Error starting transaction": nothing is lost, the next
-// leader schedules the periodic jobs again), so it is demoted to info: below the floor.
+// (every fetch, every elected leader) would drown the product's. A maintenance
+// service's line whose error is a cancelled context is River being stopped, not
+// failing (its rescuer says nothing then; its periodic enqueuer, stopped within its
+// first second as leader, logs "Error starting transaction": nothing is lost, the
+// next leader schedules the periodic jobs again), so it is demoted to info: below
+// the floor. A job's own errors keep their level.
 func quiet(logger *slog.Logger) *slog.Logger {
 	if logger == nil {
 		return slog.New(slog.DiscardHandler)
@@ -208,7 +210,7 @@ func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h levelFloor) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelError && cancelledContext(r) {
+	if r.Level >= slog.LevelError && strings.HasPrefix(r.Message, "maintenance.") && cancelledContext(r) {
 		r = r.Clone()
 		r.Level = slog.LevelInfo
 	}

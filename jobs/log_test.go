@@ -20,6 +20,10 @@ func TestQuietLogger(t *testing.T) {
 	logger.Error("maintenance.PeriodicJobEnqueuer: Error starting transaction", "error", context.Canceled.Error())
 	require.Empty(t, buf.String(), "River's info lines and a stop's cancelled context are not the product's news")
 
+	// A job's failure keeps its level, whatever ended it.
+	logger.Error("jobexecutor.JobExecutor: Job errored", "error", context.Canceled.Error())
+	require.Contains(t, buf.String(), `"level":"ERROR"`)
+	buf.Reset()
 	logger.Error("maintenance.JobRescuer: Error rescuing jobs", "error", errors.New("connection refused").Error())
 	require.Contains(t, buf.String(), `"level":"ERROR"`)
 	require.Contains(t, buf.String(), "connection refused")
