@@ -92,3 +92,49 @@ func TestLeased(t *testing.T) {
 		require.Equal(t, int64(1), w.finished.Load())
 	})
 }
+
+type shortArgs struct{}
+
+func (shortArgs) Kind() string { return "test_short" }
+
+type shortWorker struct {
+	river.WorkerDefaults[shortArgs]
+	ran atomic.Int64
+}
+
+func (w *shortWorker) Work(context.Context, *river.Job[shortArgs]) error {
+	w.ran.Add(1)
+	return nil
+}
+
+// A job whose process died on its third attempt runs again as soon as it is
+// rescued, not after the 81 s that River's backoff gives a third failure.
+func TestRescuedJobRunsAtOnce(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	w := &shortWorker{}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, w)
+	c, err := jobs.NewClient(db, workers, jobs.Config{PollInterval: 20 * time.Millisecond, RescueStuckJobsAfter: 2 * time.Second, JobTimeout: time.Second}, nil)
+	require.NoError(t, err)
+	res, err := c.Insert(context.Background(), shortArgs{}, nil)
+	require.NoError(t, err)
+	err = c.Driver().GetExecutor().Exec(context.Background(), `UPDATE river_job SET state = 'running', attempt = 3,
+		attempted_at = now() - interval '3 seconds', attempted_by = '{dead-client}',
+		errors = ARRAY['{"at":"2026-01-01T00:00:00Z","attempt":1,"error":"x","trace":""}'::jsonb,
+		               '{"at":"2026-01-01T00:00:01Z","attempt":2,"error":"x","trace":""}'::jsonb]
+		WHERE id = $1`, res.Job.ID)
+	require.NoError(t, err)
+	require.NoError(t, c.Start(context.Background()))
+	t.Cleanup(func() { _ = jobs.Stop(c, 5*time.Second) })
+	require.Eventually(t, func() bool { return w.ran.Load() == 1 }, 60*time.Second, 50*time.Millisecond)
+}
+
+func TestNewClientRefusesATimeoutAsLongAsTheRescueWindow(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	_, err := jobs.NewClient(db, river.NewWorkers(), jobs.Config{JobTimeout: 20 * time.Second, RescueStuckJobsAfter: 20 * time.Second}, nil)
+	require.ErrorContains(t, err, "must be shorter than RescueStuckJobsAfter")
+	_, err = jobs.NewClient(db, river.NewWorkers(), jobs.Config{JobTimeout: time.Minute}, nil)
+	require.Error(t, err, "a timeout past the default window is refused too")
+}
