@@ -706,15 +706,15 @@ func newOwnPostgres(t *testing.T) *ownPostgres {
 		require.NoError(t, os.Chmod(dir, 0o711))
 		require.NoError(t, os.Chown(dir, uid, gid))
 	}
-	pg.run("initdb", "-D", pg.data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync")
+	require.NoError(t, pg.run("initdb", "-D", pg.data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"))
 	conf, err := os.OpenFile(filepath.Join(pg.data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	require.NoError(t, err)
 	_, err = fmt.Fprintf(conf, "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nmax_connections = 100\nfsync = off\n", dir)
 	require.NoError(t, err)
 	require.NoError(t, conf.Close())
 	_, pg.port, _ = net.SplitHostPort(freeAddr(t))
-	pg.start()
-	t.Cleanup(func() { pg.stopImmediately() })
+	require.NoError(t, pg.start())
+	t.Cleanup(pg.stopImmediately)
 	return pg
 }
 
@@ -723,18 +723,22 @@ func (pg *ownPostgres) URL() string {
 	return "postgres://postgres@127.0.0.1:" + pg.port + "/postgres?sslmode=disable"
 }
 
-func (pg *ownPostgres) run(program string, args ...string) {
+// run runs one of the server programs as the cluster's owner.
+func (pg *ownPostgres) run(program string, args ...string) error {
 	cmd := exec.Command(filepath.Join(pg.bin, program), args...)
 	if pg.credential != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pg.credential}
 	}
 	out, err := cmd.CombinedOutput()
-	log, _ := os.ReadFile(pg.log)
-	require.NoError(pg.t, err, "%s: %s\nserver log:\n%s", program, out, log)
+	if err != nil {
+		log, _ := os.ReadFile(pg.log)
+		return fmt.Errorf("%s: %w: %s\nserver log:\n%s", program, err, out, log)
+	}
+	return nil
 }
 
-func (pg *ownPostgres) start() {
-	pg.run("pg_ctl", "-D", pg.data, "-l", pg.log, "-o", "-p "+pg.port, "-w", "-t", "60", "start")
+func (pg *ownPostgres) start() error {
+	return pg.run("pg_ctl", "-D", pg.data, "-l", pg.log, "-o", "-p "+pg.port, "-w", "-t", "60", "start")
 }
 
 // stopImmediately stops the server as a power cut would: every backend killed, no
@@ -769,7 +773,9 @@ func TestFaultPostgreSQLImmediateStop(t *testing.T) {
 			}
 		}
 		time.Sleep(5 * time.Second)
-		pg.start()
+		if err := pg.start(); err != nil {
+			t.Errorf("PostgreSQL did not start again: %v", err)
+		}
 		back <- time.Now()
 	}()
 	b.send(t, func() []string { return []string{p.addr} })
