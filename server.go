@@ -397,7 +397,14 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	river.AddWorker(workers, notifications.NewSendWorker(db, mailer, logger))
 	river.AddWorker(workers, idempotency.NewPurgeWorker(idem, logger))
 	a.reconciler = subscriptions.NewReconciler(db, syncer, gw, reg, logger)
-	river.AddWorker(workers, subscriptions.NewReconcileWorker(a.reconciler, logger))
+	sqlDB, err := db.DB()
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	// A run pages through Stripe for minutes: it renews its claim instead of
+	// holding the client's short job timeout (jobs.Leased).
+	river.AddWorker(workers, jobs.Leased(subscriptions.NewReconcileWorker(a.reconciler, logger), sqlDB, o.rescueStuckAfter))
 	privacy := customers.NewPrivacy(db, gw, idem, queue, logger)
 	if o.beforeEraseLookup != nil {
 		privacy.BeforeEraseLookup(o.beforeEraseLookup)

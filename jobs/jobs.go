@@ -5,15 +5,18 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/rivertype"
 	"gorm.io/gorm"
 )
 
@@ -41,16 +44,35 @@ type Config struct {
 	DefaultWorkers int           // concurrency of QueueDefault; default 5
 	PollInterval   time.Duration // how often to look for new jobs; default 200ms
 	MaxAttempts    int           // tries before a job is discarded; default 12
-	// RetryPolicy decides the wait before a retry; nil is River's attempt^4 s.
+	// RetryPolicy decides the wait before a retry; nil is River's attempt^4 s. A job
+	// rescued from a dead process is retried at once whatever the policy says.
 	RetryPolicy river.ClientRetryPolicy
-	// RescueStuckJobsAfter is when a job whose worker died counts as stuck and is
-	// retried; default River's (1 h). Tests shorten it.
+	// RescueStuckJobsAfter is when a running job whose process died counts as stuck
+	// and is handed to another; default RescueAfter. It must exceed JobTimeout.
 	RescueStuckJobsAfter time.Duration
-	// JobTimeout bounds one attempt; default 1 min.
+	// JobTimeout bounds one attempt of a worker that sets no Timeout of its own;
+	// default Timeout. A longer job is wrapped in Leased instead.
 	JobTimeout time.Duration
 	// Periodic jobs, such as maintenance, started by the elected leader only.
 	Periodic []*river.PeriodicJob
 }
+
+// Recovery after a process dies. River hands a job that is still `running` to
+// another process once it was attempted more than RescueStuckJobsAfter ago; its
+// rescuer looks every 30 s (fixed in River) and runs only on the elected leader,
+// whose lease outlives a dead leader by at most 15 s. So a job of a dead process is
+// available again within RescueAfter + 30 s + the scheduler's 5 s, under a minute.
+//
+// No live attempt may be rescued, or it would run twice at once: every attempt is
+// therefore bounded well below RescueAfter (Timeout, with room for a worker that
+// returns a little after its context ends), and a job that needs longer renews its
+// claim while it runs (Leased).
+const (
+	// RescueAfter is the default RescueStuckJobsAfter.
+	RescueAfter = 15 * time.Second
+	// Timeout is the default bound of one attempt.
+	Timeout = 10 * time.Second
+)
 
 // NewClient builds a client that inserts and works jobs. The database/sql driver has
 // no LISTEN support, so workers poll at PollInterval; that is what lets a worker
@@ -64,6 +86,15 @@ func NewClient(db *gorm.DB, workers *river.Workers, cfg Config, logger *slog.Log
 	if poll <= 0 {
 		poll = 200 * time.Millisecond
 	}
+	rescue := cmp.Or(cfg.RescueStuckJobsAfter, RescueAfter)
+	timeout := cmp.Or(cfg.JobTimeout, Timeout)
+	if timeout >= rescue {
+		return nil, fmt.Errorf("jobs: JobTimeout (%s) must be shorter than RescueStuckJobsAfter (%s), or a slow job would be run twice at once", timeout, rescue)
+	}
+	retry := cfg.RetryPolicy
+	if retry == nil {
+		retry = &river.DefaultClientRetryPolicy{}
+	}
 	c, err := river.NewClient(riverdatabasesql.New(sqlDB), &river.Config{
 		Queues: map[string]river.QueueConfig{
 			QueueDefault:  {MaxWorkers: orDefault(cfg.DefaultWorkers, 5)},
@@ -76,9 +107,9 @@ func NewClient(db *gorm.DB, workers *river.Workers, cfg Config, logger *slog.Log
 		// workers per cooldown (10 per 50 ms was 200 events/s, half the CPU idle).
 		FetchCooldown:        min(poll, 10*time.Millisecond),
 		MaxAttempts:          orDefault(cfg.MaxAttempts, DefaultMaxAttempts),
-		RetryPolicy:          cfg.RetryPolicy,
-		RescueStuckJobsAfter: cfg.RescueStuckJobsAfter,
-		JobTimeout:           cfg.JobTimeout,
+		RetryPolicy:          rescuedAtOnce{next: retry, rescueAfter: rescue},
+		RescueStuckJobsAfter: rescue,
+		JobTimeout:           timeout,
 		PeriodicJobs:         cfg.Periodic,
 		Logger:               quiet(logger),
 	})
@@ -131,6 +162,23 @@ func Stop(c *Client, grace time.Duration) error {
 	return err
 }
 
+// rescuedAtOnce retries a rescued job now: its attempt did not fail, its process
+// died, so the backoff meant for failures (attempt^4 s: 81 s at the third) would
+// only delay it. River's rescuer asks the policy too; a job it passes has not been
+// attempted for rescueAfter, which no attempt that ends by itself reaches (Timeout
+// bounds ordinary jobs; a Leased job decides its own retry).
+type rescuedAtOnce struct {
+	next        river.ClientRetryPolicy
+	rescueAfter time.Duration
+}
+
+func (p rescuedAtOnce) NextRetry(job *rivertype.JobRow) time.Time {
+	if job.AttemptedAt != nil && time.Since(*job.AttemptedAt) >= p.rescueAfter {
+		return time.Now()
+	}
+	return p.next.NextRetry(job)
+}
+
 func orDefault(n, def int) int {
 	if n > 0 {
 		return n
@@ -139,7 +187,12 @@ func orDefault(n, def int) int {
 }
 
 // quiet passes River's own log lines on at warning level and above: its info lines
-// (every fetch, every elected leader) would drown the product's.
+// (every fetch, every elected leader) would drown the product's. A maintenance
+// service's line whose error is a cancelled context is River being stopped, not
+// failing (its rescuer says nothing then; its periodic enqueuer, stopped within its
+// first second as leader, logs "Error starting transaction": nothing is lost, the
+// next leader schedules the periodic jobs again), so it is demoted to info: below
+// the floor. A job's own errors keep their level.
 func quiet(logger *slog.Logger) *slog.Logger {
 	if logger == nil {
 		return slog.New(slog.DiscardHandler)
@@ -154,6 +207,30 @@ type levelFloor struct {
 
 func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= h.floor && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelFloor) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError && strings.HasPrefix(r.Message, "maintenance.") && cancelledContext(r) {
+		r = r.Clone()
+		r.Level = slog.LevelInfo
+	}
+	if r.Level < h.floor || !h.Handler.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// cancelledContext is whether the record's error is a cancelled context.
+func cancelledContext(r slog.Record) bool {
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		if (a.Key == "error" || a.Key == "err") && a.Value.String() == context.Canceled.Error() {
+			found = true
+			return false
+		}
+		return true
+	})
+	return found
 }
 
 func (h levelFloor) WithAttrs(as []slog.Attr) slog.Handler {

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 const (
@@ -143,16 +145,15 @@ func (m *SMTPMailer) Send(ctx context.Context, msg Message) error {
 // render builds the message: headers, then the body as quoted-printable UTF-8, which
 // any server accepts whatever the characters.
 func (m *SMTPMailer) render(to string, msg Message) ([]byte, error) {
-	id := make([]byte, 16)
-	_, _ = rand.Read(id)
 	domain := m.from.Address[strings.LastIndexByte(m.from.Address, '@')+1:]
+	id := messageIDLocal(msg.ID)
 	var b bytes.Buffer
 	for _, h := range [][2]string{
 		{"From", m.from.String()},
 		{"To", (&mail.Address{Address: to}).String()},
 		{"Subject", mime.QEncoding.Encode("utf-8", msg.Subject)},
 		{"Date", time.Now().Format(time.RFC1123Z)},
-		{"Message-ID", "<" + hex.EncodeToString(id) + "@" + domain + ">"},
+		{"Message-ID", "<" + id + "@" + domain + ">"},
 		{"MIME-Version", "1.0"},
 		{"Content-Type", "text/plain; charset=utf-8"},
 		{"Content-Transfer-Encoding", "quoted-printable"},
@@ -168,6 +169,18 @@ func (m *SMTPMailer) render(to string, msg Message) ([]byte, error) {
 		return nil, fmt.Errorf("notifications: smtp: encode body: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// messageIDLocal is the left part of the Message-ID: the message's id in hex when it
+// is a UUID (a notification's), so that a message sent again carries the same one;
+// random otherwise.
+func messageIDLocal(id string) string {
+	if u, err := uuid.Parse(id); err == nil {
+		return hex.EncodeToString(u[:])
+	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // deliver runs the session. Cancelling ctx closes the connection, which ends any

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 )
 
@@ -272,6 +273,27 @@ func TestSMTPMailer(t *testing.T) {
 		body, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(raw)))
 		require.NoError(t, err)
 		require.Equal(t, text, strings.ReplaceAll(string(body), "\r\n", "\n"))
+	})
+
+	t.Run("a message sent again carries the same Message-ID", func(t *testing.T) {
+		t.Parallel()
+		s := (&fakeSMTP{}).start(t)
+		m := mailerFor(t, s, "smtp://localhost:25?from=box@brand.example", nil)
+		id, other := uuid.NewString(), uuid.NewString()
+		for _, msgID := range []string{id, id, other} {
+			require.NoError(t, m.Send(ctx, Message{ID: msgID, To: "ana@example.com", Subject: "Payment received", Text: "Thanks"}))
+		}
+		_, _, got := s.snapshot()
+		require.Len(t, got, 3)
+		ids := make([]string, len(got))
+		for i, r := range got {
+			msg, err := mail.ReadMessage(bytes.NewReader(r.data))
+			require.NoError(t, err)
+			ids[i] = msg.Header.Get("Message-ID")
+		}
+		require.Equal(t, "<"+strings.ReplaceAll(id, "-", "")+"@brand.example>", ids[0])
+		require.Equal(t, ids[0], ids[1], "a retry is recognisable as the same message")
+		require.NotEqual(t, ids[0], ids[2])
 	})
 
 	t.Run("STARTTLS before credentials", func(t *testing.T) {

@@ -18,6 +18,10 @@ import (
 
 // Message is one e-mail, ready to send.
 type Message struct {
+	// ID names the message, the notification's id: the same message sent again (a
+	// retry after a crash) carries the same Message-ID, which mail systems and
+	// clients use to recognise a duplicate. Empty: a new random Message-ID.
+	ID      string
 	To      string // bare address
 	Subject string
 	Text    string // plain-text body, lines separated by "\n"
@@ -99,7 +103,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		log.InfoContext(ctx, "notification skipped: customer has no e-mail")
 		return w.markSent(ctx, id)
 	}
-	if err := w.mailer.Send(ctx, Message{To: to, Subject: subject, Text: text}); err != nil {
+	if err := w.mailer.Send(ctx, Message{ID: id, To: to, Subject: subject, Text: text}); err != nil {
 		return fmt.Errorf("notifications: send %s: %w", id, scrub(err, to))
 	}
 	if err := w.markSent(ctx, id); err != nil {
