@@ -80,6 +80,14 @@ func (s *Store) WithTimings(lease, wait time.Duration) *Store {
 	return &c
 }
 
+// NothingDone wraps an error of a run that did nothing anywhere (its input was refused
+// before any effect). On a key's first use the key is then forgotten, so a corrected
+// request may use it; otherwise the key stays as its earlier use left it.
+type NothingDone struct{ Err error }
+
+func (e NothingDone) Error() string { return e.Err.Error() }
+func (e NothingDone) Unwrap() error { return e.Err }
+
 // Key states: IN_PROGRESS while a run holds the lease, COMPLETED with its result,
 // RELEASED after a run that failed (the next one may take over while the provider
 // still remembers the derived keys).
@@ -126,13 +134,14 @@ func Run[T any](ctx context.Context, s *Store, scope Scope, input any, fn func(c
 	}
 	deadline := time.Now().Add(s.wait)
 	var id int64
+	var fresh bool // this run made the key's row: no earlier run used the key
 	for {
 		r, acquired, err := s.acquire(ctx, scope, hash)
 		if err != nil {
 			return result, false, err
 		}
 		if acquired {
-			id = r.ID
+			id, fresh = r.ID, r.State == ""
 			break
 		}
 		if r != nil && r.State == stateCompleted {
@@ -158,12 +167,19 @@ func Run[T any](ctx context.Context, s *Store, scope Scope, input any, fn func(c
 	result, err = fn(ctx)
 	if err != nil {
 		// Release with a fresh context: the caller's may be the reason fn failed. The
-		// row stays, so its first use (the provider's window) is not forgotten.
+		// row stays, so its first use (the provider's window) is not forgotten;
+		// unless fn did nothing at all on the key's first use (NothingDone): then the
+		// key is forgotten, as a provider forgets a request it refused as invalid, and
+		// serves the corrected request.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if rerr := s.db.WithContext(rctx).Exec(
-			"UPDATE idempotency_keys SET state = ?, locked_until = NULL WHERE id = ? AND state = ?",
-			stateReleased, id, stateInProgress).Error; rerr != nil {
+		stmt, args := "UPDATE idempotency_keys SET state = ?, locked_until = NULL WHERE id = ? AND state = ?",
+			[]any{stateReleased, id, stateInProgress}
+		var nothing NothingDone
+		if fresh && errors.As(err, &nothing) {
+			stmt, args = "DELETE FROM idempotency_keys WHERE id = ? AND state = ?", []any{id, stateInProgress}
+		}
+		if rerr := s.db.WithContext(rctx).Exec(stmt, args...).Error; rerr != nil {
 			return result, false, errors.Join(err, fmt.Errorf("idempotency: release: %w", rerr))
 		}
 		return result, false, err

@@ -127,6 +127,35 @@ func TestAFailedRunReleasesTheKey(t *testing.T) {
 	require.EqualValues(t, 1, calls.Load())
 }
 
+// A first use refused before any effect (NothingDone) is forgotten, so the corrected
+// request may use the key; a key whose earlier run failed otherwise keeps its first
+// input, and a refusal on a takeover forgets nothing.
+func TestARunThatDidNothingForgetsOnlyAFreshKey(t *testing.T) {
+	t.Parallel()
+	s, fn, calls := setup(t)
+	ctx := context.Background()
+	refused := errors.New("successUrl is not an allowed origin")
+	nothing := func(context.Context) (result, error) { return result{}, idempotency.NothingDone{Err: refused} }
+
+	fresh := idempotency.Scope{Principal: "iss|alice", Operation: "startCheckout", Key: "fresh"}
+	_, _, err := idempotency.Run(ctx, s, fresh, input{PlanID: "bad-url"}, nothing)
+	require.ErrorIs(t, err, refused)
+	got, _, err := idempotency.Run(ctx, s, fresh, input{PlanID: "corrected"}, fn)
+	require.NoError(t, err, "the corrected request may use the key")
+	require.EqualValues(t, 1, got.Count)
+
+	used := idempotency.Scope{Principal: "iss|alice", Operation: "startCheckout", Key: "used"}
+	_, _, err = idempotency.Run(ctx, s, used, input{PlanID: "p1"}, func(context.Context) (result, error) {
+		return result{}, errors.New("provider unavailable after the call")
+	})
+	require.Error(t, err)
+	_, _, err = idempotency.Run(ctx, s, used, input{PlanID: "p1"}, nothing)
+	require.ErrorIs(t, err, refused)
+	_, _, err = idempotency.Run(ctx, s, used, input{PlanID: "other"}, fn)
+	require.ErrorIs(t, err, idempotency.ErrKeyReused, "the key's first use, which may have reached the provider, is not forgotten")
+	require.EqualValues(t, 1, calls.Load())
+}
+
 func TestACrashedRunIsTakenOverAfterItsLease(t *testing.T) {
 	t.Parallel()
 	db := sealedDB(t)

@@ -127,7 +127,7 @@ func runKeyed(ctx context.Context, db *gorm.DB, idem *idempotency.Store, p *auth
 	out, _, err := idempotency.Run(ctx, idem, scope, input, func(ctx context.Context) (Outcome, error) {
 		if check != nil {
 			if err := check(); err != nil {
-				return Outcome{}, refusal{err}
+				return Outcome{}, idempotency.NothingDone{Err: refusal{err}}
 			}
 		}
 		o, err := fn(ctx, scope)
@@ -136,7 +136,8 @@ func runKeyed(ctx context.Context, db *gorm.DB, idem *idempotency.Store, p *auth
 		}
 		return o, err
 	})
-	if r, ok := err.(refusal); ok {
+	var r refusal
+	if errors.As(err, &r) {
 		return nil, r.err
 	}
 	if err != nil {
@@ -161,7 +162,8 @@ func runKeyed(ctx context.Context, db *gorm.DB, idem *idempotency.Store, p *auth
 	return res, nil
 }
 
-// refusal carries check's verdict through idempotency.Run, which releases the key.
+// refusal carries check's verdict through idempotency.Run, which forgets the key it
+// had just taken (idempotency.NothingDone): the corrected request may use it.
 type refusal struct{ err error }
 
 func (r refusal) Error() string { return r.err.Error() }

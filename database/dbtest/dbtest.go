@@ -81,7 +81,7 @@ func open(t testing.TB, dsn string) *gorm.DB {
 // gets its grants from the application's own migration (DATABASE_MIGRATION_URL).
 func AppURL(t testing.TB, ownerURL string) string {
 	t.Helper()
-	if err := ensureAppRole(openAdmin(t)); err != nil {
+	if err := ensureAppRoleAt(ownerURL); err != nil {
 		t.Fatalf("dbtest: role %s: %v", AppRole, err)
 	}
 	u, err := url.Parse(ownerURL)
@@ -92,21 +92,39 @@ func AppURL(t testing.TB, ownerURL string) string {
 	return u.String()
 }
 
-var (
-	roleOnce sync.Once
-	roleErr  error
-)
+// rolesMade holds the clusters (host and port) where AppRole exists.
+var rolesMade sync.Map
 
-// ensureAppRole creates AppRole once per cluster; test processes racing to create it
+// ensureAppRoleAt creates AppRole in the cluster of dsn (a test may run its own
+// cluster) unless this process did already.
+func ensureAppRoleAt(dsn string) error {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return err
+	}
+	if _, done := rolesMade.Load(u.Host); done {
+		return nil
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := ensureAppRole(db); err != nil {
+		return err
+	}
+	rolesMade.Store(u.Host, true)
+	return nil
+}
+
+// ensureAppRole creates AppRole in db's cluster; test processes racing to create it
 // all succeed.
-func ensureAppRole(admin *sql.DB) error {
-	roleOnce.Do(func() {
-		_, roleErr = admin.Exec(`DO $$ BEGIN
-			CREATE ROLE ` + AppRole + ` LOGIN PASSWORD '` + AppRole + `';
-		EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-		END $$`)
-	})
-	return roleErr
+func ensureAppRole(db *sql.DB) error {
+	_, err := db.Exec(`DO $$ BEGIN
+		CREATE ROLE ` + AppRole + ` LOGIN PASSWORD '` + AppRole + `';
+	EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+	END $$`)
+	return err
 }
 
 // NewURL creates a database copied from template ("" for an empty one) and returns its
