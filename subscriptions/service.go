@@ -115,9 +115,10 @@ func (s *Service) run(ctx context.Context, p *auth.Principal, op, key string, in
 // A key already answered replays its first result before anything else is looked
 // at: neither the clock nor the object's state now can turn a faithful retry into a
 // refusal. check (nil: none) then judges the input against what may have changed
-// since a first call, such as the clock or the configuration; its refusal is not
-// stored, as Stripe stores no answer to a request that fails validation, so the
-// corrected request may use the key. fn's user errors become part of the stored
+// since a first call, such as the clock or the configuration; on the key's first use
+// its refusal is not stored, as Stripe stores no answer to a request that fails
+// validation, so the corrected request may use the key (a key an earlier run used
+// keeps that run's input). fn's user errors become part of the stored
 // outcome; any other error releases the key for a retry. The objects the outcome
 // names are loaded as they are now.
 func runKeyed(ctx context.Context, db *gorm.DB, idem *idempotency.Store, p *auth.Principal, op, key string, input any,
