@@ -175,7 +175,8 @@ var stripeEventType = regexp.MustCompile(`^(checkout\.session|customer|customer\
 // TestTheRegistryIsTheOnlyList parses the package's code and fails when an event
 // type is named, or an event's type compared, anywhere but in the registry: a type
 // handled in Apply (or anywhere else) must have its entry, and nothing fabricates
-// an Event to reuse a handler (reconciliation and resync apply through methods).
+// an Event to reuse a handler, nor reaches into the Syncer's gateway
+// (reconciliation and resync apply and read through the Syncer's methods).
 func TestTheRegistryIsTheOnlyList(t *testing.T) {
 	t.Parallel()
 	fset := token.NewFileSet()
@@ -209,6 +210,9 @@ func TestTheRegistryIsTheOnlyList(t *testing.T) {
 					require.True(t, registered[s], "%s names event type %q, which has no registry entry", fset.Position(n.Pos()), s)
 				}
 			case *ast.SelectorExpr:
+				if inner, ok := n.X.(*ast.SelectorExpr); ok && n.Sel.Name == "gw" && inner.Sel.Name == "syncer" {
+					require.Failf(t, "the Syncer's gateway reached into", "%s: read through a Syncer method", fset.Position(n.Pos()))
+				}
 				if n.Sel.Name == "Type" && name != "events.go" {
 					if id, ok := n.X.(*ast.Ident); ok && (id.Name == "ev" || id.Name == "event") {
 						require.Failf(t, "an event's type read outside the registry", "%s: dispatch on event types belongs in events.go", fset.Position(n.Pos()))
