@@ -2,7 +2,6 @@ package subscriptions
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,13 +9,13 @@ import (
 	"unicode/utf8"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
-	"github.com/scoville/scoville/audit"
+	"github.com/scoville/scoville/fulfilment"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/money"
 	"github.com/scoville/scoville/notifications"
+	"github.com/scoville/scoville/payments"
 )
 
 // subscriptionFor returns our locked subscription for an invoice: the row we have,
@@ -28,52 +27,6 @@ func (s *Syncer) subscriptionFor(ctx context.Context, tx *gorm.DB, stripeSubID s
 	}
 	sub, _, err := s.ensureSubscription(ctx, tx, gs, nil)
 	return sub, err
-}
-
-// lockPayment returns the payment of an invoice, locked, or nil.
-func lockPayment(tx *gorm.DB, where string, arg any) (*models.Payment, error) {
-	var p models.Payment
-	err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where(where, arg).Take(&p).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("subscriptions: lock payment: %w", err)
-	}
-	return &p, nil
-}
-
-// invoicePayment returns the invoice's payment, locked, or a new unsaved one for sub
-// (isNew), with the references every report of the invoice carries filled in.
-func invoicePayment(tx *gorm.DB, inv gateway.Invoice, sub *models.Subscription) (pay *models.Payment, isNew bool, err error) {
-	pay, err = lockPayment(tx, "stripe_invoice_id = ?", inv.ID)
-	if err != nil {
-		return nil, false, err
-	}
-	if pay == nil {
-		pay, isNew = &models.Payment{SubscriptionID: sub.ID, CustomerID: sub.CustomerID, StripeInvoiceID: inv.ID}, true
-	}
-	if inv.HostedInvoiceURL != "" {
-		pay.InvoiceURL = &inv.HostedInvoiceURL
-	}
-	if inv.PaymentIntentID != "" {
-		pay.StripePaymentIntentID = &inv.PaymentIntentID
-	}
-	return pay, isNew, nil
-}
-
-// savePayment inserts or updates what invoicePayment returned.
-func savePayment(tx *gorm.DB, pay *models.Payment, isNew bool) error {
-	var err error
-	if isNew {
-		err = tx.Create(pay).Error
-	} else {
-		err = tx.Save(pay).Error
-	}
-	if err != nil {
-		return fmt.Errorf("subscriptions: save payment: %w", err)
-	}
-	return nil
 }
 
 // recordPaid makes the payment of a paid invoice SUCCEEDED and its one shipment,
@@ -89,17 +42,13 @@ func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gat
 	if mismatch == "" && line != nil && line.trial && inv.Total == 0 && inv.AmountPaid == 0 {
 		return nil, "trial: nothing charged, and nothing ships until the first paid period", nil
 	}
-	pay, isNew, err := invoicePayment(tx, inv, sub)
+	pay, isNew, err := payments.ForInvoice(tx, inv, sub)
 	if err != nil {
 		return nil, "", err
 	}
 	fresh := isNew || st == nil || st.newer(pay.ProviderUpdatedAt, pay.ProviderEventSeq)
 	if fresh {
-		pay.AmountMinor, pay.Currency = inv.AmountPaid, strings.ToUpper(inv.Currency)
-		if pay.AmountRefunded > pay.AmountMinor {
-			pay.AmountRefunded = pay.AmountMinor
-		}
-		pay.Status = refundStatus(pay.AmountMinor, pay.AmountRefunded, models.PaymentSucceeded)
+		payments.SetPaid(pay, inv.AmountPaid, inv.Currency)
 		if st != nil {
 			pay.ProviderUpdatedAt, pay.ProviderEventSeq = &st.created, &st.seq
 		}
@@ -110,7 +59,7 @@ func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gat
 	if mismatch != "" {
 		pay.Mismatch = &mismatch
 	}
-	if err := savePayment(tx, pay, isNew); err != nil {
+	if err := payments.Save(tx, pay, isNew); err != nil {
 		return nil, "", err
 	}
 	switch {
@@ -131,13 +80,13 @@ func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gat
 	ship := models.Shipment{
 		SubscriptionID: sub.ID, CustomerID: sub.CustomerID, PaymentID: pay.ID, PlanID: line.planID,
 		StripeInvoiceID: inv.ID, PeriodStart: line.PeriodStart.UTC(), PeriodEnd: line.PeriodEnd.UTC(),
-		Address: addr, Status: models.ShipmentPending,
+		Address: addr,
 	}
-	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&ship)
-	if res.Error != nil {
-		return nil, "", fmt.Errorf("subscriptions: shipment: %w", res.Error)
+	created, err := fulfilment.Create(ctx, tx, &ship)
+	if err != nil {
+		return nil, "", err
 	}
-	if res.RowsAffected == 1 {
+	if created {
 		s.logger.InfoContext(ctx, "shipment created", "shipment_id", ship.ID, "subscription_id", sub.ID, "payment_id", pay.ID,
 			"stripe_invoice_id", inv.ID)
 	}
@@ -265,7 +214,8 @@ func truncate(s string, n int) string {
 }
 
 // applyInvoicePaid records a paid invoice: payment, shipment, and a receipt.
-func (s *Syncer) applyInvoicePaid(ctx context.Context, tx *gorm.DB, ev Event, st stamp, inv gateway.Invoice, read *gateway.Subscription) (Effect, error) {
+func (s *Syncer) applyInvoicePaid(ctx context.Context, tx *gorm.DB, o origin, inv gateway.Invoice, read *gateway.Subscription) (Effect, error) {
+	st := o.stamp
 	sub, err := s.subscriptionFor(ctx, tx, inv.SubscriptionID, read)
 	if err != nil {
 		return Effect{}, err
@@ -300,14 +250,15 @@ func (s *Syncer) applyInvoicePaid(ctx context.Context, tx *gorm.DB, ev Event, st
 	}
 	s.metrics.payments.WithLabelValues("succeeded").Inc()
 	s.logger.InfoContext(ctx, "payment succeeded", "payment_id", pay.ID, "subscription_id", sub.ID, "stripe_invoice_id", inv.ID,
-		"amount", pay.AmountMinor, "currency", pay.Currency, "event_id", ev.ProviderEventID)
+		"amount", pay.AmountMinor, "currency", pay.Currency, "event_id", o.ref)
 	return Effect{Outcome: outcome}, nil
 }
 
-// applyInvoiceFailed records a failed (or authentication-blocked) renewal: the
-// payment's status, PAST_DUE on the subscription, and a notice telling the
-// customer how to fix it (SUB-4). Stripe's own retry schedule stays in charge.
-func (s *Syncer) applyInvoiceFailed(ctx context.Context, tx *gorm.DB, ev Event, st stamp, inv gateway.Invoice, read *gateway.Subscription) (Effect, error) {
+// applyInvoiceFailed records a failed (or, actionNeeded, authentication-blocked)
+// renewal: the payment's status, PAST_DUE on the subscription, and a notice telling
+// the customer how to fix it (SUB-4). Stripe's own retry schedule stays in charge.
+func (s *Syncer) applyInvoiceFailed(ctx context.Context, tx *gorm.DB, o origin, actionNeeded bool, inv gateway.Invoice, read *gateway.Subscription) (Effect, error) {
+	st := o.stamp
 	sub, err := s.subscriptionFor(ctx, tx, inv.SubscriptionID, read)
 	if err != nil {
 		return Effect{}, err
@@ -316,10 +267,10 @@ func (s *Syncer) applyInvoiceFailed(ctx context.Context, tx *gorm.DB, ev Event, 
 		return Effect{Ignored: true, Outcome: "invoice of a subscription not ours"}, nil
 	}
 	status, kind, outcome := models.PaymentFailed, notifications.KindPaymentFailed, "payment failed"
-	if ev.Type == evInvoiceActionNeeded {
+	if actionNeeded {
 		status, kind, outcome = models.PaymentPending, notifications.KindPaymentActionRequired, "payment needs the customer's authentication"
 	}
-	pay, isNew, err := invoicePayment(tx, inv, sub)
+	pay, isNew, err := payments.ForInvoice(tx, inv, sub)
 	if err != nil {
 		return Effect{}, err
 	}
@@ -330,7 +281,7 @@ func (s *Syncer) applyInvoiceFailed(ctx context.Context, tx *gorm.DB, ev Event, 
 	}
 	pay.AmountMinor, pay.Currency, pay.Status = inv.AmountDue, strings.ToUpper(inv.Currency), status
 	pay.ProviderUpdatedAt, pay.ProviderEventSeq = &st.created, &st.seq
-	if err := savePayment(tx, pay, isNew); err != nil {
+	if err := payments.Save(tx, pay, isNew); err != nil {
 		return Effect{}, err
 	}
 	renewal := inv.BillingReason != "subscription_create"
@@ -351,131 +302,11 @@ func (s *Syncer) applyInvoiceFailed(ctx context.Context, tx *gorm.DB, ev Event, 
 	if !inv.NextPaymentAttempt.IsZero() {
 		data[notifications.DataNextAttempt] = inv.NextPaymentAttempt.UTC().Format(time.RFC3339)
 	}
-	if err := s.enqueue(ctx, tx, sub.CustomerID, kind, &sub.ID, &pay.ID, data, ev.ProviderEventID+":"+string(kind)); err != nil {
+	if err := s.enqueue(ctx, tx, sub.CustomerID, kind, &sub.ID, &pay.ID, data, o.ref+":"+string(kind)); err != nil {
 		return Effect{}, err
 	}
 	s.metrics.payments.WithLabelValues(strings.ToLower(string(status))).Inc()
 	s.logger.WarnContext(ctx, "payment not completed", "payment_id", pay.ID, "subscription_id", sub.ID, "stripe_invoice_id", inv.ID,
-		"status", string(status), "attempt_count", inv.AttemptCount, "event_id", ev.ProviderEventID)
+		"status", string(status), "attempt_count", inv.AttemptCount, "event_id", o.ref)
 	return Effect{Outcome: outcome}, nil
-}
-
-// paymentForCharge finds (or, from the invoice Prepare read, records) the payment
-// a charge belongs to. nil: not a payment of ours.
-func (s *Syncer) paymentForCharge(ctx context.Context, tx *gorm.DB, p *Prepared, paymentIntentID, invoiceID string) (*models.Payment, error) {
-	if paymentIntentID != "" {
-		pay, err := lockPayment(tx, "stripe_payment_intent_id = ?", paymentIntentID)
-		if pay != nil || err != nil {
-			return pay, err
-		}
-	}
-	if invoiceID != "" {
-		pay, err := lockPayment(tx, "stripe_invoice_id = ?", invoiceID)
-		if pay != nil || err != nil {
-			return pay, err
-		}
-	}
-	inv := p.chargeInvoice
-	if inv == nil {
-		return nil, nil
-	}
-	sub, err := s.subscriptionFor(ctx, tx, inv.SubscriptionID, p.subscription)
-	if err != nil || sub == nil {
-		return nil, err
-	}
-	if inv.Status != "paid" {
-		return nil, nil
-	}
-	if _, _, err := s.recordPaid(ctx, tx, nil, *inv, sub); err != nil {
-		return nil, err
-	}
-	return lockPayment(tx, "stripe_invoice_id = ?", inv.ID)
-}
-
-func refundStatus(amount, refunded int64, otherwise models.PaymentStatus) models.PaymentStatus {
-	switch {
-	case refunded > 0 && refunded >= amount:
-		return models.PaymentRefunded
-	case refunded > 0:
-		return models.PaymentPartiallyRefunded
-	}
-	return otherwise
-}
-
-// applyRefund records what Stripe says has been refunded of a charge. Refunds only
-// grow, so the larger figure wins whatever order the events come in.
-func (s *Syncer) applyRefund(ctx context.Context, tx *gorm.DB, ev Event, st stamp, p *Prepared) (Effect, error) {
-	ch := p.charge
-	pay, err := s.paymentForCharge(ctx, tx, p, ch.PaymentIntentID, ch.InvoiceID)
-	if err != nil {
-		return Effect{}, err
-	}
-	if pay == nil {
-		return Effect{Ignored: true, Outcome: "charge of no payment of ours"}, nil
-	}
-	refunded := min(max(pay.AmountRefunded, ch.AmountRefunded), pay.AmountMinor)
-	if refunded == pay.AmountRefunded && pay.Status == refundStatus(pay.AmountMinor, refunded, pay.Status) {
-		return Effect{Outcome: "refund already recorded"}, nil
-	}
-	pay.AmountRefunded = refunded
-	pay.Status = refundStatus(pay.AmountMinor, refunded, pay.Status)
-	if st.newer(pay.ProviderUpdatedAt, pay.ProviderEventSeq) {
-		pay.ProviderUpdatedAt, pay.ProviderEventSeq = &st.created, &st.seq
-	}
-	if err := tx.Save(pay).Error; err != nil {
-		return Effect{}, fmt.Errorf("subscriptions: save refund: %w", err)
-	}
-	// A staff refund whose attempt died between Stripe's answer and our commit is
-	// completed from this report, so the refund is not left with only its attempt.
-	if _, err := audit.CompleteOpen(ctx, tx, OpRefund, audit.TargetPayment, pay.ID, map[string]any{
-		"eventId": ev.ProviderEventID, "amountRefunded": refunded, "status": pay.Status,
-	}); err != nil {
-		return Effect{}, err
-	}
-	data := map[string]string{notifications.DataAmount: money.Format(refunded, pay.Currency)}
-	if err := s.enqueue(ctx, tx, pay.CustomerID, notifications.KindPaymentRefunded, &pay.SubscriptionID, &pay.ID, data,
-		ev.ProviderEventID+":refunded"); err != nil {
-		return Effect{}, err
-	}
-	s.metrics.alerts.WithLabelValues("refund").Inc()
-	s.logger.WarnContext(ctx, "payment refunded", "alert", "refund", "payment_id", pay.ID, "stripe_charge_id", ch.ID,
-		"amount_refunded", refunded, "currency", pay.Currency, "status", string(pay.Status), "event_id", ev.ProviderEventID)
-	return Effect{Outcome: "payment " + strings.ToLower(string(pay.Status))}, nil
-}
-
-// applyPaymentFlag records a dispute or an early fraud warning on the payment and
-// raises the alert someone must act on (OPS-3).
-func (s *Syncer) applyPaymentFlag(ctx context.Context, tx *gorm.DB, ev Event, p *Prepared, paymentIntentID, chargeID, kind string) (Effect, error) {
-	pay, err := s.paymentForCharge(ctx, tx, p, paymentIntentID, "")
-	if err != nil {
-		return Effect{}, err
-	}
-	if pay == nil {
-		return Effect{Ignored: true, Outcome: "charge of no payment of ours"}, nil
-	}
-	at := ev.Created.UTC()
-	seen := pay.FraudWarningAt
-	if kind == "dispute" {
-		seen = pay.DisputedAt
-	}
-	if seen != nil && seen.Equal(at) {
-		// This very report again (a replay): recorded and alerted once.
-		return Effect{Outcome: strings.ReplaceAll(kind, "_", " ") + " already recorded"}, nil
-	}
-	attrs := []any{"alert", kind, "payment_id", pay.ID, "stripe_charge_id", chargeID, "event_id", ev.ProviderEventID}
-	if kind == "dispute" {
-		pay.DisputedAt = &at
-		reason := p.dispute.Reason
-		pay.DisputeReason = &reason
-		attrs = append(attrs, "reason", reason, "amount", p.dispute.Amount)
-	} else {
-		pay.FraudWarningAt = &at
-		attrs = append(attrs, "fraud_type", p.fraud.FraudType)
-	}
-	if err := tx.Save(pay).Error; err != nil {
-		return Effect{}, fmt.Errorf("subscriptions: save %s: %w", kind, err)
-	}
-	s.metrics.alerts.WithLabelValues(kind).Inc()
-	s.logger.WarnContext(ctx, "payment flagged by Stripe", attrs...)
-	return Effect{Outcome: strings.ReplaceAll(kind, "_", " ") + " recorded"}, nil
 }

@@ -15,8 +15,10 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/scoville/scoville/fulfilment"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/payments"
 )
 
 // Reconciliation windows. Each run lists what Stripe created since the last
@@ -154,21 +156,13 @@ func (r *Reconciler) run(ctx context.Context) (ReconcileReport, error) {
 		if inv.SubscriptionID == "" || listed[inv.SubscriptionID] != nil {
 			continue
 		}
-		var n int64
-		if err := r.db.WithContext(ctx).Model(&models.Subscription{}).Where("stripe_subscription_id = ?", inv.SubscriptionID).Count(&n).Error; err != nil {
-			return rep, fmt.Errorf("reconcile: look up subscription: %w", err)
-		}
-		if n > 0 {
-			continue
-		}
-		gs, err := r.syncer.gw.GetSubscription(ctx, inv.SubscriptionID)
-		if errors.Is(err, gateway.ErrNotFound) {
-			continue
-		}
+		gs, _, err := r.syncer.readUnknownSubscription(ctx, inv.SubscriptionID)
 		if err != nil {
-			return rep, fmt.Errorf("reconcile: read subscription: %w", err)
+			return rep, fmt.Errorf("reconcile: %w", err)
 		}
-		listed[gs.ID] = &gs
+		if gs != nil { // nil: ours already, or unknown at Stripe
+			listed[gs.ID] = gs
+		}
 	}
 
 	// Subscriptions first, oldest first, so that their invoices find them.
@@ -267,8 +261,7 @@ func (r *Reconciler) invoice(ctx context.Context, inv gateway.Invoice, read *gat
 		if err != nil || complete {
 			return err
 		}
-		ev := Event{ProviderEventID: "reconcile", Type: evInvoicePaid, Created: readStamp(readAt).created}
-		effect, err := r.syncer.applyInvoicePaid(ctx, tx, ev, readStamp(readAt), inv, read)
+		effect, err := r.syncer.applyInvoicePaid(ctx, tx, readOrigin(readAt, "reconcile"), inv, read)
 		if err != nil || effect.Ignored {
 			return err
 		}
@@ -280,11 +273,11 @@ func (r *Reconciler) invoice(ctx context.Context, inv gateway.Invoice, read *gat
 			kind = FindingPaymentMissing
 			return nil
 		}
-		var n int64
-		if err := tx.Model(&models.Shipment{}).Where("stripe_invoice_id = ?", inv.ID).Count(&n).Error; err != nil {
-			return fmt.Errorf("count shipments: %w", err)
+		shipped, err := fulfilment.Exists(tx, inv.ID)
+		if err != nil {
+			return err
 		}
-		if n > 0 {
+		if shipped {
 			kind = FindingShipmentMissing
 		}
 		return nil
@@ -312,9 +305,8 @@ func (r *Reconciler) failedInvoice(ctx context.Context, inv gateway.Invoice, rea
 		}
 		// The webhook of this attempt, should it come after all, is older than this
 		// read: recorded, with no second notice.
-		ev := Event{ProviderEventID: fmt.Sprintf("reconcile:%s:%d", inv.ID, inv.AttemptCount), Type: evInvoiceFailed,
-			Created: readStamp(readAt).created}
-		effect, err := r.syncer.applyInvoiceFailed(ctx, tx, ev, readStamp(readAt), inv, read)
+		o := readOrigin(readAt, fmt.Sprintf("reconcile:%s:%d", inv.ID, inv.AttemptCount))
+		effect, err := r.syncer.applyInvoiceFailed(ctx, tx, o, false, inv, read)
 		if err != nil || effect.Ignored {
 			return err
 		}
@@ -333,26 +325,18 @@ func (r *Reconciler) failedInvoice(ctx context.Context, inv gateway.Invoice, rea
 // refunded since), and complete: paid with its one shipment, or held for a
 // mismatch (which ships nothing until support acts). The payment is locked.
 func paidState(tx *gorm.DB, invoiceID string) (paid, complete bool, err error) {
-	var pay models.Payment
-	err = tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("stripe_invoice_id = ?", invoiceID).Take(&pay).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return false, false, nil
-	}
-	if err != nil {
-		return false, false, fmt.Errorf("subscriptions: lock payment: %w", err)
-	}
-	paid = pay.Status == models.PaymentSucceeded || pay.Status == models.PaymentRefunded || pay.Status == models.PaymentPartiallyRefunded
-	if !paid {
-		return false, false, nil
+	pay, err := payments.Lock(tx, "stripe_invoice_id = ?", invoiceID)
+	if err != nil || pay == nil || !payments.Paid(pay) {
+		return false, false, err
 	}
 	if pay.Mismatch != nil {
 		return true, true, nil
 	}
-	var n int64
-	if err := tx.Model(&models.Shipment{}).Where("stripe_invoice_id = ?", invoiceID).Count(&n).Error; err != nil {
-		return false, false, fmt.Errorf("subscriptions: count shipments: %w", err)
+	shipped, err := fulfilment.Exists(tx, invoiceID)
+	if err != nil {
+		return false, false, err
 	}
-	return true, n > 0, nil
+	return true, shipped, nil
 }
 
 // ReconcileArgs is the periodic reconciliation job.

@@ -15,6 +15,7 @@ import (
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/money"
 	"github.com/scoville/scoville/notifications"
+	"github.com/scoville/scoville/payments"
 )
 
 // Refund gives back all (amount absent) or part of what remains of a paid payment, at
@@ -53,14 +54,14 @@ func (a *Admin) Refund(ctx context.Context, p *auth.Principal, in models.RefundP
 		}
 		var out Outcome
 		err = a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			pay, err := lockPayment(tx, "id = ?", in.PaymentID)
+			pay, err := payments.Lock(tx, "id = ?", in.PaymentID)
 			if err != nil {
 				return err
 			}
 			if pay == nil || (attempt != nil && pay.StripePaymentIntentID == nil) {
 				return models.NewUserError(models.UserErrorNotFound, "no such payment", "input", "paymentId")
 			}
-			before := auditedPayment(pay)
+			before := payments.Audited(pay)
 			var amount int64
 			if attempt != nil {
 				var planned struct{ Amount int64 }
@@ -69,7 +70,7 @@ func (a *Admin) Refund(ctx context.Context, p *auth.Principal, in models.RefundP
 				}
 				amount = planned.Amount
 			} else {
-				if amount, err = refundable(pay, in.Amount); err != nil {
+				if amount, err = payments.Refundable(pay, in.Amount); err != nil {
 					return err
 				}
 				// Committed before Stripe is called: a refund never exists at Stripe
@@ -100,12 +101,11 @@ func (a *Admin) Refund(ctx context.Context, p *auth.Principal, in models.RefundP
 				refunded = max(pay.AmountRefunded, r.ChargeAmountRefunded)
 				recorded = pay.AmountRefunded >= r.ChargeAmountRefunded
 			}
-			pay.AmountRefunded = min(refunded, pay.AmountMinor)
-			pay.Status = refundStatus(pay.AmountMinor, pay.AmountRefunded, pay.Status)
-			if err := tx.Save(pay).Error; err != nil {
+			payments.SetRefunded(pay, refunded)
+			if err := payments.Save(tx, pay, false); err != nil {
 				return fmt.Errorf("subscriptions: refund: store: %w", err)
 			}
-			after := auditedPayment(pay)
+			after := payments.Audited(pay)
 			after["refundId"], after["refundAmount"] = r.ID, r.Amount
 			if err := audit.Record(ctx, tx, p, audit.Action{
 				Name: OpRefund, TargetType: audit.TargetPayment, TargetID: pay.ID, Reason: reason,
@@ -131,39 +131,4 @@ func (a *Admin) Refund(ctx context.Context, p *auth.Principal, in models.RefundP
 		})
 		return out, err
 	})
-}
-
-// refundable checks that pay can be refunded by want (nil: all that remains) and
-// returns the amount to ask Stripe for. Nothing is sent to Stripe when it refuses.
-func refundable(pay *models.Payment, want *int) (int64, error) {
-	switch pay.Status {
-	case models.PaymentSucceeded, models.PaymentPartiallyRefunded:
-	case models.PaymentRefunded:
-		return 0, models.NewUserError(models.UserErrorInvalidState, "the payment has already been refunded in full", "input", "paymentId")
-	default:
-		return 0, models.NewUserError(models.UserErrorInvalidState, "only a succeeded payment can be refunded", "input", "paymentId")
-	}
-	remaining := pay.AmountMinor - pay.AmountRefunded
-	if remaining <= 0 {
-		return 0, models.NewUserError(models.UserErrorInvalidState, "nothing of this payment remains to refund", "input", "paymentId")
-	}
-	if pay.StripePaymentIntentID == nil || *pay.StripePaymentIntentID == "" {
-		return 0, models.NewUserError(models.UserErrorInvalidState, "the payment has no charge at the payment provider to refund", "input", "paymentId")
-	}
-	if want == nil {
-		return remaining, nil
-	}
-	if int64(*want) > remaining {
-		return 0, models.NewUserError(models.UserErrorInvalid,
-			"is more than remains to refund: at most "+money.Format(remaining, pay.Currency), "input", "amount")
-	}
-	return int64(*want), nil
-}
-
-// auditedPayment is what the audit log keeps of a payment: amounts and state.
-func auditedPayment(pay *models.Payment) map[string]any {
-	return map[string]any{
-		"id": pay.ID, "subscriptionId": pay.SubscriptionID, "status": pay.Status,
-		"amount": pay.AmountMinor, "amountRefunded": pay.AmountRefunded, "currency": pay.Currency,
-	}
 }

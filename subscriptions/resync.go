@@ -15,6 +15,7 @@ import (
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/notifications"
 )
 
 // ActionResync names resyncSubscription in the audit log.
@@ -120,6 +121,10 @@ type readResult struct {
 // event Stripe sent in that second is never overridden by the read.
 func readStamp(at time.Time) stamp { return stamp{created: at.UTC().Truncate(time.Second)} }
 
+// readOrigin is a server-side read of Stripe's state at readAt, named ref, as the
+// origin of what applying it changes.
+func readOrigin(at time.Time, ref string) origin { return origin{stamp: readStamp(at), ref: ref} }
+
 // readNewer reports whether a read stamped st may replace the state last applied at
 // (at, seq): it is later, or of the same second as another read. An event of the
 // same second wins.
@@ -146,11 +151,11 @@ func (s *Syncer) applyRead(ctx context.Context, tx *gorm.DB, gs gateway.Subscrip
 	if err := completeCancelAttempts(ctx, tx, sub, map[string]any{"readAt": readAt.UTC()}); err != nil {
 		return readResult{}, err
 	}
-	evType, previous := evSubUpdated, previousAttributes(&res.before, sub)
+	on, previous := notifications.SubscriptionUpdated, previousAttributes(&res.before, sub)
 	if created {
-		evType = evSubCreated
+		on = notifications.SubscriptionCreated
 	}
-	kind, change := subscriptionNotice(evType, gs, previous)
+	kind, change := subscriptionNotice(on, gs, previous)
 	if err := s.noticeChange(ctx, tx, sub, kind, change, fmt.Sprintf("read:%s:%d:%s", gs.ID, readAt.UnixNano(), kind)); err != nil {
 		return readResult{}, err
 	}

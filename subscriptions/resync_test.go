@@ -53,7 +53,7 @@ func TestAReadPicksTheNoticeTheMissedEventWould(t *testing.T) {
 		{"past due: the invoice's notice says what to do", sub(models.SubscriptionActive, false, "p"), sub(models.SubscriptionPastDue, false, "p"), gs("past_due", "", false), ""},
 	}
 	for _, c := range cases {
-		kind, _ := subscriptionNotice(evSubUpdated, c.now, previousAttributes(c.before, c.after))
+		kind, _ := subscriptionNotice(notifications.SubscriptionUpdated, c.now, previousAttributes(c.before, c.after))
 		require.Equal(t, c.want, kind, c.name)
 		require.True(t, differs(c.before, c.after), c.name)
 	}

@@ -20,24 +20,6 @@ import (
 	"github.com/scoville/scoville/notifications"
 )
 
-// Event is one verified Stripe event as the inbox stored it. Seq is its arrival
-// order, which breaks ties between events created in the same second.
-type Event struct {
-	ID                 string
-	ProviderEventID    string
-	Type               string
-	Created            time.Time
-	Seq                int64
-	Object             json.RawMessage // data.object
-	PreviousAttributes json.RawMessage // data.previous_attributes, for *.updated
-}
-
-// Effect is what applying an event did, kept with the event for support.
-type Effect struct {
-	Ignored bool   // nothing of ours is concerned (a type we do not act on, an object not ours)
-	Outcome string // short; never personal data
-}
-
 // SyncGateway is the provider reads that resolve an object we do not know yet.
 type SyncGateway interface {
 	GetSubscription(ctx context.Context, id string) (gateway.Subscription, error)
@@ -83,192 +65,6 @@ func NewSyncer(db *gorm.DB, gw SyncGateway, notify notifications.Inserter, metri
 	return &Syncer{db: db, gw: gw, notify: notify, metrics: metrics, logger: logger}
 }
 
-// Prepared is an event's object parsed, plus whatever had to be read from Stripe
-// first. Reads happen before the transaction so that no lock is held over a network call.
-type Prepared struct {
-	subscription *gateway.Subscription // the event's object, or read because we lacked it
-	invoice      *gateway.Invoice
-	charge       *gateway.Charge
-	dispute      *gateway.Dispute
-	fraud        *gateway.EarlyFraudWarning
-	checkout     *gateway.CompletedCheckout
-	// chargeInvoice is the invoice of a charge whose payment we do not know yet.
-	chargeInvoice *gateway.Invoice
-	ignore        string // why the event concerns nothing of ours
-}
-
-// Event types acted on; every other type is stored and IGNORED.
-const (
-	evCheckoutCompleted   = "checkout.session.completed"
-	evSubCreated          = "customer.subscription.created"
-	evSubUpdated          = "customer.subscription.updated"
-	evSubDeleted          = "customer.subscription.deleted"
-	evSubPaused           = "customer.subscription.paused"
-	evSubResumed          = "customer.subscription.resumed"
-	evInvoicePaid         = "invoice.paid"
-	evInvoiceFailed       = "invoice.payment_failed"
-	evInvoiceActionNeeded = "invoice.payment_action_required"
-	evChargeRefunded      = "charge.refunded"
-	evDisputeCreated      = "charge.dispute.created"
-	evFraudWarning        = "radar.early_fraud_warning.created"
-)
-
-// Handles reports whether an event type has an effect here.
-func Handles(eventType string) bool {
-	switch eventType {
-	case evCheckoutCompleted, evSubCreated, evSubUpdated, evSubDeleted, evSubPaused, evSubResumed,
-		evInvoicePaid, evInvoiceFailed, evInvoiceActionNeeded, evChargeRefunded, evDisputeCreated, evFraudWarning:
-		return true
-	}
-	return false
-}
-
-// ErrMalformed marks an event whose object cannot be read; retrying cannot help.
-var ErrMalformed = errors.New("subscriptions: malformed event object")
-
-// Prepare parses the event's object and reads from Stripe what we do not know yet
-// (an invoice paid before its subscription reached us, say): such an event is
-// resolved, never dropped.
-func (s *Syncer) Prepare(ctx context.Context, ev Event) (*Prepared, error) {
-	p := &Prepared{}
-	malformed := func(err error) error { return fmt.Errorf("%w: %s: %v", ErrMalformed, ev.Type, err) }
-	switch ev.Type {
-	case evSubCreated, evSubUpdated, evSubDeleted, evSubPaused, evSubResumed:
-		gs, err := gateway.SubscriptionFromJSON(ev.Object)
-		if err != nil {
-			return nil, malformed(err)
-		}
-		p.subscription = &gs
-	case evCheckoutCompleted:
-		cs, err := gateway.CheckoutSessionFromJSON(ev.Object)
-		if err != nil {
-			return nil, malformed(err)
-		}
-		p.checkout = &cs
-		if cs.Mode != "subscription" || cs.SubscriptionID == "" {
-			p.ignore = "checkout session is not for a subscription"
-			return p, nil
-		}
-		if err := s.resolveSubscription(ctx, p, cs.SubscriptionID); err != nil {
-			return nil, err
-		}
-	case evInvoicePaid, evInvoiceFailed, evInvoiceActionNeeded:
-		inv, err := gateway.InvoiceFromJSON(ev.Object)
-		if err != nil {
-			return nil, malformed(err)
-		}
-		p.invoice = &inv
-		if inv.SubscriptionID == "" {
-			p.ignore = "invoice is not for a subscription"
-			return p, nil
-		}
-		if err := s.resolveSubscription(ctx, p, inv.SubscriptionID); err != nil {
-			return nil, err
-		}
-	case evChargeRefunded:
-		ch, err := gateway.ChargeFromJSON(ev.Object)
-		if err != nil {
-			return nil, malformed(err)
-		}
-		p.charge = &ch
-		if err := s.resolvePayment(ctx, p, ch.ID, ch.PaymentIntentID, ch.InvoiceID); err != nil {
-			return nil, err
-		}
-	case evDisputeCreated:
-		d, err := gateway.DisputeFromJSON(ev.Object)
-		if err != nil {
-			return nil, malformed(err)
-		}
-		p.dispute = &d
-		if err := s.resolvePayment(ctx, p, d.ChargeID, d.PaymentIntentID, ""); err != nil {
-			return nil, err
-		}
-	case evFraudWarning:
-		w, err := gateway.EarlyFraudWarningFromJSON(ev.Object)
-		if err != nil {
-			return nil, malformed(err)
-		}
-		p.fraud = &w
-		if err := s.resolvePayment(ctx, p, w.ChargeID, w.PaymentIntentID, ""); err != nil {
-			return nil, err
-		}
-	default:
-		p.ignore = "event type not handled"
-	}
-	return p, nil
-}
-
-// resolveSubscription reads the subscription from Stripe when we have no row for it.
-func (s *Syncer) resolveSubscription(ctx context.Context, p *Prepared, stripeID string) error {
-	var n int64
-	if err := s.db.WithContext(ctx).Model(&models.Subscription{}).Where("stripe_subscription_id = ?", stripeID).Count(&n).Error; err != nil {
-		return fmt.Errorf("subscriptions: look up subscription: %w", err)
-	}
-	if n > 0 {
-		return nil
-	}
-	gs, err := s.gw.GetSubscription(ctx, stripeID)
-	if errors.Is(err, gateway.ErrNotFound) {
-		p.ignore = "subscription unknown at Stripe"
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("subscriptions: read subscription from Stripe: %w", err)
-	}
-	p.subscription = &gs
-	return nil
-}
-
-// resolvePayment reads a charge's invoice (and its subscription) from Stripe when we
-// have no payment for the charge yet, so a refund or dispute is never lost.
-func (s *Syncer) resolvePayment(ctx context.Context, p *Prepared, chargeID, paymentIntentID, invoiceID string) error {
-	if paymentIntentID != "" {
-		var n int64
-		if err := s.db.WithContext(ctx).Model(&models.Payment{}).Where("stripe_payment_intent_id = ?", paymentIntentID).Count(&n).Error; err != nil {
-			return fmt.Errorf("subscriptions: look up payment: %w", err)
-		}
-		if n > 0 {
-			return nil
-		}
-	}
-	if invoiceID == "" && chargeID != "" {
-		ch, err := s.gw.GetCharge(ctx, chargeID)
-		if errors.Is(err, gateway.ErrNotFound) {
-			p.ignore = "charge unknown at Stripe"
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("subscriptions: read charge from Stripe: %w", err)
-		}
-		invoiceID = ch.InvoiceID
-	}
-	if invoiceID == "" {
-		p.ignore = "charge is not for an invoice"
-		return nil
-	}
-	var n int64
-	if err := s.db.WithContext(ctx).Model(&models.Payment{}).Where("stripe_invoice_id = ?", invoiceID).Count(&n).Error; err != nil {
-		return fmt.Errorf("subscriptions: look up payment: %w", err)
-	}
-	if n > 0 {
-		return nil
-	}
-	inv, err := s.gw.GetInvoice(ctx, invoiceID)
-	if errors.Is(err, gateway.ErrNotFound) {
-		p.ignore = "invoice unknown at Stripe"
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("subscriptions: read invoice from Stripe: %w", err)
-	}
-	if inv.SubscriptionID == "" {
-		p.ignore = "charge is not for a subscription"
-		return nil
-	}
-	p.chargeInvoice = &inv
-	return s.resolveSubscription(ctx, p, inv.SubscriptionID)
-}
-
 // stamp is an event's place in time: its created second, then its arrival order.
 type stamp struct {
 	created time.Time
@@ -288,37 +84,10 @@ func (st stamp) newer(at *time.Time, seq *int64) bool {
 	return seq == nil || st.seq > *seq
 }
 
-// Apply makes the event's effect inside tx, the transaction that also marks the
-// event done, so that the effect happens exactly once however often the event or
-// its job runs.
-func (s *Syncer) Apply(ctx context.Context, tx *gorm.DB, ev Event, p *Prepared) (Effect, error) {
-	if p.ignore != "" {
-		return Effect{Ignored: true, Outcome: p.ignore}, nil
-	}
-	st := stamp{created: ev.Created.UTC(), seq: ev.Seq}
-	tx = tx.WithContext(ctx)
-	switch ev.Type {
-	case evSubCreated, evSubUpdated, evSubDeleted, evSubPaused, evSubResumed:
-		return s.applySubscriptionEvent(ctx, tx, ev, st, *p.subscription)
-	case evCheckoutCompleted:
-		return s.applyCheckout(ctx, tx, p)
-	case evInvoicePaid:
-		return s.applyInvoicePaid(ctx, tx, ev, st, *p.invoice, p.subscription)
-	case evInvoiceFailed, evInvoiceActionNeeded:
-		return s.applyInvoiceFailed(ctx, tx, ev, st, *p.invoice, p.subscription)
-	case evChargeRefunded:
-		return s.applyRefund(ctx, tx, ev, st, p)
-	case evDisputeCreated:
-		return s.applyPaymentFlag(ctx, tx, ev, p, p.dispute.PaymentIntentID, p.dispute.ChargeID, "dispute")
-	case evFraudWarning:
-		return s.applyPaymentFlag(ctx, tx, ev, p, p.fraud.PaymentIntentID, p.fraud.ChargeID, "fraud_warning")
-	}
-	return Effect{Ignored: true, Outcome: "event type not handled"}, nil
-}
-
 // applySubscriptionEvent applies a customer.subscription.* event unless a newer
 // event already reached the subscription.
-func (s *Syncer) applySubscriptionEvent(ctx context.Context, tx *gorm.DB, ev Event, st stamp, gs gateway.Subscription) (Effect, error) {
+func (s *Syncer) applySubscriptionEvent(ctx context.Context, tx *gorm.DB, ev Event, on notifications.SubscriptionEvent, gs gateway.Subscription) (Effect, error) {
+	st := eventOrigin(ev).stamp
 	sub, created, err := s.ensureSubscription(ctx, tx, gs, nil)
 	if err != nil {
 		return Effect{}, err
@@ -342,7 +111,7 @@ func (s *Syncer) applySubscriptionEvent(ctx context.Context, tx *gorm.DB, ev Eve
 	if err := completeCancelAttempts(ctx, tx, sub, map[string]any{"eventId": ev.ProviderEventID}); err != nil {
 		return Effect{}, err
 	}
-	kind, change := subscriptionNotice(ev.Type, gs, ev.PreviousAttributes)
+	kind, change := subscriptionNotice(on, gs, ev.PreviousAttributes)
 	if err := s.noticeChange(ctx, tx, sub, kind, change, ev.ProviderEventID+":"+string(kind)); err != nil {
 		return Effect{}, err
 	}
@@ -542,8 +311,8 @@ func (s *Syncer) ourCustomer(tx *gorm.DB, metadataID, stripeCustomerID string) (
 
 // applyCheckout links a completed Checkout session to our customer and
 // subscription: the Stripe customer id, and the address Checkout collected.
-func (s *Syncer) applyCheckout(ctx context.Context, tx *gorm.DB, p *Prepared) (Effect, error) {
-	cs := p.checkout
+func (s *Syncer) applyCheckout(ctx context.Context, tx *gorm.DB, _ Event, p preparedCheckout) (Effect, error) {
+	cs := p.session
 	if uuid.Validate(cs.ClientReferenceID) == nil && cs.CustomerID != "" {
 		// Only fills a missing link; a customer already linked keeps theirs.
 		err := tx.Model(&models.Customer{}).Where("id = ? AND stripe_customer_id IS NULL", cs.ClientReferenceID).
@@ -599,58 +368,13 @@ func addressFrom(a gateway.Address) models.Address {
 	return out
 }
 
-// subscriptionNotice decides which notification a subscription event deserves,
-// from the event type and the fields Stripe says changed (previous_attributes).
-func subscriptionNotice(eventType string, gs gateway.Subscription, previous json.RawMessage) (notifications.Kind, string) {
-	status := statusOf(gs)
-	switch eventType {
-	case evSubDeleted:
-		return notifications.KindSubscriptionCanceled, "Your subscription has ended."
-	case evSubPaused:
-		return notifications.KindSubscriptionPaused, "Your subscription is paused."
-	case evSubResumed:
-		return notifications.KindSubscriptionResumed, "Your subscription is running again."
-	case evSubCreated:
-		if status == models.SubscriptionActive || status == models.SubscriptionTrialing {
-			return notifications.KindSubscriptionStarted, "Your subscription has started."
-		}
-		return "", "" // started once the first payment succeeds
-	}
-	var prev map[string]json.RawMessage
-	_ = json.Unmarshal(previous, &prev)
-	if raw, ok := prev["status"]; ok {
-		var was string
-		_ = json.Unmarshal(raw, &was)
-		switch {
-		case (status == models.SubscriptionActive || status == models.SubscriptionTrialing) && strings.HasPrefix(was, "incomplete"):
-			return notifications.KindSubscriptionStarted, "Your subscription has started."
-		case status == models.SubscriptionCanceled:
-			return notifications.KindSubscriptionCanceled, "Your subscription has ended."
-		case status == models.SubscriptionPastDue || status == models.SubscriptionUnpaid:
-			return "", "" // the invoice's failure notice says what to do
-		}
-	}
-	if raw, ok := prev["pause_collection"]; ok {
-		if gs.PauseBehavior != "" {
-			return notifications.KindSubscriptionPaused, "Your deliveries are paused."
-		}
-		if string(raw) != "null" {
-			return notifications.KindSubscriptionResumed, "Your deliveries have resumed."
-		}
-	}
-	if _, ok := prev["cancel_at_period_end"]; ok {
-		if gs.CancelAtPeriodEnd {
-			return notifications.KindSubscriptionChanged, "Your subscription will end at the close of the current period."
-		}
-		return notifications.KindSubscriptionChanged, "Your subscription will continue; the scheduled cancellation was removed."
-	}
-	if _, ok := prev["items"]; ok {
-		return notifications.KindSubscriptionChanged, "Your plan has changed."
-	}
-	if _, ok := prev["plan"]; ok {
-		return notifications.KindSubscriptionChanged, "Your plan has changed."
-	}
-	return "", ""
+// subscriptionNotice decides which notification a subscription report deserves
+// (notifications.SubscriptionNotice), from Stripe's view after it and the fields
+// Stripe says changed (previous_attributes).
+func subscriptionNotice(on notifications.SubscriptionEvent, gs gateway.Subscription, previous json.RawMessage) (notifications.Kind, string) {
+	return notifications.SubscriptionNotice(on, notifications.SubscriptionState{
+		Status: statusOf(gs), Paused: gs.PauseBehavior != "", CancelAtPeriodEnd: gs.CancelAtPeriodEnd,
+	}, previous)
 }
 
 // planLabel names a plan for a customer message, e.g. "Hot box, monthly".
