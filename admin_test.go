@@ -310,6 +310,8 @@ func TestRefundPayment(t *testing.T) {
 		blank["reason"] = "   "
 		empty := in(payID, "empty", nil)
 		empty["reason"] = ""
+		nul := in(payID, "nul", nil)
+		nul["reason"] = "broken\x00box"
 		for name, tc := range map[string]struct {
 			input map[string]any
 			code  string
@@ -317,6 +319,7 @@ func TestRefundPayment(t *testing.T) {
 		}{
 			"empty reason":          {empty, "INVALID", []any{"input", "reason"}},
 			"blank reason":          {blank, "INVALID", []any{"input", "reason"}},
+			"NUL in reason":         {nul, "INVALID", []any{"input", "reason"}},
 			"zero amount":           {in(payID, "zero", 0), "INVALID", []any{"input", "amount"}},
 			"negative amount":       {in(payID, "neg", -5), "INVALID", []any{"input", "amount"}},
 			"unknown payment":       {in(uuid.NewString(), "unknown", nil), "NOT_FOUND", []any{"input", "paymentId"}},

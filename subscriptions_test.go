@@ -527,6 +527,7 @@ func TestCreateSubscriptionInputValidation(t *testing.T) {
 		"unknown plan":      func(in map[string]any) { in["planId"] = "4d0c6f1e-0000-4000-8000-00000000ffff" },
 		"not a plan id":     func(in map[string]any) { in["planId"] = "'; DROP TABLE plans; --" },
 		"empty key":         func(in map[string]any) { in["idempotencyKey"] = "" },
+		"NUL in key":        func(in map[string]any) { in["idempotencyKey"] = "v-nul\x00" },
 	}
 	require.NoError(t, s.db.Model(&models.Plan{}).Where("id = ?", hotQuarterly).Update("active", false).Error)
 	cases["inactive plan"] = func(in map[string]any) { in["planId"] = hotQuarterly }

@@ -49,16 +49,20 @@ func CurrentRole(ctx context.Context, db *sql.DB) (string, error) {
 // running server needs on the current schema and nothing more: USAGE on the schema,
 // SELECT, INSERT, UPDATE and DELETE on its tables (River's included), SELECT and
 // INSERT only on the append-only audit log, SELECT only on the migration history,
-// and its sequences. It grants no TRUNCATE, REFERENCES or TRIGGER, no CREATE on the
-// schema, and no ownership, so the role cannot alter, disable the triggers of, empty
-// or drop any table. It is idempotent and runs after every migration.
+// and USAGE and SELECT on its sequences (nextval, never setval). It grants no
+// TRUNCATE, REFERENCES or TRIGGER, no CREATE on the schema, and no ownership, so the
+// role cannot alter, disable the triggers of, empty or drop any table. It is
+// idempotent and runs after every migration.
 func GrantRuntime(ctx context.Context, owner *sql.DB, role string) error {
 	r := pgx.Identifier{role}.Sanitize()
 	stmts := []string{
 		"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM " + r,
 		"GRANT USAGE ON SCHEMA public TO " + r,
 		"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO " + r,
-		"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO " + r,
+		// nextval needs USAGE; UPDATE would also allow setval, which could rewind
+		// webhook_events' seq (the arrival order of same-second events).
+		"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM " + r,
+		"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO " + r,
 	}
 	for _, t := range appendOnly {
 		stmts = append(stmts, fmt.Sprintf("REVOKE UPDATE, DELETE ON %s FROM %s", pgx.Identifier{t}.Sanitize(), r))

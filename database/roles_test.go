@@ -52,6 +52,7 @@ func TestServerRoleCannotAlterOrEmptyTheSchema(t *testing.T) {
 		"create a function":               `CREATE FUNCTION intruder() RETURNS int LANGUAGE sql AS 'SELECT 1'`,
 		"rewrite the migration history":   `DELETE FROM goose_db_version`,
 		"rewrite River's migrations":      `DELETE FROM river_migration`,
+		"rewind the arrival order":        `SELECT setval('webhook_events_seq_seq', 1)`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := app.Exec(stmt).Error

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -32,8 +33,9 @@ var (
 	ErrKeyRetired = errors.New("idempotency key was first used too long ago to run again")
 	// ErrInProgress: a request with this key is still running; retry shortly.
 	ErrInProgress = errors.New("a request with this idempotency key is still in progress; retry shortly")
-	// ErrInvalidKey: the key is empty or longer than 255 characters.
-	ErrInvalidKey = errors.New("idempotency key must be 1 to 255 characters")
+	// ErrInvalidKey: the key is empty, longer than 255 characters, or holds a NUL
+	// (which PostgreSQL cannot store in text).
+	ErrInvalidKey = errors.New("idempotency key must be 1 to 255 characters, none of them NUL")
 )
 
 // Defaults; a Store may be given others. DefaultRetention is also the longest time a
@@ -121,7 +123,7 @@ type row struct {
 // second run could repeat the effect. Such a call gets ErrKeyRetired; a completed
 // key's result is replayed until the key is purged.
 func Run[T any](ctx context.Context, s *Store, scope Scope, input any, fn func(context.Context) (T, error)) (result T, replayed bool, err error) {
-	if scope.Key == "" || len(scope.Key) > 255 {
+	if scope.Key == "" || len(scope.Key) > 255 || strings.ContainsRune(scope.Key, 0) {
 		return result, false, ErrInvalidKey
 	}
 	hash, err := hashInput(input)
@@ -352,7 +354,7 @@ func AsUserError(err error) error {
 			"this idempotency key was first used more than 24 hours ago and will not run again; check the current state before retrying with a new key",
 			"input", "idempotencyKey")
 	case errors.Is(err, ErrInvalidKey):
-		return models.NewUserError(models.UserErrorInvalid, "must be 1 to 255 characters", "input", "idempotencyKey")
+		return models.NewUserError(models.UserErrorInvalid, "must be 1 to 255 characters, none of them NUL", "input", "idempotencyKey")
 	case errors.Is(err, ErrInProgress):
 		return models.NewUserError(models.UserErrorInvalidState, "a request with this idempotency key is still in progress; retry shortly", "input", "idempotencyKey")
 	}

@@ -358,7 +358,7 @@ func count(t *testing.T, db *gorm.DB, query string) int64 {
 func TestInvalidKeys(t *testing.T) {
 	t.Parallel()
 	s, fn, calls := setup(t)
-	for _, key := range []string{"", string(make([]byte, 256))} {
+	for _, key := range []string{"", string(make([]byte, 256)), "k\x00"} {
 		_, _, err := idempotency.Run(context.Background(), s, idempotency.Scope{Principal: "p", Operation: "o", Key: key}, nil, fn)
 		require.ErrorIs(t, err, idempotency.ErrInvalidKey)
 	}

@@ -24,7 +24,8 @@ const ActionResync = "resyncSubscription"
 // maxReasonLen bounds the reason staff give for a manual action.
 const maxReasonLen = 1000
 
-// Reason checks the reason staff must give for a manual action (OPS-4).
+// Reason checks the reason staff must give for a manual action (OPS-4): present,
+// bounded, and storable in the audit log.
 func Reason(reason string, field ...string) (string, error) {
 	r := strings.TrimSpace(reason)
 	switch {
@@ -32,6 +33,9 @@ func Reason(reason string, field ...string) (string, error) {
 		return "", models.NewUserError(models.UserErrorInvalid, "a reason is required", field...)
 	case len(r) > maxReasonLen:
 		return "", models.NewUserError(models.UserErrorInvalid, fmt.Sprintf("must be at most %d characters", maxReasonLen), field...)
+	case strings.ContainsRune(r, 0):
+		// PostgreSQL cannot store a NUL in text: the audit entry would fail.
+		return "", models.NewUserError(models.UserErrorInvalid, "must not contain a NUL character", field...)
 	}
 	return r, nil
 }
