@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -106,7 +107,10 @@ func TestARefundThatCrashedAfterStripeStaysAudited(t *testing.T) {
 	var pay models.Payment
 	require.NoError(t, s.db.Take(&pay, "id = ?", payID).Error)
 	charge := webhooktest.Charge("ch_"+strings.TrimPrefix(pi, "pi_"), pay.StripeInvoiceID, pi, 3500, 1000, "usd")
-	require.Equal(t, 200, s.deliver(webhooktest.Event("evt_crashed_refund", "charge.refunded", time.Now(), charge, nil)))
+	sent := s.refundRequests()
+	require.Len(t, sent, 1)
+	require.Equal(t, 200, s.deliver(webhooktest.EventOfRequest("evt_crashed_refund", "charge.refunded", time.Now(), charge, nil,
+		sent[0].IdempotencyKey)))
 	require.Equal(t, "PROCESSED", s.awaitEvent("evt_crashed_refund"))
 	status, amount = s.refunded(payID)
 	require.Equal(t, "PARTIALLY_REFUNDED", status)
@@ -161,7 +165,15 @@ func TestAnAdminCancelThatCrashedAfterStripeStaysAudited(t *testing.T) {
 	require.Equal(t, "crash-cancel-admin", attempt.ActorSubject)
 	require.Equal(t, "chargeback fraud", attempt.Reason)
 
-	require.Equal(t, 200, s.deliver(s.subscriptionEvent("evt_crashed_cancel", "customer.subscription.deleted", id, "canceled", time.Now())))
+	var cancelKey string
+	for _, r := range s.stripe.Requests() {
+		if r.Method == http.MethodDelete && strings.HasPrefix(r.Path, "/v1/subscriptions/") {
+			cancelKey = r.IdempotencyKey
+		}
+	}
+	require.NotEmpty(t, cancelKey)
+	require.Equal(t, 200, s.deliver(withRequestKey(t,
+		s.subscriptionEvent("evt_crashed_cancel", "customer.subscription.deleted", id, "canceled", time.Now()), cancelKey)))
 	require.Equal(t, "PROCESSED", s.awaitEvent("evt_crashed_cancel"))
 	require.Equal(t, "CANCELED", s.status(id))
 	entries = s.auditOf(id)
@@ -185,4 +197,16 @@ func TestAnAdminCancelThatCrashedAfterStripeStaysAudited(t *testing.T) {
 	require.Len(t, entries, 3)
 	require.Equal(t, "adminCancelSubscription", entries[2].Action)
 	require.Contains(t, entries[2].After, `"attemptId": "`+attempt.ID+`"`)
+}
+
+// withRequestKey sets an event's request.idempotency_key, as Stripe does for the
+// change an API request made.
+func withRequestKey(t *testing.T, event []byte, key string) []byte {
+	t.Helper()
+	var ev map[string]any
+	require.NoError(t, json.Unmarshal(event, &ev))
+	ev["request"] = map[string]any{"id": "req_test", "idempotency_key": key}
+	out, err := json.Marshal(ev)
+	require.NoError(t, err)
+	return out
 }

@@ -326,32 +326,44 @@ func FindAttempt(ctx context.Context, db *gorm.DB, name, key string) (*Attempt, 
 }
 
 // CompleteOpen writes on tx, as the System actor, a completion entry for every
-// attempt of the action named name on the target that no entry completes yet;
-// evidence says what the provider reported (an event id, a status). It returns how
-// many it completed. Completions of one target are serialized, so two reports never
-// complete one attempt twice.
-func CompleteOpen(ctx context.Context, tx *gorm.DB, name, targetType, targetID string, evidence map[string]any) (int, error) {
+// attempt of the action named name on the target that no entry completes yet and
+// that the provider's report proves done: done(key, planned) is given the attempt's
+// provider key and planned effect. evidence says what the provider reported (an
+// event id, a status). It returns how many it completed. Completions of one target
+// are serialized, so two reports never complete one attempt twice.
+func CompleteOpen(ctx context.Context, tx *gorm.DB, name, targetType, targetID string,
+	done func(key string, planned json.RawMessage) bool, evidence map[string]any,
+) (int, error) {
 	tx = tx.WithContext(ctx)
 	if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, "audit:"+targetType+":"+targetID).Error; err != nil {
 		return 0, fmt.Errorf("audit: complete: lock: %w", err)
 	}
-	var open []string
-	err := tx.Raw(`SELECT a.id FROM audit_log a
+	var open []struct {
+		ID      string
+		Key     string
+		Planned []byte
+	}
+	err := tx.Raw(`SELECT a.id, coalesce(a.after->>'key', '') AS key, a.after->'planned' AS planned FROM audit_log a
 		WHERE a.action = ? AND a.target_type = ? AND a.target_id = ?
 		AND NOT EXISTS (SELECT 1 FROM audit_log c WHERE c.after->>'attemptId' = a.id::text)
 		ORDER BY a.created_at`, name+AttemptedSuffix, targetType, targetID).Scan(&open).Error
 	if err != nil {
 		return 0, fmt.Errorf("audit: complete: open attempts: %w", err)
 	}
-	for _, id := range open {
+	n := 0
+	for _, a := range open {
+		if !done(a.Key, a.Planned) {
+			continue
+		}
 		if err := Record(ctx, tx, System, Action{
 			Name: name + CompletedSuffix, TargetType: targetType, TargetID: targetID,
-			Reason: "completed from the payment provider's report", After: evidence, AttemptID: id,
+			Reason: "completed from the payment provider's report", After: evidence, AttemptID: a.ID,
 		}); err != nil {
 			return 0, err
 		}
+		n++
 	}
-	return len(open), nil
+	return n, nil
 }
 
 // withAttempt adds attemptId to a summary: beside its fields when it is an object,

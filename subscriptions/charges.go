@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -70,10 +71,13 @@ func (s *Syncer) applyRefund(ctx context.Context, tx *gorm.DB, o origin, p prepa
 		return Effect{}, err
 	}
 	// A staff refund whose attempt died between Stripe's answer and our commit is
-	// completed from this report, so the refund is not left with only its attempt.
-	if _, err := audit.CompleteOpen(ctx, tx, OpRefund, audit.TargetPayment, pay.ID, map[string]any{
-		"eventId": o.ref, "amountRefunded": refunded, "status": pay.Status,
-	}); err != nil {
+	// completed from this report, so the refund is not left with only its attempt:
+	// only the attempt whose request caused it (its key is the event's request key),
+	// never from another refund of the charge (the Dashboard's, say).
+	if _, err := audit.CompleteOpen(ctx, tx, OpRefund, audit.TargetPayment, pay.ID,
+		func(key string, _ json.RawMessage) bool { return o.requestKey != "" && key == o.requestKey },
+		map[string]any{"eventId": o.ref, "amountRefunded": refunded, "status": pay.Status},
+	); err != nil {
 		return Effect{}, err
 	}
 	data := map[string]string{notifications.DataAmount: money.Format(refunded, pay.Currency)}

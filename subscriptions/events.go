@@ -25,6 +25,9 @@ type Event struct {
 	Seq                int64
 	Object             json.RawMessage // data.object
 	PreviousAttributes json.RawMessage // data.previous_attributes, for *.updated
+	// RequestKey is request.idempotency_key: the key of the API request whose change
+	// the event reports ("" for a change Stripe or the Dashboard made).
+	RequestKey string
 }
 
 // Effect is what applying an event did, kept with the event for support.
@@ -191,13 +194,14 @@ func malformed(ev Event, err error) error {
 // state (reconciliation) that stands in for one. Its stamp orders it among the
 // reports of the same object; ref names it in notices' dedupe keys and in logs.
 type origin struct {
-	stamp stamp
-	ref   string
+	stamp      stamp
+	ref        string
+	requestKey string // the idempotency key of the API request that caused it, if any
 }
 
 // eventOrigin is the origin of a Stripe event.
 func eventOrigin(ev Event) origin {
-	return origin{stamp: stamp{created: ev.Created.UTC(), seq: ev.Seq}, ref: ev.ProviderEventID}
+	return origin{stamp: stamp{created: ev.Created.UTC(), seq: ev.Seq}, ref: ev.ProviderEventID, requestKey: ev.RequestKey}
 }
 
 // --- What each handler reads before the transaction.

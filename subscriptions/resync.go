@@ -152,7 +152,7 @@ func (s *Syncer) applyRead(ctx context.Context, tx *gorm.DB, gs gateway.Subscrip
 	if err != nil || !res.changed {
 		return res, err
 	}
-	if err := completeCancelAttempts(ctx, tx, sub, map[string]any{"readAt": readAt.UTC()}); err != nil {
+	if err := completeCancelAttempts(ctx, tx, sub, "", true, map[string]any{"readAt": readAt.UTC()}); err != nil {
 		return readResult{}, err
 	}
 	on, previous := notifications.SubscriptionUpdated, previousAttributes(&res.before, sub)

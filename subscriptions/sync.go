@@ -108,7 +108,7 @@ func (s *Syncer) applySubscriptionEvent(ctx context.Context, tx *gorm.DB, ev Eve
 	if err := tx.Save(sub).Error; err != nil {
 		return Effect{}, fmt.Errorf("subscriptions: save: %w", err)
 	}
-	if err := completeCancelAttempts(ctx, tx, sub, map[string]any{"eventId": ev.ProviderEventID}); err != nil {
+	if err := completeCancelAttempts(ctx, tx, sub, ev.RequestKey, false, map[string]any{"eventId": ev.ProviderEventID}); err != nil {
 		return Effect{}, err
 	}
 	kind, change := subscriptionNotice(on, gs, ev.PreviousAttributes)
@@ -408,14 +408,26 @@ func (s *Syncer) enqueue(ctx context.Context, tx *gorm.DB, customerID string, ki
 	})
 }
 
-// completeCancelAttempts completes, from Stripe's report that sub is ended or set to
-// cancel at the period's end, a staff cancellation whose attempt died between
-// Stripe's answer and our commit.
-func completeCancelAttempts(ctx context.Context, tx *gorm.DB, sub *models.Subscription, evidence map[string]any) error {
+// completeCancelAttempts completes, from Stripe's report of sub, a staff cancellation
+// whose attempt died between Stripe's answer and our commit. An event completes only
+// the attempt whose request caused it (requestKey); a read, which names no request,
+// completes an attempt only once it shows the state the attempt asked for (ended,
+// or set to end at the period's end).
+func completeCancelAttempts(ctx context.Context, tx *gorm.DB, sub *models.Subscription, requestKey string, read bool, evidence map[string]any) error {
 	if !sub.Status.Ended() && !sub.CancelAtPeriodEnd {
 		return nil
 	}
 	evidence["status"], evidence["cancelAtPeriodEnd"] = sub.Status, sub.CancelAtPeriodEnd
-	_, err := audit.CompleteOpen(ctx, tx, OpAdminCancel, audit.TargetSubscription, sub.ID, evidence)
+	_, err := audit.CompleteOpen(ctx, tx, OpAdminCancel, audit.TargetSubscription, sub.ID,
+		func(key string, planned json.RawMessage) bool {
+			if !read {
+				return requestKey != "" && key == requestKey
+			}
+			var want struct{ AtPeriodEnd bool }
+			if json.Unmarshal(planned, &want) != nil {
+				return false
+			}
+			return sub.Status.Ended() || (want.AtPeriodEnd && sub.CancelAtPeriodEnd)
+		}, evidence)
 	return err
 }

@@ -103,6 +103,9 @@ type payload struct {
 		Object             json.RawMessage `json:"object"`
 		PreviousAttributes json.RawMessage `json:"previous_attributes"`
 	} `json:"data"`
+	Request struct {
+		IdempotencyKey *string `json:"idempotency_key"`
+	} `json:"request"`
 }
 
 // Work applies the event once. A failed attempt is retried with River's backoff;
@@ -154,6 +157,9 @@ func (w *Worker) work(ctx context.Context, job *river.Job[ProcessArgs]) (err err
 	ev := subscriptions.Event{
 		ID: row.ID, ProviderEventID: row.ProviderEventID, Type: row.Type, Created: row.EventCreated, Seq: row.Seq,
 		Object: body.Data.Object, PreviousAttributes: body.Data.PreviousAttributes,
+	}
+	if body.Request.IdempotencyKey != nil {
+		ev.RequestKey = *body.Request.IdempotencyKey
 	}
 	// Whom the event is about, for a customer's export and erasure (package
 	// eventindex); recorded with the effect, so an applied event is always indexed.

@@ -19,6 +19,16 @@ type Object = map[string]any
 // Event wraps obj in an event of the given type, id and created time.
 // previous, for *.updated events, is data.previous_attributes.
 func Event(id, eventType string, created time.Time, obj Object, previous Object) []byte {
+	return EventOfRequest(id, eventType, created, obj, previous, "")
+}
+
+// EventOfRequest is Event as Stripe sends it for a change an API request made:
+// request.idempotency_key holds that request's key ("" for none).
+func EventOfRequest(id, eventType string, created time.Time, obj Object, previous Object, idempotencyKey string) []byte {
+	var key any
+	if idempotencyKey != "" {
+		key = idempotencyKey
+	}
 	data := Object{"object": obj}
 	if previous != nil {
 		data["previous_attributes"] = previous
@@ -26,7 +36,7 @@ func Event(id, eventType string, created time.Time, obj Object, previous Object)
 	b, err := json.Marshal(Object{
 		"id": id, "object": "event", "api_version": stripe.APIVersion, "created": created.Unix(),
 		"livemode": false, "pending_webhooks": 1, "type": eventType, "data": data,
-		"request": Object{"id": nil, "idempotency_key": nil},
+		"request": Object{"id": nil, "idempotency_key": key},
 	})
 	if err != nil {
 		panic(err) // only literal test data goes in
