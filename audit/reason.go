@@ -1,0 +1,25 @@
+package audit
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/scoville/scoville/models"
+)
+
+// MaxReasonLen bounds the reason staff give for a manual action, in bytes.
+const MaxReasonLen = 1000
+
+// Reason checks the reason staff must give for every audited manual action (OPS-4):
+// it returns the reason trimmed of surrounding space, or an INVALID user error at
+// field when it is empty or longer than MaxReasonLen.
+func Reason(reason string, field ...string) (string, error) {
+	r := strings.TrimSpace(reason)
+	switch {
+	case r == "":
+		return "", models.NewUserError(models.UserErrorInvalid, "a reason is required", field...)
+	case len(r) > MaxReasonLen:
+		return "", models.NewUserError(models.UserErrorInvalid, fmt.Sprintf("must be at most %d characters", MaxReasonLen), field...)
+	}
+	return r, nil
+}
