@@ -602,7 +602,7 @@ func addressFrom(a gateway.Address) models.Address {
 // subscriptionNotice decides which notification a subscription event deserves,
 // from the event type and the fields Stripe says changed (previous_attributes).
 func subscriptionNotice(eventType string, gs gateway.Subscription, previous json.RawMessage) (notifications.Kind, string) {
-	status := statusOf(gs)
+	status := gs.APIStatus()
 	switch eventType {
 	case evSubDeleted:
 		return notifications.KindSubscriptionCanceled, "Your subscription has ended."
