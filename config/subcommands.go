@@ -95,3 +95,36 @@ func LoadKeys(getenv func(string) string) (*Keys, error) {
 	}
 	return c, nil
 }
+
+// WebhookLoad is what cmd/webhookload, the webhook load generator, reads from the
+// environment: the running server's settings it needs, each the default of a flag.
+type WebhookLoad struct {
+	// StripeWebhookSecret is STRIPE_WEBHOOK_SECRET (whsec_...), the default of
+	// -secret.
+	StripeWebhookSecret Secret
+	// DatabaseURL is DATABASE_URL, checked as Load checks it, the default of
+	// -database-url.
+	DatabaseURL Secret
+	// DataEncryptionKeys is DATA_ENCRYPTION_KEYS, the server's key set, checked as
+	// Load checks it outside production; empty means the development set.
+	DataEncryptionKeys Secret
+}
+
+// LoadWebhookLoad reads cmd/webhookload's variables through getenv (os.Getenv when
+// nil), trimmed. Each is optional here; problems are joined, each naming its
+// variable and none quoting a value.
+func LoadWebhookLoad(getenv func(string) string) (*WebhookLoad, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	l := &loader{getenv: getenv}
+	c := &WebhookLoad{
+		StripeWebhookSecret: l.prefixedSecret("STRIPE_WEBHOOK_SECRET", "whsec_"),
+		DatabaseURL:         l.databaseURL("DATABASE_URL", false),
+		DataEncryptionKeys:  l.dataEncryptionKeys("DATA_ENCRYPTION_KEYS"),
+	}
+	if len(l.errs) > 0 {
+		return nil, errors.Join(l.errs...)
+	}
+	return c, nil
+}

@@ -92,3 +92,28 @@ func TestLoadKeys(t *testing.T) {
 	require.ErrorContains(t, err, "DATA_ENCRYPTION_KEYS")
 	require.NotContains(t, err.Error(), "bm90IGtleXM=")
 }
+
+func TestLoadWebhookLoad(t *testing.T) {
+	t.Parallel()
+	c, err := LoadWebhookLoad(env{}.get)
+	require.NoError(t, err)
+	require.Equal(t, &WebhookLoad{}, c, "every variable is optional: flags may give them")
+
+	c, err = LoadWebhookLoad(env{
+		"STRIPE_WEBHOOK_SECRET": canaryWebhook, "DATABASE_URL": "postgres://u:" + canaryDBPassword + "@127.0.0.1:5432/x",
+		"DATA_ENCRYPTION_KEYS": canaryDEK, "APP_ENV": "production",
+	}.get)
+	require.NoError(t, err)
+	require.Equal(t, canaryWebhook, c.StripeWebhookSecret.Reveal())
+	require.Equal(t, canaryDEK, c.DataEncryptionKeys.Reveal())
+	require.Contains(t, c.DatabaseURL.Reveal(), canaryDBPassword)
+
+	_, err = LoadWebhookLoad(env{
+		"STRIPE_WEBHOOK_SECRET": "sk_CANARYnotawebhook", "DATABASE_URL": "mysql://CANARY@h/x", "DATA_ENCRYPTION_KEYS": "CANARYbm90",
+	}.get)
+	require.Error(t, err)
+	for _, name := range []string{"STRIPE_WEBHOOK_SECRET", "DATABASE_URL", "DATA_ENCRYPTION_KEYS"} {
+		require.ErrorContains(t, err, name)
+	}
+	require.NotContains(t, err.Error(), "CANARY")
+}
