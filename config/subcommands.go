@@ -49,9 +49,9 @@ func LoadDevIDP(getenv func(string) string) (*DevIDP, error) {
 	if v := l.get("DEVIDP_ADDR"); v != "" {
 		host, port, err := net.SplitHostPort(v)
 		ip := net.ParseIP(host)
-		_, portOK := parsePort(port, 1)
+		_, portOK := parsePort(port, 0)
 		if err != nil || ip == nil || !ip.IsLoopback() || !portOK {
-			l.failf("DEVIDP_ADDR", "must be a loopback IP and a port from 1 to 65535, such as 127.0.0.1:9096")
+			l.failf("DEVIDP_ADDR", "must be a loopback IP and a port from 0 to 65535, such as 127.0.0.1:9096")
 		}
 		c.Addr = v
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 // UserErrorCode tells a client what kind of expected failure happened; clients branch
-// on it, never on the message.
+// on it, never on the message. Its values are in codes.go.
 type UserErrorCode string
 
 // IsValid reports whether c is one of the codes.
