@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strings"
 
+	"github.com/scoville/scoville/config"
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/httpserver"
 	"github.com/scoville/scoville/logging"
@@ -16,23 +18,16 @@ import (
 // run unless APP_ENV is development, so it can never stand in for a real issuer in
 // production.
 func runDevIDP(ctx context.Context, getenv func(string) string, stderr *os.File) int {
-	if env := getenv("APP_ENV"); env != "" && env != "development" {
-		fmt.Fprintln(stderr, "scoville devidp: refused: the development identity provider only runs with APP_ENV=development")
+	cfg, err := config.LoadDevIDP(getenv)
+	if errors.Is(err, config.ErrDevIDPNotDevelopment) {
+		fmt.Fprintf(stderr, "scoville devidp: refused: %v\n", err)
 		return 2
 	}
-	addr := getenv("DEVIDP_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:9096"
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-		fmt.Fprintln(stderr, "scoville devidp: DEVIDP_ADDR must be a loopback host:port such as 127.0.0.1:9096")
+	if err != nil {
+		fmt.Fprintf(stderr, "scoville devidp: invalid configuration:\n%v\n", err)
 		return 2
 	}
-	audience := getenv("OIDC_AUDIENCE")
-	if audience == "" {
-		audience = "scoville-api"
-	}
+	addr, audience, redirects := cfg.Addr, cfg.Audience, cfg.RedirectURIs
 	logger := logging.New(stderr, nil)
 	issuer, err := devidp.New("http://"+addr, audience)
 	if err != nil {
@@ -41,13 +36,6 @@ func runDevIDP(ctx context.Context, getenv func(string) string, stderr *os.File)
 	}
 	// The Playground signs in as this public client (PLAYGROUND_OIDC_CLIENT_ID on the
 	// server); DEVIDP_REDIRECT_URIS lists the exact URIs it may return to.
-	redirects := []string{"http://127.0.0.1:8080/playground", "http://localhost:8080/playground"}
-	if raw := getenv("DEVIDP_REDIRECT_URIS"); raw != "" {
-		redirects = strings.Split(raw, ",")
-		for k := range redirects {
-			redirects[k] = strings.TrimSpace(redirects[k])
-		}
-	}
 	if err := issuer.RegisterClient(devidp.PlaygroundClientID, redirects...); err != nil {
 		fmt.Fprintf(stderr, "scoville devidp: DEVIDP_REDIRECT_URIS: %v\n", err)
 		return 2

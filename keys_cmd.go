@@ -44,7 +44,12 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintln(stdout, v)
 		return 0
 	case "rotate":
-		current := strings.TrimSpace(getenv("DATA_ENCRYPTION_KEYS"))
+		cfg, err := config.LoadKeys(getenv)
+		if err != nil {
+			fmt.Fprintf(stderr, "scoville keys rotate: %v\n", err)
+			return 2
+		}
+		current := cfg.DataEncryptionKeys.Reveal()
 		if current == "" {
 			line, err := bufio.NewReader(io.LimitReader(stdin, 1<<20)).ReadString('\n')
 			if err != nil && !errors.Is(err, io.EOF) {

@@ -271,6 +271,28 @@ func TestDeleteMyAccount(t *testing.T) {
 		require.Equal(t, []string{"UNAUTHENTICATED"}, resp.codes(), resp.Raw)
 		refusedEarly(t)
 	})
+	t.Run("a declined card is PAYMENT_DECLINED, as everywhere, and erases nothing", func(t *testing.T) {
+		s.stripe.FailNext(stripefake.Fault{Status: http.StatusPaymentRequired, Code: "card_declined"})
+		resp, payload := s.deleteAccount(erin.token, "del-declined", true)
+		s.stripe.ClearFaults()
+		require.Empty(t, resp.Errors, resp.Raw)
+		require.Equal(t, []string{"PAYMENT_DECLINED"}, userErrorCodes(payload), resp.Raw)
+		require.Equal(t, false, payload["deleted"])
+		unchanged(t)
+	})
+	t.Run("a status Stripe does not document is not taken as ended", func(t *testing.T) {
+		// Stripe refuses the cancellation and its re-read shows a status this code
+		// does not know: the subscription may still bill, so nothing is erased.
+		s.stripe.SetSubscriptionStatus(erin.stripeSub, "on_hold")
+		s.stripe.FailNext(stripefake.Fault{Status: http.StatusBadRequest, Code: "subscription_not_cancelable"})
+		resp, payload := s.deleteAccount(erin.token, "del-unknown-status", true)
+		s.stripe.ClearFaults()
+		s.stripe.SetSubscriptionStatus(erin.stripeSub, "active")
+		require.Empty(t, resp.Errors, resp.Raw)
+		require.Equal(t, []string{"PROVIDER_REJECTED"}, userErrorCodes(payload), resp.Raw)
+		require.Equal(t, false, payload["deleted"])
+		unchanged(t)
+	})
 	t.Run("Stripe down erases nothing", func(t *testing.T) {
 		// The subscription's cancellation goes through; deleting the customer finds
 		// Stripe down until the retry budget is spent.

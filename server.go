@@ -43,6 +43,7 @@ import (
 	"github.com/scoville/scoville/idempotency"
 	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/logging"
+	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
 	"github.com/scoville/scoville/playground"
 	"github.com/scoville/scoville/ratelimit"
@@ -535,7 +536,7 @@ func newMailer(cfg *config.Config, logger *slog.Logger, o overrides) (notificati
 func limitBody(n int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > n {
-			graph.WriteRequestError(w, http.StatusRequestEntityTooLarge, graph.CodeBodyTooLarge,
+			graph.WriteRequestError(w, http.StatusRequestEntityTooLarge, models.CodeBodyTooLarge,
 				fmt.Sprintf("request body too large: the limit is %d bytes", n))
 			return
 		}

@@ -4,12 +4,14 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/scoville/scoville/models"
 )
 
 // UnauthorizedBody is the exact JSON body of the 401 the middleware sends for a bad
 // token: a GraphQL-shaped error with code UNAUTHENTICATED, so clients handle it like
 // any other API error.
-const UnauthorizedBody = `{"errors":[{"message":"invalid or expired access token","extensions":{"code":"UNAUTHENTICATED"}}],"data":null}`
+const UnauthorizedBody = `{"errors":[{"message":"invalid or expired access token","extensions":{"code":"` + models.CodeUnauthenticated + `"}}],"data":null}`
 
 // Middleware authenticates requests. Without an Authorization header the request
 // continues anonymous (no principal in its context). With "Authorization: Bearer

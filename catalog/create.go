@@ -76,10 +76,9 @@ func (s *Service) CreatePlan(ctx context.Context, p *auth.Principal, in models.C
 			Name: name, Description: desc, Interval: string(in.Interval), Amount: int64(in.Amount), Currency: currency, OurPlanID: planID,
 		})
 		if err != nil {
-			var pe *gateway.ProviderError
-			if errors.As(err, &pe) {
-				return planOutcome{UserErrors: []*models.UserError{models.NewUserError(models.UserErrorProviderRejected,
-					"the payment provider refused the plan ("+pe.Code+")")}}, nil
+			var ue *models.UserError
+			if errors.As(gateway.AsUserError(err, "the payment provider refused the plan"), &ue) {
+				return planOutcome{UserErrors: []*models.UserError{ue}}, nil
 			}
 			return planOutcome{}, err
 		}

@@ -343,7 +343,7 @@ func (p *Privacy) erase(ctx context.Context, who *auth.Principal, scope idempote
 func (p *Privacy) cancelAtStripe(ctx context.Context, key, stripeID string) (models.SubscriptionStatus, error) {
 	gs, err := p.gw.CancelSubscription(ctx, key, stripeID, false)
 	if err == nil {
-		return stripeStatusOf(gs.Status), nil
+		return gs.APIStatus(), nil
 	}
 	if errors.Is(err, gateway.ErrNotFound) {
 		return models.SubscriptionCanceled, nil
@@ -351,33 +351,18 @@ func (p *Privacy) cancelAtStripe(ctx context.Context, key, stripeID string) (mod
 	var pe *gateway.ProviderError
 	if errors.As(err, &pe) {
 		now, rerr := p.gw.GetSubscription(ctx, stripeID)
-		if rerr == nil && stripeStatusOf(now.Status).Ended() {
-			return stripeStatusOf(now.Status), nil
+		if rerr == nil && now.APIStatus().Ended() {
+			return now.APIStatus(), nil
 		}
 	}
 	return "", providerFailure(err)
 }
 
 // providerFailure keeps unavailability as the error (PROVIDER_UNAVAILABLE, nothing
-// erased, retry with the same key) and turns Stripe's refusals into a user error.
+// erased, retry with the same key) and turns Stripe's refusals into a user error
+// (gateway.AsUserError).
 func providerFailure(err error) error {
-	var pe *gateway.ProviderError
-	if errors.As(err, &pe) && pe.HTTPStatus >= 400 && pe.HTTPStatus < 500 {
-		msg := "the payment provider refused to close the billing account; nothing was erased"
-		if pe.Code != "" {
-			msg += " (" + pe.Code + ")"
-		}
-		return models.NewUserError(models.UserErrorProviderRejected, msg)
-	}
-	return err
-}
-
-func stripeStatusOf(s string) models.SubscriptionStatus {
-	st := models.SubscriptionStatus(strings.ToUpper(s))
-	if !st.IsValid() {
-		return models.SubscriptionCanceled
-	}
-	return st
+	return gateway.AsUserError(err, "the payment provider refused to close the billing account; nothing was erased")
 }
 
 // erasedAddress keeps only the country, which a sale's tax records need.

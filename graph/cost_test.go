@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/paging"
 )
 
@@ -25,12 +26,12 @@ func TestBoundedListsArePricedByTheirSize(t *testing.T) {
 	}
 	for q, want := range cases {
 		res := e.query(q, nil, customer)
-		require.Equal(t, CodeComplexityLimit, res.code(), res.Raw)
+		require.Equal(t, models.CodeComplexityLimit, res.code(), res.Raw)
 		require.Equal(t, fmt.Sprintf("operation has complexity %d, which exceeds the limit of 1", want), res.Errors[0].Message, q)
 	}
 	// The customer dashboard (every subscription with its default pages) stays within
 	// the default limit.
 	d := newTestEndpoint(t, HandlerConfig{})
 	res := d.query(`{ me { subscriptions { id plan { id } payments { edges { node { id amount { amount } } } } shipments { edges { node { id address { city } } } } } } }`, nil, customer)
-	require.NotEqual(t, CodeComplexityLimit, res.code(), res.Raw)
+	require.NotEqual(t, models.CodeComplexityLimit, res.code(), res.Raw)
 }

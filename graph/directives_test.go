@@ -13,6 +13,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/models"
 )
 
 func TestDirectives(t *testing.T) {
@@ -39,20 +40,20 @@ func TestDirectives(t *testing.T) {
 		who       *auth.Principal
 		wantCode  string // "" means allowed
 	}{
-		{"auth/anonymous", authD, nil, CodeUnauthenticated},
+		{"auth/anonymous", authD, nil, models.CodeUnauthenticated},
 		{"auth/customer", authD, customer, ""},
-		{"hasRole SUPPORT/anonymous", hasRole(auth.RoleSupport), nil, CodeUnauthenticated},
-		{"hasRole SUPPORT/customer", hasRole(auth.RoleSupport), customer, CodeForbidden},
+		{"hasRole SUPPORT/anonymous", hasRole(auth.RoleSupport), nil, models.CodeUnauthenticated},
+		{"hasRole SUPPORT/customer", hasRole(auth.RoleSupport), customer, models.CodeForbidden},
 		{"hasRole SUPPORT/support", hasRole(auth.RoleSupport), support, ""},
 		{"hasRole SUPPORT/admin (ADMIN implies SUPPORT)", hasRole(auth.RoleSupport), admin, ""},
-		{"hasRole ADMIN/support", hasRole(auth.RoleAdmin), support, CodeForbidden},
+		{"hasRole ADMIN/support", hasRole(auth.RoleAdmin), support, models.CodeForbidden},
 		{"hasRole ADMIN/admin", hasRole(auth.RoleAdmin), admin, ""},
 		{"hasRole CUSTOMER/customer", hasRole(auth.RoleCustomer), customer, ""},
-		{"stepUp/anonymous", stepUp, nil, CodeUnauthenticated},
+		{"stepUp/anonymous", stepUp, nil, models.CodeUnauthenticated},
 		{"stepUp/fresh", stepUp, customer, ""},
-		{"stepUp/stale", stepUp, stale, CodeStepUpRequired},
-		{"stepUp/missing auth_time", stepUp, noAuthTime, CodeStepUpRequired},
-		{"stepUp/auth_time in the future", stepUp, future, CodeStepUpRequired},
+		{"stepUp/stale", stepUp, stale, models.CodeStepUpRequired},
+		{"stepUp/missing auth_time", stepUp, noAuthTime, models.CodeStepUpRequired},
+		{"stepUp/auth_time in the future", stepUp, future, models.CodeStepUpRequired},
 	}
 	present := NewErrorPresenter(slog.New(slog.DiscardHandler))
 	for _, tc := range cases {
@@ -72,7 +73,7 @@ func TestDirectives(t *testing.T) {
 			require.False(t, called, "a refused field's resolver must not run")
 			got := present(ctx, err)
 			require.Equal(t, tc.wantCode, got.Extensions["code"])
-			if tc.wantCode == CodeStepUpRequired {
+			if tc.wantCode == models.CodeStepUpRequired {
 				require.Equal(t, 300, got.Extensions["maxAge"])
 			}
 		})
@@ -85,15 +86,15 @@ func TestErrorPresenterHidesInternals(t *testing.T) {
 	ctx := context.Background()
 
 	internal := present(ctx, errors.New(`pq: relation "customers" does not exist: SELECT * FROM customers`))
-	require.Equal(t, CodeInternal, internal.Extensions["code"])
+	require.Equal(t, models.CodeInternal, internal.Extensions["code"])
 	require.NotContains(t, internal.Message, "customers")
 
 	recovered := present(ctx, NewRecoverFunc(slog.New(slog.DiscardHandler))(ctx, "nil map write at resolvers/x.go:12"))
-	require.Equal(t, CodeInternal, recovered.Extensions["code"])
+	require.Equal(t, models.CodeInternal, recovered.Extensions["code"])
 	require.NotContains(t, recovered.Message, "resolvers/x.go")
 
 	wrapped := present(ctx, gqlerror.WrapPath(nil, auth.ErrForbidden))
-	require.Equal(t, CodeForbidden, wrapped.Extensions["code"])
+	require.Equal(t, models.CodeForbidden, wrapped.Extensions["code"])
 
 	validation := &gqlerror.Error{Message: `Cannot query field "nope" on type "Query".`, Extensions: map[string]any{"code": "GRAPHQL_VALIDATION_FAILED"}}
 	require.Equal(t, validation, present(ctx, validation), "errors about the query itself pass unchanged")

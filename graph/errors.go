@@ -17,17 +17,6 @@ import (
 	"github.com/scoville/scoville/models"
 )
 
-// Error codes of API.md, sent in extensions.code. Clients branch on these, never on
-// messages.
-const (
-	CodeUnauthenticated     = "UNAUTHENTICATED"
-	CodeForbidden           = "FORBIDDEN"
-	CodeStepUpRequired      = "STEP_UP_REQUIRED"
-	CodeRateLimited         = "RATE_LIMITED"
-	CodeProviderUnavailable = "PROVIDER_UNAVAILABLE"
-	CodeInternal            = "INTERNAL"
-)
-
 // errPanic stands for a recovered panic; its details go to the log only.
 var errPanic = errors.New("panic in resolver")
 
@@ -54,13 +43,13 @@ func NewErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 		var userErr *models.UserError
 		switch {
 		case errors.Is(err, auth.ErrUnauthenticated):
-			return present(CodeUnauthenticated, auth.ErrUnauthenticated.Error(), nil)
+			return present(models.CodeUnauthenticated, auth.ErrUnauthenticated.Error(), nil)
 		case errors.Is(err, auth.ErrForbidden):
-			return present(CodeForbidden, auth.ErrForbidden.Error(), nil)
+			return present(models.CodeForbidden, auth.ErrForbidden.Error(), nil)
 		case errors.As(err, &stepUp):
-			return present(CodeStepUpRequired, stepUp.Error(), stepUpExtensions(stepUp))
+			return present(models.CodeStepUpRequired, stepUp.Error(), stepUpExtensions(stepUp))
 		case errors.Is(err, gateway.ErrProviderUnavailable):
-			return present(CodeProviderUnavailable, "the payment provider could not be reached; nothing was charged; retry with the same idempotency key", nil)
+			return present(models.CodeProviderUnavailable, "the payment provider could not be reached; nothing was charged; retry with the same idempotency key", nil)
 		case errors.As(err, &userErr):
 			// A query's bad argument (a mutation returns these in its payload instead).
 			return present(string(userErr.Code), userErr.Error(), nil)
@@ -77,7 +66,7 @@ func NewErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 		if requestID != "" {
 			ext["requestId"] = requestID
 		}
-		return present(CodeInternal, "internal error; quote the requestId when contacting support", ext)
+		return present(models.CodeInternal, "internal error; quote the requestId when contacting support", ext)
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/scoville/scoville/models"
 )
 
 // Defaults of the cost limits (API-3); HandlerConfig overrides them.
@@ -158,21 +160,21 @@ func (t singleJSONPost) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			WriteRequestError(w, http.StatusRequestEntityTooLarge, CodeBodyTooLarge,
+			WriteRequestError(w, http.StatusRequestEntityTooLarge, models.CodeBodyTooLarge,
 				fmt.Sprintf("request body too large: the limit is %d bytes", tooLarge.Limit))
 			return
 		}
-		WriteRequestError(w, http.StatusBadRequest, CodeBadRequest, "the request body could not be read")
+		WriteRequestError(w, http.StatusBadRequest, models.CodeBadRequest, "the request body could not be read")
 		return
 	}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	switch {
 	case len(trimmed) > 0 && trimmed[0] == '[':
-		WriteRequestError(w, http.StatusBadRequest, CodeBatchRefused,
+		WriteRequestError(w, http.StatusBadRequest, models.CodeBatchRefused,
 			"batched requests are not supported: send one operation per request")
 		return
 	case len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed):
-		WriteRequestError(w, http.StatusBadRequest, CodeBadRequest,
+		WriteRequestError(w, http.StatusBadRequest, models.CodeBadRequest,
 			`the request body must be one JSON object: {"query": ..., "variables": {...}}`)
 		return
 	}

@@ -161,17 +161,17 @@ func TestLimitsRefuseBeforeAnythingRuns(t *testing.T) {
 		wantCode string
 		wantMsg  string
 	}{
-		{"40 deep", deepQuery(40), nil, admin, CodeDepthLimit, "nested 40 levels deep, which exceeds the limit of 15"},
-		{"1,000 aliases", aliasQuery(1000), nil, nil, CodeAliasLimit, "1000 aliases, which exceeds the limit of 30"},
+		{"40 deep", deepQuery(40), nil, admin, models.CodeDepthLimit, "nested 40 levels deep, which exceeds the limit of 15"},
+		{"1,000 aliases", aliasQuery(1000), nil, nil, models.CodeAliasLimit, "1000 aliases, which exceeds the limit of 30"},
 		{"first: 1000000000 in the document", `{ me { subscriptions { payments(first: 1000000000) { edges { node { id } } } } } }`,
-			nil, customer, CodeComplexityLimit, "exceeds the limit of 5000"},
+			nil, customer, models.CodeComplexityLimit, "exceeds the limit of 5000"},
 		{"first: 1000000000 in a variable", `query($n: Int) { adminSubscriptions(first: $n) { edges { node { id } } } }`,
-			map[string]any{"n": 1000000000}, admin, CodeComplexityLimit, "exceeds the limit of 5000"},
+			map[string]any{"n": 1000000000}, admin, models.CodeComplexityLimit, "exceeds the limit of 5000"},
 		{"nested firsts that would overflow", `{ adminCustomers(first: 2000000000) { edges { node { subscriptions { payments(first: 2000000000) { edges { node { id } } } shipments(first: 2000000000) { edges { node { id } } } } } } } }`,
-			nil, admin, CodeComplexityLimit, "exceeds the limit of 5000"},
-		{"fragment bomb", fragmentBomb(30), nil, nil, CodeFieldLimit, "once fragments are expanded"},
+			nil, admin, models.CodeComplexityLimit, "exceeds the limit of 5000"},
+		{"fragment bomb", fragmentBomb(30), nil, nil, models.CodeFieldLimit, "once fragments are expanded"},
 		{"two exports in one operation", `{ a: exportMyData { json } b: exportMyData { json } }`, nil, customer,
-			CodeComplexityLimit, "exceeds the limit of 5000"},
+			models.CodeComplexityLimit, "exceeds the limit of 5000"},
 		{"tokens over the parser limit", "{ plans { " + strings.Repeat("id ", 10001) + "} }", nil, nil, "GRAPHQL_PARSE_FAILED", "token limit"},
 	}
 	for _, tc := range cases {
@@ -213,7 +213,7 @@ func TestLimitsRefuseBeforeAnythingRuns(t *testing.T) {
 		t.Parallel()
 		e := newTestEndpoint(t, HandlerConfig{MaxDepth: 3})
 		res := e.query(`{ me { subscriptions { plan { id } } } }`, nil, customer)
-		require.Equal(t, CodeDepthLimit, res.code(), res.Raw)
+		require.Equal(t, models.CodeDepthLimit, res.code(), res.Raw)
 		require.Zero(t, e.counter.n.Load())
 	})
 }
@@ -225,7 +225,7 @@ func TestRequestShapeIsRefused(t *testing.T) {
 		e := newTestEndpoint(t, HandlerConfig{})
 		res := e.post(`  [{"query":"{ plans { id } }"},{"query":"{ plans { id } }"}]`, nil)
 		require.Equal(t, http.StatusBadRequest, res.Status)
-		require.Equal(t, CodeBatchRefused, res.code())
+		require.Equal(t, models.CodeBatchRefused, res.code())
 		require.Contains(t, res.Errors[0].Message, "batched requests are not supported")
 		require.Zero(t, e.counter.n.Load())
 	})
@@ -234,7 +234,7 @@ func TestRequestShapeIsRefused(t *testing.T) {
 		e := newTestEndpoint(t, HandlerConfig{})
 		res := e.post(`{"query": "{ plans { id } }", "secret-ish": `, nil)
 		require.Equal(t, http.StatusBadRequest, res.Status)
-		require.Equal(t, CodeBadRequest, res.code())
+		require.Equal(t, models.CodeBadRequest, res.code())
 		require.NotContains(t, res.Raw, "secret-ish")
 	})
 	t.Run("a body cut off by the size limit is 413", func(t *testing.T) {
@@ -249,7 +249,7 @@ func TestRequestShapeIsRefused(t *testing.T) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		require.Equal(t, http.StatusRequestEntityTooLarge, rec.Code)
-		require.Contains(t, rec.Body.String(), CodeBodyTooLarge)
+		require.Contains(t, rec.Body.String(), models.CodeBodyTooLarge)
 		require.Contains(t, rec.Body.String(), "the limit is 1024 bytes")
 		require.Zero(t, e.counter.n.Load())
 	})
@@ -284,11 +284,11 @@ func TestIntrospectionIsForStaffInProduction(t *testing.T) {
 			t.Parallel()
 			e := newTestEndpoint(t, HandlerConfig{Introspection: false})
 			res := e.query(q, nil, nil)
-			require.Equal(t, CodeUnauthenticated, res.code(), res.Raw)
+			require.Equal(t, models.CodeUnauthenticated, res.code(), res.Raw)
 			require.Contains(t, res.Errors[0].Message, "introspection is available to signed-in SUPPORT and ADMIN staff only")
 			require.Nil(t, res.Data)
 			res = e.query(q, nil, customer)
-			require.Equal(t, CodeForbidden, res.code(), res.Raw)
+			require.Equal(t, models.CodeForbidden, res.code(), res.Raw)
 			require.Contains(t, res.Errors[0].Message, "SUPPORT and ADMIN staff only")
 			require.Nil(t, res.Data)
 			require.Zero(t, e.counter.n.Load(), "nothing ran for anonymous or customer")
@@ -377,8 +377,8 @@ func TestPersistedQueriesKeepTheLimits(t *testing.T) {
 		e := newTestEndpoint(t, HandlerConfig{})
 		q := aliasQuery(500) // under the size kept, over the alias limit
 		require.Less(t, len(q), DefaultAPQMaxQueryBytes)
-		require.Equal(t, CodeAliasLimit, postAPQ(e, q, true, nil).code())
-		require.Equal(t, CodeAliasLimit, postAPQ(e, q, false, nil).code(), "the hash alone is refused the same way")
+		require.Equal(t, models.CodeAliasLimit, postAPQ(e, q, true, nil).code())
+		require.Equal(t, models.CodeAliasLimit, postAPQ(e, q, false, nil).code(), "the hash alone is refused the same way")
 		require.Zero(t, e.counter.n.Load())
 	})
 	t.Run("a persisted mutation never runs over GET", func(t *testing.T) {

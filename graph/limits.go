@@ -13,25 +13,14 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/paging"
-)
-
-// Codes of the cost limits (API-3), sent in extensions.code. A request refused with
-// one of them ran nothing; the client must send a smaller operation.
-const (
-	CodeDepthLimit      = "DEPTH_LIMIT_EXCEEDED"
-	CodeAliasLimit      = "ALIAS_LIMIT_EXCEEDED"
-	CodeFieldLimit      = "FIELD_LIMIT_EXCEEDED"
-	CodeComplexityLimit = "COMPLEXITY_LIMIT_EXCEEDED" // gqlgen's complexity extension
-	CodeBatchRefused    = "BATCH_NOT_SUPPORTED"
-	CodeBadRequest      = "BAD_REQUEST"
-	CodeBodyTooLarge    = "REQUEST_TOO_LARGE"
 )
 
 func init() {
 	// Refusals of the request's shape are protocol errors, like a parse failure:
 	// HTTP 422, not 200.
-	for _, c := range []string{CodeDepthLimit, CodeAliasLimit, CodeFieldLimit, CodeComplexityLimit} {
+	for _, c := range []string{models.CodeDepthLimit, models.CodeAliasLimit, models.CodeFieldLimit, models.CodeComplexityLimit} {
 		errcode.RegisterErrorType(c, errcode.KindProtocol)
 	}
 }
@@ -76,11 +65,11 @@ func (l shapeLimit) MutateOperationContext(_ context.Context, opCtx *graphql.Ope
 	s := w.set(opCtx.Operation.SelectionSet)
 	switch {
 	case s.depth > l.maxDepth:
-		return limitError(CodeDepthLimit, "operation is nested %d levels deep, which exceeds the limit of %d", s.depth, l.maxDepth)
+		return limitError(models.CodeDepthLimit, "operation is nested %d levels deep, which exceeds the limit of %d", s.depth, l.maxDepth)
 	case s.aliases > l.maxAliases:
-		return limitError(CodeAliasLimit, "operation uses %d aliases, which exceeds the limit of %d", s.aliases, l.maxAliases)
+		return limitError(models.CodeAliasLimit, "operation uses %d aliases, which exceeds the limit of %d", s.aliases, l.maxAliases)
 	case s.fields > l.maxFields:
-		return limitError(CodeFieldLimit, "operation selects %d fields once fragments are expanded, which exceeds the limit of %d", s.fields, l.maxFields)
+		return limitError(models.CodeFieldLimit, "operation selects %d fields once fragments are expanded, which exceeds the limit of %d", s.fields, l.maxFields)
 	}
 	return nil
 }
@@ -150,9 +139,9 @@ func (g introspectionGate) MutateOperationContext(ctx context.Context, opCtx *gr
 		return nil
 	}
 	if _, ok := auth.PrincipalFrom(ctx); !ok {
-		return limitError(CodeUnauthenticated, "introspection is available to signed-in SUPPORT and ADMIN staff only")
+		return limitError(models.CodeUnauthenticated, "introspection is available to signed-in SUPPORT and ADMIN staff only")
 	}
-	return limitError(CodeForbidden, "introspection is available to SUPPORT and ADMIN staff only")
+	return limitError(models.CodeForbidden, "introspection is available to SUPPORT and ADMIN staff only")
 }
 
 func isStaff(ctx context.Context) bool {

@@ -109,7 +109,7 @@ func TestMetricsCountPanicsAsInternal(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	require.Contains(t, rec.Body.String(), `"INTERNAL"`)
-	require.Equal(t, 1.0, testutil.ToFloat64(m.operations.WithLabelValues("query", "auditLog", CodeInternal)))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.operations.WithLabelValues("query", "auditLog", models.CodeInternal)))
 }
 
 func TestMetricsLabelsAreBounded(t *testing.T) {

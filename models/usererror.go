@@ -7,18 +7,8 @@ import (
 )
 
 // UserErrorCode tells a client what kind of expected failure happened; clients branch
-// on it, never on the message.
+// on it, never on the message. Its values are in codes.go.
 type UserErrorCode string
-
-// The codes of API.md, and the payment ones a declined card needs.
-const (
-	UserErrorInvalid              UserErrorCode = "INVALID"
-	UserErrorNotFound             UserErrorCode = "NOT_FOUND"
-	UserErrorInvalidState         UserErrorCode = "INVALID_STATE"
-	UserErrorIdempotencyKeyReused UserErrorCode = "IDEMPOTENCY_KEY_REUSED"
-	UserErrorPaymentDeclined      UserErrorCode = "PAYMENT_DECLINED"
-	UserErrorProviderRejected     UserErrorCode = "PROVIDER_REJECTED"
-)
 
 // IsValid reports whether c is one of the codes.
 func (c UserErrorCode) IsValid() bool {

@@ -9,6 +9,8 @@ import (
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/validator/rules"
+
+	"github.com/scoville/scoville/models"
 )
 
 var exportSchema = gqlparser.MustLoadSchema(&ast.Source{Input: `
@@ -30,11 +32,11 @@ func TestExportsHaveTheirOwnAllowance(t *testing.T) {
 	}
 	alice := callerCtx("alice", "192.0.2.1")
 
-	require.Equal(t, CodeRateLimited, run(alice, `{ a: exportMyData { json } b: exportMyData { json } c: exportMyData { json } }`),
+	require.Equal(t, models.CodeRateLimited, run(alice, `{ a: exportMyData { json } b: exportMyData { json } c: exportMyData { json } }`),
 		"each alias is an export")
 	require.Empty(t, run(alice, `{ ...F } fragment F on Query { exportMyData { json } }`))
 	require.Empty(t, run(alice, `{ exportMyData { json } }`))
-	require.Equal(t, CodeRateLimited, run(alice, `{ exportMyData { json } }`))
+	require.Equal(t, models.CodeRateLimited, run(alice, `{ exportMyData { json } }`))
 	require.Empty(t, run(alice, `{ me }`), "other queries are not held back")
 	require.Empty(t, run(callerCtx("bob", "192.0.2.1"), `{ exportMyData { json } }`), "per caller")
 

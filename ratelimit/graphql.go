@@ -7,10 +7,9 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
-)
 
-// CodeRateLimited is API.md's code for a refusal.
-const CodeRateLimited = "RATE_LIMITED"
+	"github.com/scoville/scoville/models"
+)
 
 // GraphQL returns the gqlgen extension that charges each operation before any
 // resolver runs: a query to ScopeQuery (plus one ScopeExport token per
@@ -61,7 +60,7 @@ func (o operationLimit) MutateOperationContext(ctx context.Context, opCtx *graph
 	return &gqlerror.Error{
 		Message: ref.Error(),
 		Extensions: map[string]any{
-			"code":       CodeRateLimited,
+			"code":       models.CodeRateLimited,
 			"retryAfter": ref.RetryAfterSeconds(),
 		},
 	}

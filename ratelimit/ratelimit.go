@@ -21,6 +21,7 @@ import (
 
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/clientip"
+	"github.com/scoville/scoville/models"
 )
 
 // Scope names a kind of traffic with its own allowance; it is the metric's label.
@@ -146,7 +147,7 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 		},
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scoville_rate_limited_total",
-			Help: "Requests and operations refused with RATE_LIMITED, by scope.",
+			Help: "Requests and operations refused with " + models.CodeRateLimited + ", by scope.",
 		}, []string{"scope"}),
 		now: time.Now,
 	}
@@ -275,7 +276,7 @@ func WriteRefusal(w http.ResponseWriter, ref *Refusal) {
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusTooManyRequests)
-	_, _ = fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":"RATE_LIMITED","retryAfter":%d}}]}`+"\n", ref.Error(), secs)
+	_, _ = fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":"`+models.CodeRateLimited+`","retryAfter":%d}}]}`+"\n", ref.Error(), secs)
 }
 
 type slotKey struct{}

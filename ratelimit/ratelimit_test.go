@@ -20,6 +20,7 @@ import (
 
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/clientip"
+	"github.com/scoville/scoville/models"
 )
 
 // clock is a settable time source, so refills are exact and nothing sleeps.
@@ -164,7 +165,7 @@ func TestHTTPRefusal(t *testing.T) {
 		} `json:"errors"`
 	}
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
-	require.Equal(t, CodeRateLimited, body.Errors[0].Extensions["code"])
+	require.Equal(t, models.CodeRateLimited, body.Errors[0].Extensions["code"])
 	require.Equal(t, 30.0, body.Errors[0].Extensions["retryAfter"])
 	require.Equal(t, 1, ran, "the refused request never reached the handler")
 	require.Equal(t, http.StatusOK, send("192.0.2.2:1000").Code, "another address is unaffected")

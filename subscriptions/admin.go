@@ -96,7 +96,7 @@ func (a *Admin) run(ctx context.Context, p *auth.Principal, op, key string, inpu
 // event), and the audit entry commits with it, saying what the subscription was
 // before and is after.
 func (a *Admin) Cancel(ctx context.Context, p *auth.Principal, in models.AdminCancelSubscriptionInput) (*Result, error) {
-	reason, err := Reason(in.Reason, "input", "reason")
+	reason, err := audit.Reason(in.Reason, "input", "reason")
 	if err != nil {
 		return nil, err
 	}

@@ -166,7 +166,7 @@ type report struct {
 }
 
 func (b *bench) reportOf(gs gateway.Subscription) report {
-	r := report{Status: statusOf(gs), PlanID: b.prices[gs.PriceID], CancelAtPeriodEnd: gs.CancelAtPeriodEnd, PeriodEnd: gs.CurrentPeriodEnd.Unix()}
+	r := report{Status: gs.APIStatus(), PlanID: b.prices[gs.PriceID], CancelAtPeriodEnd: gs.CancelAtPeriodEnd, PeriodEnd: gs.CurrentPeriodEnd.Unix()}
 	if gs.PausedUntil != nil && gs.PauseBehavior != "" {
 		r.PausedUntil = gs.PausedUntil.Unix()
 	}

@@ -33,7 +33,7 @@ import (
 // event for this refund, a replay of Stripe's answer after a crash, or both in any
 // order, never count it twice.
 func (a *Admin) Refund(ctx context.Context, p *auth.Principal, in models.RefundPaymentInput) (*Result, error) {
-	reason, err := Reason(in.Reason, "input", "reason")
+	reason, err := audit.Reason(in.Reason, "input", "reason")
 	if err != nil {
 		return nil, err
 	}

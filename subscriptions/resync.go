@@ -21,31 +21,12 @@ import (
 // ActionResync names resyncSubscription in the audit log.
 const ActionResync = "resyncSubscription"
 
-// maxReasonLen bounds the reason staff give for a manual action.
-const maxReasonLen = 1000
-
-// Reason checks the reason staff must give for a manual action (OPS-4): present,
-// bounded, and storable in the audit log.
-func Reason(reason string, field ...string) (string, error) {
-	r := strings.TrimSpace(reason)
-	switch {
-	case r == "":
-		return "", models.NewUserError(models.UserErrorInvalid, "a reason is required", field...)
-	case len(r) > maxReasonLen:
-		return "", models.NewUserError(models.UserErrorInvalid, fmt.Sprintf("must be at most %d characters", maxReasonLen), field...)
-	case strings.ContainsRune(r, 0):
-		// PostgreSQL cannot store a NUL in text: the audit entry would fail.
-		return "", models.NewUserError(models.UserErrorInvalid, "must not contain a NUL character", field...)
-	}
-	return r, nil
-}
-
 // Resync re-reads a subscription from Stripe and applies what Stripe says now, as a
 // customer.subscription.updated event read at this moment would, with an audit entry
 // in the same transaction. Stripe unreachable: the error is ErrProviderUnavailable
 // and nothing changed.
 func (s *Syncer) Resync(ctx context.Context, p *auth.Principal, subscriptionID, reason string) (*models.Subscription, error) {
-	reason, err := Reason(reason, "input", "reason")
+	reason, err := audit.Reason(reason, "input", "reason")
 	if err != nil {
 		return nil, err
 	}

@@ -303,40 +303,14 @@ func (s *Service) promotion(ctx context.Context, code *string) (string, error) {
 	return id, nil
 }
 
-// providerFailure turns what Stripe refused into a user error the customer can act on,
-// and leaves unavailability (retryable) and everything else as errors.
+// providerFailure is gateway.AsUserError with this package's message for a refusal.
 func providerFailure(err error) error {
-	var pe *gateway.ProviderError
-	switch {
-	case errors.Is(err, gateway.ErrProviderUnavailable):
-		return err
-	case gateway.IsCardDeclined(err):
-		return models.NewUserError(models.UserErrorPaymentDeclined, "the card was declined; use another payment method")
-	case errors.As(err, &pe) && pe.HTTPStatus >= 400 && pe.HTTPStatus < 500:
-		msg := "the payment provider refused the request"
-		if pe.Code != "" {
-			msg += " (" + pe.Code + ")"
-		}
-		return models.NewUserError(models.UserErrorProviderRejected, msg)
-	}
-	return err
-}
-
-// statusOf maps what Stripe reports to our status; a collection pause shows as PAUSED.
-func statusOf(gs gateway.Subscription) models.SubscriptionStatus {
-	st := models.SubscriptionStatus(strings.ToUpper(gs.Status))
-	if !st.IsValid() {
-		st = models.SubscriptionIncomplete
-	}
-	if gs.PauseBehavior != "" && (st == models.SubscriptionActive || st == models.SubscriptionTrialing) {
-		return models.SubscriptionPaused
-	}
-	return st
+	return gateway.AsUserError(err, "the payment provider refused the request")
 }
 
 // applyProvider copies Stripe's view of the subscription onto ours.
 func applyProvider(sub *models.Subscription, gs gateway.Subscription) {
-	sub.Status = statusOf(gs)
+	sub.Status = gs.APIStatus()
 	sub.StripeSubscriptionID = &gs.ID
 	if gs.ItemID != "" {
 		sub.StripeItemID = &gs.ItemID

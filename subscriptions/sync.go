@@ -373,7 +373,7 @@ func addressFrom(a gateway.Address) models.Address {
 // Stripe says changed (previous_attributes).
 func subscriptionNotice(on notifications.SubscriptionEvent, gs gateway.Subscription, previous json.RawMessage) (notifications.Kind, string) {
 	return notifications.SubscriptionNotice(on, notifications.SubscriptionState{
-		Status: statusOf(gs), Paused: gs.PauseBehavior != "", CancelAtPeriodEnd: gs.CancelAtPeriodEnd,
+		Status: gs.APIStatus(), Paused: gs.PauseBehavior != "", CancelAtPeriodEnd: gs.CancelAtPeriodEnd,
 	}, previous)
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/models"
-	"github.com/scoville/scoville/subscriptions"
 )
 
 // ActionReplay names replayWebhookEvent in the audit log.
@@ -45,7 +44,7 @@ type eventSummary struct {
 // will run) is refused as INVALID_STATE; one RECEIVED with no such job (its job was
 // discarded) is stuck and is replayed.
 func (r *Replayer) Replay(ctx context.Context, p *auth.Principal, eventID, reason string) (*models.WebhookEvent, error) {
-	reason, err := subscriptions.Reason(reason, "input", "reason")
+	reason, err := audit.Reason(reason, "input", "reason")
 	if err != nil {
 		return nil, err
 	}

@@ -42,6 +42,7 @@ import (
 	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
+	"github.com/scoville/scoville/config"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/sealing"
 	"github.com/scoville/scoville/webhooks/webhooktest"
@@ -81,9 +82,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	o.secret = cmp.Or(o.secret, os.Getenv("STRIPE_WEBHOOK_SECRET"))
-	o.databaseURL = cmp.Or(o.databaseURL, os.Getenv("DATABASE_URL"))
-	o.dataKeys = os.Getenv("DATA_ENCRYPTION_KEYS")
+	env, err := config.LoadWebhookLoad(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "webhookload:", err)
+		return 2
+	}
+	o.secret = cmp.Or(o.secret, env.StripeWebhookSecret.Reveal())
+	o.databaseURL = cmp.Or(o.databaseURL, env.DatabaseURL.Reveal())
+	o.dataKeys = env.DataEncryptionKeys.Reveal()
 	if err := o.validate(); err != nil {
 		fmt.Fprintln(stderr, "webhookload:", err)
 		return 2
