@@ -118,8 +118,8 @@ type Config struct {
 	// default 60: mutation operations per caller.
 	RateLimitMutations int
 	// RateLimitPayments is RATE_LIMIT_PAYMENTS_PER_MINUTE (1..1,000,000), default
-	// 10: payment operations (checkout, subscription, plan change, portal, refund,
-	// plan creation, account deletion) per caller.
+	// 10: selections per caller of the fields the schema marks @provider (each one
+	// calls Stripe), aliases included.
 	RateLimitPayments int
 	// RateLimitWebhooks is RATE_LIMIT_WEBHOOKS_PER_MINUTE (1..1,000,000), default
 	// 60000: webhook deliveries from one address (Stripe sends from a few addresses,
