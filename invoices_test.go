@@ -160,6 +160,27 @@ func TestWebhookTrialDiscountAndProrationInvoicesAreNotMismatches(t *testing.T) 
 		require.Equal(t, quarter, r.shippedPlan, "the box of the plan the period bills")
 	})
 
+	t.Run("credit for time whose box was canceled", func(t *testing.T) {
+		// The first box never went out (support canceled it): the credit gives
+		// back time no box was sent for, and the new period ships.
+		f := a.fixture("price_cx_old", "cus_cx", "sub_cx")
+		a.otherPlan("price_cx_new", 3000)
+		shipped := t0.AddDate(0, 0, -15)
+		first := paidInvoice(f, "in_cx_first", shipped)
+		first.BillingReason = "subscription_create"
+		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_cx_first", "invoice.paid", shipped, first.Object(), nil)))
+		require.EqualValues(t, 1, a.paidResult(f, "evt_cx_first", "in_cx_first").shipments)
+		require.NoError(t, a.db.Exec(`UPDATE shipments SET status = 'CANCELED' WHERE stripe_invoice_id = 'in_cx_first'`).Error)
+
+		inv := paidInvoice(f, "in_cx", t0)
+		inv.BillingReason, inv.Price, inv.Amount = "subscription_update", "price_cx_new", 3000
+		inv.Prorations = []webhooktest.Proration{{Price: "price_cx_old", UnitAmount: 2400, Amount: -1200, PeriodStart: t0, PeriodEnd: shipped.AddDate(0, 1, 0)}}
+		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_cx", "invoice.paid", t0, inv.Object(), nil)))
+		r := a.paidResult(f, "evt_cx", "in_cx")
+		require.Empty(t, r.mismatch)
+		require.EqualValues(t, 1, r.shipments)
+	})
+
 	t.Run("renewal carrying the prorations of a change within the interval", func(t *testing.T) {
 		// The change mid-period credited the old plan's unused half of a period
 		// whose box shipped and charged the new plan for it; the renewal bills the
@@ -208,7 +229,7 @@ func TestWebhookTrialDiscountAndProrationInvoicesAreNotMismatches(t *testing.T) 
 	_, metrics := a.get("/metrics")
 	require.False(t, strings.Contains(metrics, `kind="amount_mismatch"`), "an amount mismatch was alerted")
 	require.True(t, strings.Contains(metrics, `scoville_payment_alerts_total{kind="credited_shipped_period"} 1`+"\n"), "the credited shipped period is alerted")
-	require.True(t, strings.Contains(metrics, `scoville_payments_total{outcome="succeeded"} 10`+"\n"), "the trial is no payment")
+	require.True(t, strings.Contains(metrics, `scoville_payments_total{outcome="succeeded"} 12`+"\n"), "the trial is no payment")
 }
 
 // What does not add up is still refused: recorded, alerted, shipped never, and the
