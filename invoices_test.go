@@ -56,7 +56,8 @@ func (a *testApp) paidResult(f shopFixture, eventID, invoiceID string) paidResul
 // through the route, are applied as what they are: a trial ships nothing and
 // records no payment, its first paid period ships; a discounted period ships at the
 // discounted price; prorations are paid and ship only with a period line. None is
-// an amount mismatch.
+// an amount mismatch. A new period that comes with a credit for time whose box
+// shipped is recorded and held (credited_shipped_period), not shipped.
 func TestWebhookTrialDiscountAndProrationInvoicesAreNotMismatches(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{jobs: true})
@@ -109,18 +110,102 @@ func TestWebhookTrialDiscountAndProrationInvoicesAreNotMismatches(t *testing.T) 
 		require.EqualValues(t, 1, r.shipments, "the merchant's coupon gave this period away")
 	})
 
-	t.Run("plan change billed at once with a new period", func(t *testing.T) {
+	t.Run("plan change billed at once with a new period (credit proration + full new period)", func(t *testing.T) {
+		// Stripe restarted the period at the change (an interval change made in
+		// the Dashboard) and credits the unused half of the month whose box
+		// shipped: the new period is paid partly by that box's refund. The money
+		// is recorded; the box waits for support.
 		f := a.fixture("price_up_old", "cus_up", "sub_up")
-		newPlan := a.otherPlan("price_up_new", 3000)
+		a.otherPlan("price_up_new", 3000)
+		shipped := t0.AddDate(0, 0, -15)
+		first := paidInvoice(f, "in_up_first", shipped)
+		first.BillingReason = "subscription_create"
+		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_up_first", "invoice.paid", shipped, first.Object(), nil)))
+		require.EqualValues(t, 1, a.paidResult(f, "evt_up_first", "in_up_first").shipments)
+
 		inv := paidInvoice(f, "in_up", t0)
 		inv.BillingReason, inv.Price, inv.Amount = "subscription_update", "price_up_new", 3000
-		inv.Prorations = []webhooktest.Proration{{Price: "price_up_old", UnitAmount: 2400, Amount: -1200, PeriodStart: t0, PeriodEnd: t0.AddDate(0, 0, 15)}}
+		inv.Prorations = []webhooktest.Proration{{Price: "price_up_old", UnitAmount: 2400, Amount: -1200, PeriodStart: t0, PeriodEnd: shipped.AddDate(0, 1, 0)}}
 		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_up", "invoice.paid", t0, inv.Object(), nil)))
 		r := a.paidResult(f, "evt_up", "in_up")
-		require.Empty(t, r.mismatch)
+		require.Equal(t, "PROCESSED", r.eventStatus)
+		require.Contains(t, r.outcome, "mismatch")
+		require.Equal(t, "SUCCEEDED", r.status, "the money is recorded")
 		require.EqualValues(t, 1800, r.amount)
+		require.Contains(t, r.mismatch, "credit 1200 on line il_in_up_p0 for "+span(t0, shipped.AddDate(0, 1, 0))+" of price price_up_old")
+		require.Contains(t, r.mismatch, "new period "+span(t0, t0.AddDate(0, 1, 0))+" billed 3000")
+		require.Zero(t, r.shipments, "nothing ships until support checks it")
+	})
+
+	t.Run("interval change billed in full without a credit (ours)", func(t *testing.T) {
+		// changeSubscriptionPlan to another interval asks Stripe to prorate
+		// nothing: the new period is billed in full at once, and ships.
+		f := a.fixture("price_iv_month", "cus_iv", "sub_iv")
+		var quarter string
+		require.NoError(t, a.db.Raw(`INSERT INTO plans (product_id, billing_interval, amount, currency, stripe_price_id)
+			SELECT product_id, 'QUARTER', 6000, 'USD', 'price_iv_quarter' FROM plans WHERE id = ? RETURNING id`, f.planID).Scan(&quarter).Error)
+		shipped := t0.AddDate(0, 0, -15)
+		first := paidInvoice(f, "in_iv_first", shipped)
+		first.BillingReason = "subscription_create"
+		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_iv_first", "invoice.paid", shipped, first.Object(), nil)))
+		require.EqualValues(t, 1, a.paidResult(f, "evt_iv_first", "in_iv_first").shipments)
+
+		inv := paidInvoice(f, "in_iv", t0)
+		inv.BillingReason, inv.Price, inv.Amount, inv.PeriodEnd = "subscription_update", "price_iv_quarter", 6000, t0.AddDate(0, 3, 0)
+		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_iv", "invoice.paid", t0, inv.Object(), nil)))
+		r := a.paidResult(f, "evt_iv", "in_iv")
+		require.Empty(t, r.mismatch)
+		require.EqualValues(t, 6000, r.amount)
 		require.EqualValues(t, 1, r.shipments)
-		require.Equal(t, newPlan, r.shippedPlan, "the box of the plan the period bills")
+		require.Equal(t, quarter, r.shippedPlan, "the box of the plan the period bills")
+	})
+
+	t.Run("credit for time whose box was canceled", func(t *testing.T) {
+		// The first box never went out (support canceled it): the credit gives
+		// back time no box was sent for, and the new period ships.
+		f := a.fixture("price_cx_old", "cus_cx", "sub_cx")
+		a.otherPlan("price_cx_new", 3000)
+		shipped := t0.AddDate(0, 0, -15)
+		first := paidInvoice(f, "in_cx_first", shipped)
+		first.BillingReason = "subscription_create"
+		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_cx_first", "invoice.paid", shipped, first.Object(), nil)))
+		require.EqualValues(t, 1, a.paidResult(f, "evt_cx_first", "in_cx_first").shipments)
+		require.NoError(t, a.db.Exec(`UPDATE shipments SET status = 'CANCELED' WHERE stripe_invoice_id = 'in_cx_first'`).Error)
+
+		inv := paidInvoice(f, "in_cx", t0)
+		inv.BillingReason, inv.Price, inv.Amount = "subscription_update", "price_cx_new", 3000
+		inv.Prorations = []webhooktest.Proration{{Price: "price_cx_old", UnitAmount: 2400, Amount: -1200, PeriodStart: t0, PeriodEnd: shipped.AddDate(0, 1, 0)}}
+		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_cx", "invoice.paid", t0, inv.Object(), nil)))
+		r := a.paidResult(f, "evt_cx", "in_cx")
+		require.Empty(t, r.mismatch)
+		require.EqualValues(t, 1, r.shipments)
+	})
+
+	t.Run("renewal carrying the prorations of a change within the interval", func(t *testing.T) {
+		// The change mid-period credited the old plan's unused half of a period
+		// whose box shipped and charged the new plan for it; the renewal bills the
+		// next period, which starts after the credited time, and ships.
+		f := a.fixture("price_rn_old", "cus_rn", "sub_rn")
+		newPlan := a.otherPlan("price_rn_new", 3000)
+		start := t0.AddDate(0, -1, 0)
+		first := paidInvoice(f, "in_rn_first", start)
+		first.BillingReason, first.PeriodEnd = "subscription_create", t0
+		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_rn_first", "invoice.paid", start, first.Object(), nil)))
+		require.EqualValues(t, 1, a.paidResult(f, "evt_rn_first", "in_rn_first").shipments)
+
+		mid := start.AddDate(0, 0, 15)
+		inv := paidInvoice(f, "in_rn", t0)
+		inv.Price, inv.Amount = "price_rn_new", 3000
+		inv.Prorations = []webhooktest.Proration{
+			{Price: "price_rn_old", UnitAmount: 2400, Amount: -1200, PeriodStart: mid, PeriodEnd: t0},
+			{Price: "price_rn_new", UnitAmount: 3000, Amount: 1500, PeriodStart: mid, PeriodEnd: t0},
+		}
+		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_rn", "invoice.paid", t0, inv.Object(), nil)))
+		r := a.paidResult(f, "evt_rn", "in_rn")
+		require.Empty(t, r.mismatch)
+		require.EqualValues(t, 3300, r.amount)
+		require.EqualValues(t, 1, r.shipments)
+		require.Equal(t, newPlan, r.shippedPlan)
 	})
 
 	t.Run("prorations alone", func(t *testing.T) {
@@ -143,7 +228,8 @@ func TestWebhookTrialDiscountAndProrationInvoicesAreNotMismatches(t *testing.T) 
 
 	_, metrics := a.get("/metrics")
 	require.False(t, strings.Contains(metrics, `kind="amount_mismatch"`), "an amount mismatch was alerted")
-	require.True(t, strings.Contains(metrics, `scoville_payments_total{outcome="succeeded"} 5`+"\n"), "the trial is no payment")
+	require.True(t, strings.Contains(metrics, `scoville_payment_alerts_total{kind="credited_shipped_period"} 1`+"\n"), "the credited shipped period is alerted")
+	require.True(t, strings.Contains(metrics, `scoville_payments_total{outcome="succeeded"} 12`+"\n"), "the trial is no payment")
 }
 
 // What does not add up is still refused: recorded, alerted, shipped never, and the

@@ -704,20 +704,36 @@ func TestTrialPlansStartTrialing(t *testing.T) {
 	require.Equal(t, "14", create.Form["trial_period_days"])
 }
 
-func TestPlanChangeIsProrated(t *testing.T) {
+// A plan change within the billing interval is prorated: no new period starts,
+// and the difference is billed with the renewal. A change to another interval
+// makes Stripe start and bill the new period at once: it is asked to prorate
+// nothing, so no credit gives back the current period, whose box has shipped.
+func TestPlanChangeProratesOnlyWithinTheInterval(t *testing.T) {
 	t.Parallel()
 	s := newShop(t)
-	tok := s.token("mo")
-	id := s.activeSubscription(tok, "pro")
-	_, p := s.mutate(tok, "changeSubscriptionPlan", "ChangeSubscriptionPlanInput",
-		map[string]any{"subscriptionId": id, "planId": hotQuarterly, "idempotencyKey": "pro-change"}, "subscription { id }")
-	require.Empty(t, userErrorCodes(p))
-	reqs := s.stripe.Requests()
-	last := reqs[len(reqs)-1]
-	require.Equal(t, "create_prorations", last.Form["proration_behavior"])
-	var plan models.Plan
-	require.NoError(t, s.db.Take(&plan, "id = ?", hotQuarterly).Error)
-	require.Equal(t, *plan.StripePriceID, last.Form["items[0][price]"])
+	tests := []struct {
+		name, to, want string
+	}{
+		{"monthly to quarterly", hotQuarterly, "none"},
+		{"monthly to another monthly box", mildMonthly, "create_prorations"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := s.token(fmt.Sprintf("mo-%d", i))
+			id := s.activeSubscription(tok, fmt.Sprintf("pro-%d", i))
+			_, p := s.mutate(tok, "changeSubscriptionPlan", "ChangeSubscriptionPlanInput",
+				map[string]any{"subscriptionId": id, "planId": tt.to, "idempotencyKey": fmt.Sprintf("pro-change-%d", i)}, "subscription { id }")
+			require.Empty(t, userErrorCodes(p))
+			reqs := s.stripe.Requests()
+			last := reqs[len(reqs)-1]
+			require.Equal(t, http.MethodPost, last.Method)
+			require.Equal(t, "/v1/subscriptions/"+s.stripeSub(id), last.Path)
+			require.Equal(t, tt.want, last.Form["proration_behavior"])
+			var plan models.Plan
+			require.NoError(t, s.db.Take(&plan, "id = ?", tt.to).Error)
+			require.Equal(t, *plan.StripePriceID, last.Form["items[0][price]"])
+		})
+	}
 }
 
 func TestTheStripeCustomerIsCreatedOnceUnderConcurrency(t *testing.T) {

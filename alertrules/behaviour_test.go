@@ -156,6 +156,7 @@ func TestAlertsFireOnTheirScenarios(t *testing.T) {
 		{"ScovilleFraudWarning", "the first warning since start", []series{bornAt(paymentAlert("fraud_warning"), 5*time.Minute)}, true},
 		{"ScovilleFraudWarning", "an old warning", []series{flat(paymentAlert("fraud_warning"), 1)}, false},
 		{"ScovillePaymentMismatch", "an amount mismatch", []series{bornAt(paymentAlert("amount_mismatch"), time.Minute)}, true},
+		{"ScovillePaymentMismatch", "a paid period credits time whose box shipped", []series{bornAt(paymentAlert("credited_shipped_period"), time.Minute)}, true},
 		{"ScovillePaymentMismatch", "a duplicate Stripe subscription", []series{bornAt(paymentAlert("duplicate_subscription"), time.Minute)}, true},
 		{"ScovillePaymentMismatch", "our metadata, no customer of ours", []series{bornAt(paymentAlert("unresolved_subscription"), time.Minute)}, true},
 		{"ScovillePaymentMismatch", "a refund is not a mismatch", []series{bornAt(paymentAlert("refund"), time.Minute)}, false},

@@ -186,7 +186,7 @@ var mutatingOps = []struct {
 		return err
 	}, nil},
 	{"ChangeSubscriptionPrice", func(ctx context.Context, gw *Stripe, key string) error {
-		_, err := gw.ChangeSubscriptionPrice(ctx, key, "sub_1", "si_1", "price_2")
+		_, err := gw.ChangeSubscriptionPrice(ctx, key, "sub_1", ChangePriceInput{ItemID: "si_1", PriceID: "price_2", Prorate: true})
 		return err
 	}, nil},
 	{"PauseSubscription", func(ctx context.Context, gw *Stripe, key string) error {
@@ -767,11 +767,20 @@ func TestRequestsSayWhatStripeNeeds(t *testing.T) {
 		{
 			name: "plan change prorates",
 			call: func(gw *Stripe) error {
-				_, err := gw.ChangeSubscriptionPrice(ctx, "k5", "sub_1", "si_1", "price_2")
+				_, err := gw.ChangeSubscriptionPrice(ctx, "k5", "sub_1", ChangePriceInput{ItemID: "si_1", PriceID: "price_2", Prorate: true})
 				return err
 			},
 			wantMethod: "POST", wantPath: "/v1/subscriptions/sub_1",
 			wantForm: map[string]string{"items[0][id]": "si_1", "items[0][price]": "price_2", "proration_behavior": "create_prorations"},
+		},
+		{
+			name: "plan change without proration credits nothing",
+			call: func(gw *Stripe) error {
+				_, err := gw.ChangeSubscriptionPrice(ctx, "k5n", "sub_1", ChangePriceInput{ItemID: "si_1", PriceID: "price_2"})
+				return err
+			},
+			wantMethod: "POST", wantPath: "/v1/subscriptions/sub_1",
+			wantForm: map[string]string{"items[0][id]": "si_1", "items[0][price]": "price_2", "proration_behavior": "none"},
 		},
 		{
 			name: "pause voids invoices until the resume date",

@@ -289,18 +289,27 @@ func (s *Stripe) GetCharge(ctx context.Context, id string) (Charge, error) {
 	return toCharge(out), nil
 }
 
-// ChangeSubscriptionPrice moves the subscription item to another price, with the
-// difference prorated onto the next invoice (proration_behavior=create_prorations).
-func (s *Stripe) ChangeSubscriptionPrice(ctx context.Context, key, subID, itemID, newPriceID string) (Subscription, error) {
+// ChangeSubscriptionPrice moves the subscription item to in.PriceID. With
+// in.Prorate the difference is prorated (proration_behavior=create_prorations):
+// credits and charges for the rest of the current period, billed with the next
+// invoice. Without it nothing is prorated (proration_behavior=none): no credit
+// for the unused time of the current period, whose box has shipped; when the
+// new price's interval differs, Stripe starts a new period now and bills it in
+// full at once.
+func (s *Stripe) ChangeSubscriptionPrice(ctx context.Context, key, subID string, in ChangePriceInput) (Subscription, error) {
 	if err := checkKey(key); err != nil {
 		return Subscription{}, err
 	}
-	if err := errors.Join(checkID("subID", subID), checkID("itemID", itemID), checkID("newPriceID", newPriceID)); err != nil {
+	if err := errors.Join(checkID("subID", subID), checkID("itemID", in.ItemID), checkID("newPriceID", in.PriceID)); err != nil {
 		return Subscription{}, err
 	}
+	behavior := "none"
+	if in.Prorate {
+		behavior = "create_prorations"
+	}
 	return s.updateSubscription(ctx, "ChangeSubscriptionPrice", key, subID, func(p *stripe.SubscriptionParams) {
-		p.Items = []*stripe.SubscriptionItemsParams{{ID: stripe.String(itemID), Price: stripe.String(newPriceID)}}
-		p.ProrationBehavior = stripe.String("create_prorations")
+		p.Items = []*stripe.SubscriptionItemsParams{{ID: stripe.String(in.ItemID), Price: stripe.String(in.PriceID)}}
+		p.ProrationBehavior = stripe.String(behavior)
 	})
 }
 

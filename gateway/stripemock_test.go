@@ -148,8 +148,13 @@ func TestStripeMockAcceptsEveryRequest(t *testing.T) {
 			require.Positive(t, ch.Amount)
 			require.False(t, ch.Created.IsZero())
 		}},
-		{"ChangeSubscriptionPrice", func(t *testing.T, gw *Stripe) {
-			sub, err := gw.ChangeSubscriptionPrice(ctx, "t-chg-1", "sub_123", "si_123", "price_456")
+		{"ChangeSubscriptionPrice prorated", func(t *testing.T, gw *Stripe) {
+			sub, err := gw.ChangeSubscriptionPrice(ctx, "t-chg-1", "sub_123", ChangePriceInput{ItemID: "si_123", PriceID: "price_456", Prorate: true})
+			require.NoError(t, err)
+			require.NotEmpty(t, sub.ID)
+		}},
+		{"ChangeSubscriptionPrice without proration", func(t *testing.T, gw *Stripe) {
+			sub, err := gw.ChangeSubscriptionPrice(ctx, "t-chg-2", "sub_123", ChangePriceInput{ItemID: "si_123", PriceID: "price_456"})
 			require.NoError(t, err)
 			require.NotEmpty(t, sub.ID)
 		}},

@@ -73,6 +73,15 @@ type SubscriptionInput struct {
 	AutomaticTax    bool // Stripe Tax; the customer needs an address at Stripe
 }
 
+// ChangePriceInput moves a subscription's item to another price.
+type ChangePriceInput struct {
+	ItemID  string // the subscription's item (Subscription.ItemID)
+	PriceID string // the new price
+	// Prorate credits the unused time of the current period and charges the
+	// new price for it (create_prorations); false prorates nothing (none).
+	Prorate bool
+}
+
 // Subscription is Stripe's view of a subscription, the only source of its status
 // (PAY-3). Times are UTC; a zero time means Stripe sent none.
 type Subscription struct {

@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -33,11 +34,23 @@ func (s *Syncer) subscriptionFor(ctx context.Context, tx *gorm.DB, stripeSubID s
 // after checking what Stripe charged against the plan we sold (PAY-3). It is safe
 // to run any number of times for one invoice. fresh is false when st is older
 // than the payment's last event: then only what is missing is added. A trial's
-// invoice for nothing records no payment and ships nothing (nil payment).
+// invoice for nothing records no payment and ships nothing (nil payment). A
+// paid period whose invoice credits time a box was already sent for is held as
+// a mismatch too (creditedShipped): recorded, alerted, not shipped.
 func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gateway.Invoice, sub *models.Subscription) (*models.Payment, string, error) {
 	line, mismatch, err := s.checkCharged(tx, inv)
 	if err != nil {
 		return nil, "", err
+	}
+	kind := "amount_mismatch"
+	if mismatch == "" && line != nil && !line.trial {
+		credited, err := creditedShipped(tx, inv, sub, line)
+		if err != nil {
+			return nil, "", err
+		}
+		if credited != "" {
+			mismatch, kind = credited, alertCreditedShippedPeriod
+		}
 	}
 	if mismatch == "" && line != nil && line.trial && inv.Total == 0 && inv.AmountPaid == 0 {
 		return nil, "trial: nothing charged, and nothing ships until the first paid period", nil
@@ -64,9 +77,13 @@ func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gat
 	}
 	switch {
 	case mismatch != "":
-		s.metrics.alerts.WithLabelValues("amount_mismatch").Inc()
-		s.logger.WarnContext(ctx, "paid invoice does not match the plan we sold; nothing ships until support checks it",
-			"alert", "amount_mismatch", "payment_id", pay.ID, "subscription_id", sub.ID, "stripe_invoice_id", inv.ID, "mismatch", mismatch)
+		msg := "paid invoice does not match the plan we sold; nothing ships until support checks it"
+		if kind == alertCreditedShippedPeriod {
+			msg = "paid period comes with a credit for time whose box shipped; nothing ships until support checks it"
+		}
+		s.metrics.alerts.WithLabelValues(kind).Inc()
+		s.logger.WarnContext(ctx, msg,
+			"alert", kind, "payment_id", pay.ID, "subscription_id", sub.ID, "stripe_invoice_id", inv.ID, "mismatch", mismatch)
 		return pay, "payment recorded; mismatch: " + mismatch, nil
 	case line == nil:
 		return pay, "payment recorded; the invoice bills no period, so nothing ships", nil
@@ -161,6 +178,50 @@ func (s *Syncer) checkCharged(tx *gorm.DB, inv gateway.Invoice) (*periodLine, st
 		return nil, truncate(strings.Join(problems, "; "), maxMismatch), nil
 	}
 	return period, "", nil
+}
+
+// alertCreditedShippedPeriod is the alert kind of a paid period held by
+// creditedShipped.
+const alertCreditedShippedPeriod = "credited_shipped_period"
+
+// creditedShipped names each credit of the invoice that gives back time a box
+// of sub was sent for, while the invoice's new period starts inside that time:
+// the shape of a plan change that restarted the period with prorations (an
+// interval change made in Stripe's Dashboard or customer portal). Shipping that
+// period would send a box paid for by the refund of one already sent. Credits
+// paired with a later period (a renewal carrying the prorations of a change
+// within the interval) and credits of time no box was sent for pass. "": none.
+func creditedShipped(tx *gorm.DB, inv gateway.Invoice, sub *models.Subscription, period *periodLine) (string, error) {
+	var found []string
+	for _, l := range inv.Lines {
+		if !l.Proration || l.Amount >= 0 || !overlaps(l.PeriodStart, l.PeriodEnd, period.PeriodStart, period.PeriodEnd) {
+			continue
+		}
+		var ship models.Shipment
+		err := tx.Where("subscription_id = ? AND stripe_invoice_id <> ? AND status <> ? AND period_start < ? AND period_end > ?",
+			sub.ID, inv.ID, models.ShipmentCanceled, l.PeriodEnd.UTC(), l.PeriodStart.UTC()).
+			Order("period_start").Take(&ship).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("subscriptions: shipment of credited time: %w", err)
+		}
+		found = append(found, "credit "+figure(-l.Amount)+" on line "+l.ID+" for "+span(l.PeriodStart, l.PeriodEnd)+
+			" of price "+l.PriceID+", time the box of "+span(ship.PeriodStart, ship.PeriodEnd)+" (shipment "+ship.ID+
+			") was sent for, with a new period "+span(period.PeriodStart, period.PeriodEnd)+" billed "+figure(period.Amount))
+	}
+	return truncate(strings.Join(found, "; "), maxMismatch), nil
+}
+
+// overlaps reports whether [aStart, aEnd) and [bStart, bEnd) share time.
+func overlaps(aStart, aEnd, bStart, bEnd time.Time) bool {
+	return aStart.Before(bEnd) && bStart.Before(aEnd)
+}
+
+// span writes a period as mismatch texts name it.
+func span(start, end time.Time) string {
+	return start.UTC().Format(time.RFC3339) + " to " + end.UTC().Format(time.RFC3339)
 }
 
 // periodProblems checks the line billing a period against the plan whose price

@@ -182,9 +182,17 @@ func live(sub *models.Subscription) error {
 	return nil
 }
 
-// ChangePlan moves the subscription to another plan with proration.
+// ChangePlan moves the subscription to another plan. Within the billing
+// interval the change is prorated: no new period starts, and the difference is
+// billed with the next renewal. Across intervals nothing is prorated: Stripe
+// starts and bills the new plan's period at once, in full, and credits nothing
+// for the current period, whose box has shipped (a credit would give it back
+// for free).
 func (s *Service) ChangePlan(ctx context.Context, p *auth.Principal, in models.ChangeSubscriptionPlanInput) (*Result, error) {
-	var plan *models.Plan
+	var (
+		plan    *models.Plan
+		prorate bool
+	)
 	return s.change(ctx, p, OpChangePlan, in.SubscriptionID, in.IdempotencyKey, in, nil,
 		func(sub *models.Subscription) error {
 			if err := live(sub); err != nil {
@@ -207,10 +215,13 @@ func (s *Service) ChangePlan(ctx context.Context, p *auth.Principal, in models.C
 			if sub.StripeItemID == nil {
 				return invalidState("the subscription is not set up at the payment provider yet")
 			}
+			prorate = current.Interval == plan.Interval
 			return nil
 		},
 		func(ctx context.Context, key string, sub *models.Subscription) (gateway.Subscription, error) {
-			return s.gw.ChangeSubscriptionPrice(ctx, key, *sub.StripeSubscriptionID, *sub.StripeItemID, *plan.StripePriceID)
+			return s.gw.ChangeSubscriptionPrice(ctx, key, *sub.StripeSubscriptionID, gateway.ChangePriceInput{
+				ItemID: *sub.StripeItemID, PriceID: *plan.StripePriceID, Prorate: prorate,
+			})
 		},
 	)
 }

@@ -124,8 +124,8 @@ func (r *recorder) RefundPayment(ctx context.Context, key string, in gateway.Ref
 	return r.stripe.RefundPayment(ctx, key, in)
 }
 
-func (r *recorder) ChangeSubscriptionPrice(ctx context.Context, key, subID, itemID, priceID string) (gateway.Subscription, error) {
-	return r.answered(r.Gateway.ChangeSubscriptionPrice(ctx, key, subID, itemID, priceID))
+func (r *recorder) ChangeSubscriptionPrice(ctx context.Context, key, subID string, in gateway.ChangePriceInput) (gateway.Subscription, error) {
+	return r.answered(r.Gateway.ChangeSubscriptionPrice(ctx, key, subID, in))
 }
 
 func (r *recorder) PauseSubscription(ctx context.Context, key, subID string, resumesAt *time.Time) (gateway.Subscription, error) {

@@ -26,7 +26,7 @@ type Gateway interface {
 	CreateCustomer(ctx context.Context, key string, in gateway.CustomerInput) (string, error)
 	CreateCheckoutSession(ctx context.Context, key string, in gateway.CheckoutInput) (gateway.CheckoutSession, error)
 	CreateSubscription(ctx context.Context, key string, in gateway.SubscriptionInput) (gateway.Subscription, string, error)
-	ChangeSubscriptionPrice(ctx context.Context, key, subID, itemID, newPriceID string) (gateway.Subscription, error)
+	ChangeSubscriptionPrice(ctx context.Context, key, subID string, in gateway.ChangePriceInput) (gateway.Subscription, error)
 	PauseSubscription(ctx context.Context, key, subID string, resumesAt *time.Time) (gateway.Subscription, error)
 	ResumeSubscription(ctx context.Context, key, subID string) (gateway.Subscription, error)
 	CancelSubscription(ctx context.Context, key, subID string, atPeriodEnd bool) (gateway.Subscription, error)
