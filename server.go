@@ -51,7 +51,7 @@ import (
 )
 
 // maxGraphQLBody bounds a GraphQL request; larger bodies are refused before parsing.
-const maxGraphQLBody = 1 << 20
+const maxGraphQLBody = graph.MaxBodyBytes
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

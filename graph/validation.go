@@ -1,0 +1,92 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/validator/core"
+	"github.com/vektah/gqlparser/v2/validator/rules"
+)
+
+// validationWork is what one document's validation did: field-merging work units
+// (see budgetedOverlapRule) and nodes the validator's walk visited.
+type validationWork struct {
+	Comparisons int
+	Nodes       int
+}
+
+// validationRules is gqlparser's default rule set with OverlappingFieldsCanBeMerged
+// replaced by its budgeted copy. count, when set, is given a fresh tally for each
+// validation, which a counting rule fills in (tests).
+func validationRules(budget int, count func(*validationWork)) func() *rules.Rules {
+	return func() *rules.Rules {
+		r := rules.NewDefaultRules()
+		var work *validationWork
+		var spent func(int)
+		if count != nil {
+			work = &validationWork{}
+			count(work)
+			spent = func(n int) { work.Comparisons = n }
+		}
+		r.RemoveRule(overlapRuleName)
+		r.AddRule(overlapRuleName, budgetedOverlapRule(budget, spent).RuleFunc)
+		r = capErrors(r, maxValidationErrors)
+		if work != nil {
+			r.AddRule("CountVisitedNodes", func(observers *core.Events, _ core.AddErrFunc) {
+				visit := func() { work.Nodes++ }
+				observers.OnField(func(*core.Walker, *ast.Field) { visit() })
+				observers.OnInlineFragment(func(*core.Walker, *ast.InlineFragment) { visit() })
+				observers.OnFragmentSpread(func(*core.Walker, *ast.FragmentSpread) { visit() })
+				observers.OnDirective(func(*core.Walker, *ast.Directive) { visit() })
+				observers.OnValue(func(*core.Walker, *ast.Value) { visit() })
+				observers.OnVariable(func(*core.Walker, *ast.VariableDefinition) { visit() })
+				observers.OnOperation(func(*core.Walker, *ast.OperationDefinition) { visit() })
+				observers.OnFragment(func(*core.Walker, *ast.FragmentDefinition) { visit() })
+			})
+		}
+		return r
+	}
+}
+
+// maxValidationErrors is how many validation errors one answer carries, as
+// graphql-js's validate does by default: past it the document is plainly not a
+// client's mistake, and each further error only costs presenting and sending.
+const maxValidationErrors = 100
+
+// capErrors wraps every rule so that the rules together report at most max errors,
+// then one saying the rest were dropped.
+func capErrors(r *rules.Rules, max int) *rules.Rules {
+	n := 0
+	out := rules.NewRules()
+	for name, f := range r.GetInner() {
+		out.AddRule(name, func(observers *core.Events, addError core.AddErrFunc) {
+			f(observers, func(options ...core.ErrorOption) {
+				n++
+				switch {
+				case n <= max:
+					addError(options...)
+				case n == max+1:
+					addError(core.Message("too many validation errors: only the first %d are reported", max))
+				}
+			})
+		})
+	}
+	return out
+}
+
+// withBudgetCode gives the error of a spent validation budget its own code,
+// CodeDocumentTooComplex, in place of gqlgen's generic validation code: the client
+// must send a simpler document, not fix a mistake.
+func withBudgetCode(next graphql.ErrorPresenterFunc) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		e := next(ctx, err)
+		if e == nil || e.Rule != ruleValidationBudget {
+			return e
+		}
+		c := *e
+		c.Extensions = map[string]any{"code": CodeDocumentTooComplex}
+		return &c
+	}
+}
