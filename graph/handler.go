@@ -22,10 +22,10 @@ import (
 
 // Defaults of the cost limits (API-3); HandlerConfig overrides them.
 const (
-	DefaultMaxComplexity    = 5000
-	DefaultMaxDepth         = 15
-	DefaultMaxAliases       = 30
-	DefaultMaxFields        = 2000
+	DefaultMaxComplexity = 5000
+	DefaultMaxDepth      = 15
+	DefaultMaxAliases    = 30
+	DefaultMaxFields     = 2000
 	// DefaultParserTokenLimit is several times the largest legitimate document: the
 	// storefront's operations and the Playground's introspection query have a few
 	// hundred tokens (docs/incoming/h-parse.md). Parsing is linear, but it is paid in
