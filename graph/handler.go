@@ -153,7 +153,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	for _, e := range cfg.Extensions {
 		srv.Use(e)
 	}
-	srv.SetErrorPresenter(withBudgetCode(withoutSuggestions(cfg.Introspection, NewErrorPresenter(cfg.Logger))))
+	srv.SetErrorPresenter(withErrorCap(withBudgetCode(withoutSuggestions(cfg.Introspection, NewErrorPresenter(cfg.Logger)))))
 	srv.SetRecoverFunc(NewRecoverFunc(cfg.Logger))
 	return srv
 }

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -32,7 +33,6 @@ func validationRules(budget int, count func(*validationWork)) func() *rules.Rule
 		}
 		r.RemoveRule(overlapRuleName)
 		r.AddRule(overlapRuleName, budgetedOverlapRule(budget, spent).RuleFunc)
-		r = capErrors(r, maxValidationErrors)
 		if work != nil {
 			r.AddRule("CountVisitedNodes", func(observers *core.Events, _ core.AddErrFunc) {
 				visit := func() { work.Nodes++ }
@@ -50,30 +50,41 @@ func validationRules(budget int, count func(*validationWork)) func() *rules.Rule
 	}
 }
 
-// maxValidationErrors is how many validation errors one answer carries, as
-// graphql-js's validate does by default: past it the document is plainly not a
-// client's mistake, and each further error only costs presenting and sending.
+// maxValidationErrors is how many errors about the request itself (parse and
+// validation errors, which have no path) one answer carries, as graphql-js's validate
+// does by default: past it the document is plainly not a client's mistake, and each
+// further error only costs presenting and sending.
 const maxValidationErrors = 100
 
-// capErrors wraps every rule so that the rules together report at most max errors,
-// then one saying the rest were dropped.
-func capErrors(r *rules.Rules, max int) *rules.Rules {
-	n := 0
-	out := rules.NewRules()
-	for name, f := range r.GetInner() {
-		out.AddRule(name, func(observers *core.Events, addError core.AddErrFunc) {
-			f(observers, func(options ...core.ErrorOption) {
-				n++
-				switch {
-				case n <= max:
-					addError(options...)
-				case n == max+1:
-					addError(core.Message("too many validation errors: only the first %d are reported", max))
-				}
-			})
-		})
+// requestErrorCount counts one operation's request errors, in its Stats.
+const requestErrorCount = "RequestErrorCount"
+
+// withErrorCap drops request errors past maxValidationErrors, the first one dropped
+// becoming a note that the rest were.
+func withErrorCap(next graphql.ErrorPresenterFunc) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		e := next(ctx, err)
+		if e == nil || len(e.Path) > 0 || !graphql.HasOperationContext(ctx) {
+			return e
+		}
+		stats := &graphql.GetOperationContext(ctx).Stats
+		n, _ := stats.GetExtension(requestErrorCount).(*int)
+		if n == nil {
+			n = new(int)
+			stats.SetExtension(requestErrorCount, n)
+		}
+		*n++
+		switch {
+		case *n <= maxValidationErrors:
+			return e
+		case *n == maxValidationErrors+1:
+			return &gqlerror.Error{
+				Message:    fmt.Sprintf("too many errors: only the first %d are reported", maxValidationErrors),
+				Extensions: e.Extensions,
+			}
+		}
+		return nil
 	}
-	return out
 }
 
 // withBudgetCode gives the error of a spent validation budget its own code,
