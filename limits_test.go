@@ -140,7 +140,9 @@ func TestGraphQLLimitsRefuseBeforeAnyResolver(t *testing.T) {
 	t.Run("admin introspection in production", func(t *testing.T) {
 		res := a.gql(a.token("limits-admin", "admin"), `{ __schema { queryType { name } } }`, nil)
 		require.Empty(t, res.Errors, res.Raw)
-		require.Contains(t, a.gql(a.token("limits-admin", "admin"), `{ plan { id } }`, nil).Raw, "Did you mean")
+		// Staff keep argument and value hints; field hints are not computed in
+		// production (the Playground completes fields from the schema).
+		require.Contains(t, a.gql(a.token("limits-admin", "admin"), `{ adminSubscriptions(frist: 1) { edges { cursor } } }`, nil).Raw, "Did you mean")
 	})
 
 	t.Run("a 10 MB body", func(t *testing.T) {
@@ -339,4 +341,67 @@ func TestBrowserFacingProtection(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRequestsInFlightAreBounded holds requests in flight with bodies that never
+// finish (a slow sender), then tries more: the caller's next request is refused at
+// once with RATE_LIMITED and retryAfter, over POST and GET alike, while another
+// caller on the same address is served; when the held requests end, the caller is
+// served again.
+func TestRequestsInFlightAreBounded(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{production: true, env: map[string]string{"RATE_LIMIT_INFLIGHT_PER_CALLER": "2"}})
+	alice := a.token("inflight-alice")
+
+	type held struct {
+		w    *io.PipeWriter
+		done chan int // the status, once answered
+	}
+	hold := func(token string) held {
+		pr, pw := io.Pipe()
+		req, err := http.NewRequest(http.MethodPost, a.srv.URL+"/graphql", pr)
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		h := held{w: pw, done: make(chan int, 1)}
+		go func() {
+			resp, err := a.srv.Client().Do(req)
+			if err != nil {
+				h.done <- 0
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			h.done <- resp.StatusCode
+		}()
+		// The write returns once the handler reads the body: the request is in flight.
+		_, err = pw.Write([]byte(`{"query": `))
+		require.NoError(t, err)
+		return h
+	}
+	finish := func(h held) int {
+		_, err := h.w.Write([]byte(`"{ __typename }"}`))
+		require.NoError(t, err)
+		require.NoError(t, h.w.Close())
+		return <-h.done
+	}
+
+	first, second := hold(alice), hold(alice)
+	res := a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: alice})
+	require.Equal(t, http.StatusTooManyRequests, res.Status, res.Raw)
+	require.Equal(t, []string{"RATE_LIMITED"}, res.codes(), res.Raw)
+	requireRetryAfter(t, res, 1)
+	res = a.raw(limitsRequest{method: http.MethodGet, path: "/graphql?query=%7B__typename%7D", token: alice})
+	require.Equal(t, []string{"RATE_LIMITED"}, res.codes(), "GET is the same entry: %s", res.Raw)
+
+	res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: a.token("inflight-bob")})
+	require.Empty(t, res.Errors, "another caller on the address is served: %s", res.Raw)
+
+	require.Equal(t, http.StatusOK, finish(first))
+	require.Equal(t, http.StatusOK, finish(second))
+	res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: alice})
+	require.Empty(t, res.Errors, "the slots are free again: %s", res.Raw)
+
+	_, metrics := a.get("/metrics")
+	require.Contains(t, metrics, `scoville_rate_limited_total{scope="inflight"} 2`)
 }

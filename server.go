@@ -385,6 +385,8 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 		Mutation: ratelimit.PerMinute(cfg.RateLimitMutations),
 		Payment:  ratelimit.PerMinute(cfg.RateLimitPayments),
 		Webhook:  ratelimit.PerMinute(cfg.RateLimitWebhooks),
+
+		InFlightPerCaller: cfg.RateLimitInFlightCaller, InFlightPerAddress: cfg.RateLimitInFlightAddress,
 	}, reg)
 	gql := graph.NewHandler(graph.HandlerConfig{
 		Resolvers:     root,
@@ -401,7 +403,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	mux := http.NewServeMux()
 	// The client address is resolved for every route (below), before these.
 	mux.Handle("/graphql", httpserver.Observe("graphql", logger, httpMetrics, httpserver.CORS(cfg.CORSAllowedOrigins,
-		limitBody(maxGraphQLBody, limiter.PerAddress(ratelimit.ScopeAddress, authenticate(root.Loaders(gql)))))))
+		limitBody(maxGraphQLBody, limiter.PerAddress(ratelimit.ScopeAddress, authenticate(limiter.InFlight(root.Loaders(gql))))))))
 	a.inbox = webhooks.NewHandler(db, queue, cfg.StripeWebhookSecret.Reveal(), webhookMetrics, logger)
 	eventWorker.YieldTo(a.inbox)
 	enqueueWorker.YieldTo(a.inbox)

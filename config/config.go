@@ -110,6 +110,14 @@ type Config struct {
 	// and a signature check is cheap). Every limit allows a burst of half
 	// its minute at once.
 	RateLimitWebhooks int
+	// RateLimitInFlightCaller is RATE_LIMIT_INFLIGHT_PER_CALLER (1..10,000),
+	// default 4: /graphql requests one caller (principal, or address when
+	// anonymous) may have in flight at once.
+	RateLimitInFlightCaller int
+	// RateLimitInFlightAddress is RATE_LIMIT_INFLIGHT_PER_ADDRESS (1..100,000),
+	// default 16: /graphql requests in flight at once from one client address,
+	// whoever the callers.
+	RateLimitInFlightAddress int
 	// GraphQLMaxComplexity is GRAPHQL_MAX_COMPLEXITY (10..1,000,000), default
 	// 5000: the cost limit of one operation (objects 1, scalars 0, a connection
 	// first times its selection, first as asked even where it is served as 100).
@@ -229,6 +237,8 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.RateLimitMutations, _ = l.intIn("RATE_LIMIT_MUTATIONS_PER_MINUTE", 60, 1, 1_000_000)
 	c.RateLimitPayments, _ = l.intIn("RATE_LIMIT_PAYMENTS_PER_MINUTE", 10, 1, 1_000_000)
 	c.RateLimitWebhooks, _ = l.intIn("RATE_LIMIT_WEBHOOKS_PER_MINUTE", 60000, 1, 1_000_000)
+	c.RateLimitInFlightCaller, _ = l.intIn("RATE_LIMIT_INFLIGHT_PER_CALLER", 4, 1, 10_000)
+	c.RateLimitInFlightAddress, _ = l.intIn("RATE_LIMIT_INFLIGHT_PER_ADDRESS", 16, 1, 100_000)
 	c.GraphQLMaxComplexity, _ = l.intIn("GRAPHQL_MAX_COMPLEXITY", 5000, 10, 1_000_000)
 	c.GraphQLMaxDepth, _ = l.intIn("GRAPHQL_MAX_DEPTH", 15, 2, 100)
 	c.SMTPURL = l.smtpURL("SMTP_URL")
@@ -294,6 +304,8 @@ func (c *Config) LogValue() slog.Value {
 		slog.Int("rate_limit_mutations_per_minute", c.RateLimitMutations),
 		slog.Int("rate_limit_payments_per_minute", c.RateLimitPayments),
 		slog.Int("rate_limit_webhooks_per_minute", c.RateLimitWebhooks),
+		slog.Int("rate_limit_inflight_per_caller", c.RateLimitInFlightCaller),
+		slog.Int("rate_limit_inflight_per_address", c.RateLimitInFlightAddress),
 		slog.Int("graphql_max_complexity", c.GraphQLMaxComplexity),
 		slog.Int("graphql_max_depth", c.GraphQLMaxDepth),
 		slog.Bool("smtp_url_set", c.SMTPURL != ""),

@@ -73,6 +73,9 @@ type Config struct {
 	AddressFactor int
 	// MaxKeys bounds the buckets kept per allowance (memory); default 100,000.
 	MaxKeys int
+	// InFlightPerCaller and InFlightPerAddress bound the requests in flight at once
+	// (see InFlight); defaults DefaultInFlightPerCaller and DefaultInFlightPerAddress.
+	InFlightPerCaller, InFlightPerAddress int
 	// PaymentOperations are the mutation fields charged to ScopePayment; default
 	// DefaultPaymentOperations.
 	PaymentOperations []string
@@ -97,6 +100,7 @@ type Limiter struct {
 	perCaller map[Scope]*buckets
 	perAddr   map[Scope]*buckets
 	payments  map[string]bool
+	inFlight  *inFlight
 	refused   *prometheus.CounterVec
 	now       func() time.Time
 }
@@ -145,6 +149,7 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 			ScopePayment:  newBuckets(scaled(cfg.Payment), cfg.MaxKeys),
 		},
 		payments: map[string]bool{},
+		inFlight: newInFlight(cfg.InFlightPerCaller, cfg.InFlightPerAddress),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scoville_rate_limited_total",
 			Help: "Requests and operations refused with RATE_LIMITED, by scope.",
@@ -154,7 +159,7 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 	for _, op := range cfg.PaymentOperations {
 		l.payments[op] = true
 	}
-	for _, s := range []Scope{ScopeWebhook, ScopeAddress, ScopeQuery, ScopeMutation, ScopePayment} {
+	for _, s := range []Scope{ScopeWebhook, ScopeAddress, ScopeQuery, ScopeMutation, ScopePayment, ScopeInFlight} {
 		l.refused.WithLabelValues(string(s)) // every series exists from the start, for alert rules
 	}
 	if reg != nil {
