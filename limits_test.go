@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -364,6 +367,7 @@ func TestRequestsInFlightAreBounded(t *testing.T) {
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+token)
 		h := held{w: pw, done: make(chan int, 1)}
+		t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) }) // never leave the server waiting
 		go func() {
 			resp, err := a.srv.Client().Do(req)
 			if err != nil {
@@ -374,7 +378,8 @@ func TestRequestsInFlightAreBounded(t *testing.T) {
 			resp.Body.Close()
 			h.done <- resp.StatusCode
 		}()
-		// The write returns once the handler reads the body: the request is in flight.
+		// The write returns once the client sends it; the server reads it once the
+		// request is past the limit, where it then waits for the rest.
 		_, err = pw.Write([]byte(`{"query": `))
 		require.NoError(t, err)
 		return h
@@ -387,8 +392,13 @@ func TestRequestsInFlightAreBounded(t *testing.T) {
 	}
 
 	first, second := hold(alice), hold(alice)
-	res := a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: alice})
-	require.Equal(t, http.StatusTooManyRequests, res.Status, res.Raw)
+	var res gqlResponse
+	// The held requests reach the handler a moment after their first bytes leave;
+	// until then a probe of alice's may still be served.
+	require.Eventually(t, func() bool {
+		res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: alice})
+		return res.Status == http.StatusTooManyRequests
+	}, 10*time.Second, 20*time.Millisecond, "alice's third request in flight is refused")
 	require.Equal(t, []string{"RATE_LIMITED"}, res.codes(), res.Raw)
 	requireRetryAfter(t, res, 1)
 	res = a.raw(limitsRequest{method: http.MethodGet, path: "/graphql?query=%7B__typename%7D", token: alice})
@@ -403,5 +413,54 @@ func TestRequestsInFlightAreBounded(t *testing.T) {
 	require.Empty(t, res.Errors, "the slots are free again: %s", res.Raw)
 
 	_, metrics := a.get("/metrics")
-	require.Contains(t, metrics, `scoville_rate_limited_total{scope="inflight"} 2`)
+	require.Regexp(t, `scoville_rate_limited_total\{scope="inflight"\} [2-9]`, metrics)
+}
+
+// TestHostileDocumentsAreRefusedCheaply sends the issue's shapes to the production
+// app, as anonymous callers, a customer and an admin in the Playground, whole and as
+// a persisted query: each is refused with its code before anything runs. (The
+// counting proof of the bounds is graph's TestHostileDocumentsAreRefusedWithinBudget.)
+func TestHostileDocumentsAreRefusedCheaply(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{production: true})
+	copies := func(n int, s string) string { return strings.Repeat(s+" ", n) }
+	cases := []struct{ name, query, code string }{
+		{"over the token limit", "{ " + copies(5000, "__typename") + "}", "GRAPHQL_PARSE_FAILED"},
+		{"duplicates up to the token limit", "{ " + copies(1990, "__typename") + "}", "DOCUMENT_TOO_COMPLEX"},
+		{"duplicates in a list field", "{ plans { " + copies(1990, "id") + "} }", "DOCUMENT_TOO_COMPLEX"},
+		{"a chain of fragments", "{ ...F0 } " + func() string {
+			var b strings.Builder
+			for i := range 200 {
+				fmt.Fprintf(&b, "fragment F%d on Query { __typename ...F%d } ", i, i+1)
+			}
+			return b.String() + "fragment F200 on Query { __typename }"
+		}(), "DOCUMENT_TOO_COMPLEX"},
+		{"a fragment cycle", "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }", "GRAPHQL_VALIDATION_FAILED"},
+	}
+	// The issue's largest document, 9,900 __typename (109 KB), is over the body limit.
+	res := a.raw(limitsRequest{body: gqlBody("{ "+copies(9900, "__typename")+"}", nil)})
+	require.Equal(t, http.StatusRequestEntityTooLarge, res.Status, res.Raw)
+	require.Equal(t, []string{"REQUEST_TOO_LARGE"}, res.codes())
+
+	callers := map[string]string{"anonymous": "", "customer": a.token("hostile-customer"), "playground admin": a.token("hostile-admin", "admin")}
+	for _, tc := range cases {
+		for who, token := range callers {
+			res := a.raw(limitsRequest{body: gqlBody(tc.query, nil), token: token})
+			require.Equal(t, http.StatusUnprocessableEntity, res.Status, "%s as %s: %.300s", tc.name, who, res.Raw)
+			require.Equal(t, []string{tc.code}, res.codes(), "%s as %s", tc.name, who)
+			require.Nil(t, res.Data)
+		}
+		sum := sha256.Sum256([]byte(tc.query))
+		ext := fmt.Sprintf(`{"persistedQuery":{"version":1,"sha256Hash":%q}}`, hex.EncodeToString(sum[:]))
+		body, err := json.Marshal(map[string]any{"query": tc.query, "extensions": json.RawMessage(ext)})
+		require.NoError(t, err)
+		res := a.raw(limitsRequest{body: bytes.NewReader(body)})
+		require.Equal(t, []string{tc.code}, res.codes(), "%s registered as a persisted query: %.300s", tc.name, res.Raw)
+		if len(tc.query) <= 16<<10 {
+			res = a.raw(limitsRequest{method: http.MethodGet, path: "/graphql?" + url.Values{"extensions": {ext}}.Encode()})
+			require.Equal(t, []string{tc.code}, res.codes(), "%s replayed by its hash: %.300s", tc.name, res.Raw)
+		}
+	}
+	require.Zero(t, a.customerRows("hostile-customer"), "nothing ran")
+	require.Zero(t, a.customerRows("hostile-admin"), "nothing ran")
 }
