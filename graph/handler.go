@@ -36,7 +36,7 @@ const (
 	DefaultMaxNodes = 10000
 	// DefaultValidationBudget bounds the field comparisons of one document's
 	// validation (see HandlerConfig.ValidationBudget).
-	DefaultValidationBudget = 10000
+	DefaultValidationBudget = 5000
 	// MaxBodyBytes bounds a GraphQL request body (the server refuses a larger one
 	// with 413 before reading it): many times the largest legitimate request, small
 	// enough that decoding the largest JSON costs little.

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -59,13 +60,13 @@ const maxValidationErrors = 100
 // requestErrorCount counts one operation's request errors, in its Stats.
 const requestErrorCount = "RequestErrorCount"
 
-// withErrorCap drops request errors past maxValidationErrors, the first one dropped
-// becoming a note that the rest were.
+// withErrorCap drops request errors past maxValidationErrors before they are
+// presented, the first one dropped becoming a note that the rest were.
 func withErrorCap(next graphql.ErrorPresenterFunc) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
-		e := next(ctx, err)
-		if e == nil || len(e.Path) > 0 || !graphql.HasOperationContext(ctx) {
-			return e
+		var g *gqlerror.Error
+		if !errors.As(err, &g) || g.Err != nil || len(g.Path) > 0 || !graphql.HasOperationContext(ctx) {
+			return next(ctx, err)
 		}
 		stats := &graphql.GetOperationContext(ctx).Stats
 		n, _ := stats.GetExtension(requestErrorCount).(*int)
@@ -76,8 +77,12 @@ func withErrorCap(next graphql.ErrorPresenterFunc) graphql.ErrorPresenterFunc {
 		*n++
 		switch {
 		case *n <= maxValidationErrors:
-			return e
+			return next(ctx, err)
 		case *n == maxValidationErrors+1:
+			e := next(ctx, err)
+			if e == nil {
+				return nil
+			}
 			return &gqlerror.Error{
 				Message:    fmt.Sprintf("too many errors: only the first %d are reported", maxValidationErrors),
 				Extensions: e.Extensions,
