@@ -111,11 +111,11 @@ type Config struct {
 	// its minute at once.
 	RateLimitWebhooks int
 	// RateLimitInFlightCaller is RATE_LIMIT_INFLIGHT_PER_CALLER (1..10,000),
-	// default 4: /graphql requests one caller (principal, or address when
+	// default 8: /graphql requests one caller (principal, or address when
 	// anonymous) may have in flight at once.
 	RateLimitInFlightCaller int
 	// RateLimitInFlightAddress is RATE_LIMIT_INFLIGHT_PER_ADDRESS (1..100,000),
-	// default 16: /graphql requests in flight at once from one client address,
+	// default 32: /graphql requests in flight at once from one client address,
 	// whoever the callers.
 	RateLimitInFlightAddress int
 	// GraphQLMaxComplexity is GRAPHQL_MAX_COMPLEXITY (10..1,000,000), default
@@ -237,8 +237,8 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.RateLimitMutations, _ = l.intIn("RATE_LIMIT_MUTATIONS_PER_MINUTE", 60, 1, 1_000_000)
 	c.RateLimitPayments, _ = l.intIn("RATE_LIMIT_PAYMENTS_PER_MINUTE", 10, 1, 1_000_000)
 	c.RateLimitWebhooks, _ = l.intIn("RATE_LIMIT_WEBHOOKS_PER_MINUTE", 60000, 1, 1_000_000)
-	c.RateLimitInFlightCaller, _ = l.intIn("RATE_LIMIT_INFLIGHT_PER_CALLER", 4, 1, 10_000)
-	c.RateLimitInFlightAddress, _ = l.intIn("RATE_LIMIT_INFLIGHT_PER_ADDRESS", 16, 1, 100_000)
+	c.RateLimitInFlightCaller, _ = l.intIn("RATE_LIMIT_INFLIGHT_PER_CALLER", 8, 1, 10_000)
+	c.RateLimitInFlightAddress, _ = l.intIn("RATE_LIMIT_INFLIGHT_PER_ADDRESS", 32, 1, 100_000)
 	c.GraphQLMaxComplexity, _ = l.intIn("GRAPHQL_MAX_COMPLEXITY", 5000, 10, 1_000_000)
 	c.GraphQLMaxDepth, _ = l.intIn("GRAPHQL_MAX_DEPTH", 15, 2, 100)
 	c.SMTPURL = l.smtpURL("SMTP_URL")

@@ -17,8 +17,8 @@ func TestLoadRateAndCostLimits(t *testing.T) {
 	require.Equal(t, 60000, c.RateLimitWebhooks)
 	require.Equal(t, 5000, c.GraphQLMaxComplexity)
 	require.Equal(t, 15, c.GraphQLMaxDepth)
-	require.Equal(t, 4, c.RateLimitInFlightCaller)
-	require.Equal(t, 16, c.RateLimitInFlightAddress)
+	require.Equal(t, 8, c.RateLimitInFlightCaller)
+	require.Equal(t, 32, c.RateLimitInFlightAddress)
 
 	c, err = Load(devEnv().with(env{
 		"RATE_LIMIT_ADDRESS_PER_MINUTE": "50", "RATE_LIMIT_QUERIES_PER_MINUTE": "40",

@@ -18,8 +18,8 @@ const inFlightRetry = time.Second
 
 // Default in-flight allowances (RATE_LIMIT_INFLIGHT_* in README).
 const (
-	DefaultInFlightPerCaller  = 4
-	DefaultInFlightPerAddress = 16
+	DefaultInFlightPerCaller  = 8
+	DefaultInFlightPerAddress = 32
 )
 
 // inFlight counts the requests in flight per key. Only keys with a request in flight
