@@ -86,6 +86,8 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 		"RATE_LIMIT_PAYMENTS_PER_MINUTE":  "1000000",
 		"RATE_LIMIT_WEBHOOKS_PER_MINUTE":  "1000000",
 		"RATE_LIMIT_EXPORTS_PER_MINUTE":   "1000000",
+		"RATE_LIMIT_INFLIGHT_PER_CALLER":  "10000",
+		"RATE_LIMIT_INFLIGHT_PER_ADDRESS": "100000",
 		"DATA_ENCRYPTION_KEYS":            testDataKeys(t, opts.dbURL),
 	}
 	for k, v := range opts.env {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -102,7 +105,7 @@ func TestGraphQLLimitsRefuseBeforeAnyResolver(t *testing.T) {
 
 	ofTypes := strings.Repeat("ofType { ", 38) + "name" + strings.Repeat(" }", 38)
 	var aliases strings.Builder
-	for i := range 1000 {
+	for i := range 300 { // within the parser's token limit
 		fmt.Fprintf(&aliases, "a%d: me { id } ", i)
 	}
 	cases := []struct {
@@ -113,8 +116,8 @@ func TestGraphQLLimitsRefuseBeforeAnyResolver(t *testing.T) {
 	}{
 		{"a 40-deep query", "limits-deep", []string{"admin"}, `{ me { id } __type(name: "Query") { ` + ofTypes + ` } }`,
 			"DEPTH_LIMIT_EXCEEDED", "operation is nested 40 levels deep, which exceeds the limit of 15"},
-		{"a 1,000-alias query", "limits-alias", nil, "{ " + aliases.String() + "}",
-			"ALIAS_LIMIT_EXCEEDED", "operation uses 1000 aliases, which exceeds the limit of 30"},
+		{"a 300-alias query", "limits-alias", nil, "{ " + aliases.String() + "}",
+			"ALIAS_LIMIT_EXCEEDED", "operation uses 300 aliases, which exceeds the limit of 30"},
 		{"first: 1000000000", "limits-first", nil, `{ me { id subscriptions { payments(first: 1000000000) { edges { node { id } } } } } }`,
 			"COMPLEXITY_LIMIT_EXCEEDED", "which exceeds the limit of 5000"},
 		{"customer introspection in production", "limits-introspect", nil, `{ me { id } __schema { queryType { name } } }`,
@@ -140,7 +143,9 @@ func TestGraphQLLimitsRefuseBeforeAnyResolver(t *testing.T) {
 	t.Run("admin introspection in production", func(t *testing.T) {
 		res := a.gql(a.token("limits-admin", "admin"), `{ __schema { queryType { name } } }`, nil)
 		require.Empty(t, res.Errors, res.Raw)
-		require.Contains(t, a.gql(a.token("limits-admin", "admin"), `{ plan { id } }`, nil).Raw, "Did you mean")
+		// Staff keep argument and value hints; field hints are not computed in
+		// production (the Playground completes fields from the schema).
+		require.Contains(t, a.gql(a.token("limits-admin", "admin"), `{ adminSubscriptions(frist: 1) { edges { cursor } } }`, nil).Raw, "Did you mean")
 	})
 
 	t.Run("a 10 MB body", func(t *testing.T) {
@@ -150,7 +155,7 @@ func TestGraphQLLimitsRefuseBeforeAnyResolver(t *testing.T) {
 			res := a.raw(limitsRequest{body: body, length: length, token: a.token("limits-body")})
 			require.Equal(t, http.StatusRequestEntityTooLarge, res.Status)
 			require.Equal(t, []string{"REQUEST_TOO_LARGE"}, res.codes(), res.Raw)
-			require.Contains(t, res.Errors[0].Message, "request body too large: the limit is 1048576 bytes")
+			require.Contains(t, res.Errors[0].Message, "request body too large: the limit is 65536 bytes")
 			require.Zero(t, a.customerRows("limits-body"))
 		}
 	})
@@ -339,4 +344,123 @@ func TestBrowserFacingProtection(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRequestsInFlightAreBounded holds requests in flight with bodies that never
+// finish (a slow sender), then tries more: the caller's next request is refused at
+// once with RATE_LIMITED and retryAfter, over POST and GET alike, while another
+// caller on the same address is served; when the held requests end, the caller is
+// served again.
+func TestRequestsInFlightAreBounded(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{production: true, env: map[string]string{"RATE_LIMIT_INFLIGHT_PER_CALLER": "2"}})
+	alice := a.token("inflight-alice")
+
+	type held struct {
+		w    *io.PipeWriter
+		done chan int // the status, once answered
+	}
+	hold := func(token string) held {
+		pr, pw := io.Pipe()
+		req, err := http.NewRequest(http.MethodPost, a.srv.URL+"/graphql", pr)
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		h := held{w: pw, done: make(chan int, 1)}
+		t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) }) // never leave the server waiting
+		go func() {
+			resp, err := a.srv.Client().Do(req)
+			if err != nil {
+				h.done <- 0
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			h.done <- resp.StatusCode
+		}()
+		// The write returns once the client sends it; the server reads it once the
+		// request is past the limit, where it then waits for the rest.
+		_, err = pw.Write([]byte(`{"query": `))
+		require.NoError(t, err)
+		return h
+	}
+	finish := func(h held) int {
+		_, err := h.w.Write([]byte(`"{ __typename }"}`))
+		require.NoError(t, err)
+		require.NoError(t, h.w.Close())
+		return <-h.done
+	}
+
+	first, second := hold(alice), hold(alice)
+	var res gqlResponse
+	// The held requests reach the handler a moment after their first bytes leave;
+	// until then a probe of alice's may still be served.
+	require.Eventually(t, func() bool {
+		res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: alice})
+		return res.Status == http.StatusTooManyRequests
+	}, 10*time.Second, 20*time.Millisecond, "alice's third request in flight is refused")
+	require.Equal(t, []string{"RATE_LIMITED"}, res.codes(), res.Raw)
+	requireRetryAfter(t, res, 1)
+	res = a.raw(limitsRequest{method: http.MethodGet, path: "/graphql?query=%7B__typename%7D", token: alice})
+	require.Equal(t, []string{"RATE_LIMITED"}, res.codes(), "GET is the same entry: %s", res.Raw)
+
+	res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: a.token("inflight-bob")})
+	require.Empty(t, res.Errors, "another caller on the address is served: %s", res.Raw)
+
+	require.Equal(t, http.StatusOK, finish(first))
+	require.Equal(t, http.StatusOK, finish(second))
+	res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: alice})
+	require.Empty(t, res.Errors, "the slots are free again: %s", res.Raw)
+
+	_, metrics := a.get("/metrics")
+	require.Regexp(t, `scoville_rate_limited_total\{scope="inflight"\} [2-9]`, metrics)
+}
+
+// TestHostileDocumentsAreRefusedCheaply sends the issue's shapes to the production
+// app, as anonymous callers, a customer and an admin in the Playground, whole and as
+// a persisted query: each is refused with its code before anything runs. (The
+// counting proof of the bounds is graph's TestHostileDocumentsAreRefusedWithinBudget.)
+func TestHostileDocumentsAreRefusedCheaply(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{production: true})
+	copies := func(n int, s string) string { return strings.Repeat(s+" ", n) }
+	cases := []struct{ name, query, code string }{
+		{"over the token limit", "{ " + copies(5000, "__typename") + "}", "GRAPHQL_PARSE_FAILED"},
+		{"duplicates up to the token limit", "{ " + copies(1990, "__typename") + "}", "DOCUMENT_TOO_COMPLEX"},
+		{"duplicates in a list field", "{ plans { " + copies(1990, "id") + "} }", "DOCUMENT_TOO_COMPLEX"},
+		{"a chain of fragments", "{ ...F0 } " + func() string {
+			var b strings.Builder
+			for i := range 200 {
+				fmt.Fprintf(&b, "fragment F%d on Query { __typename ...F%d } ", i, i+1)
+			}
+			return b.String() + "fragment F200 on Query { __typename }"
+		}(), "DOCUMENT_TOO_COMPLEX"},
+		{"a fragment cycle", "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }", "GRAPHQL_VALIDATION_FAILED"},
+	}
+	// The issue's largest document, 9,900 __typename (109 KB), is over the body limit.
+	res := a.raw(limitsRequest{body: gqlBody("{ "+copies(9900, "__typename")+"}", nil)})
+	require.Equal(t, http.StatusRequestEntityTooLarge, res.Status, res.Raw)
+	require.Equal(t, []string{"REQUEST_TOO_LARGE"}, res.codes())
+
+	callers := map[string]string{"anonymous": "", "customer": a.token("hostile-customer"), "playground admin": a.token("hostile-admin", "admin")}
+	for _, tc := range cases {
+		for who, token := range callers {
+			res := a.raw(limitsRequest{body: gqlBody(tc.query, nil), token: token})
+			require.Equal(t, http.StatusUnprocessableEntity, res.Status, "%s as %s: %.300s", tc.name, who, res.Raw)
+			require.Equal(t, []string{tc.code}, res.codes(), "%s as %s", tc.name, who)
+			require.Nil(t, res.Data)
+		}
+		sum := sha256.Sum256([]byte(tc.query))
+		ext := fmt.Sprintf(`{"persistedQuery":{"version":1,"sha256Hash":%q}}`, hex.EncodeToString(sum[:]))
+		body, err := json.Marshal(map[string]any{"query": tc.query, "extensions": json.RawMessage(ext)})
+		require.NoError(t, err)
+		res := a.raw(limitsRequest{body: bytes.NewReader(body)})
+		require.Equal(t, []string{tc.code}, res.codes(), "%s registered as a persisted query: %.300s", tc.name, res.Raw)
+		if len(tc.query) <= 16<<10 {
+			res = a.raw(limitsRequest{method: http.MethodGet, path: "/graphql?" + url.Values{"extensions": {ext}}.Encode()})
+			require.Equal(t, []string{tc.code}, res.codes(), "%s replayed by its hash: %.300s", tc.name, res.Raw)
+		}
+	}
+	require.Zero(t, a.customerRows("hostile-customer"), "nothing ran")
+	require.Zero(t, a.customerRows("hostile-admin"), "nothing ran")
 }

@@ -53,7 +53,7 @@ import (
 )
 
 // maxGraphQLBody bounds a GraphQL request; larger bodies are refused before parsing.
-const maxGraphQLBody = 1 << 20
+const maxGraphQLBody = graph.MaxBodyBytes
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -452,12 +452,13 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 		Privacy:  privacy,
 	}
 	limiter := ratelimit.New(ratelimit.Config{
-		Address:  ratelimit.PerMinute(cfg.RateLimitAddress),
-		Query:    ratelimit.PerMinute(cfg.RateLimitQueries),
-		Mutation: ratelimit.PerMinute(cfg.RateLimitMutations),
-		Payment:  ratelimit.PerMinute(cfg.RateLimitPayments),
-		Webhook:  ratelimit.PerMinute(cfg.RateLimitWebhooks),
-		Export:   ratelimit.PerMinute(cfg.RateLimitExports),
+		Address:           ratelimit.PerMinute(cfg.RateLimitAddress),
+		Query:             ratelimit.PerMinute(cfg.RateLimitQueries),
+		Mutation:          ratelimit.PerMinute(cfg.RateLimitMutations),
+		Payment:           ratelimit.PerMinute(cfg.RateLimitPayments),
+		Webhook:           ratelimit.PerMinute(cfg.RateLimitWebhooks),
+		Export:            ratelimit.PerMinute(cfg.RateLimitExports),
+		InFlightPerCaller: cfg.RateLimitInFlightCaller, InFlightPerAddress: cfg.RateLimitInFlightAddress,
 	}, reg)
 	gql := graph.NewHandler(graph.HandlerConfig{
 		Resolvers:     root,
@@ -476,7 +477,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	mux := http.NewServeMux()
 	// The client address is resolved for every route (below), before these.
 	mux.Handle("/graphql", httpserver.Observe("graphql", logger, httpMetrics, httpserver.CORS(cfg.CORSAllowedOrigins,
-		limitBody(maxGraphQLBody, limiter.PerAddress(ratelimit.ScopeAddress, authenticate(root.Loaders(gql)))))))
+		limitBody(maxGraphQLBody, limiter.PerAddress(ratelimit.ScopeAddress, authenticate(limiter.InFlight(root.Loaders(gql))))))))
 	a.inbox = webhooks.NewHandler(db, queue, cfg.StripeWebhookSecret.Reveal(), webhookMetrics, logger)
 	eventWorker.YieldTo(a.inbox)
 	enqueueWorker.YieldTo(a.inbox)

@@ -129,6 +129,14 @@ type Config struct {
 	// RateLimitExports is RATE_LIMIT_EXPORTS_PER_MINUTE (1..1,000,000), default
 	// 5: exportMyData calls per caller (each reads everything held about them).
 	RateLimitExports int
+	// RateLimitInFlightCaller is RATE_LIMIT_INFLIGHT_PER_CALLER (1..10,000),
+	// default 8: /graphql requests one caller (principal, or address when
+	// anonymous) may have in flight at once.
+	RateLimitInFlightCaller int
+	// RateLimitInFlightAddress is RATE_LIMIT_INFLIGHT_PER_ADDRESS (1..100,000),
+	// default 32: /graphql requests in flight at once from one client address,
+	// whoever the callers.
+	RateLimitInFlightAddress int
 	// GraphQLMaxComplexity is GRAPHQL_MAX_COMPLEXITY (10..1,000,000), default
 	// 5000: the cost limit of one operation (objects 1, scalars 0, a connection
 	// first times its selection, first as asked even where it is served as 100).
@@ -253,6 +261,8 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.RateLimitPayments, _ = l.intIn("RATE_LIMIT_PAYMENTS_PER_MINUTE", 10, 1, 1_000_000)
 	c.RateLimitWebhooks, _ = l.intIn("RATE_LIMIT_WEBHOOKS_PER_MINUTE", 60000, 1, 1_000_000)
 	c.RateLimitExports, _ = l.intIn("RATE_LIMIT_EXPORTS_PER_MINUTE", 5, 1, 1_000_000)
+	c.RateLimitInFlightCaller, _ = l.intIn("RATE_LIMIT_INFLIGHT_PER_CALLER", 8, 1, 10_000)
+	c.RateLimitInFlightAddress, _ = l.intIn("RATE_LIMIT_INFLIGHT_PER_ADDRESS", 32, 1, 100_000)
 	c.GraphQLMaxComplexity, _ = l.intIn("GRAPHQL_MAX_COMPLEXITY", 5000, 10, 1_000_000)
 	c.GraphQLMaxDepth, _ = l.intIn("GRAPHQL_MAX_DEPTH", 15, 2, 100)
 	c.SMTPURL = l.smtpURL("SMTP_URL")
@@ -323,6 +333,8 @@ func (c *Config) LogValue() slog.Value {
 		slog.Int("rate_limit_payments_per_minute", c.RateLimitPayments),
 		slog.Int("rate_limit_webhooks_per_minute", c.RateLimitWebhooks),
 		slog.Int("rate_limit_exports_per_minute", c.RateLimitExports),
+		slog.Int("rate_limit_inflight_per_caller", c.RateLimitInFlightCaller),
+		slog.Int("rate_limit_inflight_per_address", c.RateLimitInFlightAddress),
 		slog.Int("graphql_max_complexity", c.GraphQLMaxComplexity),
 		slog.Int("graphql_max_depth", c.GraphQLMaxDepth),
 		slog.Bool("smtp_url_set", c.SMTPURL != ""),

@@ -18,6 +18,8 @@ func TestLoadRateAndCostLimits(t *testing.T) {
 	require.Equal(t, 5, c.RateLimitExports)
 	require.Equal(t, 5000, c.GraphQLMaxComplexity)
 	require.Equal(t, 15, c.GraphQLMaxDepth)
+	require.Equal(t, 8, c.RateLimitInFlightCaller)
+	require.Equal(t, 32, c.RateLimitInFlightAddress)
 
 	c, err = Load(devEnv().with(env{
 		"RATE_LIMIT_ADDRESS_PER_MINUTE": "50", "RATE_LIMIT_QUERIES_PER_MINUTE": "40",
@@ -30,6 +32,9 @@ func TestLoadRateAndCostLimits(t *testing.T) {
 	c, err = Load(devEnv().with(env{"RATE_LIMIT_EXPORTS_PER_MINUTE": "2"}).get)
 	require.NoError(t, err)
 	require.Equal(t, 2, c.RateLimitExports)
+	c, err = Load(devEnv().with(env{"RATE_LIMIT_INFLIGHT_PER_CALLER": "1", "RATE_LIMIT_INFLIGHT_PER_ADDRESS": "100000"}).get)
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 100000}, []int{c.RateLimitInFlightCaller, c.RateLimitInFlightAddress})
 
 	for name, bad := range map[string][]string{
 		"RATE_LIMIT_ADDRESS_PER_MINUTE":   {"0", "-1", "1000001", "ten", "1.5"},
@@ -40,6 +45,8 @@ func TestLoadRateAndCostLimits(t *testing.T) {
 		"RATE_LIMIT_EXPORTS_PER_MINUTE":   {"0", "1000001", "x"},
 		"GRAPHQL_MAX_COMPLEXITY":          {"9", "1000001", "x"},
 		"GRAPHQL_MAX_DEPTH":               {"1", "101", "x"},
+		"RATE_LIMIT_INFLIGHT_PER_CALLER":  {"0", "10001", "x"},
+		"RATE_LIMIT_INFLIGHT_PER_ADDRESS": {"0", "100001", "x"},
 	} {
 		for _, v := range bad {
 			_, err := Load(devEnv().with(env{name: v}).get)

@@ -24,11 +24,25 @@ import (
 
 // Defaults of the cost limits (API-3); HandlerConfig overrides them.
 const (
-	DefaultMaxComplexity    = 5000
-	DefaultMaxDepth         = 15
-	DefaultMaxAliases       = 30
-	DefaultMaxFields        = 2000
-	DefaultParserTokenLimit = 10000
+	DefaultMaxComplexity = 5000
+	DefaultMaxDepth      = 15
+	DefaultMaxAliases    = 30
+	DefaultMaxFields     = 2000
+	// DefaultParserTokenLimit is several times the largest legitimate document: the
+	// storefront's operations and the Playground's introspection query have a few
+	// hundred tokens (docs/incoming/h-parse.md). Parsing is linear, but it is paid in
+	// full before any limit can look at the document.
+	DefaultParserTokenLimit = 2000
+	// DefaultMaxNodes bounds what validation visits in one document (see
+	// HandlerConfig.MaxNodes).
+	DefaultMaxNodes = 10000
+	// DefaultValidationBudget bounds the field comparisons of one document's
+	// validation (see HandlerConfig.ValidationBudget).
+	DefaultValidationBudget = 5000
+	// MaxBodyBytes bounds a GraphQL request body (the server refuses a larger one
+	// with 413 before reading it): many times the largest legitimate request, small
+	// enough that decoding the largest JSON costs little.
+	MaxBodyBytes = 64 << 10
 	// DefaultAPQCacheSize and DefaultAPQMaxQueryBytes bound the persisted-query
 	// cache: at most size entries of at most that many bytes (16 MiB in all).
 	DefaultAPQCacheSize     = 1000
@@ -63,6 +77,14 @@ type HandlerConfig struct {
 	// ParserTokenLimit bounds the tokens of a query document, so a huge document is
 	// refused while parsing; default DefaultParserTokenLimit.
 	ParserTokenLimit int
+	// MaxNodes bounds, before validation, the selections, directives and argument
+	// values that validation will visit in the whole document (every operation and
+	// fragment, fragments expanded where spread); default DefaultMaxNodes.
+	MaxNodes int
+	// ValidationBudget bounds the work of the field-merging validation rule (field
+	// pairs compared and the like); a document needing more is refused with
+	// models.CodeDocumentTooComplex. Default DefaultValidationBudget.
+	ValidationBudget int
 	// APQCacheSize is the number of automatic persisted queries kept (LRU);
 	// default DefaultAPQCacheSize.
 	APQCacheSize int
@@ -72,16 +94,20 @@ type HandlerConfig struct {
 	// OnForbidden, when set, is told of each field @hasRole refuses to an
 	// authenticated caller, once per field and operation (see ForbiddenHook).
 	OnForbidden ForbiddenHook
+
+	// countWork, when set, is given each validation's tally as it starts (tests).
+	countWork func(*validationWork)
 }
 
 // NewHandler builds the /graphql endpoint explicitly (never gqlgen's default server).
 // Transports: JSON POST, and GET for queries only (the GET transport refuses any
 // other operation before it runs, so a mutation never runs over GET), with automatic
 // persisted queries on both. A POST body must be one JSON object: batches (arrays)
-// are refused. Every operation passes, before any resolver runs and whether it came
-// whole or as a persisted hash: the parser's token limit, validation, the
-// introspection gate, the depth, alias and field limits, the complexity limit, then
-// cfg.Extensions (the rate limit). Errors go through this package's presenter, with
+// are refused. Every document passes, whether it came whole or as a persisted hash:
+// the parser's token limit, then the depth, alias, field and node limits in one
+// linear pass, then validation with the field-merging rule under a budget, then the
+// introspection gate, the complexity limit and cfg.Extensions (the rate limit), all
+// before any resolver runs. Errors go through this package's presenter, with
 // "Did you mean" hints removed for callers who may not introspect.
 func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.Now == nil {
@@ -92,6 +118,8 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	cfg.MaxAliases = orDefault(cfg.MaxAliases, DefaultMaxAliases)
 	cfg.MaxFields = orDefault(cfg.MaxFields, DefaultMaxFields)
 	cfg.ParserTokenLimit = orDefault(cfg.ParserTokenLimit, DefaultParserTokenLimit)
+	cfg.MaxNodes = orDefault(cfg.MaxNodes, DefaultMaxNodes)
+	cfg.ValidationBudget = orDefault(cfg.ValidationBudget, DefaultValidationBudget)
 	cfg.APQCacheSize = orDefault(cfg.APQCacheSize, DefaultAPQCacheSize)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -107,13 +135,23 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(singleJSONPost{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	docs := lru.New[*ast.QueryDocument](1000)
+	srv.SetQueryCache(docs)
 	srv.SetParserTokenLimit(cfg.ParserTokenLimit)
+	srv.SetValidationRulesFn(validationRules(cfg.ValidationBudget, cfg.countWork))
+	// Where the hints are hidden from most callers anyway, none are computed: each
+	// unknown field would cost a string distance to every field of its type.
+	srv.SetDisableSuggestion(!cfg.Introspection)
+	// The persisted-query lookup comes first, so the shape limit measures the
+	// document a hash stands for.
 	srv.Use(extension.AutomaticPersistedQuery{Cache: apqCache{
 		lru: lru.New[string](cfg.APQCacheSize), maxBytes: DefaultAPQMaxQueryBytes,
 	}})
+	srv.Use(shapeLimit{
+		maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases, maxFields: cfg.MaxFields, maxNodes: cfg.MaxNodes,
+		tokenLimit: cfg.ParserTokenLimit, cache: docs,
+	})
 	srv.Use(introspectionGate{open: cfg.Introspection})
-	srv.Use(shapeLimit{maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases, maxFields: cfg.MaxFields})
 	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity, complexity.WithFixedScalarValue(0)))
 	if cfg.OnForbidden != nil {
 		srv.Use(RefusalsOnce{})
@@ -121,7 +159,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	for _, e := range cfg.Extensions {
 		srv.Use(e)
 	}
-	srv.SetErrorPresenter(withoutSuggestions(cfg.Introspection, NewErrorPresenter(cfg.Logger)))
+	srv.SetErrorPresenter(withErrorCap(withBudgetCode(withoutSuggestions(cfg.Introspection, NewErrorPresenter(cfg.Logger)))))
 	srv.SetRecoverFunc(NewRecoverFunc(cfg.Logger))
 	return srv
 }

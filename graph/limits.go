@@ -11,6 +11,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/models"
@@ -20,7 +21,7 @@ import (
 func init() {
 	// Refusals of the request's shape are protocol errors, like a parse failure:
 	// HTTP 422, not 200.
-	for _, c := range []string{models.CodeDepthLimit, models.CodeAliasLimit, models.CodeFieldLimit, models.CodeComplexityLimit} {
+	for _, c := range []string{models.CodeDepthLimit, models.CodeAliasLimit, models.CodeFieldLimit, models.CodeComplexityLimit, models.CodeDocumentTooComplex} {
 		errcode.RegisterErrorType(c, errcode.KindProtocol)
 	}
 }
@@ -40,36 +41,64 @@ func mulCost(a, b int) int {
 	return a * b
 }
 
-// shapeLimit refuses an operation that is too deep, uses too many aliases, or selects
-// too many fields once its fragments are expanded (a "fragment bomb" of fragments
-// spreading each other twice is small on the wire and huge when run). It runs right
-// after validation and before the complexity limit, whose walk expands fragments.
+// shapeLimit refuses a document that is too deep, uses too many aliases, selects too
+// many fields once its fragments are expanded (a "fragment bomb" of fragments
+// spreading each other twice is small on the wire and huge when run), or would cost
+// validation too many node visits. It runs before validation (an
+// OperationParameterMutator, after the persisted-query lookup), on its own parse of
+// the document, in one pass linear in the document: gqlparser's validation walks each
+// fragment once per operation and once more on its own, and its field-merging rule
+// compares fields pairwise, so the bounds must hold before any of that starts.
+// Every operation and fragment of the document is measured, not only the one run,
+// because validation visits them all. A document already in the query cache passed
+// before and is not measured again.
 type shapeLimit struct {
-	maxDepth, maxAliases, maxFields int
+	maxDepth, maxAliases, maxFields, maxNodes int
+	tokenLimit                                int
+	cache                                     graphql.Cache[*ast.QueryDocument]
 }
 
 var _ interface {
 	graphql.HandlerExtension
-	graphql.OperationContextMutator
+	graphql.OperationParameterMutator
 } = shapeLimit{}
 
 func (shapeLimit) ExtensionName() string { return "ShapeLimit" }
 
 func (shapeLimit) Validate(graphql.ExecutableSchema) error { return nil }
 
-func (l shapeLimit) MutateOperationContext(_ context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
-	if opCtx.Operation == nil {
+func (l shapeLimit) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if p.Query == "" {
 		return nil
 	}
-	w := shapeWalker{memo: map[string]shape{}}
-	s := w.set(opCtx.Operation.SelectionSet)
+	if l.cache != nil {
+		if _, ok := l.cache.Get(ctx, p.Query); ok {
+			return nil
+		}
+	}
+	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: p.Query}, l.tokenLimit)
+	if err != nil {
+		return nil // gqlgen parses it again and reports the same error, the same way
+	}
+	return l.check(doc)
+}
+
+// check measures a parsed, unvalidated document.
+func (l shapeLimit) check(doc *ast.QueryDocument) *gqlerror.Error {
+	s, cycle := measureDocument(doc)
 	switch {
+	case cycle != "":
+		err := gqlerror.Errorf("Cannot spread fragment %q within itself.", cycle)
+		errcode.Set(err, errcode.ValidationFailed)
+		return err
 	case s.depth > l.maxDepth:
 		return limitError(models.CodeDepthLimit, "operation is nested %d levels deep, which exceeds the limit of %d", s.depth, l.maxDepth)
 	case s.aliases > l.maxAliases:
 		return limitError(models.CodeAliasLimit, "operation uses %d aliases, which exceeds the limit of %d", s.aliases, l.maxAliases)
 	case s.fields > l.maxFields:
 		return limitError(models.CodeFieldLimit, "operation selects %d fields once fragments are expanded, which exceeds the limit of %d", s.fields, l.maxFields)
+	case s.nodes > l.maxNodes:
+		return limitError(models.CodeDocumentTooComplex, "document has %d nodes for validation to visit once fragments are expanded, which exceeds the limit of %d", s.nodes, l.maxNodes)
 	}
 	return nil
 }
@@ -78,18 +107,65 @@ func limitError(code, format string, args ...any) *gqlerror.Error {
 	return &gqlerror.Error{Message: fmt.Sprintf(format, args...), Extensions: map[string]any{"code": code}}
 }
 
-type shape struct{ depth, aliases, fields int }
+// shape is what shapeLimit bounds. depth, aliases and fields are the largest of any
+// one operation or fragment; nodes is summed over the whole document.
+type shape struct{ depth, aliases, fields, nodes int }
 
-// shapeWalker measures a validated selection set (validation rules out fragment
-// cycles); each fragment is measured once, so the walk is linear in the document.
-type shapeWalker struct{ memo map[string]shape }
+// measureDocument measures every operation and fragment definition, each fragment
+// expanded where it is spread (counted once per spread, measured once). nodes counts
+// what validation visits: every selection, directive and value node of each
+// operation and each fragment definition, spreads expanded. A fragment cycle, which
+// validation refuses anyway, is returned by name instead.
+func measureDocument(doc *ast.QueryDocument) (shape, string) {
+	w := shapeWalker{
+		frags:  make(map[string]*ast.FragmentDefinition, len(doc.Fragments)),
+		memo:   make(map[string]shape, len(doc.Fragments)),
+		active: map[string]bool{},
+	}
+	for _, f := range doc.Fragments {
+		if _, ok := w.frags[f.Name]; !ok { // the first of duplicates, as the validator does
+			w.frags[f.Name] = f
+		}
+	}
+	var out shape
+	add := func(s shape) {
+		out.depth = max(out.depth, s.depth)
+		out.aliases = max(out.aliases, s.aliases)
+		out.fields = max(out.fields, s.fields)
+		out.nodes = addCost(out.nodes, s.nodes)
+	}
+	for _, op := range doc.Operations {
+		s := w.set(op.SelectionSet)
+		s.nodes = addCost(s.nodes, addCost(1, directiveNodes(op.Directives)))
+		for _, v := range op.VariableDefinitions {
+			s.nodes = addCost(s.nodes, addCost(addCost(1, valueNodes(v.DefaultValue)), directiveNodes(v.Directives)))
+		}
+		add(s)
+	}
+	for _, f := range doc.Fragments {
+		s := w.set(f.SelectionSet)
+		s.nodes = addCost(s.nodes, addCost(1, directiveNodes(f.Directives)))
+		add(s)
+	}
+	return out, w.cycle
+}
 
-func (w shapeWalker) set(set ast.SelectionSet) shape {
+// shapeWalker measures selection sets; each fragment is measured once, so the walk
+// is linear in the document.
+type shapeWalker struct {
+	frags  map[string]*ast.FragmentDefinition
+	memo   map[string]shape
+	active map[string]bool // fragments being measured: meeting one again is a cycle
+	cycle  string
+}
+
+func (w *shapeWalker) set(set ast.SelectionSet) shape {
 	var out shape
 	merge := func(s shape, extraDepth int) {
 		out.depth = max(out.depth, min(maxCost, s.depth+extraDepth))
 		out.aliases = addCost(out.aliases, s.aliases)
 		out.fields = addCost(out.fields, s.fields)
+		out.nodes = addCost(out.nodes, s.nodes)
 	}
 	for _, sel := range set {
 		switch s := sel.(type) {
@@ -99,22 +175,62 @@ func (w shapeWalker) set(set ast.SelectionSet) shape {
 			if s.Alias != "" && s.Alias != s.Name {
 				child.aliases = addCost(child.aliases, 1)
 			}
+			own := addCost(1, directiveNodes(s.Directives))
+			for _, a := range s.Arguments {
+				own = addCost(own, valueNodes(a.Value))
+			}
+			child.nodes = addCost(child.nodes, own)
 			merge(child, 1)
 		case *ast.InlineFragment:
-			merge(w.set(s.SelectionSet), 0)
+			child := w.set(s.SelectionSet)
+			child.nodes = addCost(child.nodes, addCost(1, directiveNodes(s.Directives)))
+			merge(child, 0)
 		case *ast.FragmentSpread:
-			if s.Definition == nil {
+			merge(shape{nodes: addCost(1, directiveNodes(s.Directives))}, 0)
+			def := w.frags[s.Name]
+			if def == nil || w.cycle != "" {
 				continue
 			}
 			m, ok := w.memo[s.Name]
 			if !ok {
-				m = w.set(s.Definition.SelectionSet)
+				if w.active[s.Name] {
+					w.cycle = s.Name
+					continue
+				}
+				w.active[s.Name] = true
+				m = w.set(def.SelectionSet)
+				m.nodes = addCost(m.nodes, directiveNodes(def.Directives))
+				delete(w.active, s.Name)
 				w.memo[s.Name] = m
 			}
 			merge(m, 0)
 		}
 	}
 	return out
+}
+
+// directiveNodes counts directives and their argument values.
+func directiveNodes(list ast.DirectiveList) int {
+	n := 0
+	for _, d := range list {
+		n = addCost(n, 1)
+		for _, a := range d.Arguments {
+			n = addCost(n, valueNodes(a.Value))
+		}
+	}
+	return n
+}
+
+// valueNodes counts a value and everything nested in it.
+func valueNodes(v *ast.Value) int {
+	if v == nil {
+		return 0
+	}
+	n := 1
+	for _, c := range v.Children {
+		n = addCost(n, valueNodes(c.Value))
+	}
+	return n
 }
 
 // introspectionGate decides per request whether the schema may be read: always when

@@ -21,6 +21,9 @@ const (
 	CodeBatchRefused    = "BATCH_NOT_SUPPORTED"
 	CodeBadRequest      = "BAD_REQUEST"
 	CodeBodyTooLarge    = "REQUEST_TOO_LARGE"
+	// CodeDocumentTooComplex refuses a document that would cost validation more
+	// than its budget: too many nodes to visit, or too many field comparisons.
+	CodeDocumentTooComplex = "DOCUMENT_TOO_COMPLEX"
 )
 
 // The UserErrorCode values of a mutation payload's userErrors: API.md's, and the

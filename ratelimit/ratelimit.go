@@ -78,6 +78,9 @@ type Config struct {
 	AddressFactor int
 	// MaxKeys bounds the buckets kept per allowance (memory); default 100,000.
 	MaxKeys int
+	// InFlightPerCaller and InFlightPerAddress bound the requests in flight at once
+	// (see InFlight); defaults DefaultInFlightPerCaller and DefaultInFlightPerAddress.
+	InFlightPerCaller, InFlightPerAddress int
 }
 
 // Defaults are the allowances when nothing is configured (RATE_LIMIT_* in README).
@@ -98,6 +101,7 @@ func Defaults() Config {
 type Limiter struct {
 	perCaller map[Scope]*buckets
 	perAddr   map[Scope]*buckets
+	inFlight  *inFlight
 	refused   *prometheus.CounterVec
 	now       func() time.Time
 }
@@ -145,13 +149,14 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 			ScopePayment:  newBuckets(scaled(cfg.Payment), cfg.MaxKeys),
 			ScopeExport:   newBuckets(scaled(cfg.Export), cfg.MaxKeys),
 		},
+		inFlight: newInFlight(cfg.InFlightPerCaller, cfg.InFlightPerAddress),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scoville_rate_limited_total",
 			Help: "Requests and operations refused with " + models.CodeRateLimited + ", by scope.",
 		}, []string{"scope"}),
 		now: time.Now,
 	}
-	for _, s := range []Scope{ScopeWebhook, ScopeAddress, ScopeQuery, ScopeMutation, ScopePayment, ScopeExport} {
+	for _, s := range []Scope{ScopeWebhook, ScopeAddress, ScopeQuery, ScopeMutation, ScopePayment, ScopeExport, ScopeInFlight} {
 		l.refused.WithLabelValues(string(s)) // every series exists from the start, for alert rules
 	}
 	if reg != nil {

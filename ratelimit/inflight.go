@@ -1,0 +1,101 @@
+package ratelimit
+
+import (
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/scoville/scoville/auth"
+)
+
+// ScopeInFlight is a request refused because its caller or address already has as
+// many requests in flight as allowed.
+const ScopeInFlight Scope = "inflight"
+
+// inFlightRetry is the retryAfter of such a refusal: a request in flight ends soon
+// (every request is bounded), so the client may try again after a moment.
+const inFlightRetry = time.Second
+
+// Default in-flight allowances (RATE_LIMIT_INFLIGHT_* in README).
+const (
+	DefaultInFlightPerCaller  = 8
+	DefaultInFlightPerAddress = 32
+)
+
+// inFlight counts the requests in flight per key. Only keys with a request in flight
+// are kept, so its memory is bounded by the requests being served.
+type inFlight struct {
+	perCaller, perAddress int
+
+	mu     sync.Mutex
+	caller map[string]int
+	addr   map[string]int
+}
+
+func newInFlight(perCaller, perAddress int) *inFlight {
+	if perCaller <= 0 {
+		perCaller = DefaultInFlightPerCaller
+	}
+	if perAddress <= 0 {
+		perAddress = DefaultInFlightPerAddress
+	}
+	return &inFlight{perCaller: perCaller, perAddress: perAddress, caller: map[string]int{}, addr: map[string]int{}}
+}
+
+// enter takes a slot for caller and address, or neither.
+func (f *inFlight) enter(caller, addr string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.caller[caller] >= f.perCaller || f.addr[addr] >= f.perAddress {
+		return false
+	}
+	f.caller[caller]++
+	f.addr[addr]++
+	return true
+}
+
+func (f *inFlight) leave(caller, addr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	release(f.caller, caller)
+	release(f.addr, addr)
+}
+
+func release(m map[string]int, key string) {
+	if m[key] <= 1 {
+		delete(m, key)
+		return
+	}
+	m[key]--
+}
+
+// InFlight bounds the requests one caller (the principal, or the client address when
+// anonymous) and one client address have in flight at once, so slow requests cannot
+// pile up behind one attacker. A request over either bound is refused at once, before
+// its body is read: 429, Retry-After and RATE_LIMITED with retryAfter, counted in
+// scoville_rate_limited_total{scope="inflight"}. It must run after authentication,
+// which puts the principal in the request's context.
+func (l *Limiter) InFlight(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr := addressKey(r.Context())
+		caller := "addr " + addr
+		if p, ok := auth.PrincipalFrom(r.Context()); ok {
+			caller = "principal " + p.Issuer + " " + p.Subject
+		}
+		if !l.inFlight.enter(caller, addr) {
+			l.refused.WithLabelValues(string(ScopeInFlight)).Inc()
+			WriteRefusal(w, &Refusal{Scope: ScopeInFlight, RetryAfter: inFlightRetry})
+			return
+		}
+		defer l.inFlight.leave(caller, addr)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// inFlightCount is the number of keys with a request in flight, for tests of the
+// memory bound.
+func (f *inFlight) inFlightCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.caller) + len(f.addr)
+}
