@@ -81,7 +81,22 @@ type Config struct {
 	// InFlightPerCaller and InFlightPerAddress bound the requests in flight at once
 	// (see InFlight); defaults DefaultInFlightPerCaller and DefaultInFlightPerAddress.
 	InFlightPerCaller, InFlightPerAddress int
+	// FloodPause is how long a request over its address allowance (ScopeAddress) waits
+	// before its refusal is written; default DefaultFloodPause, negative: none.
+	FloodPause time.Duration
 }
+
+// Flooding. A client over its address allowance that resends the moment it is
+// refused would keep the cores busy writing refusals, however cheap each one is. So
+// such a refusal is written after a pause (never longer than its Retry-After), which
+// costs the server a sleeping goroutine and holds the client's connection: a flood
+// from a few connections is slowed to a few requests a second each. At most
+// floodSlots refusals wait at once; past that they are written at once. The webhook
+// route's allowance is never paused: Stripe's retries are its own.
+const (
+	DefaultFloodPause = 500 * time.Millisecond
+	floodSlots        = 1024
+)
 
 // Defaults are the allowances when nothing is configured (RATE_LIMIT_* in README).
 func Defaults() Config {
@@ -104,6 +119,11 @@ type Limiter struct {
 	inFlight  *inFlight
 	refused   *prometheus.CounterVec
 	now       func() time.Time
+	// pause holds a flooding client's refusal (see FloodPause); floods bounds how
+	// many are held at once.
+	pause  time.Duration
+	floods chan struct{}
+	sleep  func(ctx context.Context, d time.Duration)
 }
 
 // New builds a Limiter and registers scoville_rate_limited_total on reg (nil: not
@@ -131,6 +151,12 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 	if cfg.MaxKeys <= 0 {
 		cfg.MaxKeys = def.MaxKeys
 	}
+	switch {
+	case cfg.FloodPause == 0:
+		cfg.FloodPause = DefaultFloodPause
+	case cfg.FloodPause < 0:
+		cfg.FloodPause = 0
+	}
 	scaled := func(r Rule) Rule {
 		return Rule{PerMinute: saturatingMul(r.PerMinute, cfg.AddressFactor), Burst: saturatingMul(r.Burst, cfg.AddressFactor)}
 	}
@@ -150,6 +176,9 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 			ScopeExport:   newBuckets(scaled(cfg.Export), cfg.MaxKeys),
 		},
 		inFlight: newInFlight(cfg.InFlightPerCaller, cfg.InFlightPerAddress),
+		pause:    cfg.FloodPause,
+		floods:   make(chan struct{}, floodSlots),
+		sleep:    sleepCtx,
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scoville_rate_limited_total",
 			Help: "Requests and operations refused with " + models.CodeRateLimited + ", by scope.",
@@ -266,12 +295,40 @@ func addressKey(ctx context.Context) string {
 func (l *Limiter) PerAddress(scope Scope, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ref := l.Take(r.Context(), Charge{Scope: scope, N: 1}); ref != nil {
+			if scope == ScopeAddress {
+				l.holdFlood(r.Context(), ref)
+			}
 			WriteRefusal(w, ref)
 			return
 		}
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), slotKey{}, sw)))
 	})
+}
+
+// holdFlood waits before a flooding client's refusal is written: the pause, never
+// past the refusal's Retry-After, unless floodSlots refusals wait already or the
+// client goes away.
+func (l *Limiter) holdFlood(ctx context.Context, ref *Refusal) {
+	d := min(l.pause, time.Duration(ref.RetryAfterSeconds())*time.Second)
+	if d <= 0 {
+		return
+	}
+	select {
+	case l.floods <- struct{}{}:
+		defer func() { <-l.floods }()
+		l.sleep(ctx, d)
+	default:
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // WriteRefusal answers a refused HTTP request: 429, Retry-After and a GraphQL error
