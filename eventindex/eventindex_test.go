@@ -12,7 +12,6 @@ import (
 
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/models"
-	"github.com/scoville/scoville/sealing"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
 
@@ -55,17 +54,6 @@ func TestFromObjectNamesIdsAtKnownPlacesOnly(t *testing.T) {
 	}
 }
 
-func sealedDB(t *testing.T) *gorm.DB {
-	t.Helper()
-	v, err := sealing.Generate()
-	require.NoError(t, err)
-	k, err := sealing.Parse(v)
-	require.NoError(t, err)
-	db := dbtest.New(t)
-	require.NoError(t, sealing.Install(db, k))
-	return db
-}
-
 // store saves an event as the route does: RECEIVED, not indexed.
 func store(t *testing.T, db *gorm.DB, id string, obj map[string]any, status models.WebhookEventStatus) string {
 	t.Helper()
@@ -77,7 +65,7 @@ func store(t *testing.T, db *gorm.DB, id string, obj map[string]any, status mode
 
 func TestIndexPendingOpensEachEventOnceAndFindMatchesWholeValues(t *testing.T) {
 	t.Parallel()
-	db := sealedDB(t)
+	db := dbtest.NewSealed(t)
 	ctx := context.Background()
 	inv := func(id, cus string) map[string]any {
 		return webhooktest.Invoice{ID: id, Subscription: "sub_" + cus, Customer: cus, Price: "price_1", Amount: 100, Currency: "eur",

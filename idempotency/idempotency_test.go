@@ -39,19 +39,7 @@ func setup(t *testing.T) (*idempotency.Store, func(context.Context) (result, err
 		time.Sleep(20 * time.Millisecond) // widen race windows
 		return result{ID: "sub_1", Count: n}, nil
 	}
-	return idempotency.NewStore(sealedDB(t)), fn, &calls
-}
-
-// sealedDB is a fresh migrated database with data keys installed, as the server has.
-func sealedDB(t *testing.T) *gorm.DB {
-	t.Helper()
-	v, err := sealing.Generate()
-	require.NoError(t, err)
-	k, err := sealing.Parse(v)
-	require.NoError(t, err)
-	db := dbtest.New(t)
-	require.NoError(t, sealing.Install(db, k))
-	return db
+	return idempotency.NewStore(dbtest.NewSealed(t)), fn, &calls
 }
 
 func TestReplayReturnsTheFirstResultWithoutASecondEffect(t *testing.T) {
@@ -158,7 +146,7 @@ func TestARunThatDidNothingForgetsOnlyAFreshKey(t *testing.T) {
 
 func TestACrashedRunIsTakenOverAfterItsLease(t *testing.T) {
 	t.Parallel()
-	db := sealedDB(t)
+	db := dbtest.NewSealed(t)
 	s := idempotency.NewStore(db).WithTimings(100*time.Millisecond, 0)
 	ctx := context.Background()
 	scope := idempotency.Scope{Principal: "iss|alice", Operation: "createSubscription", Key: "crash"}
@@ -205,7 +193,7 @@ func TestAKeyThatRanNeverRunsAgainAfterItsRetention(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			db := sealedDB(t)
+			db := dbtest.NewSealed(t)
 			s := idempotency.NewStore(db)
 			ctx := context.Background()
 			var calls atomic.Int64
@@ -258,7 +246,7 @@ func TestAFailedOrCrashedRunIsNotTakenOverOnceTheProviderWindowCloses(t *testing
 	for _, crashed := range []bool{false, true} {
 		t.Run(map[bool]string{false: "failed run", true: "crashed run"}[crashed], func(t *testing.T) {
 			t.Parallel()
-			db := sealedDB(t)
+			db := dbtest.NewSealed(t)
 			s := idempotency.NewStore(db)
 			ctx := context.Background()
 			scope := idempotency.Scope{Principal: "iss|alice", Operation: "refundPayment", Key: "k"}
@@ -298,7 +286,7 @@ func TestAFailedOrCrashedRunIsNotTakenOverOnceTheProviderWindowCloses(t *testing
 
 func TestPurgeLeavesALiveRunAlone(t *testing.T) {
 	t.Parallel()
-	db := sealedDB(t)
+	db := dbtest.NewSealed(t)
 	s := idempotency.NewStore(db)
 	ctx := context.Background()
 	require.NoError(t, db.Exec(`INSERT INTO idempotency_keys (scope, operation, key, request_hash, state, locked_until, expires_at)
@@ -311,7 +299,7 @@ func TestPurgeLeavesALiveRunAlone(t *testing.T) {
 
 func TestStoredResultsAreSealed(t *testing.T) {
 	t.Parallel()
-	db := sealedDB(t)
+	db := dbtest.NewSealed(t)
 	s := idempotency.NewStore(db)
 	ctx := context.Background()
 	scope := idempotency.Scope{Principal: "iss|alice", Operation: "createSubscription", Key: "secret"}
@@ -408,7 +396,7 @@ func TestMigration00010RetiresTheKeysItFinds(t *testing.T) {
 
 func TestARetryRacingThePurgeOfItsKeyDoesNotRun(t *testing.T) {
 	t.Parallel()
-	db := sealedDB(t)
+	db := dbtest.NewSealed(t)
 	s := idempotency.NewStore(db)
 	ctx := context.Background()
 	scope := idempotency.Scope{Principal: "iss|alice", Operation: "createSubscription", Key: "race-purge"}

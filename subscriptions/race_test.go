@@ -25,7 +25,6 @@ import (
 	"github.com/scoville/scoville/idempotency"
 	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/models"
-	"github.com/scoville/scoville/sealing"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
 
@@ -55,12 +54,7 @@ type bench struct {
 func newBench(t *testing.T) *bench {
 	t.Helper()
 	ctx := context.Background()
-	keys, err := sealing.Generate()
-	require.NoError(t, err)
-	ring, err := sealing.Parse(keys)
-	require.NoError(t, err)
-	db := dbtest.New(t)
-	require.NoError(t, sealing.Install(db, ring))
+	db := dbtest.NewSealed(t)
 	fake := stripefake.New()
 	t.Cleanup(fake.Close)
 	fake.SetNewSubscriptionStatus("active")

@@ -23,6 +23,7 @@ import (
 
 	"github.com/scoville/scoville/database"
 	"github.com/scoville/scoville/migrations"
+	"github.com/scoville/scoville/sealing"
 )
 
 // howToRun is the message a test fails with when there is no database to use.
@@ -51,6 +52,25 @@ func New(t testing.TB) *gorm.DB {
 	t.Helper()
 	app, _ := NewWithOwner(t)
 	return app
+}
+
+// NewSealed is New with fresh data keys installed (sealing), as the server has keys:
+// personal columns are sealed and opened as in production.
+func NewSealed(t testing.TB) *gorm.DB {
+	t.Helper()
+	db := New(t)
+	v, err := sealing.Generate()
+	if err != nil {
+		t.Fatalf("dbtest: keys: %v", err)
+	}
+	k, err := sealing.Parse(v)
+	if err != nil {
+		t.Fatalf("dbtest: keys: %v", err)
+	}
+	if err := sealing.Install(db, k); err != nil {
+		t.Fatalf("dbtest: keys: %v", err)
+	}
+	return db
 }
 
 // NewWithOwner is New, and also a handle on the same database as the schema's owner,
