@@ -37,17 +37,19 @@ import (
 // Erasure keeps what the law requires a merchant to keep (payments, and which box
 // was shipped for which payment) and removes the person from it:
 //
-//   - customers: the row stays as a pseudonym: e-mail and name emptied, issuer and
-//     subject replaced by a random identity nobody can sign in as (so a later
-//     sign-in by the same person creates a fresh customer). The Stripe customer id
-//     stays as the link to Stripe's own retained invoices; Stripe deletes the
-//     customer's personal data on its side (DeleteCustomer).
-//   - subscriptions and shipments: the address is emptied except its country (a
+//   - customers (customers.Pseudonymize): the row stays as a pseudonym: e-mail and
+//     name emptied, issuer and subject replaced by a random identity nobody can
+//     sign in as (so a later sign-in by the same person creates a fresh customer).
+//     The Stripe customer id stays as the link to Stripe's own retained invoices;
+//     Stripe deletes the customer's personal data on its side (DeleteCustomer).
+//   - subscriptions and shipments (subscriptions.ForgetAddresses,
+//     fulfilment.ForgetAddresses): the address is emptied except its country (a
 //     tax fact of the sale); statuses, periods and amounts stay.
-//   - payments: kept whole, except the hosted invoice URL, a bearer link to a page
-//     showing the billing name and address.
-//   - notifications: deleted (they only existed to e-mail the person).
-//   - webhook_events that are the customer's: those whose object names, at a known
+//   - payments (payments.ForgetInvoiceLinks): kept whole, except the hosted invoice
+//     URL, a bearer link to a page showing the billing name and address.
+//   - notifications (notifications.EraseFor): deleted (they only existed to e-mail
+//     the person).
+//   - webhook_events that are the customer's (webhooks.ScrubPersonal): those whose object names, at a known
 //     place, our id for them or the Stripe id of them, their subscriptions,
 //     invoices, payment intents or charges (package eventindex; never their name
 //     or e-mail, which anybody's text may contain). Their personal fields (name,
