@@ -14,6 +14,7 @@ import (
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/gateway/stripefake"
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/privacy"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
 
@@ -246,7 +247,7 @@ func TestDeleteMyAccount(t *testing.T) {
 			require.Contains(t, raw, v, "nothing of Erin's was erased")
 		}
 		require.Contains(t, raw, `"notifications":[{`)
-		require.Zero(t, s.count(`SELECT count(*) FROM audit_log WHERE action = ?`, customers.OpDeleteMyAccount))
+		require.Zero(t, s.count(`SELECT count(*) FROM audit_log WHERE action = ?`, privacy.OpDeleteMyAccount))
 	}
 	refusedEarly := func(t *testing.T) {
 		t.Helper()
@@ -355,7 +356,7 @@ func TestDeleteMyAccount(t *testing.T) {
 
 		// The audit entry names Erin as the actor and the customer as the target.
 		var entry models.AuditEntry
-		require.NoError(t, s.db.Take(&entry, "action = ?", customers.OpDeleteMyAccount).Error)
+		require.NoError(t, s.db.Take(&entry, "action = ?", privacy.OpDeleteMyAccount).Error)
 		require.Equal(t, erin.subject, entry.ActorSubject)
 		require.Equal(t, erin.customerID, entry.TargetID)
 
@@ -373,11 +374,11 @@ func TestDeleteMyAccount(t *testing.T) {
 		require.Empty(t, resp.Errors, resp.Raw)
 		require.Equal(t, true, payload["deleted"])
 		require.Len(t, s.stripe.Requests(), before)
-		require.EqualValues(t, 1, s.count(`SELECT count(*) FROM audit_log WHERE action = ?`, customers.OpDeleteMyAccount))
+		require.EqualValues(t, 1, s.count(`SELECT count(*) FROM audit_log WHERE action = ?`, privacy.OpDeleteMyAccount))
 	})
 
 	t.Run("events Stripe sends after the erasure are scrubbed by the scheduled jobs", func(t *testing.T) {
-		require.EqualValues(t, len(customers.ScrubDelays), s.count(`SELECT count(*) FROM river_job
+		require.EqualValues(t, len(privacy.ScrubDelays), s.count(`SELECT count(*) FROM river_job
 			WHERE kind = 'privacy_scrub' AND state = 'scheduled' AND scheduled_at > now() + interval '30 minutes'`))
 		late := webhooktest.Event("evt_privacy_customer_deleted", "customer.deleted", time.Now(), webhooktest.Object{
 			"id": erin.stripeCustomer, "object": "customer", "email": erin.email, "name": erin.name,
@@ -393,7 +394,7 @@ func TestDeleteMyAccount(t *testing.T) {
 		// Bring the scheduled scrubs forward instead of waiting an hour.
 		require.NoError(t, s.db.Exec(`UPDATE river_job SET scheduled_at = now() WHERE kind = 'privacy_scrub'`).Error)
 		require.Eventually(t, func() bool {
-			return s.count(`SELECT count(*) FROM river_job WHERE kind = 'privacy_scrub' AND state = 'completed'`) == int64(len(customers.ScrubDelays))
+			return s.count(`SELECT count(*) FROM river_job WHERE kind = 'privacy_scrub' AND state = 'completed'`) == int64(len(privacy.ScrubDelays))
 		}, 30*time.Second, 50*time.Millisecond, "jobs:\n%s", s.dumpJobs())
 		require.NoError(t, s.db.Take(&ev, "provider_event_id = ?", "evt_privacy_customer_deleted").Error)
 		for _, v := range erinPersonal {

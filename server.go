@@ -46,6 +46,7 @@ import (
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
 	"github.com/scoville/scoville/playground"
+	"github.com/scoville/scoville/privacy"
 	"github.com/scoville/scoville/ratelimit"
 	"github.com/scoville/scoville/resolvers"
 	"github.com/scoville/scoville/subscriptions"
@@ -406,11 +407,11 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 	// A run pages through Stripe for minutes: it renews its claim instead of
 	// holding the client's short job timeout (jobs.Leased).
 	river.AddWorker(workers, jobs.Leased(subscriptions.NewReconcileWorker(a.reconciler, logger), sqlDB, o.rescueStuckAfter))
-	privacy := customers.NewPrivacy(db, gw, idem, queue, logger)
+	privacySvc := privacy.New(db, gw, idem, queue, logger)
 	if o.beforeEraseLookup != nil {
-		privacy.BeforeEraseLookup(o.beforeEraseLookup)
+		privacySvc.BeforeEraseLookup(o.beforeEraseLookup)
 	}
-	river.AddWorker(workers, customers.NewScrubWorker(privacy))
+	river.AddWorker(workers, privacy.NewScrubWorker(privacySvc))
 	periodic := []*river.PeriodicJob{idempotency.PurgeJob(time.Hour)}
 	if cfg.ReconcileInterval > 0 {
 		periodic = append(periodic, subscriptions.ReconcileJob(cfg.ReconcileInterval))
@@ -449,7 +450,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, o over
 
 		Syncer:   syncer,
 		Replayer: webhooks.NewReplayer(db, queue, logger),
-		Privacy:  privacy,
+		Privacy:  privacySvc,
 	}
 	limiter := ratelimit.New(ratelimit.Config{
 		Address:           ratelimit.PerMinute(cfg.RateLimitAddress),

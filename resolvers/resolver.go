@@ -7,6 +7,7 @@ import (
 	"github.com/scoville/scoville/audit"
 	"github.com/scoville/scoville/catalog"
 	"github.com/scoville/scoville/customers"
+	"github.com/scoville/scoville/privacy"
 	"github.com/scoville/scoville/subscriptions"
 	"github.com/scoville/scoville/webhooks"
 )
@@ -24,5 +25,5 @@ type Resolver struct {
 	// Replayer runs stored webhook events again (replayWebhookEvent).
 	Replayer *webhooks.Replayer
 	// Privacy serves exportMyData and deleteMyAccount (DAT-3).
-	Privacy *customers.Privacy
+	Privacy *privacy.Service
 }

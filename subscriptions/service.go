@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/idempotency"
 	"github.com/scoville/scoville/models"
@@ -268,12 +269,11 @@ func (s *Service) stripeCustomer(ctx context.Context, c *models.Customer) (strin
 	if err != nil {
 		return "", providerFailure(err)
 	}
-	res := s.db.WithContext(ctx).Model(&models.Customer{}).
-		Where("id = ? AND stripe_customer_id IS NULL", c.ID).Update("stripe_customer_id", id)
-	if res.Error != nil {
-		return "", fmt.Errorf("subscriptions: store stripe customer: %w", res.Error)
+	linked, err := customers.LinkStripeCustomer(ctx, s.db, c.ID, id)
+	if err != nil {
+		return "", fmt.Errorf("subscriptions: store stripe customer: %w", err)
 	}
-	if res.RowsAffected == 0 {
+	if !linked {
 		var stored models.Customer
 		if err := s.db.WithContext(ctx).Take(&stored, "id = ?", c.ID).Error; err != nil {
 			return "", fmt.Errorf("subscriptions: reload customer: %w", err)

@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/scoville/scoville/audit"
+	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
@@ -315,9 +316,7 @@ func (s *Syncer) applyCheckout(ctx context.Context, tx *gorm.DB, _ Event, p prep
 	cs := p.session
 	if uuid.Validate(cs.ClientReferenceID) == nil && cs.CustomerID != "" {
 		// Only fills a missing link; a customer already linked keeps theirs.
-		err := tx.Model(&models.Customer{}).Where("id = ? AND stripe_customer_id IS NULL", cs.ClientReferenceID).
-			Update("stripe_customer_id", cs.CustomerID).Error
-		if err != nil {
+		if _, err := customers.LinkStripeCustomer(ctx, tx, cs.ClientReferenceID, cs.CustomerID); err != nil {
 			return Effect{}, fmt.Errorf("subscriptions: link customer: %w", err)
 		}
 	}

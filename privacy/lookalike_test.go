@@ -1,4 +1,4 @@
-package customers
+package privacy
 
 import (
 	"context"
@@ -15,9 +15,12 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/customers"
+	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/idempotency"
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/sealing"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
 
@@ -53,7 +56,7 @@ func newSomeone(t *testing.T, db *gorm.DB, subject, email, name string) *someone
 	t.Helper()
 	ctx := context.Background()
 	p := &auth.Principal{Issuer: "https://id.example", Subject: subject, Email: email, Name: name, Roles: []auth.Role{auth.RoleCustomer}}
-	c, err := NewService(db).Provision(ctx, p)
+	c, err := customers.NewService(db).Provision(ctx, p)
 	require.NoError(t, err)
 	s := &someone{who: p, id: c.ID, stripe: "cus_" + subject, event: "evt_" + subject}
 	require.NoError(t, db.Exec(`UPDATE customers SET stripe_customer_id = ? WHERE id = ?`, s.stripe, c.ID).Error)
@@ -83,7 +86,7 @@ func TestPrivacyFindsEventsByIdentifiersNotByText(t *testing.T) {
 	t.Parallel()
 	db := sealedDB(t)
 	ctx := context.Background()
-	p := NewPrivacy(db, stripeGone{}, idempotency.NewStore(db), jobSink{}, nil)
+	p := New(db, stripeGone{}, idempotency.NewStore(db), jobSink{}, nil)
 	alice := newSomeone(t, db, "alice", "alice@x.example", "Alice Victim")
 	lookalikes := []*someone{
 		newSomeone(t, db, "lice", "lice@x.example", "invoice"),
@@ -127,4 +130,16 @@ func TestPrivacyFindsEventsByIdentifiersNotByText(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, out.JSON, `"customer_email":"alice@x.example"`)
 	require.Contains(t, out.JSON, `"object":"invoice"`)
+}
+
+// sealedDB is a fresh database with fresh data keys installed.
+func sealedDB(t *testing.T) *gorm.DB {
+	t.Helper()
+	v, err := sealing.Generate()
+	require.NoError(t, err)
+	k, err := sealing.Parse(v)
+	require.NoError(t, err)
+	db := dbtest.New(t)
+	require.NoError(t, sealing.Install(db, k))
+	return db
 }

@@ -1,4 +1,4 @@
-package customers
+package webhooks
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package customers
+package privacy
 
 import (
 	"context"
@@ -13,9 +13,10 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/eventindex"
 	"github.com/scoville/scoville/jobs"
-	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/webhooks"
 )
 
 // Inserter enqueues a job in a database/sql transaction; the application's River
@@ -43,9 +44,9 @@ func (ScrubArgs) Kind() string { return "privacy_scrub" }
 func (ScrubArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: river.QueueDefault} }
 
 // enqueueScrubs schedules the later scrubs in tx, the erasure's transaction.
-func (p *Privacy) enqueueScrubs(ctx context.Context, tx *gorm.DB, customerID string) error {
+func (p *Service) enqueueScrubs(ctx context.Context, tx *gorm.DB, customerID string) error {
 	if p.queue == nil {
-		return errors.New("customers: erasure needs a job queue for the later scrubs")
+		return errors.New("privacy: erasure needs a job queue for the later scrubs")
 	}
 	sqlTx, err := jobs.SQLTx(tx)
 	if err != nil {
@@ -54,7 +55,7 @@ func (p *Privacy) enqueueScrubs(ctx context.Context, tx *gorm.DB, customerID str
 	now := time.Now()
 	for _, d := range ScrubDelays {
 		if _, err := p.queue.InsertTx(ctx, sqlTx, ScrubArgs{CustomerID: customerID}, &river.InsertOpts{ScheduledAt: now.Add(d)}); err != nil {
-			return fmt.Errorf("customers: schedule scrub: %w", err)
+			return fmt.Errorf("privacy: schedule scrub: %w", err)
 		}
 	}
 	return nil
@@ -63,18 +64,18 @@ func (p *Privacy) enqueueScrubs(ctx context.Context, tx *gorm.DB, customerID str
 // ScrubWorker runs ScrubArgs jobs.
 type ScrubWorker struct {
 	river.WorkerDefaults[ScrubArgs]
-	p *Privacy
+	p *Service
 }
 
 // NewScrubWorker builds the worker on the privacy service.
-func NewScrubWorker(p *Privacy) *ScrubWorker { return &ScrubWorker{p: p} }
+func NewScrubWorker(p *Service) *ScrubWorker { return &ScrubWorker{p: p} }
 
 // Work scrubs the stored events that name the erased customer by their Stripe ids
 // (the customer, their subscriptions, invoices and payments, all kept on the
 // pseudonymous records). A customer that is not erased is left alone.
 func (w *ScrubWorker) Work(ctx context.Context, job *river.Job[ScrubArgs]) error {
 	if uuid.Validate(job.Args.CustomerID) != nil {
-		return river.JobCancel(errors.New("customers: scrub job has no valid customer id"))
+		return river.JobCancel(errors.New("privacy: scrub job has no valid customer id"))
 	}
 	n, err := w.p.scrubErased(ctx, job.Args.CustomerID)
 	if err != nil {
@@ -87,43 +88,31 @@ func (w *ScrubWorker) Work(ctx context.Context, job *river.Job[ScrubArgs]) error
 
 // scrubErased scrubs, in one transaction, every stored event that names the erased
 // customer and returns how many it rewrote.
-func (p *Privacy) scrubErased(ctx context.Context, customerID string) (int, error) {
+func (p *Service) scrubErased(ctx context.Context, customerID string) (int, error) {
 	if _, err := eventindex.IndexPending(ctx, p.db); err != nil {
-		return 0, fmt.Errorf("customers: scrub: %w", err)
+		return 0, fmt.Errorf("privacy: scrub: %w", err)
 	}
 	n := 0
 	err := p.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var c models.Customer
-		err := tx.Take(&c, "id = ?", customerID).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
+		c, err := customers.Get(ctx, tx, customerID)
+		if err != nil {
+			return fmt.Errorf("privacy: scrub: %w", err)
+		}
+		if c == nil || c.Issuer != customers.ErasedIssuer {
 			return nil
 		}
+		h, err := p.holdings(ctx, tx, c)
 		if err != nil {
-			return fmt.Errorf("customers: scrub: %w", err)
-		}
-		if c.Issuer != ErasedIssuer {
-			return nil
-		}
-		h, err := p.holdings(ctx, tx, &c)
-		if err != nil {
-			return fmt.Errorf("customers: scrub: %w", err)
+			return fmt.Errorf("privacy: scrub: %w", err)
 		}
 		// Only events are locked here, in id order, waiting for a worker applying
 		// one: the event comes first in every writer's lock order.
-		events, err := p.events(ctx, tx, h.subjects(&c), lockWait)
+		events, err := p.events(ctx, tx, h.subjects(c), webhooks.LockWait)
 		if err != nil {
-			return fmt.Errorf("customers: scrub: %w", err)
+			return fmt.Errorf("privacy: scrub: %w", err)
 		}
-		for _, ev := range events {
-			scrubbed := scrubPayload(ev.Payload)
-			if string(scrubbed) == string(ev.Payload) {
-				continue
-			}
-			ev.Payload = scrubbed
-			if err := tx.Model(ev).Select("payload").Updates(ev).Error; err != nil {
-				return fmt.Errorf("customers: scrub: webhook event: %w", err)
-			}
-			n++
+		if n, err = webhooks.ScrubPersonal(ctx, tx, events); err != nil {
+			return fmt.Errorf("privacy: scrub: %w", err)
 		}
 		return nil
 	})
