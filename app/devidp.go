@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -14,10 +14,10 @@ import (
 	"github.com/scoville/scoville/logging"
 )
 
-// runDevIDP serves the development OpenID Connect issuer on loopback. It refuses to
+// RunDevIDP serves the development OpenID Connect issuer on loopback. It refuses to
 // run unless APP_ENV is development, so it can never stand in for a real issuer in
 // production.
-func runDevIDP(ctx context.Context, getenv func(string) string, stderr *os.File) int {
+func RunDevIDP(ctx context.Context, getenv func(string) string, stderr *os.File) int {
 	cfg, err := config.LoadDevIDP(getenv)
 	if errors.Is(err, config.ErrDevIDPNotDevelopment) {
 		fmt.Fprintf(stderr, "scoville devidp: refused: %v\n", err)

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bufio"
@@ -26,10 +26,10 @@ const keysUsage = `usage: scoville keys generate | rotate | reencrypt [-batch N]
              resumable: run it again after an interruption), then print counts
   status     print, per encrypted column, how many values each key id sealed`
 
-// runKeys is the `keys` subcommand: it makes and rotates DATA_ENCRYPTION_KEYS and
+// RunKeys is the `keys` subcommand: it makes and rotates DATA_ENCRYPTION_KEYS and
 // moves stored data to the primary key. Values go to stdout, nothing else does, so
 // `scoville keys generate > file` captures exactly the secret.
-func runKeys(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+func RunKeys(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, keysUsage)
 		return 2
@@ -100,7 +100,7 @@ func runKeysWithDB(ctx context.Context, cmd string, args []string, getenv func(s
 	if sqlDB, err := db.DB(); err == nil {
 		defer sqlDB.Close()
 	}
-	k, err := installDataKeys(db, cfg, logger)
+	k, err := InstallDataKeys(db, cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "scoville keys %s: %v\n", cmd, err)
 		return 1
@@ -159,11 +159,11 @@ func printCensus(ctx context.Context, db *gorm.DB, k *sealing.Keyring, stdout, s
 	return 0
 }
 
-// installDataKeys parses DATA_ENCRYPTION_KEYS and installs it on db, so every sealed
+// InstallDataKeys parses DATA_ENCRYPTION_KEYS and installs it on db, so every sealed
 // column opens and seals with it. Development without the variable uses the public
 // development key set, said loudly; production never gets here without a real value
 // (config.Load refuses).
-func installDataKeys(db *gorm.DB, cfg *config.Config, logger *slog.Logger) (*sealing.Keyring, error) {
+func InstallDataKeys(db *gorm.DB, cfg *config.Config, logger *slog.Logger) (*sealing.Keyring, error) {
 	value := cfg.DataEncryptionKeys.Reveal()
 	if value == "" {
 		if cfg.IsProduction() {
