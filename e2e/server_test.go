@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -270,7 +270,7 @@ func TestCommandsRefuseUnsafeUse(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			out := captureStderr(t, func(f *os.File) int {
-				return run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, f)
+				return scoville(t, context.Background(), tc.args, tc.env, f)
 			}, tc.want)
 			for _, s := range tc.output {
 				require.Contains(t, out, s)

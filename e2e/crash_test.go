@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/subscriptions"
 	"github.com/scoville/scoville/webhooks"
@@ -76,8 +77,8 @@ func TestWebhookCrashMidJobAppliesOnce(t *testing.T) {
 // runCrashingWorker is the child: it works the queue with an applier that dies
 // right after making its writes, before the transaction commits.
 func runCrashingWorker(t *testing.T, dbURL string) {
-	newTestApp(t, appOptions{dbURL: dbURL, jobs: true, overrides: overrides{
-		wrapApplier: func(inner webhooks.Applier) webhooks.Applier { return crashingApplier{inner} },
+	newTestApp(t, appOptions{dbURL: dbURL, jobs: true, options: []app.Option{
+		app.WithApplierWrapper(func(inner webhooks.Applier) webhooks.Applier { return crashingApplier{inner} }),
 	}})
 	time.Sleep(60 * time.Second)
 	t.Fatal("the worker never reached the crash point")
@@ -128,8 +129,8 @@ func (c crashStepApplier) Apply(ctx context.Context, tx *gorm.DB, ev subscriptio
 func TestWebhookCrashAtEveryStepAppliesOnce(t *testing.T) {
 	t.Parallel()
 	var steps sync.Map
-	a := newTestApp(t, appOptions{jobs: true, overrides: overrides{jobRetry: fastRetry{},
-		wrapApplier: func(inner webhooks.Applier) webhooks.Applier { return crashStepApplier{inner, &steps} }}})
+	a := newTestApp(t, appOptions{jobs: true, options: []app.Option{app.WithJobRetryPolicy(fastRetry{}),
+		app.WithApplierWrapper(func(inner webhooks.Applier) webhooks.Applier { return crashStepApplier{inner, &steps} })}})
 	count := func(db *gorm.DB) {
 		s, ok := db.Statement.Context.Value(crashStepKey{}).(*crashStep)
 		if ok && s.n.Add(1) == int64(s.k) && s.fired.CompareAndSwap(false, true) {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/audit"
 	"github.com/scoville/scoville/config"
 	"github.com/scoville/scoville/gateway"
@@ -74,7 +75,7 @@ func (f flakyApplier) Apply(ctx context.Context, tx *gorm.DB, ev subscriptions.E
 func TestReplayOfAProcessedEventHasNoSecondEffect(t *testing.T) {
 	t.Parallel()
 	mailer := &recordingMailer{}
-	a := newTestApp(t, appOptions{jobs: true, overrides: overrides{mailer: mailer}})
+	a := newTestApp(t, appOptions{jobs: true, options: []app.Option{app.WithMailer(mailer)}})
 	f := a.fixture("price_replay", "cus_replay", "sub_replay")
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
 	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_replay_paid", "invoice.paid", t0, paidInvoice(f, "in_replay", t0).Object(), nil)))
@@ -125,8 +126,8 @@ func TestReplayOfAFailedEventProcessesIt(t *testing.T) {
 	t.Parallel()
 	failing := &atomic.Bool{}
 	failing.Store(true)
-	a := newTestApp(t, appOptions{jobs: true, env: map[string]string{"JOB_MAX_ATTEMPTS": "1"}, overrides: overrides{
-		wrapApplier: func(in webhooks.Applier) webhooks.Applier { return flakyApplier{Applier: in, failing: failing} },
+	a := newTestApp(t, appOptions{jobs: true, env: map[string]string{"JOB_MAX_ATTEMPTS": "1"}, options: []app.Option{
+		app.WithApplierWrapper(func(in webhooks.Applier) webhooks.Applier { return flakyApplier{Applier: in, failing: failing} }),
 	}})
 	f := a.fixture("price_failed", "cus_failed", "sub_failed")
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
@@ -182,12 +183,12 @@ func TestReplayRefusals(t *testing.T) {
 }
 
 // opsShop is the app in front of the stateful fake Stripe, optionally with workers.
-func opsShop(t *testing.T, o overrides, jobs bool) *shop {
+func opsShop(t *testing.T, jobs bool, opts ...app.Option) *shop {
 	t.Helper()
 	fake := stripefake.New()
 	t.Cleanup(fake.Close)
-	o.stripeTimeout, o.stripeRetryBudget = 300*time.Millisecond, time.Second
-	a := newTestApp(t, appOptions{env: map[string]string{"STRIPE_API_BASE": fake.URL}, overrides: o, jobs: jobs})
+	opts = append([]app.Option{app.WithStripeTimeouts(300*time.Millisecond, time.Second)}, opts...)
+	a := newTestApp(t, appOptions{env: map[string]string{"STRIPE_API_BASE": fake.URL}, options: opts, jobs: jobs})
 	a.seedAt(fake.URL)
 	return &shop{testApp: a, stripe: fake}
 }
@@ -210,7 +211,7 @@ func (s *shop) status(id string) string {
 
 func TestResyncAppliesWhatStripeSaysNow(t *testing.T) {
 	t.Parallel()
-	s := opsShop(t, overrides{}, false)
+	s := opsShop(t, false)
 	owner := s.token("resync-owner")
 	id := s.activeSubscription(owner, "resync-create")
 	require.Equal(t, "ACTIVE", s.status(id))
@@ -256,7 +257,7 @@ func TestResyncAppliesWhatStripeSaysNow(t *testing.T) {
 
 func TestResyncRefusals(t *testing.T) {
 	t.Parallel()
-	s := opsShop(t, overrides{}, false)
+	s := opsShop(t, false)
 	owner := s.token("resync-refused")
 	id := s.activeSubscription(owner, "resync-refused-create")
 	staff := s.token("staff-4", "support")
@@ -278,14 +279,14 @@ func TestResyncRefusals(t *testing.T) {
 
 func TestReconciliationAppliesWhatNoWebhookDelivered(t *testing.T) {
 	t.Parallel()
-	s := opsShop(t, overrides{}, false)
+	s := opsShop(t, false)
 	owner := s.token("reconcile-owner")
 	id := s.activeSubscription(owner, "reconcile-create") // Stripe paid its first invoice; no webhook came
 	require.Zero(t, s.count(`SELECT count(*) FROM payments`))
 	s.stripe.SetSubscriptionStatus(s.stripeSub(id), "past_due")
 	ctx := context.Background()
 
-	rep, err := s.app.reconciler.Run(ctx)
+	rep, err := s.app.Reconciler().Run(ctx)
 	require.NoError(t, err)
 	require.Equal(t, map[string]int{subscriptions.FindingSubscriptionState: 1, subscriptions.FindingPaymentMissing: 1}, rep.Findings)
 	require.Equal(t, "PAST_DUE", s.status(id))
@@ -294,7 +295,7 @@ func TestReconciliationAppliesWhatNoWebhookDelivered(t *testing.T) {
 	require.EqualValues(t, 1, s.count(`SELECT count(*) FROM notifications WHERE kind = 'payment_succeeded'`))
 
 	// Nothing new at Stripe: nothing found, nothing added.
-	rep, err = s.app.reconciler.Run(ctx)
+	rep, err = s.app.Reconciler().Run(ctx)
 	require.NoError(t, err)
 	require.Empty(t, rep.Findings)
 	require.EqualValues(t, 1, s.count(`SELECT count(*) FROM shipments`))
@@ -307,7 +308,7 @@ func TestReconciliationAppliesWhatNoWebhookDelivered(t *testing.T) {
 	for range 20 {
 		s.stripe.FailNext(stripefake.Fault{Status: 503})
 	}
-	_, err = s.app.reconciler.Run(ctx)
+	_, err = s.app.Reconciler().Run(ctx)
 	require.ErrorIs(t, err, gateway.ErrProviderUnavailable)
 	s.stripe.ClearFaults()
 	require.Equal(t, "PAST_DUE", s.status(id))
@@ -316,7 +317,7 @@ func TestReconciliationAppliesWhatNoWebhookDelivered(t *testing.T) {
 	require.True(t, after.Equal(watermark), "a failed run keeps the watermark")
 
 	// The next run catches up.
-	rep, err = s.app.reconciler.Run(ctx)
+	rep, err = s.app.Reconciler().Run(ctx)
 	require.NoError(t, err)
 	require.Equal(t, map[string]int{subscriptions.FindingSubscriptionState: 1}, rep.Findings)
 	require.Equal(t, "ACTIVE", s.status(id))
@@ -328,13 +329,13 @@ func TestReconciliationAppliesWhatNoWebhookDelivered(t *testing.T) {
 		"billing_reason": "subscription_cycle", "currency": "usd", "amount_due": 2400, "amount_paid": 0,
 		"amount_remaining": 2400, "total": 2400, "attempt_count": 1, "created": %d,
 		"hosted_invoice_url": "https://invoice.stripe.com/i/in_renewal_failed"}`, s.stripeSub(id), time.Now().Unix())))
-	rep, err = s.app.reconciler.Run(ctx)
+	rep, err = s.app.Reconciler().Run(ctx)
 	require.NoError(t, err)
 	require.Equal(t, map[string]int{subscriptions.FindingSubscriptionState: 1, subscriptions.FindingPaymentFailed: 1}, rep.Findings)
 	require.Equal(t, "PAST_DUE", s.status(id))
 	require.EqualValues(t, 1, s.count(`SELECT count(*) FROM payments WHERE stripe_invoice_id = 'in_renewal_failed' AND status = 'FAILED'`))
 	require.EqualValues(t, 1, s.count(`SELECT count(*) FROM notifications WHERE kind = 'payment_failed'`))
-	rep, err = s.app.reconciler.Run(ctx)
+	rep, err = s.app.Reconciler().Run(ctx)
 	require.NoError(t, err)
 	require.Empty(t, rep.Findings)
 	require.EqualValues(t, 1, s.count(`SELECT count(*) FROM notifications WHERE kind = 'payment_failed'`))
@@ -361,13 +362,13 @@ func TestReconciliationWithStripeMockListData(t *testing.T) {
 	// stripe-mock lists one fixture subscription, of this customer on this price:
 	// make them ours, as if the Checkout webhook had been lost.
 	f := a.fixture("price_1MBp8NCMYaPNqkJjPu5CGHKq", "cus_MvgVWT91tuiCHq", "")
-	rep, err := a.app.reconciler.Run(context.Background())
+	rep, err := a.app.Reconciler().Run(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, map[string]int{subscriptions.FindingSubscriptionMissing: 1}, rep.Findings)
 	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM subscriptions WHERE customer_id = ? AND plan_id = ?
 		AND stripe_subscription_id = 'sub_1MBpGVCMYaPNqkJjAS4wI64h' AND status = 'ACTIVE'`, f.customerID, f.planID))
 
-	rep, err = a.app.reconciler.Run(context.Background())
+	rep, err = a.app.Reconciler().Run(context.Background())
 	require.NoError(t, err)
 	require.Empty(t, rep.Findings, "a second run finds nothing new")
 	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM subscriptions`))
@@ -375,12 +376,12 @@ func TestReconciliationWithStripeMockListData(t *testing.T) {
 
 func TestReconcileJobRetriesWhileStripeIsDown(t *testing.T) {
 	t.Parallel()
-	s := opsShop(t, overrides{jobRetry: fastRetry{}}, true)
+	s := opsShop(t, true, app.WithJobRetryPolicy(fastRetry{}))
 	id := s.activeSubscription(s.token("reconcile-job"), "reconcile-job-create")
 	for range 1000 {
 		s.stripe.FailNext(stripefake.Fault{Status: 503})
 	}
-	_, err := s.app.jobs.Insert(context.Background(), subscriptions.ReconcileArgs{}, nil)
+	_, err := s.app.Jobs().Insert(context.Background(), subscriptions.ReconcileArgs{}, nil)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		return s.count(`SELECT count(*) FROM river_job WHERE kind = 'stripe_reconcile' AND attempt >= 2 AND errors IS NOT NULL`) == 1
@@ -412,9 +413,9 @@ func TestReconcileJobRetriesWhileStripeIsDown(t *testing.T) {
 
 	// One run at a time: a second insert while one is queued is a no-op.
 	s.stripe.FailNext(stripefake.Fault{Delay: 2 * time.Second})
-	r1, err := s.app.jobs.Insert(context.Background(), subscriptions.ReconcileArgs{}, nil)
+	r1, err := s.app.Jobs().Insert(context.Background(), subscriptions.ReconcileArgs{}, nil)
 	require.NoError(t, err)
-	r2, err := s.app.jobs.Insert(context.Background(), subscriptions.ReconcileArgs{}, nil)
+	r2, err := s.app.Jobs().Insert(context.Background(), subscriptions.ReconcileArgs{}, nil)
 	require.NoError(t, err)
 	require.False(t, r1.UniqueSkippedAsDuplicate)
 	require.True(t, r2.UniqueSkippedAsDuplicate)

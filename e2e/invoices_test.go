@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -218,12 +218,12 @@ func lineOf(obj webhooktest.Object) webhooktest.Object {
 // payment, no shipment, and no "payment missing" finding, on this run or the next.
 func TestReconciliationFindsNothingMissingInATrial(t *testing.T) {
 	t.Parallel()
-	s := opsShop(t, overrides{}, false)
+	s := opsShop(t, false)
 	require.NoError(t, s.db.Exec(`UPDATE plans SET trial_days = 14 WHERE id = ?`, hotMonthly).Error)
 	id, _ := s.subscribe(s.token("trial-owner"), "trial-create", hotMonthly)
 	ctx := context.Background()
 
-	rep, err := s.app.reconciler.Run(ctx)
+	rep, err := s.app.Reconciler().Run(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "TRIALING", s.status(id), "the status Stripe reported at creation")
 	require.Empty(t, rep.Findings)
@@ -231,7 +231,7 @@ func TestReconciliationFindsNothingMissingInATrial(t *testing.T) {
 	require.Zero(t, s.count(`SELECT count(*) FROM payments`))
 	require.Zero(t, s.count(`SELECT count(*) FROM shipments`))
 
-	rep, err = s.app.reconciler.Run(ctx)
+	rep, err = s.app.Reconciler().Run(ctx)
 	require.NoError(t, err)
 	require.Empty(t, rep.Findings)
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/gateway/stripefake"
 	"github.com/scoville/scoville/models"
@@ -23,11 +24,11 @@ func newClaimsShop(t *testing.T, env map[string]string, jobs bool, mailer *recor
 	fake := stripefake.New()
 	t.Cleanup(fake.Close)
 	env["STRIPE_API_BASE"] = fake.URL
-	o := overrides{stripeTimeout: 300 * time.Millisecond, stripeRetryBudget: 2 * time.Second}
+	o := []app.Option{app.WithStripeTimeouts(300*time.Millisecond, 2*time.Second)}
 	if mailer != nil {
-		o.mailer, o.jobRetry = mailer, fastRetry{}
+		o = append(o, app.WithMailer(mailer), app.WithJobRetryPolicy(fastRetry{}))
 	}
-	a := newTestApp(t, appOptions{env: env, jobs: jobs, overrides: o})
+	a := newTestApp(t, appOptions{env: env, jobs: jobs, options: o})
 	a.seedAt(fake.URL)
 	fake.SetNewSubscriptionStatus("active")
 	return &shop{testApp: a, stripe: fake}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
@@ -24,64 +22,13 @@ import (
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/gateway"
-	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/logging"
-	"github.com/scoville/scoville/notifications"
 	"github.com/scoville/scoville/sealing"
-	"github.com/scoville/scoville/subscriptions"
-	"github.com/scoville/scoville/webhooks"
 )
-
-// The commands, now in package app.
-var (
-	runKeys         = app.RunKeys
-	runDevIDP       = app.RunDevIDP
-	serve           = app.Serve
-	installDataKeys = app.InstallDataKeys
-)
-
-// overrides name the app.Options a test sets.
-type overrides struct {
-	stripeTimeout           time.Duration
-	stripeRetryBudget       time.Duration
-	jobRetry                river.ClientRetryPolicy
-	rescueStuckAfter        time.Duration
-	mailer                  notifications.Mailer
-	jobTimeout              time.Duration
-	wrapApplier             func(webhooks.Applier) webhooks.Applier
-	wrapSubscriptionGateway func(subscriptions.Gateway) subscriptions.Gateway
-	wrapAdminGateway        func(subscriptions.AdminGateway) subscriptions.AdminGateway
-	now                     func() time.Time
-	beforeEraseLookup       func()
-}
-
-func (o overrides) options() []app.Option {
-	return []app.Option{
-		app.WithStripeTimeouts(o.stripeTimeout, o.stripeRetryBudget),
-		app.WithJobRetryPolicy(o.jobRetry),
-		app.WithRescueStuckJobsAfter(o.rescueStuckAfter),
-		app.WithMailer(o.mailer),
-		app.WithJobTimeout(o.jobTimeout),
-		app.WithApplierWrapper(o.wrapApplier),
-		app.WithSubscriptionGatewayWrapper(o.wrapSubscriptionGateway),
-		app.WithAdminGatewayWrapper(o.wrapAdminGateway),
-		app.WithClock(o.now),
-		app.WithBeforeEraseLookup(o.beforeEraseLookup),
-	}
-}
-
-// appHandle is the built application with the parts tests reach.
-type appHandle struct {
-	*app.App
-	db         *gorm.DB
-	jobs       *jobs.Client
-	reconciler *subscriptions.Reconciler
-	registry   *prometheus.Registry
-}
 
 const testAudience = "scoville-api"
 
-// testApp is the whole product wired by newApp, served over real HTTP on loopback,
+// testApp is the whole product wired by app.New, served over real HTTP on loopback,
 // with its own database and a real OIDC issuer.
 type testApp struct {
 	t      testing.TB
@@ -89,7 +36,7 @@ type testApp struct {
 	issuer *devidp.Issuer
 	db     *gorm.DB
 	logs   *syncBuffer
-	app    *appHandle
+	app    *app.App
 	// migrationURL is the schema owner's connection (DATABASE_MIGRATION_URL); db
 	// runs as the server's role.
 	migrationURL string
@@ -100,7 +47,8 @@ type appOptions struct {
 	dbURL string            // default: a fresh database, migrated on start
 	// production wires the app as production mode does, after config validation.
 	production bool
-	overrides  overrides
+	// options replace parts of the application (app.Option: the test seams).
+	options []app.Option
 	// jobs starts the background workers (webhook events, notifications).
 	jobs bool
 }
@@ -161,16 +109,15 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	built, err := app.New(ctx, cfg, logging.New(logs, nil), opts.overrides.options()...)
+	a, err := app.New(ctx, cfg, logging.New(logs, nil), opts.options...)
 	require.NoError(t, err)
-	t.Cleanup(built.Close)
+	t.Cleanup(a.Close)
 	if opts.jobs {
-		require.NoError(t, built.Start(context.Background()))
+		require.NoError(t, a.Start(context.Background()))
 	}
-	a := &appHandle{App: built, db: built.DB(), jobs: built.Jobs(), reconciler: built.Reconciler(), registry: built.Registry()}
-	srv := httptest.NewServer(built.Handler())
+	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	return &testApp{t: t, srv: srv, issuer: issuer, db: a.db, logs: logs, app: a, migrationURL: dbURL}
+	return &testApp{t: t, srv: srv, issuer: issuer, db: a.DB(), logs: logs, app: a, migrationURL: dbURL}
 }
 
 // testDataKeys is the DATA_ENCRYPTION_KEYS of a test app. A fresh database gets fresh

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -20,8 +20,9 @@ func TestGeneratedCodeIsFresh(t *testing.T) {
 	if testing.Short() {
 		t.Log("regeneration runs in the full suite (make test)")
 	}
-	root, err := os.Getwd()
+	wd, err := os.Getwd()
 	require.NoError(t, err)
+	root := filepath.Dir(wd) // the module, above e2e
 	work := t.TempDir()
 	require.NoError(t, filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {

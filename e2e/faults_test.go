@@ -1,9 +1,8 @@
-package main
+package e2e
 
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -39,29 +37,11 @@ import (
 // Each case asserts that nothing acknowledged is lost, nothing applied twice, and
 // every event applied within its bound.
 
-// faultChildArgsEnv carries the command line of a child process that runs the real
-// command (run, as main does) instead of tests.
-const faultChildArgsEnv = "SCOVILLE_TEST_FAULT_ARGS"
-
 // faultBurst is the number of events in a burst, and faultSenders the senders.
 const (
 	faultBurst   = 300
 	faultSenders = 20
 )
-
-// TestFaultChildProcess is not a test: it is the child process of the fault suite,
-// the command `scoville <args>` with main's signal handling. Without the variable
-// it does nothing.
-func TestFaultChildProcess(t *testing.T) {
-	args := os.Getenv(faultChildArgsEnv)
-	if args == "" {
-		return
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, strings.Fields(args), os.Getenv, os.Stderr)
-	stop()
-	os.Exit(code)
-}
 
 // faultRig is one database, the identity provider and the shared configuration of
 // the processes under test.
@@ -117,7 +97,7 @@ func freeAddr(t *testing.T) string {
 func (r *faultRig) start(args string, extra map[string]string) *faultProc {
 	t := r.t
 	p := &faultProc{t: t, name: args, done: make(chan struct{})}
-	env := append(os.Environ(), faultChildArgsEnv+"="+args)
+	env := os.Environ()
 	for k, v := range r.env {
 		env = append(env, k+"="+v)
 	}
@@ -131,7 +111,7 @@ func (r *faultRig) start(args string, extra map[string]string) *faultProc {
 	logf, err := os.CreateTemp(t.TempDir(), strings.ReplaceAll(args, " ", "_")+"-*.log")
 	require.NoError(t, err)
 	p.log = logf.Name()
-	p.cmd = exec.Command(os.Args[0], "-test.run=^TestFaultChildProcess$", "-test.count=1")
+	p.cmd = exec.Command(scovilleBinary(t), strings.Fields(args)...)
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	require.NoError(t, p.cmd.Start())

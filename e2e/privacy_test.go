@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/gateway/stripefake"
@@ -36,8 +37,8 @@ func newPrivacyShop(t *testing.T) *shop {
 	a := newTestApp(t, appOptions{
 		env:  map[string]string{"STRIPE_API_BASE": fake.URL},
 		jobs: true,
-		overrides: overrides{stripeTimeout: 300 * time.Millisecond, stripeRetryBudget: 2 * time.Second,
-			mailer: &recordingMailer{}, jobRetry: fastRetry{}},
+		options: []app.Option{app.WithStripeTimeouts(300*time.Millisecond, 2*time.Second),
+			app.WithMailer(&recordingMailer{}), app.WithJobRetryPolicy(fastRetry{})},
 	})
 	a.seedAt(fake.URL)
 	fake.SetNewSubscriptionStatus("active")

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/gateway/stripefake"
 	"github.com/scoville/scoville/idempotency"
 	"github.com/scoville/scoville/models"
@@ -35,9 +36,9 @@ func newAdminShop(t *testing.T, jobs bool, env map[string]string) *shop {
 		all[k] = v
 	}
 	a := newTestApp(t, appOptions{
-		env:       all,
-		jobs:      jobs,
-		overrides: overrides{stripeTimeout: 300 * time.Millisecond, stripeRetryBudget: 2 * time.Second},
+		env:     all,
+		jobs:    jobs,
+		options: []app.Option{app.WithStripeTimeouts(300*time.Millisecond, 2*time.Second)},
 	})
 	a.seedAt(fake.URL)
 	return &shop{testApp: a, stripe: fake}
@@ -563,7 +564,7 @@ func TestTheAuditLogIsAppendOnlyInTheDatabase(t *testing.T) {
 	// The application's own connection pool, the one every request uses: its role
 	// holds no right to rewrite the log. Under it, the schema owner's connection
 	// meets the table's trigger.
-	db := s.app.db
+	db := s.app.DB()
 	owner, err := gorm.Open(postgres.Open(s.migrationURL), &gorm.Config{})
 	require.NoError(t, err)
 	t.Cleanup(func() {

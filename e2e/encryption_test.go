@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/config"
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/devidp"
@@ -53,7 +54,7 @@ func newCanaryApp(t *testing.T, env map[string]string) *canaryApp {
 		e[k] = v
 	}
 	a := newTestApp(t, appOptions{env: e, jobs: true,
-		overrides: overrides{stripeTimeout: 2 * time.Second, stripeRetryBudget: 5 * time.Second}})
+		options: []app.Option{app.WithStripeTimeouts(2*time.Second, 5*time.Second)}})
 	a.seedAt(fake.URL)
 	s := &shop{testApp: a, stripe: fake}
 	c := &canaryApp{shop: s}
@@ -255,10 +256,10 @@ func TestKeyRotationAndReencryptCommand(t *testing.T) {
 
 	// keys rotate reads the current value from the environment, or else from stdin.
 	var out, errOut bytes.Buffer
-	require.Equal(t, 0, runKeys(ctx, []string{"rotate"}, envOf(map[string]string{"DATA_ENCRYPTION_KEYS": v1}), strings.NewReader(""), &out, &errOut), errOut.String())
+	require.Equal(t, 0, app.RunKeys(ctx, []string{"rotate"}, envOf(map[string]string{"DATA_ENCRYPTION_KEYS": v1}), strings.NewReader(""), &out, &errOut), errOut.String())
 	v2 := strings.TrimSpace(out.String())
 	out.Reset()
-	require.Equal(t, 0, runKeys(ctx, []string{"rotate"}, envOf(nil), strings.NewReader(v1+"\n"), &out, &errOut), errOut.String())
+	require.Equal(t, 0, app.RunKeys(ctx, []string{"rotate"}, envOf(nil), strings.NewReader(v1+"\n"), &out, &errOut), errOut.String())
 	require.NotEqual(t, v2, strings.TrimSpace(out.String()), "each rotation adds a fresh key")
 	k1, err := sealing.Parse(v1)
 	require.NoError(t, err)
@@ -282,12 +283,12 @@ func TestKeyRotationAndReencryptCommand(t *testing.T) {
 	env := envOf(map[string]string{"DATABASE_URL": dbURL, "DATA_ENCRYPTION_KEYS": v2, "OIDC_ISSUER_URL": after.issuer.IssuerURL(), "OIDC_AUDIENCE": testAudience})
 	out.Reset()
 	errOut.Reset()
-	require.Equal(t, 3, runKeys(ctx, []string{"status"}, env, nil, &out, &errOut), errOut.String())
+	require.Equal(t, 3, app.RunKeys(ctx, []string{"status"}, env, nil, &out, &errOut), errOut.String())
 	require.Contains(t, out.String(), "not under the primary key")
 	require.Contains(t, out.String(), fmt.Sprintf("idempotency_keys.response: key %d: 1", k1.PrimaryKeyID()), "status counts stored results")
 
 	out.Reset()
-	require.Equal(t, 0, runKeys(ctx, []string{"reencrypt", "-batch", "1"}, env, nil, &out, &errOut), errOut.String())
+	require.Equal(t, 0, app.RunKeys(ctx, []string{"reencrypt", "-batch", "1"}, env, nil, &out, &errOut), errOut.String())
 	report := out.String()
 	require.Contains(t, report, "customers.email: 1 values, 1 re-sealed")
 	require.Contains(t, report, "subscriptions.shipping_address: 1 values, 1 re-sealed")
@@ -314,14 +315,14 @@ func TestKeyRotationAndReencryptCommand(t *testing.T) {
 	require.Contains(t, resp.Raw, canaryName, "re-sealed rows read back, and the blind index survived the rotation")
 
 	out.Reset()
-	require.Equal(t, 0, runKeys(ctx, []string{"reencrypt"}, env, nil, &out, &errOut), errOut.String())
+	require.Equal(t, 0, app.RunKeys(ctx, []string{"reencrypt"}, env, nil, &out, &errOut), errOut.String())
 	require.Contains(t, out.String(), "customers.email: 1 values, 0 re-sealed", "a second run has nothing to do")
 }
 
 func TestKeysGenerate(t *testing.T) {
 	t.Parallel()
 	var out, errOut bytes.Buffer
-	require.Equal(t, 0, runKeys(context.Background(), []string{"generate"}, envOf(nil), nil, &out, &errOut))
+	require.Equal(t, 0, app.RunKeys(context.Background(), []string{"generate"}, envOf(nil), nil, &out, &errOut))
 	v := strings.TrimSpace(out.String())
 	k, err := sealing.Parse(v)
 	require.NoError(t, err)
@@ -329,14 +330,14 @@ func TestKeysGenerate(t *testing.T) {
 	require.Empty(t, errOut.String(), "only the value, on stdout")
 
 	errOut.Reset()
-	require.Equal(t, 2, runKeys(context.Background(), []string{"rotate"}, envOf(map[string]string{"DATA_ENCRYPTION_KEYS": "bm90IGtleXM="}),
+	require.Equal(t, 2, app.RunKeys(context.Background(), []string{"rotate"}, envOf(map[string]string{"DATA_ENCRYPTION_KEYS": "bm90IGtleXM="}),
 		nil, &out, &errOut))
 	require.Contains(t, errOut.String(), "DATA_ENCRYPTION_KEYS")
 	require.NotContains(t, errOut.String(), "bm90IGtleXM=")
 	errOut.Reset()
-	require.Equal(t, 2, runKeys(context.Background(), []string{"rotate"}, envOf(nil), strings.NewReader(""), &out, &errOut))
+	require.Equal(t, 2, app.RunKeys(context.Background(), []string{"rotate"}, envOf(nil), strings.NewReader(""), &out, &errOut))
 	require.Contains(t, errOut.String(), "DATA_ENCRYPTION_KEYS")
-	require.Equal(t, 2, runKeys(context.Background(), []string{"frobnicate"}, envOf(nil), nil, &out, &errOut))
+	require.Equal(t, 2, app.RunKeys(context.Background(), []string{"frobnicate"}, envOf(nil), nil, &out, &errOut))
 }
 
 func TestDataKeysAreCheckedAtStart(t *testing.T) {
@@ -371,7 +372,7 @@ func TestDataKeysAreCheckedAtStart(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			stderr := captureStderr(t, func(f *os.File) int {
-				return run(context.Background(), []string{"serve"}, envOf(tc.env), f)
+				return scoville(t, context.Background(), []string{"serve"}, tc.env, f)
 			}, 2)
 			require.Contains(t, stderr, tc.want)
 			require.Contains(t, stderr, "scoville keys generate", "says how to get a good value")
@@ -399,15 +400,15 @@ func TestDevelopmentWithoutKeysUsesTheLabelledSetAndSaysSo(t *testing.T) {
 	var logs bytes.Buffer
 	cfg, err := config.Load(envOf(map[string]string{"DATABASE_URL": "postgres://127.0.0.1:1/x"}))
 	require.NoError(t, err)
-	k, err := installDataKeys(db, cfg, logging.New(&logs, nil))
+	k, err := app.InstallDataKeys(db, cfg, logging.New(&logs, nil))
 	require.NoError(t, err)
 	require.True(t, k.Development())
 	require.Contains(t, logs.String(), "PUBLIC development key set")
 
 	cfg.Env = config.Production // as if validation had been skipped: still refused
-	_, err = installDataKeys(dbtest.New(t), cfg, logging.New(&logs, nil))
+	_, err = app.InstallDataKeys(dbtest.New(t), cfg, logging.New(&logs, nil))
 	require.ErrorContains(t, err, "DATA_ENCRYPTION_KEYS is required in production")
 	cfg.DataEncryptionKeys = config.Secret(sealing.DevelopmentKeys)
-	_, err = installDataKeys(dbtest.New(t), cfg, logging.New(&logs, nil))
+	_, err = app.InstallDataKeys(dbtest.New(t), cfg, logging.New(&logs, nil))
 	require.ErrorContains(t, err, "DATA_ENCRYPTION_KEYS is the public development key set")
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"net/http"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/gateway/stripefake"
 	"github.com/scoville/scoville/webhooks/webhooktest"
@@ -28,8 +29,8 @@ func TestLogCanary(t *testing.T) {
 	a := newTestApp(t, appOptions{
 		env:  map[string]string{"STRIPE_API_BASE": fake.URL, "STRIPE_SECRET_KEY": canaryStripeKey},
 		jobs: true, // the development mailer logs each notification
-		overrides: overrides{stripeTimeout: 300 * time.Millisecond, stripeRetryBudget: 2 * time.Second,
-			jobRetry: fastRetry{}},
+		options: []app.Option{app.WithStripeTimeouts(300*time.Millisecond, 2*time.Second),
+			app.WithJobRetryPolicy(fastRetry{})},
 	})
 	a.seedAt(fake.URL)
 	s := &shop{testApp: a, stripe: fake}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/scoville/scoville/app"
 )
 
 // TestDevIDPRefusesWhatConfigRefuses runs the devidp subcommand with settings that
@@ -24,7 +26,7 @@ func TestDevIDPRefusesWhatConfigRefuses(t *testing.T) {
 	} {
 		stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
 		require.NoError(t, err)
-		require.Equal(t, 2, runDevIDP(context.Background(), envOf(tc.env), stderr))
+		require.Equal(t, 2, app.RunDevIDP(context.Background(), envOf(tc.env), stderr))
 		require.NoError(t, stderr.Close())
 		out, err := os.ReadFile(stderr.Name())
 		require.NoError(t, err)

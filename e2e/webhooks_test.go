@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
@@ -297,7 +298,7 @@ func (fastRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(
 func TestWebhookPaymentLifecycle(t *testing.T) {
 	t.Parallel()
 	mailer := &recordingMailer{}
-	a := newTestApp(t, appOptions{jobs: true, overrides: overrides{mailer: mailer}})
+	a := newTestApp(t, appOptions{jobs: true, options: []app.Option{app.WithMailer(mailer)}})
 	f := a.fixture("price_life", "cus_life", "sub_life")
 	t0 := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
 
@@ -504,9 +505,9 @@ func TestWebhookDatabaseDownAnswers503ThenRedeliveryAppliesOnce(t *testing.T) {
 func TestWebhookFailingJobRetriesThenFails(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{
-		jobs:      true,
-		env:       map[string]string{"STRIPE_API_BASE": "http://127.0.0.1:1", "JOB_MAX_ATTEMPTS": "3"}, // Stripe unreachable
-		overrides: overrides{jobRetry: fastRetry{}, stripeRetryBudget: 200 * time.Millisecond, stripeTimeout: 100 * time.Millisecond},
+		jobs:    true,
+		env:     map[string]string{"STRIPE_API_BASE": "http://127.0.0.1:1", "JOB_MAX_ATTEMPTS": "3"}, // Stripe unreachable
+		options: []app.Option{app.WithJobRetryPolicy(fastRetry{}), app.WithStripeTimeouts(100*time.Millisecond, 200*time.Millisecond)},
 	})
 	f := a.fixture("price_fail", "cus_fail", "")
 	f.stripeSub = "sub_must_be_read"

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/gateway/stripefake"
 	"github.com/scoville/scoville/models"
@@ -47,11 +48,11 @@ func newUnreachableAdminShop(t *testing.T) (*shop, *unreachableAdminGateway) {
 	a := newTestApp(t, appOptions{
 		env:  map[string]string{"STRIPE_API_BASE": fake.URL},
 		jobs: true,
-		overrides: overrides{stripeTimeout: 300 * time.Millisecond, stripeRetryBudget: 2 * time.Second,
-			wrapAdminGateway: func(g subscriptions.AdminGateway) subscriptions.AdminGateway {
+		options: []app.Option{app.WithStripeTimeouts(300*time.Millisecond, 2*time.Second),
+			app.WithAdminGatewayWrapper(func(g subscriptions.AdminGateway) subscriptions.AdminGateway {
 				unreachable.AdminGateway = g
 				return unreachable
-			}},
+			})},
 	})
 	a.seedAt(fake.URL)
 	return &shop{testApp: a, stripe: fake}, unreachable

@@ -1,9 +1,10 @@
-package main
+package e2e
 
 import (
 	"bytes"
 	"context"
 	"database/sql"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -43,14 +44,9 @@ func TestServerWithoutWorkersAndASeparateWorkProcess(t *testing.T) {
 		out, err := os.CreateTemp(t.TempDir(), args)
 		require.NoError(t, err)
 		code := make(chan int, 1)
-		go func() {
-			code <- run(ctx, []string{args}, func(k string) string {
-				if v, ok := extra[k]; ok {
-					return v
-				}
-				return env[k]
-			}, out)
-		}()
+		procEnv := maps.Clone(env)
+		maps.Copy(procEnv, extra)
+		go func() { code <- scoville(t, ctx, []string{args}, procEnv, out) }()
 		var once sync.Once
 		result := -1
 		return func() int {

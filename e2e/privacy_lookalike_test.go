@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/gateway/stripefake"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/subscriptions"
@@ -76,10 +77,10 @@ func newHookedPrivacyShop(t *testing.T, beforeErase ...func()) (*shop, *hookAppl
 	a := newTestApp(t, appOptions{
 		env:  map[string]string{"STRIPE_API_BASE": fake.URL},
 		jobs: true,
-		overrides: overrides{stripeTimeout: 300 * time.Millisecond, stripeRetryBudget: 2 * time.Second,
-			mailer: &recordingMailer{}, jobRetry: fastRetry{},
-			wrapApplier:       func(inner webhooks.Applier) webhooks.Applier { hooks.Applier = inner; return hooks },
-			beforeEraseLookup: eraseHook},
+		options: []app.Option{app.WithStripeTimeouts(300*time.Millisecond, 2*time.Second),
+			app.WithMailer(&recordingMailer{}), app.WithJobRetryPolicy(fastRetry{}),
+			app.WithApplierWrapper(func(inner webhooks.Applier) webhooks.Applier { hooks.Applier = inner; return hooks }),
+			app.WithBeforeEraseLookup(eraseHook)},
 	})
 	a.seedAt(fake.URL)
 	fake.SetNewSubscriptionStatus("active")

@@ -1,6 +1,7 @@
-package main
+package e2e
 
 import (
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -32,9 +33,9 @@ func registeredMetrics(t *testing.T, reg *prometheus.Registry) map[string]bool {
 func TestAlertRulesWatchMetricsTheServerExports(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{})
-	registered := registeredMetrics(t, a.app.registry)
+	registered := registeredMetrics(t, a.app.Registry())
 
-	groups, err := alertrules.Load(alertrules.Path)
+	groups, err := alertrules.Load(filepath.Join("..", alertrules.Path))
 	require.NoError(t, err)
 	used, err := alertrules.Metrics(groups)
 	require.NoError(t, err)

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/gateway/stripefake"
@@ -41,8 +42,8 @@ func newShop(t *testing.T) *shop {
 	fake := stripefake.New()
 	t.Cleanup(fake.Close)
 	a := newTestApp(t, appOptions{
-		env:       map[string]string{"STRIPE_API_BASE": fake.URL},
-		overrides: overrides{stripeTimeout: 300 * time.Millisecond, stripeRetryBudget: 2 * time.Second},
+		env:     map[string]string{"STRIPE_API_BASE": fake.URL},
+		options: []app.Option{app.WithStripeTimeouts(300*time.Millisecond, 2*time.Second)},
 	})
 	a.seedAt(fake.URL)
 	return &shop{testApp: a, stripe: fake}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/config"
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/devidp"
@@ -37,7 +38,7 @@ func TestServeSaysWhereMetricsAre(t *testing.T) {
 		logs := &syncBuffer{}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- serve(ctx, cfg, logging.New(logs, nil)) }()
+		go func() { done <- app.Serve(ctx, cfg, logging.New(logs, nil)) }()
 		require.Eventually(t, func() bool { return strings.Contains(logs.String(), `"msg":"listening"`) }, 30*time.Second, 10*time.Millisecond,
 			"the server started: %s", logs.String())
 		cancel()

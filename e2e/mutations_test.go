@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/idempotency"
 	"github.com/scoville/scoville/subscriptions"
@@ -61,10 +62,10 @@ func (g *betweenGateway) CancelSubscription(ctx context.Context, key, subID stri
 func TestADeletionDeliveredWhileStripeAnswersAPauseStands(t *testing.T) {
 	t.Parallel()
 	gw := &betweenGateway{}
-	s := opsShop(t, overrides{wrapSubscriptionGateway: func(inner subscriptions.Gateway) subscriptions.Gateway {
+	s := opsShop(t, true, app.WithSubscriptionGatewayWrapper(func(inner subscriptions.Gateway) subscriptions.Gateway {
 		gw.Gateway = inner
 		return gw
-	}}, true)
+	}))
 	tok := s.token("interleaved")
 	id := s.activeSubscription(tok, "interleaved-create")
 
@@ -100,7 +101,7 @@ func TestADeletionDeliveredWhileStripeAnswersAPauseStands(t *testing.T) {
 
 func TestAReplayedStripeAnswerIsReplacedByAFreshRead(t *testing.T) {
 	t.Parallel()
-	s := opsShop(t, overrides{}, true)
+	s := opsShop(t, true)
 	tok := s.token("replayed")
 	id := s.activeSubscription(tok, "replayed-create")
 	stripeSub := s.stripeSub(id)
@@ -133,7 +134,7 @@ func TestAReplayedStripeAnswerIsReplacedByAFreshRead(t *testing.T) {
 func TestAnAnsweredKeyReplaysWhateverTheClockOrTheStateSays(t *testing.T) {
 	t.Parallel()
 	var ahead atomic.Int64
-	s := opsShop(t, overrides{now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }}, true)
+	s := opsShop(t, true, app.WithClock(func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }))
 	tok := s.token("replayer")
 	sel := "subscription { id status pausedUntil cancelAtPeriodEnd }"
 
