@@ -15,7 +15,7 @@ source scripts/lib.sh
 # root with apt-get, else a stop with the command to run).
 needs=(postgresql curl)
 case " ${TEST_PKGS:-./...} " in
-*" ./... "* | *" . "*) needs+=(chromium) ;; # the Playground browser test
+*" ./... "* | *" ./e2e "* | *" ./e2e/... "*) needs+=(chromium) ;; # the Playground browser test (e2e)
 esac
 scoville_require "${needs[@]}"
 

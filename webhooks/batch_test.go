@@ -765,7 +765,7 @@ func TestBatchSameSecondEventsApplyInArrivalOrder(t *testing.T) {
 			}
 
 			w := NewWorker(db, subscriptions.NewSyncer(db, nil, queue, subscriptions.NewSyncMetrics(prometheus.NewRegistry()), logger),
-				metrics, logger)
+				metrics, logger, nil)
 			order := []string{"evt_same_z", "evt_same_a"}
 			if lastFirst {
 				order = []string{"evt_same_a", "evt_same_z"}

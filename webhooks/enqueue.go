@@ -39,14 +39,16 @@ type EnqueueWorker struct {
 }
 
 // NewEnqueueWorker builds the worker; queue inserts the event jobs, and events it
-// leaves FAILED count in metrics as the event worker's failures do.
-func NewEnqueueWorker(db *gorm.DB, queue *jobs.Client, metrics *Metrics) *EnqueueWorker {
-	return &EnqueueWorker{db: db, queue: queue, metrics: metrics}
+// leaves FAILED count in metrics as the event worker's failures do. It holds back
+// while intake, the route of the same process, is saturated; a nil intake never
+// waits.
+func NewEnqueueWorker(db *gorm.DB, queue *jobs.Client, metrics *Metrics, intake *Handler) *EnqueueWorker {
+	w := &EnqueueWorker{db: db, queue: queue, metrics: metrics}
+	if intake != nil {
+		w.intake = intake
+	}
+	return w
 }
-
-// YieldTo makes the worker hold back while intake, the route of the same process,
-// is saturated. Call it before the queue is started.
-func (w *EnqueueWorker) YieldTo(intake *Handler) { w.intake = intake }
 
 // Work inserts one ProcessArgs job per event of the batch. After the last attempt
 // the events still waiting are FAILED with the error, so that support sees them

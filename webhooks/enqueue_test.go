@@ -46,7 +46,7 @@ func TestEnqueueWorkerGivesEachStoredEventItsJob(t *testing.T) {
 		t.Fatalf("%d batch jobs for %d events, want some for 3", len(raw), len(want))
 	}
 
-	w := NewEnqueueWorker(db, b.queue, NewMetrics(prometheus.NewRegistry(), nil))
+	w := NewEnqueueWorker(db, b.queue, NewMetrics(prometheus.NewRegistry(), nil), nil)
 	run := func(r string) error {
 		job := &river.Job[EnqueueArgs]{JobRow: &rivertype.JobRow{ID: 1, Attempt: 1, MaxAttempts: 3}}
 		if err := json.Unmarshal([]byte(r), &job.Args); err != nil {
@@ -94,7 +94,7 @@ func TestEnqueueWorkerFailsTheBatchEventsAfterTheLastAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	metrics := NewMetrics(prometheus.NewRegistry(), nil)
-	w := NewEnqueueWorker(db, b.queue, metrics)
+	w := NewEnqueueWorker(db, b.queue, metrics, nil)
 	restore := failJobs(t, db)
 	defer restore()
 	for attempt := 1; attempt <= 2; attempt++ {

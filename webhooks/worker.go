@@ -68,10 +68,6 @@ const (
 	yieldMax    = 2 * time.Second
 )
 
-// YieldTo makes the worker hold back while intake, the route of the same process,
-// is saturated. Call it before the queue is started.
-func (w *Worker) YieldTo(intake *Handler) { w.intake = intake }
-
 // yield waits while intake is saturated, at most yieldMax.
 func yield(ctx context.Context, intake saturation) {
 	if intake == nil {
@@ -89,9 +85,14 @@ func yield(ctx context.Context, intake saturation) {
 	}
 }
 
-// NewWorker builds the worker.
-func NewWorker(db *gorm.DB, applier Applier, metrics *Metrics, logger *slog.Logger) *Worker {
-	return &Worker{db: db, applier: applier, metrics: metrics, logger: logger}
+// NewWorker builds the worker. It holds back while intake, the route of the same
+// process, is saturated; a nil intake (a process without the route) never waits.
+func NewWorker(db *gorm.DB, applier Applier, metrics *Metrics, logger *slog.Logger, intake *Handler) *Worker {
+	w := &Worker{db: db, applier: applier, metrics: metrics, logger: logger}
+	if intake != nil {
+		w.intake = intake
+	}
+	return w
 }
 
 // errDone ends the transaction of an event that another run already finished.

@@ -58,7 +58,7 @@ func TestWorkerPoisonEventEndsFailedAndReplaysOnce(t *testing.T) {
 	applier := &fakeApplier{}
 	applier.panics.Store(true)
 	metrics := NewMetrics(prometheus.NewRegistry(), nil)
-	w := NewWorker(db, applier, metrics, slog.New(slog.DiscardHandler))
+	w := NewWorker(db, applier, metrics, slog.New(slog.DiscardHandler), nil)
 	run := func(attempt int, replay bool) error {
 		return w.Work(context.Background(), &river.Job[ProcessArgs]{
 			JobRow: &rivertype.JobRow{ID: 1, Attempt: attempt, MaxAttempts: 3},

@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/scoville/scoville/app"
+	"github.com/scoville/scoville/config"
+	"github.com/scoville/scoville/database/dbtest"
+	"github.com/scoville/scoville/devidp"
+	"github.com/scoville/scoville/logging"
+)
+
+// TestNewReleasesWhatItBuiltWhenItFails: New fails after it has opened the database
+// pool and migrated (OIDC discovery answers for another issuer), and leaves no
+// connection of the server's role open.
+func TestNewReleasesWhatItBuiltWhenItFails(t *testing.T) {
+	t.Parallel()
+	issuer, idp, err := devidp.StartTestServer(testAudience)
+	require.NoError(t, err)
+	t.Cleanup(idp.Close)
+	dbURL := dbtest.NewURL(t, "")
+	appURL := dbtest.AppURL(t, dbURL)
+	env := map[string]string{
+		"APP_ENV": "development", "DATABASE_URL": appURL, "DATABASE_MIGRATION_URL": dbURL,
+		"MIGRATE_ON_START": "true",
+		// The same server under another name: its discovery document names
+		// 127.0.0.1, so discovery refuses it at once.
+		"OIDC_ISSUER_URL": strings.Replace(issuer.IssuerURL(), "127.0.0.1", "localhost", 1),
+		"OIDC_AUDIENCE":   testAudience, "STRIPE_API_BASE": stripeMockURL(t), "STRIPE_SECRET_KEY": "sk_test_123",
+		"DATA_ENCRYPTION_KEYS": freshDataKeys(t),
+	}
+	cfg, err := config.Load(envOf(env))
+	require.NoError(t, err)
+
+	owner, err := sql.Open("pgx", dbURL)
+	require.NoError(t, err)
+	defer owner.Close()
+	serverConns := func() int {
+		var n int
+		require.NoError(t, owner.QueryRow(`SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND usename <> current_user`).Scan(&n))
+		return n
+	}
+
+	a, err := app.New(context.Background(), cfg, logging.New(&syncBuffer{}, nil))
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "OIDC_ISSUER_URL")
+	require.Nil(t, a)
+	var migrated bool
+	require.NoError(t, owner.QueryRow(`SELECT to_regclass('customers') IS NOT NULL`).Scan(&migrated))
+	require.True(t, migrated, "New failed after the pool was open and the schema migrated")
+	// A backend ends a moment after its client hangs up.
+	require.Eventually(t, func() bool { return serverConns() == 0 }, 10*time.Second, 20*time.Millisecond,
+		"the server role's connections outlived the failed New")
+}
+
+// TestCloseIsFinal: Close may be called again, and Start after Close is refused
+// rather than running workers on a closed pool.
+func TestCloseIsFinal(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{jobs: true})
+	a.app.Close()
+	a.app.Close()
+	require.Error(t, a.app.Start(context.Background()))
+	require.Error(t, a.app.DB().Exec(`SELECT 1`).Error, "the pool is closed")
+}
