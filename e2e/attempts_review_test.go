@@ -1,62 +1,15 @@
 package e2e
 
 import (
-	"context"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/scoville/scoville/app"
-	"github.com/scoville/scoville/gateway"
-	"github.com/scoville/scoville/gateway/stripefake"
 	"github.com/scoville/scoville/models"
-	"github.com/scoville/scoville/subscriptions"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
-
-// unreachableAdminGateway, once armed, fails a refund as a network that never
-// reached Stripe would: nothing exists at Stripe.
-type unreachableAdminGateway struct {
-	subscriptions.AdminGateway
-	armed atomic.Bool
-}
-
-func (g *unreachableAdminGateway) RefundPayment(ctx context.Context, key string, in gateway.RefundInput) (gateway.Refund, error) {
-	if g.armed.CompareAndSwap(true, false) {
-		return gateway.Refund{}, gateway.ErrProviderUnavailable
-	}
-	return g.AdminGateway.RefundPayment(ctx, key, in)
-}
-
-func (g *unreachableAdminGateway) CancelSubscription(ctx context.Context, key, subID string, atPeriodEnd bool) (gateway.Subscription, error) {
-	if g.armed.CompareAndSwap(true, false) {
-		return gateway.Subscription{}, gateway.ErrProviderUnavailable
-	}
-	return g.AdminGateway.CancelSubscription(ctx, key, subID, atPeriodEnd)
-}
-
-// newUnreachableAdminShop is newCrashingAdminShop with a gateway that, once armed,
-// never reaches Stripe.
-func newUnreachableAdminShop(t *testing.T) (*shop, *unreachableAdminGateway) {
-	t.Helper()
-	fake := stripefake.New()
-	t.Cleanup(fake.Close)
-	unreachable := &unreachableAdminGateway{}
-	a := newTestApp(t, appOptions{
-		env:  map[string]string{"STRIPE_API_BASE": fake.URL},
-		jobs: true,
-		options: []app.Option{app.WithStripeTimeouts(300*time.Millisecond, 2*time.Second),
-			app.WithAdminGatewayWrapper(func(g subscriptions.AdminGateway) subscriptions.AdminGateway {
-				unreachable.AdminGateway = g
-				return unreachable
-			})},
-	})
-	a.seedAt(fake.URL)
-	return &shop{testApp: a, stripe: fake}, unreachable
-}
 
 // An admin's refund whose call never reached Stripe stays an open attempt when
 // Stripe reports another refund of the same charge (one made in the Dashboard):
@@ -65,11 +18,11 @@ func newUnreachableAdminShop(t *testing.T) (*shop, *unreachableAdminGateway) {
 // never got it.
 func TestAnotherRefundsReportDoesNotCompleteAnOpenAttempt(t *testing.T) {
 	t.Parallel()
-	s, unreachable := newUnreachableAdminShop(t)
+	s, faults := newFaultyAdminShop(t)
 	admin := s.token("unreached-admin", "admin")
 	payID, pi := s.paidPayment("unreached-customer", 3500)
 
-	unreachable.armed.Store(true)
+	faults.arm(neverReachStripe)
 	resp, _ := s.refund(admin, map[string]any{"paymentId": payID, "amount": 1000, "reason": "box arrived broken", "idempotencyKey": "unreached-1"})
 	require.NotEmpty(t, resp.Errors, "Stripe was not reached")
 	require.Empty(t, s.refundRequests(), "nothing was refunded at Stripe")
@@ -99,11 +52,11 @@ func TestAnotherRefundsReportDoesNotCompleteAnOpenAttempt(t *testing.T) {
 // happen and must not be recorded as completed.
 func TestAPeriodEndCancelDoesNotCompleteAnOpenCancelNowAttempt(t *testing.T) {
 	t.Parallel()
-	s, unreachable := newUnreachableAdminShop(t)
+	s, faults := newFaultyAdminShop(t)
 	admin := s.token("unreached-cancel-admin", "admin")
 	id := s.activeSubscription(s.token("unreached-cancel-customer"), "unreached-cancel-sub")
 
-	unreachable.armed.Store(true)
+	faults.arm(neverReachStripe)
 	resp, _ := s.mutate(admin, "adminCancelSubscription", "AdminCancelSubscriptionInput",
 		map[string]any{"subscriptionId": id, "atPeriodEnd": false, "reason": "chargeback fraud", "idempotencyKey": "unreached-cancel-1"},
 		"subscription { id status }")

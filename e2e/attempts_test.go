@@ -20,50 +20,70 @@ import (
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
 
-// crashingAdminGateway calls Stripe and then, once armed, fails as a process dying
-// right after Stripe's answer would: the effect exists at Stripe, nothing of ours is
-// committed.
-type crashingAdminGateway struct {
-	subscriptions.AdminGateway
-	armed atomic.Bool
-}
+// adminFault is what the staff actions' gateway does to its next call, once armed.
+type adminFault int32
+
+const (
+	noFault          adminFault = iota
+	crashAfterStripe            // Stripe acts, then the process dies before our commit
+	neverReachStripe            // the network fails before Stripe sees the call
+)
 
 var errCrashedAfterStripe = errors.New("test: the process died after Stripe answered")
 
-func (g *crashingAdminGateway) RefundPayment(ctx context.Context, key string, in gateway.RefundInput) (gateway.Refund, error) {
-	r, err := g.AdminGateway.RefundPayment(ctx, key, in)
-	if err == nil && g.armed.CompareAndSwap(true, false) {
-		return gateway.Refund{}, errCrashedAfterStripe
-	}
-	return r, err
+// faultyAdminGateway is the staff actions' gateway with one armed fault for its next
+// call: the effect exists at Stripe and nothing of ours is committed
+// (crashAfterStripe), or nothing exists at Stripe (neverReachStripe).
+type faultyAdminGateway struct {
+	subscriptions.AdminGateway
+	armed atomic.Int32
 }
 
-func (g *crashingAdminGateway) CancelSubscription(ctx context.Context, key, subID string, atPeriodEnd bool) (gateway.Subscription, error) {
-	gs, err := g.AdminGateway.CancelSubscription(ctx, key, subID, atPeriodEnd)
-	if err == nil && g.armed.CompareAndSwap(true, false) {
-		return gateway.Subscription{}, errCrashedAfterStripe
+func (g *faultyAdminGateway) arm(f adminFault) { g.armed.Store(int32(f)) }
+
+// faulty runs do under the armed fault, which it disarms.
+func faulty[T any](g *faultyAdminGateway, do func() (T, error)) (T, error) {
+	var zero T
+	switch adminFault(g.armed.Swap(int32(noFault))) {
+	case neverReachStripe:
+		return zero, gateway.ErrProviderUnavailable
+	case crashAfterStripe:
+		if _, err := do(); err != nil {
+			return zero, err
+		}
+		return zero, errCrashedAfterStripe
 	}
-	return gs, err
+	return do()
 }
 
-// newCrashingAdminShop is newAdminShop with the workers running and the staff
-// actions' gateway able to crash after Stripe answers.
-func newCrashingAdminShop(t *testing.T) (*shop, *crashingAdminGateway) {
+func (g *faultyAdminGateway) RefundPayment(ctx context.Context, key string, in gateway.RefundInput) (gateway.Refund, error) {
+	return faulty(g, func() (gateway.Refund, error) { return g.AdminGateway.RefundPayment(ctx, key, in) })
+}
+
+func (g *faultyAdminGateway) CancelSubscription(ctx context.Context, key, subID string, atPeriodEnd bool) (gateway.Subscription, error) {
+	return faulty(g, func() (gateway.Subscription, error) {
+		return g.AdminGateway.CancelSubscription(ctx, key, subID, atPeriodEnd)
+	})
+}
+
+// newFaultyAdminShop is newAdminShop with the workers running and the staff actions'
+// gateway able to fail around Stripe's answer.
+func newFaultyAdminShop(t *testing.T) (*shop, *faultyAdminGateway) {
 	t.Helper()
 	fake := stripefake.New()
 	t.Cleanup(fake.Close)
-	crash := &crashingAdminGateway{}
+	faults := &faultyAdminGateway{}
 	a := newTestApp(t, appOptions{
 		env:  map[string]string{"STRIPE_API_BASE": fake.URL},
 		jobs: true,
 		options: []app.Option{app.WithStripeTimeouts(300*time.Millisecond, 2*time.Second),
 			app.WithAdminGatewayWrapper(func(g subscriptions.AdminGateway) subscriptions.AdminGateway {
-				crash.AdminGateway = g
-				return crash
+				faults.AdminGateway = g
+				return faults
 			})},
 	})
 	a.seedAt(fake.URL)
-	return &shop{testApp: a, stripe: fake}, crash
+	return &shop{testApp: a, stripe: fake}, faults
 }
 
 // auditRow is one audit entry as a test reads it.
@@ -86,12 +106,12 @@ func (s *shop) auditOf(targetID string) []auditRow {
 // once) instead of being refused because the event recorded it first.
 func TestARefundThatCrashedAfterStripeStaysAudited(t *testing.T) {
 	t.Parallel()
-	s, crash := newCrashingAdminShop(t)
+	s, faults := newFaultyAdminShop(t)
 	admin := s.token("crash-admin", "admin")
 	payID, pi := s.paidPayment("crash-customer", 3500)
 	in := map[string]any{"paymentId": payID, "amount": 1000, "reason": "box arrived broken", "idempotencyKey": "crash-refund-1"}
 
-	crash.armed.Store(true)
+	faults.arm(crashAfterStripe)
 	resp, _ := s.refund(admin, in)
 	require.NotEmpty(t, resp.Errors, "the attempt died after Stripe answered")
 	status, amount := s.refunded(payID)
@@ -146,7 +166,7 @@ func TestARefundThatCrashedAfterStripeStaysAudited(t *testing.T) {
 // key succeeds instead of "already ended", with one cancellation at Stripe.
 func TestAnAdminCancelThatCrashedAfterStripeStaysAudited(t *testing.T) {
 	t.Parallel()
-	s, crash := newCrashingAdminShop(t)
+	s, faults := newFaultyAdminShop(t)
 	admin := s.token("crash-cancel-admin", "admin")
 	id := s.activeSubscription(s.token("crash-cancel-customer"), "crash-cancel-sub")
 	cancel := func() (gqlResponse, map[string]any) {
@@ -155,7 +175,7 @@ func TestAnAdminCancelThatCrashedAfterStripeStaysAudited(t *testing.T) {
 			"subscription { id status }")
 	}
 
-	crash.armed.Store(true)
+	faults.arm(crashAfterStripe)
 	resp, _ := cancel()
 	require.NotEmpty(t, resp.Errors, "the attempt died after Stripe answered")
 	require.Equal(t, "ACTIVE", s.status(id))
