@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -210,14 +211,39 @@ func Healthz() http.Handler {
 }
 
 // Readyz answers 200 only when ping succeeds within two seconds, else 503, so a load
-// balancer stops sending traffic while the database is away.
+// balancer stops sending traffic while the database is away. The route is open to
+// anyone and not rate limited, so at most one ping runs at a time: a probe arriving
+// while one runs is answered from the last result (503 before the first), and a flood
+// of probes costs the database pool one connection, not one each.
 func Readyz(ping func(context.Context) error, logger *slog.Logger) http.Handler {
+	var (
+		running = make(chan struct{}, 1)
+		mu      sync.Mutex
+		last    = errors.New("not checked yet")
+	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := ping(ctx); err != nil {
-			logger.WarnContext(r.Context(), "readiness: database does not answer", "error", err.Error())
+		var err error
+		select {
+		case running <- struct{}{}:
+			// Not the client's context: a client that hangs up must not leave a
+			// failed result for the probes that follow.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
+			err = ping(ctx)
+			cancel()
+			mu.Lock()
+			last = err
+			mu.Unlock()
+			<-running
+			if err != nil {
+				logger.WarnContext(r.Context(), "readiness: database does not answer", "error", err.Error())
+			}
+		default:
+			mu.Lock()
+			err = last
+			mu.Unlock()
+		}
+		if err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("database unavailable\n"))
 			return
