@@ -165,7 +165,10 @@ func blockEvent(t *testing.T, db *gorm.DB, id string) (release func(commit bool)
 // waitPending waits until n deliveries are queued behind a busy committer.
 func waitPending(t *testing.T, b *batcher, n int) {
 	t.Helper()
-	for {
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d deliveries queued after 30 s", n)
+		}
 		b.mu.Lock()
 		got := len(b.pending)
 		b.mu.Unlock()
@@ -311,6 +314,7 @@ func TestBatchWaitsForTheConcurrentWriterOfAnEvent(t *testing.T) {
 			}()
 			// The committer took it and is waiting on the row: queue one more behind it.
 			waitRunning(t, b)
+			waitBlocked(t, db)
 			go func() {
 				ev, body := testEvent(t, "evt_after")
 				_, _ = b.store(context.Background(), ev, body)
@@ -339,11 +343,35 @@ func TestBatchWaitsForTheConcurrentWriterOfAnEvent(t *testing.T) {
 // waitRunning waits until the queue is empty and a committer is at work.
 func waitRunning(t *testing.T, b *batcher) {
 	t.Helper()
-	for {
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatal("no committer busy after 30 s")
+		}
 		b.mu.Lock()
 		busy := b.running > 0 && len(b.pending) == 0
 		b.mu.Unlock()
 		if busy {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitBlocked waits until a session of db's database waits for a lock: the committer
+// is inside the write that blockEvent holds back, not still finishing an earlier
+// batch (which also counts as running).
+func waitBlocked(t *testing.T, db *gorm.DB) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatal("no write blocked after 30 s")
+		}
+		var n int64
+		if err := db.Raw(`SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
 			return
 		}
 		time.Sleep(time.Millisecond)
@@ -464,6 +492,7 @@ func TestBatchCloseDrainsQueuedDeliveries(t *testing.T) {
 	}
 	storeAsync("evt_block")
 	waitRunning(t, b)
+	waitBlocked(t, db)
 	queued := []string{"evt_q1", "evt_q2", "evt_q3"}
 	for i, id := range queued {
 		storeAsync(id)
@@ -518,6 +547,7 @@ func TestBatchCancelledRequestIsWithdrawn(t *testing.T) {
 		done <- err
 	}()
 	waitRunning(t, b)
+	waitBlocked(t, db)
 	ctx, cancel := context.WithCancel(context.Background())
 	gaveUp := make(chan error, 1)
 	go func() {
@@ -624,6 +654,7 @@ func TestBatchMarksSaturationWhenEveryCommitterIsBusy(t *testing.T) {
 	release := blockEvent(t, db, "evt_busy")
 	go func() { _, _ = b.store(mustEvent(t, "evt_busy")) }()
 	waitRunning(t, b)
+	waitBlocked(t, db)
 	go func() { _, _ = b.store(mustEvent(t, "evt_queued")) }()
 	waitPending(t, b, 1)
 	if !h.Saturated(time.Hour) {
@@ -739,6 +770,7 @@ func TestBatchSameSecondEventsApplyInArrivalOrder(t *testing.T) {
 			_, blocked := testEvent(t, "evt_block")
 			post(blocked)
 			waitRunning(t, b)
+			waitBlocked(t, db)
 			created := time.Now().Add(-time.Minute).Truncate(time.Second)
 			sub := webhooktest.Subscription{ID: "sub_same", Customer: "cus_same", Price: "price_same", Amount: 2400, Currency: "usd",
 				PeriodStart: created.AddDate(0, 0, -3), PeriodEnd: created.AddDate(0, 1, -3)}
