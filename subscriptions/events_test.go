@@ -230,3 +230,19 @@ func TestTheRegistryIsTheOnlyList(t *testing.T) {
 		require.True(t, named[typ], "registered type %q is not written in the package's code", typ)
 	}
 }
+
+// TestAPlanLabelFailureFailsTheNotice checks that a notice is never sent with a
+// blank plan name: a plan that cannot be read fails the transaction instead.
+func TestAPlanLabelFailureFailsTheNotice(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	label, err := planLabel(b.db, benchPlans[1])
+	require.NoError(t, err)
+	require.NotEmpty(t, label)
+	_, err = planLabel(b.db, "4d0c6f1e-0000-4000-8000-00000000dead")
+	require.Error(t, err)
+	sub := b.subscribe(t)
+	sub.PlanID = "4d0c6f1e-0000-4000-8000-00000000dead"
+	err = b.syncer.noticeChange(context.Background(), b.db, sub, "subscription_changed", "plan", "dedupe:label")
+	require.Error(t, err)
+}

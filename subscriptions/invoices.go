@@ -295,9 +295,13 @@ func (s *Syncer) applyInvoicePaid(ctx context.Context, tx *gorm.DB, o origin, in
 	if pay == nil {
 		return Effect{Outcome: outcome}, nil
 	}
+	label, err := planLabel(tx, sub.PlanID)
+	if err != nil {
+		return Effect{}, err
+	}
 	data := map[string]string{
 		notifications.DataAmount: money.Format(pay.AmountMinor, pay.Currency),
-		notifications.DataPlan:   s.planLabel(tx, sub.PlanID),
+		notifications.DataPlan:   label,
 	}
 	if err := s.enqueue(ctx, tx, sub.CustomerID, notifications.KindPaymentSucceeded, &sub.ID, &pay.ID, data, "invoice:"+inv.ID+":paid"); err != nil {
 		return Effect{}, err
@@ -355,9 +359,13 @@ func (s *Syncer) applyInvoiceFailed(ctx context.Context, tx *gorm.DB, o origin, 
 		}
 		outcome += "; subscription past due"
 	}
+	label, err := planLabel(tx, sub.PlanID)
+	if err != nil {
+		return Effect{}, err
+	}
 	data := map[string]string{
 		notifications.DataAmount: money.Format(inv.AmountDue, strings.ToUpper(inv.Currency)),
-		notifications.DataPlan:   s.planLabel(tx, sub.PlanID),
+		notifications.DataPlan:   label,
 		notifications.DataURL:    inv.HostedInvoiceURL,
 	}
 	if !inv.NextPaymentAttempt.IsZero() {

@@ -376,13 +376,15 @@ func subscriptionNotice(on notifications.SubscriptionEvent, gs gateway.Subscript
 	}, previous)
 }
 
-// planLabel names a plan for a customer message, e.g. "Hot box, monthly".
-func (s *Syncer) planLabel(tx *gorm.DB, planID string) string {
+// planLabel names a plan for a customer message, e.g. "Hot box, monthly". A
+// subscription's plan always exists (a foreign key), so any failure here is the
+// database's and fails the caller's transaction rather than sending a blank name.
+func planLabel(tx *gorm.DB, planID string) (string, error) {
 	var plan models.Plan
 	if err := tx.Joins("Product").Where("plans.id = ?", planID).Take(&plan).Error; err != nil {
-		return ""
+		return "", fmt.Errorf("subscriptions: plan label: %w", err)
 	}
-	return plan.Name() + ", " + strings.ToLower(string(plan.Interval)) + "ly"
+	return plan.Name() + ", " + strings.ToLower(string(plan.Interval)) + "ly", nil
 }
 
 // noticeChange tells the customer of a subscription change (SUB-3), from an event or
@@ -391,7 +393,11 @@ func (s *Syncer) noticeChange(ctx context.Context, tx *gorm.DB, sub *models.Subs
 	if kind == "" {
 		return nil
 	}
-	data := map[string]string{notifications.DataChange: change, notifications.DataPlan: s.planLabel(tx, sub.PlanID)}
+	label, err := planLabel(tx, sub.PlanID)
+	if err != nil {
+		return err
+	}
+	data := map[string]string{notifications.DataChange: change, notifications.DataPlan: label}
 	if sub.CurrentPeriodEnd != nil {
 		data[notifications.DataPeriodEnd] = sub.CurrentPeriodEnd.Format(time.RFC3339)
 	}
