@@ -14,6 +14,7 @@ import (
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/logging"
+	"github.com/scoville/scoville/logging/logtest"
 )
 
 // TestNewReleasesWhatItBuiltWhenItFails: New fails after it has opened the database
@@ -48,7 +49,7 @@ func TestNewReleasesWhatItBuiltWhenItFails(t *testing.T) {
 		return n
 	}
 
-	a, err := app.New(context.Background(), cfg, logging.New(&syncBuffer{}, nil))
+	a, err := app.New(context.Background(), cfg, logging.New(&logtest.Buffer{}, nil))
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "OIDC_ISSUER_URL")
 	require.Nil(t, a)

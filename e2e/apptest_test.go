@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/logging"
+	"github.com/scoville/scoville/logging/logtest"
 	"github.com/scoville/scoville/sealing"
 )
 
@@ -35,7 +35,7 @@ type testApp struct {
 	srv    *httptest.Server
 	issuer *devidp.Issuer
 	db     *gorm.DB
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	app    *app.App
 	// migrationURL is the schema owner's connection (DATABASE_MIGRATION_URL); db
 	// runs as the server's role.
@@ -108,7 +108,7 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 		cfg.Env = config.Production
 	}
 
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a, err := app.New(ctx, cfg, logging.New(logs, nil), opts.options...)
@@ -213,24 +213,6 @@ func (a *testApp) get(path string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-// syncBuffer collects log output from concurrent requests.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // requireNoLeak fails when any secret string appears in the logs.

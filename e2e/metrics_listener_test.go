@@ -13,6 +13,7 @@ import (
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/logging"
+	"github.com/scoville/scoville/logging/logtest"
 )
 
 // TestServeSaysWhereMetricsAre: started without METRICS_ADDR, the server says at start
@@ -35,7 +36,7 @@ func TestServeSaysWhereMetricsAre(t *testing.T) {
 		if production {
 			cfg.Env = config.Production // wired as production is, past config validation
 		}
-		logs := &syncBuffer{}
+		logs := &logtest.Buffer{}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- app.Serve(ctx, cfg, logging.New(logs, nil)) }()
