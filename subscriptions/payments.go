@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/paging"
 )
@@ -36,14 +34,14 @@ func (s *Service) Shipments(ctx context.Context, subscriptionID string, first *i
 // Every subscription asked for has a connection, empty when it has no payments. The
 // caller must have been allowed to see each subscription.
 func (s *Service) PaymentsOf(ctx context.Context, subscriptionIDs []string, first *int, after *string) (map[string]*models.PaymentConnection, error) {
-	return connectionsOf[models.PaymentConnection](s.db.WithContext(ctx), "payments", subscriptionIDs,
+	return connectionsOf[models.PaymentConnection](ctx, s, "payments", subscriptionIDs,
 		func(p *models.Payment) (string, time.Time, string) { return p.SubscriptionID, p.CreatedAt, p.ID }, first, after)
 }
 
 // ShipmentsOf pages through the shipments of several subscriptions in one statement,
 // like PaymentsOf.
 func (s *Service) ShipmentsOf(ctx context.Context, subscriptionIDs []string, first *int, after *string) (map[string]*models.ShipmentConnection, error) {
-	return connectionsOf[models.ShipmentConnection](s.db.WithContext(ctx), "shipments", subscriptionIDs,
+	return connectionsOf[models.ShipmentConnection](ctx, s, "shipments", subscriptionIDs,
 		func(sh *models.Shipment) (string, time.Time, string) { return sh.SubscriptionID, sh.CreatedAt, sh.ID }, first, after)
 }
 
@@ -51,11 +49,11 @@ func (s *Service) ShipmentsOf(ctx context.Context, subscriptionIDs []string, fir
 // subscription) of every subscription in ids in one statement, newest first by
 // created_at, and returns a connection for each id, empty when it has none. place
 // gives a row's subscription and its place in the list.
-func connectionsOf[C paging.Conn[E], E paging.Edge[N], N any](q *gorm.DB, table string, ids []string,
+func connectionsOf[C paging.Conn[E], E paging.Edge[N], N any](ctx context.Context, s *Service, table string, ids []string,
 	place func(N) (subscriptionID string, at time.Time, id string), first *int, after *string,
 ) (map[string]*C, error) {
 	parentOf := func(r N) string { sub, _, _ := place(r); return sub }
-	pages, more, err := paging.FetchEach(q, "subscriptions", table, "subscription_id", "created_at", ids, parentOf, first, after)
+	pages, more, err := paging.FetchEach(s.db.WithContext(ctx), "subscriptions", table, "subscription_id", "created_at", ids, parentOf, first, after)
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: %s: %w", table, err)
 	}
