@@ -11,7 +11,6 @@ import (
 	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/config"
 	"github.com/scoville/scoville/database/dbtest"
-	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/logging"
 	"github.com/scoville/scoville/logging/logtest"
 )
@@ -21,9 +20,7 @@ import (
 func TestServeSaysWhereMetricsAre(t *testing.T) {
 	t.Parallel()
 	for _, production := range []bool{true, false} {
-		issuer, idp, err := devidp.StartTestServer(testAudience)
-		require.NoError(t, err)
-		t.Cleanup(idp.Close)
+		issuer := startIssuer(t)
 		env := map[string]string{
 			"APP_ENV": "development", "HTTP_ADDR": "127.0.0.1:0", "RUN_WORKERS": "false",
 			"DATABASE_URL": dbtest.NewURL(t, ""), "MIGRATE_ON_START": "true",
