@@ -94,16 +94,9 @@ func Work(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 // Migrate applies pending database migrations, as the schema's owner when
 // DATABASE_MIGRATION_URL is set, and returns.
 func Migrate(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
-	db, err := openDB(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		return err
-	}
-	defer sqlDB.Close()
-	return migrateSchema(ctx, cfg, sqlDB, logger)
+	return withDB(ctx, cfg, logger, func(_ *gorm.DB, sqlDB *sql.DB) error {
+		return migrateSchema(ctx, cfg, sqlDB, logger)
+	})
 }
 
 // Seed loads the development catalog (with prices at Stripe when
@@ -112,6 +105,26 @@ func Seed(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if cfg.IsProduction() {
 		return errors.New("seed loads demo data and is refused when APP_ENV=production")
 	}
+	return withDB(ctx, cfg, logger, func(db *gorm.DB, _ *sql.DB) error {
+		var provider catalog.Provider
+		if cfg.StripeSecretKey != "" {
+			gw, err := newGateway(cfg, logger, options{}, nil)
+			if err != nil {
+				return err
+			}
+			provider = gw
+		}
+		if err := catalog.NewService(db, provider, nil).SeedDevelopment(ctx); err != nil {
+			return err
+		}
+		logger.InfoContext(ctx, "development catalog loaded")
+		return nil
+	})
+}
+
+// withDB runs fn on the database opened for one command, and closes it when fn
+// returns.
+func withDB(ctx context.Context, cfg *config.Config, logger *slog.Logger, fn func(db *gorm.DB, sqlDB *sql.DB) error) error {
 	db, err := openDB(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -121,19 +134,7 @@ func Seed(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer sqlDB.Close()
-	var provider catalog.Provider
-	if cfg.StripeSecretKey != "" {
-		gw, err := newGateway(cfg, logger, options{}, nil)
-		if err != nil {
-			return err
-		}
-		provider = gw
-	}
-	if err := catalog.NewService(db, provider, nil).SeedDevelopment(ctx); err != nil {
-		return err
-	}
-	logger.InfoContext(ctx, "development catalog loaded")
-	return nil
+	return fn(db, sqlDB)
 }
 
 func openDB(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*gorm.DB, error) {

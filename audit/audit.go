@@ -259,11 +259,7 @@ func (l *Log) List(ctx context.Context, first *int, after *string) (*models.Audi
 	if err != nil {
 		return nil, fmt.Errorf("audit: list: %w", err)
 	}
-	edges, info := paging.Edges(rows, more, func(e *models.AuditEntry) (time.Time, string) { return e.CreatedAt, e.ID },
-		func(e *models.AuditEntry, cursor string) *models.AuditEntryEdge {
-			return &models.AuditEntryEdge{Node: e, Cursor: cursor}
-		})
-	return &models.AuditEntryConnection{Edges: edges, PageInfo: info}, nil
+	return paging.Connection[models.AuditEntryConnection](rows, more, func(e *models.AuditEntry) (time.Time, string) { return e.CreatedAt, e.ID }), nil
 }
 
 // Provider effects (a refund, a staff cancellation) are audited in two steps, so no

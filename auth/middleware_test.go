@@ -1,7 +1,6 @@
 package auth_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -16,25 +15,8 @@ import (
 
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/devidp"
+	"github.com/scoville/scoville/logging/logtest"
 )
-
-// syncBuffer is a log sink safe for the server goroutines httptest runs handlers on.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // recorder is the protected handler: it reports whether it ran and with whom.
 type recorder struct {
@@ -62,14 +44,14 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type harness struct {
 	srv     *httptest.Server
 	rec     *recorder
-	logs    *syncBuffer
+	logs    *logtest.Buffer
 	mu      sync.Mutex
 	reasons []string
 }
 
 func newHarness(t *testing.T, v auth.TokenVerifier) *harness {
 	t.Helper()
-	h := &harness{rec: &recorder{}, logs: &syncBuffer{}}
+	h := &harness{rec: &recorder{}, logs: &logtest.Buffer{}}
 	logger := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	onFailure := func(reason string) {
 		h.mu.Lock()

@@ -571,15 +571,7 @@ func (l *loader) stripeSecretKey(name string) Secret {
 		l.failf(name, "%s (a publishable pk_ key was given)", want)
 		return ""
 	}
-	if !hasPrefixAndMore(v, prefixes...) {
-		l.failf(name, "%s", want)
-		return ""
-	}
-	if strings.ContainsFunc(v, isSpace) {
-		l.failf(name, "must not contain whitespace")
-		return ""
-	}
-	return Secret(v)
+	return l.keyLike(name, v, want, prefixes...)
 }
 
 func (l *loader) prefixedSecret(name, prefix string) Secret {
@@ -587,8 +579,15 @@ func (l *loader) prefixedSecret(name, prefix string) Secret {
 	if !l.required(name, v, false) {
 		return ""
 	}
-	if !hasPrefixAndMore(v, prefix) {
-		l.failf(name, "must start with %s", prefix)
+	return l.keyLike(name, v, "must start with "+prefix, prefix)
+}
+
+// keyLike is v as a Secret when it starts with one of prefixes, has more after it
+// and holds no whitespace; otherwise it fails name, saying want when the prefix is
+// wrong.
+func (l *loader) keyLike(name, v, want string, prefixes ...string) Secret {
+	if !hasPrefixAndMore(v, prefixes...) {
+		l.failf(name, "%s", want)
 		return ""
 	}
 	if strings.ContainsFunc(v, isSpace) {

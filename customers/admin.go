@@ -26,11 +26,7 @@ func (s *Service) List(ctx context.Context, email *string, first *int, after *st
 	if err != nil {
 		return nil, fmt.Errorf("customers: list: %w", err)
 	}
-	edges, info := paging.Edges(rows, more, func(c *models.Customer) (time.Time, string) { return c.CreatedAt, c.ID },
-		func(c *models.Customer, cursor string) *models.CustomerEdge {
-			return &models.CustomerEdge{Node: c, Cursor: cursor}
-		})
-	return &models.CustomerConnection{Edges: edges, PageInfo: info}, nil
+	return paging.Connection[models.CustomerConnection](rows, more, func(c *models.Customer) (time.Time, string) { return c.CreatedAt, c.ID }), nil
 }
 
 // whereEmail narrows q to the customer with exactly this e-mail address. It is the one

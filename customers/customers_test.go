@@ -8,11 +8,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/database/dbtest"
 )
 
 func TestProvisionBoundsWhatATokenMayStore(t *testing.T) {
 	t.Parallel()
-	svc := NewService(sealedDB(t))
+	svc := NewService(dbtest.NewSealed(t))
 	ctx := context.Background()
 
 	_, err := svc.Provision(ctx, &auth.Principal{Issuer: "https://id.example", Subject: ""})

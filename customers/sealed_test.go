@@ -10,20 +10,7 @@ import (
 
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/database/dbtest"
-	"github.com/scoville/scoville/sealing"
 )
-
-// sealedDB is a fresh database with fresh data keys installed.
-func sealedDB(t *testing.T) *gorm.DB {
-	t.Helper()
-	v, err := sealing.Generate()
-	require.NoError(t, err)
-	k, err := sealing.Parse(v)
-	require.NoError(t, err)
-	db := dbtest.New(t)
-	require.NoError(t, sealing.Install(db, k))
-	return db
-}
 
 // rawCustomers is every customers row in PostgreSQL's text form.
 func rawCustomers(t *testing.T, db *gorm.DB) []string {
@@ -35,7 +22,7 @@ func rawCustomers(t *testing.T, db *gorm.DB) []string {
 
 func TestProvisionSealsAndFollowsTheToken(t *testing.T) {
 	t.Parallel()
-	db := sealedDB(t)
+	db := dbtest.NewSealed(t)
 	svc := NewService(db)
 	ctx := context.Background()
 	p := &auth.Principal{Issuer: "https://id.example", Subject: "ana", Email: "Ana.Canary@Example.com", EmailVerified: true, Name: "Ana Canary"}
@@ -77,7 +64,7 @@ func TestProvisionSealsAndFollowsTheToken(t *testing.T) {
 
 func TestProvisionConcurrentFirstCallsMakeOneRow(t *testing.T) {
 	t.Parallel()
-	db := sealedDB(t)
+	db := dbtest.NewSealed(t)
 	svc := NewService(db)
 	p := &auth.Principal{Issuer: "https://id.example", Subject: "race", Email: "race@example.com", EmailVerified: true}
 	var wg sync.WaitGroup
@@ -101,7 +88,7 @@ func TestProvisionConcurrentFirstCallsMakeOneRow(t *testing.T) {
 
 func TestEmailLookupUsesTheBlindIndex(t *testing.T) {
 	t.Parallel()
-	db := sealedDB(t)
+	db := dbtest.NewSealed(t)
 	svc := NewService(db)
 	ctx := context.Background()
 	ana, err := svc.Provision(ctx, &auth.Principal{Issuer: "https://id.example", Subject: "ana", Email: "Ana@Example.com", EmailVerified: true})
@@ -127,7 +114,7 @@ func ptr(s string) *string { return &s }
 
 func TestProvisionStoresOnlyVerifiedEmail(t *testing.T) {
 	t.Parallel()
-	db := sealedDB(t)
+	db := dbtest.NewSealed(t)
 	svc := NewService(db)
 	ctx := context.Background()
 	const iss = "https://id.example"

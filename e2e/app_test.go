@@ -12,8 +12,8 @@ import (
 	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/config"
 	"github.com/scoville/scoville/database/dbtest"
-	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/logging"
+	"github.com/scoville/scoville/logging/logtest"
 )
 
 // TestNewReleasesWhatItBuiltWhenItFails: New fails after it has opened the database
@@ -21,10 +21,8 @@ import (
 // connection of the server's role open.
 func TestNewReleasesWhatItBuiltWhenItFails(t *testing.T) {
 	t.Parallel()
-	issuer, idp, err := devidp.StartTestServer(testAudience)
-	require.NoError(t, err)
-	t.Cleanup(idp.Close)
 	dbURL := dbtest.NewURL(t, "")
+	issuer := startIssuer(t)
 	appURL := dbtest.AppURL(t, dbURL)
 	env := map[string]string{
 		"APP_ENV": "development", "DATABASE_URL": appURL, "DATABASE_MIGRATION_URL": dbURL,
@@ -48,7 +46,7 @@ func TestNewReleasesWhatItBuiltWhenItFails(t *testing.T) {
 		return n
 	}
 
-	a, err := app.New(context.Background(), cfg, logging.New(&syncBuffer{}, nil))
+	a, err := app.New(context.Background(), cfg, logging.New(&logtest.Buffer{}, nil))
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "OIDC_ISSUER_URL")
 	require.Nil(t, a)

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +21,9 @@ import (
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/gateway"
+	"github.com/scoville/scoville/gateway/stripefake"
 	"github.com/scoville/scoville/logging"
+	"github.com/scoville/scoville/logging/logtest"
 	"github.com/scoville/scoville/sealing"
 )
 
@@ -35,7 +36,7 @@ type testApp struct {
 	srv    *httptest.Server
 	issuer *devidp.Issuer
 	db     *gorm.DB
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	app    *app.App
 	// migrationURL is the schema owner's connection (DATABASE_MIGRATION_URL); db
 	// runs as the server's role.
@@ -58,9 +59,7 @@ const testWebhookSecret = "whsec_test_scoville_secret"
 
 func newTestApp(t testing.TB, opts appOptions) *testApp {
 	t.Helper()
-	issuer, idp, err := devidp.StartTestServer(testAudience)
-	require.NoError(t, err)
-	t.Cleanup(idp.Close)
+	issuer := startIssuer(t)
 
 	dbURL := opts.dbURL
 	if dbURL == "" {
@@ -108,7 +107,7 @@ func newTestApp(t testing.TB, opts appOptions) *testApp {
 		cfg.Env = config.Production
 	}
 
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a, err := app.New(ctx, cfg, logging.New(logs, nil), opts.options...)
@@ -190,19 +189,8 @@ func (a *testApp) gql(token, query string, vars map[string]any) gqlResponse {
 	a.t.Helper()
 	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
 	require.NoError(a.t, err)
-	req, err := http.NewRequest(http.MethodPost, a.srv.URL+"/graphql", bytes.NewReader(body))
-	require.NoError(a.t, err)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := a.srv.Client().Do(req)
-	require.NoError(a.t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(a.t, err)
-	out := gqlResponse{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
-	require.NoError(a.t, json.Unmarshal(raw, &out), "body: %s", raw)
+	out := a.raw(limitsRequest{body: bytes.NewReader(body), token: token})
+	require.NoError(a.t, json.Unmarshal([]byte(out.Raw), &out), "body: %s", out.Raw)
 	return out
 }
 
@@ -213,24 +201,6 @@ func (a *testApp) get(path string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-// syncBuffer collects log output from concurrent requests.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // requireNoLeak fails when any secret string appears in the logs.
@@ -252,4 +222,39 @@ func stripeMockURL(t testing.TB) string {
 			"`go tool stripe-mock -http-addr 127.0.0.1:12111` and export STRIPE_API_BASE=http://127.0.0.1:12111")
 	}
 	return u
+}
+
+// newFakeStripe is a stateful fake Stripe that stops with the test.
+func newFakeStripe(t *testing.T) *stripefake.Server {
+	t.Helper()
+	fake := stripefake.New()
+	t.Cleanup(fake.Close)
+	return fake
+}
+
+// text is the one text value query finds, "" when it finds no row.
+func (a *testApp) text(query string, args ...any) string {
+	a.t.Helper()
+	var v string
+	require.NoError(a.t, a.db.Raw(query, args...).Scan(&v).Error)
+	return v
+}
+
+// customersByEmail is the edges adminCustomers lists for email (each node's id and
+// email), as token's holder sees them; the query must not fail.
+func (a *testApp) customersByEmail(token, email string) []any {
+	a.t.Helper()
+	resp := a.gql(token, `query($e: String) { adminCustomers(email: $e) { edges { node { id email } } } }`, map[string]any{"e": email})
+	require.Empty(a.t, resp.Errors, resp.Raw)
+	return resp.Data["adminCustomers"].(map[string]any)["edges"].([]any)
+}
+
+// startIssuer serves a development identity provider for testAudience until the test
+// ends.
+func startIssuer(t testing.TB) *devidp.Issuer {
+	t.Helper()
+	issuer, idp, err := devidp.StartTestServer(testAudience)
+	require.NoError(t, err)
+	t.Cleanup(idp.Close)
+	return issuer
 }

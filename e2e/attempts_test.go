@@ -14,7 +14,6 @@ import (
 
 	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/gateway"
-	"github.com/scoville/scoville/gateway/stripefake"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/subscriptions"
 	"github.com/scoville/scoville/webhooks/webhooktest"
@@ -70,8 +69,7 @@ func (g *faultyAdminGateway) CancelSubscription(ctx context.Context, key, subID 
 // gateway able to fail around Stripe's answer.
 func newFaultyAdminShop(t *testing.T) (*shop, *faultyAdminGateway) {
 	t.Helper()
-	fake := stripefake.New()
-	t.Cleanup(fake.Close)
+	fake := newFakeStripe(t)
 	faults := &faultyAdminGateway{}
 	a := newTestApp(t, appOptions{
 		env:  map[string]string{"STRIPE_API_BASE": fake.URL},
@@ -99,6 +97,18 @@ func (s *shop) auditOf(targetID string) []auditRow {
 	return rows
 }
 
+// onlyEntry requires the audit log of targetID to hold one entry, action by actor
+// for reason, and returns it.
+func (s *shop) onlyEntry(targetID, action, actor, reason string) auditRow {
+	s.t.Helper()
+	entries := s.auditOf(targetID)
+	require.Len(s.t, entries, 1)
+	require.Equal(s.t, action, entries[0].Action)
+	require.Equal(s.t, actor, entries[0].ActorSubject)
+	require.Equal(s.t, reason, entries[0].Reason)
+	return entries[0]
+}
+
 // A refund Stripe made for an admin whose process died before our commit is never
 // without an audit entry naming the admin: the attempt was committed before Stripe
 // was called, Stripe's event completes it, and the admin's retry with the same key
@@ -117,12 +127,7 @@ func TestARefundThatCrashedAfterStripeStaysAudited(t *testing.T) {
 	status, amount := s.refunded(payID)
 	require.Equal(t, "SUCCEEDED", status, "nothing of ours was committed")
 	require.Zero(t, amount)
-	entries := s.auditOf(payID)
-	require.Len(t, entries, 1)
-	attempt := entries[0]
-	require.Equal(t, "refundPayment.attempted", attempt.Action)
-	require.Equal(t, "crash-admin", attempt.ActorSubject)
-	require.Equal(t, "box arrived broken", attempt.Reason)
+	attempt := s.onlyEntry(payID, "refundPayment.attempted", "crash-admin", "box arrived broken")
 
 	// Stripe's event for the refund lands first and completes the attempt.
 	var pay models.Payment
@@ -136,7 +141,7 @@ func TestARefundThatCrashedAfterStripeStaysAudited(t *testing.T) {
 	status, amount = s.refunded(payID)
 	require.Equal(t, "PARTIALLY_REFUNDED", status)
 	require.EqualValues(t, 1000, amount)
-	entries = s.auditOf(payID)
+	entries := s.auditOf(payID)
 	require.Len(t, entries, 2)
 	require.Equal(t, "refundPayment.completed", entries[1].Action)
 	require.Equal(t, "system", entries[1].ActorSubject)
@@ -179,12 +184,7 @@ func TestAnAdminCancelThatCrashedAfterStripeStaysAudited(t *testing.T) {
 	resp, _ := cancel()
 	require.NotEmpty(t, resp.Errors, "the attempt died after Stripe answered")
 	require.Equal(t, "ACTIVE", s.status(id))
-	entries := s.auditOf(id)
-	require.Len(t, entries, 1)
-	attempt := entries[0]
-	require.Equal(t, "adminCancelSubscription.attempted", attempt.Action)
-	require.Equal(t, "crash-cancel-admin", attempt.ActorSubject)
-	require.Equal(t, "chargeback fraud", attempt.Reason)
+	attempt := s.onlyEntry(id, "adminCancelSubscription.attempted", "crash-cancel-admin", "chargeback fraud")
 
 	var cancelKey string
 	for _, r := range s.stripe.Requests() {
@@ -197,7 +197,7 @@ func TestAnAdminCancelThatCrashedAfterStripeStaysAudited(t *testing.T) {
 		s.subscriptionEvent("evt_crashed_cancel", "customer.subscription.deleted", id, "canceled", time.Now()), cancelKey)))
 	require.Equal(t, "PROCESSED", s.awaitEvent("evt_crashed_cancel"))
 	require.Equal(t, "CANCELED", s.status(id))
-	entries = s.auditOf(id)
+	entries := s.auditOf(id)
 	require.Len(t, entries, 2)
 	require.Equal(t, "adminCancelSubscription.completed", entries[1].Action)
 	require.Equal(t, "system", entries[1].ActorSubject)

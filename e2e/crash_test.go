@@ -137,13 +137,7 @@ func TestWebhookCrashAtEveryStepAppliesOnce(t *testing.T) {
 			panic(errCrashStep)
 		}
 	}
-	cb := a.db.Callback()
-	require.NoError(t, cb.Create().After("gorm:create").Register("test:crash_step", count))
-	require.NoError(t, cb.Query().After("gorm:query").Register("test:crash_step", count))
-	require.NoError(t, cb.Update().After("gorm:update").Register("test:crash_step", count))
-	require.NoError(t, cb.Delete().After("gorm:delete").Register("test:crash_step", count))
-	require.NoError(t, cb.Row().After("gorm:row").Register("test:crash_step", count))
-	require.NoError(t, cb.Raw().After("gorm:raw").Register("test:crash_step", count))
+	afterEveryStatement(t, a.db, "test:crash_step", count)
 
 	f := a.fixture("price_steps", "cus_steps", "sub_steps")
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)

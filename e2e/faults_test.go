@@ -26,7 +26,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/scoville/scoville/database/dbtest"
-	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/sealing"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
@@ -57,9 +56,7 @@ func newFaultRig(t *testing.T) *faultRig { return newFaultRigOn(t, dbtest.NewURL
 
 // newFaultRigOn is newFaultRig on the database at dbURL.
 func newFaultRigOn(t *testing.T, dbURL string) *faultRig {
-	issuer, idp, err := devidp.StartTestServer(testAudience)
-	require.NoError(t, err)
-	t.Cleanup(idp.Close)
+	issuer := startIssuer(t)
 	a := newTestApp(t, appOptions{dbURL: dbURL}) // migrates; receives, works nothing
 	r := &faultRig{t: t, dbURL: dbURL, app: a, env: map[string]string{
 		"APP_ENV": "development", "DATABASE_URL": dbURL,

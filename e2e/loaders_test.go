@@ -19,15 +19,21 @@ import (
 func countStatements(t *testing.T, db *gorm.DB) *atomic.Int64 {
 	t.Helper()
 	var n atomic.Int64
-	inc := func(*gorm.DB) { n.Add(1) }
-	cb := db.Callback()
-	require.NoError(t, cb.Query().After("gorm:query").Register("test:count_query", inc))
-	require.NoError(t, cb.Row().After("gorm:row").Register("test:count_row", inc))
-	require.NoError(t, cb.Raw().After("gorm:raw").Register("test:count_raw", inc))
-	require.NoError(t, cb.Create().After("gorm:create").Register("test:count_create", inc))
-	require.NoError(t, cb.Update().After("gorm:update").Register("test:count_update", inc))
-	require.NoError(t, cb.Delete().After("gorm:delete").Register("test:count_delete", inc))
+	afterEveryStatement(t, db, "test:count", func(*gorm.DB) { n.Add(1) })
 	return &n
+}
+
+// afterEveryStatement registers fn under name to run after every statement gorm runs
+// on db: creates, queries, updates, deletes, rows and raw statements.
+func afterEveryStatement(t *testing.T, db *gorm.DB, name string, fn func(*gorm.DB)) {
+	t.Helper()
+	cb := db.Callback()
+	require.NoError(t, cb.Create().After("gorm:create").Register(name, fn))
+	require.NoError(t, cb.Query().After("gorm:query").Register(name, fn))
+	require.NoError(t, cb.Update().After("gorm:update").Register(name, fn))
+	require.NoError(t, cb.Delete().After("gorm:delete").Register(name, fn))
+	require.NoError(t, cb.Row().After("gorm:row").Register(name, fn))
+	require.NoError(t, cb.Raw().After("gorm:raw").Register(name, fn))
 }
 
 // paidWithShipment gives customer one more active subscription with a paid payment

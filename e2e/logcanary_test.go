@@ -24,8 +24,7 @@ const canaryStripeKey = "sk_test_CanaryStripeKey0451"
 // secrets it used in every log line: there must be none (DAT-2).
 func TestLogCanary(t *testing.T) {
 	t.Parallel()
-	fake := stripefake.New()
-	t.Cleanup(fake.Close)
+	fake := newFakeStripe(t)
 	a := newTestApp(t, appOptions{
 		env:  map[string]string{"STRIPE_API_BASE": fake.URL, "STRIPE_SECRET_KEY": canaryStripeKey},
 		jobs: true, // the development mailer logs each notification

@@ -11,8 +11,8 @@ import (
 	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/config"
 	"github.com/scoville/scoville/database/dbtest"
-	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/logging"
+	"github.com/scoville/scoville/logging/logtest"
 )
 
 // TestServeSaysWhereMetricsAre: started without METRICS_ADDR, the server says at start
@@ -20,9 +20,7 @@ import (
 func TestServeSaysWhereMetricsAre(t *testing.T) {
 	t.Parallel()
 	for _, production := range []bool{true, false} {
-		issuer, idp, err := devidp.StartTestServer(testAudience)
-		require.NoError(t, err)
-		t.Cleanup(idp.Close)
+		issuer := startIssuer(t)
 		env := map[string]string{
 			"APP_ENV": "development", "HTTP_ADDR": "127.0.0.1:0", "RUN_WORKERS": "false",
 			"DATABASE_URL": dbtest.NewURL(t, ""), "MIGRATE_ON_START": "true",
@@ -35,7 +33,7 @@ func TestServeSaysWhereMetricsAre(t *testing.T) {
 		if production {
 			cfg.Env = config.Production // wired as production is, past config validation
 		}
-		logs := &syncBuffer{}
+		logs := &logtest.Buffer{}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- app.Serve(ctx, cfg, logging.New(logs, nil)) }()

@@ -14,7 +14,6 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/app"
-	"github.com/scoville/scoville/gateway/stripefake"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/subscriptions"
 	"github.com/scoville/scoville/webhooks"
@@ -71,8 +70,7 @@ func newHookedPrivacyShop(t *testing.T, beforeErase ...func()) (*shop, *hookAppl
 	if len(beforeErase) > 0 {
 		eraseHook = beforeErase[0]
 	}
-	fake := stripefake.New()
-	t.Cleanup(fake.Close)
+	fake := newFakeStripe(t)
 	hooks := &hookApplier{beforePrepare: map[string]func(){}, beforeApply: map[string]func(*gorm.DB){}}
 	a := newTestApp(t, appOptions{
 		env:  map[string]string{"STRIPE_API_BASE": fake.URL},

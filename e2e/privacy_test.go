@@ -33,8 +33,7 @@ type person struct {
 // fake Stripe, with the catalog seeded there.
 func newPrivacyShop(t *testing.T) *shop {
 	t.Helper()
-	fake := stripefake.New()
-	t.Cleanup(fake.Close)
+	fake := newFakeStripe(t)
 	a := newTestApp(t, appOptions{
 		env:  map[string]string{"STRIPE_API_BASE": fake.URL},
 		jobs: true,

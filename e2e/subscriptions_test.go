@@ -39,8 +39,7 @@ type shop struct {
 
 func newShop(t *testing.T) *shop {
 	t.Helper()
-	fake := stripefake.New()
-	t.Cleanup(fake.Close)
+	fake := newFakeStripe(t)
 	a := newTestApp(t, appOptions{
 		env:     map[string]string{"STRIPE_API_BASE": fake.URL},
 		options: []app.Option{app.WithStripeTimeouts(300*time.Millisecond, 2*time.Second)},

@@ -62,6 +62,14 @@ func (a *testApp) deliver(body []byte) int {
 	return status
 }
 
+// applied delivers the signed event id (webhooktest.Event's arguments), which must
+// be accepted, and waits until a worker has applied it (PROCESSED).
+func (a *testApp) applied(id, typ string, created time.Time, obj, previous webhooktest.Object) {
+	a.t.Helper()
+	require.Equal(a.t, 200, a.deliver(webhooktest.Event(id, typ, created, obj, previous)))
+	require.Equal(a.t, "PROCESSED", a.awaitEvent(id))
+}
+
 func (a *testApp) postWebhook(body []byte, signature string) (int, string) {
 	a.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, a.srv.URL+"/webhooks/stripe", bytes.NewReader(body))
@@ -112,9 +120,7 @@ func (a *testApp) dumpJobs() string {
 }
 
 func (a *testApp) eventOutcome(providerEventID string) string {
-	var outcome string
-	require.NoError(a.t, a.db.Raw(`SELECT coalesce(outcome, '') FROM webhook_events WHERE provider_event_id = ?`, providerEventID).Scan(&outcome).Error)
-	return outcome
+	return a.text(`SELECT coalesce(outcome, '') FROM webhook_events WHERE provider_event_id = ?`, providerEventID)
 }
 
 func paidInvoice(f shopFixture, id string, start time.Time) webhooktest.Invoice {
@@ -218,8 +224,7 @@ func TestWebhookOlderEventNeverRollsBack(t *testing.T) {
 
 	canceled := sub
 	canceled.Status = "canceled"
-	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_del", "customer.subscription.deleted", t0.Add(2*time.Minute), canceled.Object(), nil)))
-	require.Equal(t, "PROCESSED", a.awaitEvent("evt_del"))
+	a.applied("evt_del", "customer.subscription.deleted", t0.Add(2*time.Minute), canceled.Object(), nil)
 
 	active := sub
 	active.Status = "active"
@@ -240,12 +245,10 @@ func TestWebhookOlderEventNeverRollsBack(t *testing.T) {
 	// Same second: arrival order decides, so the later arrival applies.
 	past := sub
 	past.Status = "past_due"
-	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_same_1", "customer.subscription.updated", t0.Add(3*time.Minute), past.Object(), nil)))
-	require.Equal(t, "PROCESSED", a.awaitEvent("evt_same_1"))
+	a.applied("evt_same_1", "customer.subscription.updated", t0.Add(3*time.Minute), past.Object(), nil)
 	again := sub
 	again.Status = "active"
-	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_same_2", "customer.subscription.updated", t0.Add(3*time.Minute), again.Object(), nil)))
-	require.Equal(t, "PROCESSED", a.awaitEvent("evt_same_2"))
+	a.applied("evt_same_2", "customer.subscription.updated", t0.Add(3*time.Minute), again.Object(), nil)
 	require.NoError(t, a.db.Raw(`SELECT status FROM subscriptions WHERE id = ?`, f.subscriptionID).Scan(&status).Error)
 	require.Equal(t, "ACTIVE", status)
 }
@@ -306,8 +309,7 @@ func TestWebhookPaymentLifecycle(t *testing.T) {
 	// customer is told where to pay and when Stripe tries again (SUB-4).
 	failed := paidInvoice(f, "in_life", t0)
 	failed.Status, failed.Paid, failed.NextPaymentAttempt = "open", 0, t0.Add(72*time.Hour)
-	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_fail", "invoice.payment_failed", t0, failed.Object(), nil)))
-	require.Equal(t, "PROCESSED", a.awaitEvent("evt_fail"))
+	a.applied("evt_fail", "invoice.payment_failed", t0, failed.Object(), nil)
 	var payStatus, subStatus string
 	require.NoError(t, a.db.Raw(`SELECT status FROM payments WHERE stripe_invoice_id = 'in_life'`).Scan(&payStatus).Error)
 	require.Equal(t, "FAILED", payStatus)
@@ -318,8 +320,7 @@ func TestWebhookPaymentLifecycle(t *testing.T) {
 	require.Zero(t, a.count(`SELECT count(*) FROM shipments`), "an unpaid invoice ships nothing")
 
 	// Stripe's retry succeeds: SUCCEEDED, one shipment for the period, a receipt.
-	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_paid", "invoice.paid", t0.Add(time.Hour), paidInvoice(f, "in_life", t0).Object(), nil)))
-	require.Equal(t, "PROCESSED", a.awaitEvent("evt_paid"))
+	a.applied("evt_paid", "invoice.paid", t0.Add(time.Hour), paidInvoice(f, "in_life", t0).Object(), nil)
 	require.NoError(t, a.db.Raw(`SELECT status FROM payments WHERE stripe_invoice_id = 'in_life'`).Scan(&payStatus).Error)
 	require.Equal(t, "SUCCEEDED", payStatus)
 	var ship models.Shipment // the address is sealed: read through the model
@@ -329,8 +330,7 @@ func TestWebhookPaymentLifecycle(t *testing.T) {
 	mailer.find(t, "Payment received: 24.00 USD")
 
 	// A failure reported late (older than the payment) changes nothing.
-	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_fail_late", "invoice.payment_failed", t0.Add(-time.Minute), failed.Object(), nil)))
-	require.Equal(t, "PROCESSED", a.awaitEvent("evt_fail_late"))
+	a.applied("evt_fail_late", "invoice.payment_failed", t0.Add(-time.Minute), failed.Object(), nil)
 	require.NoError(t, a.db.Raw(`SELECT status FROM payments WHERE stripe_invoice_id = 'in_life'`).Scan(&payStatus).Error)
 	require.Equal(t, "SUCCEEDED", payStatus)
 
@@ -411,8 +411,7 @@ func TestWebhookAmountMismatchIsRecordedNotShipped(t *testing.T) {
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
 	inv := paidInvoice(f, "in_mm", t0)
 	inv.Amount = 100 // not what the plan costs
-	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_mm", "invoice.paid", t0, inv.Object(), nil)))
-	require.Equal(t, "PROCESSED", a.awaitEvent("evt_mm"))
+	a.applied("evt_mm", "invoice.paid", t0, inv.Object(), nil)
 	require.Contains(t, a.eventOutcome("evt_mm"), "mismatch")
 	var mismatch string
 	require.NoError(t, a.db.Raw(`SELECT mismatch FROM payments WHERE stripe_invoice_id = 'in_mm'`).Scan(&mismatch).Error)
@@ -423,8 +422,7 @@ func TestWebhookAmountMismatchIsRecordedNotShipped(t *testing.T) {
 
 	other := paidInvoice(f, "in_mm2", t0)
 	other.Price = "price_not_ours"
-	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_mm2", "invoice.paid", t0, other.Object(), nil)))
-	require.Equal(t, "PROCESSED", a.awaitEvent("evt_mm2"))
+	a.applied("evt_mm2", "invoice.paid", t0, other.Object(), nil)
 	require.NoError(t, a.db.Raw(`SELECT mismatch FROM payments WHERE stripe_invoice_id = 'in_mm2'`).Scan(&mismatch).Error)
 	require.Contains(t, mismatch, "not one of our plans")
 }
@@ -443,8 +441,7 @@ func TestWebhookUnknownObjectIsReadFromStripe(t *testing.T) {
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
 
 	// invoice.paid overtakes everything we know of its subscription.
-	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_unknown", "invoice.paid", t0, paidInvoice(f, "in_unknown", t0).Object(), nil)))
-	require.Equal(t, "PROCESSED", a.awaitEvent("evt_unknown"))
+	a.applied("evt_unknown", "invoice.paid", t0, paidInvoice(f, "in_unknown", t0).Object(), nil)
 	var customerID, planID, status string
 	require.NoError(t, a.db.Raw(`SELECT customer_id, plan_id, status FROM subscriptions WHERE stripe_subscription_id = 'sub_unknown_yet'`).
 		Row().Scan(&customerID, &planID, &status))
@@ -467,8 +464,7 @@ func TestWebhookCheckoutCompletedLinksTheSubscription(t *testing.T) {
 		"shipping_details": webhooktest.Object{"name": "Buyer", "address": webhooktest.Object{
 			"line1": "9 Habanero Rd", "city": "Portland", "postal_code": "97201", "state": "OR", "country": "US"}},
 	}
-	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_cs", "checkout.session.completed", time.Now(), session, nil)))
-	require.Equal(t, "PROCESSED", a.awaitEvent("evt_cs"))
+	a.applied("evt_cs", "checkout.session.completed", time.Now(), session, nil)
 	var linked models.Subscription // the address is sealed: read through the model
 	require.NoError(t, a.db.Take(&linked, "stripe_subscription_id = ?", "sub_from_checkout").Error)
 	require.Equal(t, f.customerID, linked.CustomerID)
@@ -476,8 +472,7 @@ func TestWebhookCheckoutCompletedLinksTheSubscription(t *testing.T) {
 	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM customers WHERE id = ? AND stripe_customer_id = ?`, f.customerID, mockCustomer))
 
 	// The same session again (a new event id for it) changes nothing.
-	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_cs_again", "checkout.session.completed", time.Now(), session, nil)))
-	require.Equal(t, "PROCESSED", a.awaitEvent("evt_cs_again"))
+	a.applied("evt_cs_again", "checkout.session.completed", time.Now(), session, nil)
 	require.EqualValues(t, 1, a.count(`SELECT count(*) FROM subscriptions`))
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/scoville/scoville/database/dbtest"
-	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
 
@@ -24,10 +23,8 @@ import (
 // run through the real command, as an operator would start them.
 func TestServerWithoutWorkersAndASeparateWorkProcess(t *testing.T) {
 	t.Parallel()
-	issuer, idp, err := devidp.StartTestServer(testAudience)
-	require.NoError(t, err)
-	t.Cleanup(idp.Close)
 	dbURL := dbtest.NewURL(t, "")
+	issuer := startIssuer(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr().String()

@@ -11,7 +11,6 @@ import (
 
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/models"
-	"github.com/scoville/scoville/sealing"
 )
 
 // paidPeriod makes a customer, an active subscription and its paid payment of
@@ -37,12 +36,7 @@ func paidPeriod(t *testing.T, db *gorm.DB, invoice string) models.Shipment {
 
 func TestAPaidPeriodShipsOnce(t *testing.T) {
 	t.Parallel()
-	keys, err := sealing.Generate()
-	require.NoError(t, err)
-	ring, err := sealing.Parse(keys)
-	require.NoError(t, err)
-	db := dbtest.New(t)
-	require.NoError(t, sealing.Install(db, ring))
+	db := dbtest.NewSealed(t)
 	ctx := context.Background()
 	want := paidPeriod(t, db, "in_ship_once")
 

@@ -7,17 +7,14 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/database"
 	"github.com/scoville/scoville/models"
 )
 
 // ForCustomer returns every shipment of the customer, oldest first: what their
 // data export shows and what an erasure works through.
 func ForCustomer(ctx context.Context, db *gorm.DB, customerID string) ([]*models.Shipment, error) {
-	var out []*models.Shipment
-	if err := db.WithContext(ctx).Where("customer_id = ?", customerID).Order("created_at, id").Find(&out).Error; err != nil {
-		return nil, fmt.Errorf("fulfilment: for customer: %w", err)
-	}
-	return out, nil
+	return database.CustomerRows[models.Shipment](ctx, db, customerID)
 }
 
 // ForgetAddresses is an erasure's part of the shipments table, in tx, after the

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	stripe "github.com/stripe/stripe-go/v76"
+
+	"github.com/scoville/scoville/logging/logtest"
 )
 
 // The tests in this file put a fault-injecting server in Stripe's place.
@@ -32,22 +33,7 @@ const (
 )
 
 // logBuffer is a log sink safe to read while handlers write.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer struct{ logtest.Buffer }
 
 // lines returns the decoded "stripe call" log records.
 func (b *logBuffer) lines(t *testing.T) []map[string]any {
@@ -539,16 +525,21 @@ func TestFaults(t *testing.T) {
 	}
 }
 
-func TestConnectionRefusedIsUnavailable(t *testing.T) {
-	t.Parallel()
+// closedAddr is a loopback address nothing listens on: a connection is refused at once.
+func closedAddr(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
+	return addr
+}
 
+func TestConnectionRefusedIsUnavailable(t *testing.T) {
+	t.Parallel()
 	logs := &logBuffer{}
 	gw, err := NewStripe(Config{
-		SecretKey: testKey, APIBase: "http://" + addr,
+		SecretKey: testKey, APIBase: "http://" + closedAddr(t),
 		Timeout: testTimeout, RetryBudget: testBudget,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
 	})

@@ -27,32 +27,21 @@ func (s *Stripe) ListSubscriptionsSince(ctx context.Context, since time.Time) ([
 	seen := map[string]bool{}
 	var out []Subscription
 	for _, byPeriod := range []bool{false, true} {
-		err := listPages(ctx, s, "ListSubscriptions", func(ctx context.Context, after string) (bool, string, error) {
-			p := &stripe.SubscriptionListParams{Status: stripe.String("all")}
+		err := listPages(ctx, s, "ListSubscriptions", func(lp stripe.ListParams) listIter {
+			p := &stripe.SubscriptionListParams{ListParams: lp, Status: stripe.String("all")}
 			window := &stripe.RangeQueryParams{GreaterThanOrEqual: since.Unix()}
 			if byPeriod {
 				p.CurrentPeriodStartRange = window
 			} else {
 				p.CreatedRange = window
 			}
-			p.Context, p.Limit, p.Single = ctx, stripe.Int64(listPageSize), true
-			if after != "" {
-				p.StartingAfter = stripe.String(after)
+			return s.api.Subscriptions.List(p)
+		}, func(sub *stripe.Subscription) string {
+			if !seen[sub.ID] {
+				seen[sub.ID] = true
+				out = append(out, toSubscription(sub))
 			}
-			it := s.api.Subscriptions.List(p)
-			last := ""
-			for it.Next() {
-				sub := it.Subscription()
-				last = sub.ID
-				if !seen[sub.ID] {
-					seen[sub.ID] = true
-					out = append(out, toSubscription(sub))
-				}
-			}
-			if err := it.Err(); err != nil {
-				return false, "", err
-			}
-			return it.Meta() != nil && it.Meta().HasMore, last, nil
+			return sub.ID
 		}, func() int { return len(out) })
 		if err != nil {
 			return nil, err
@@ -77,26 +66,15 @@ func (s *Stripe) ListOpenInvoicesSince(ctx context.Context, since time.Time) ([]
 
 func (s *Stripe) listInvoices(ctx context.Context, since time.Time, status stripe.InvoiceStatus) ([]Invoice, error) {
 	var out []Invoice
-	err := listPages(ctx, s, "ListInvoices", func(ctx context.Context, after string) (bool, string, error) {
-		p := &stripe.InvoiceListParams{
+	err := listPages(ctx, s, "ListInvoices", func(lp stripe.ListParams) listIter {
+		return s.api.Invoices.List(&stripe.InvoiceListParams{
+			ListParams:   lp,
 			Status:       stripe.String(string(status)),
 			CreatedRange: &stripe.RangeQueryParams{GreaterThanOrEqual: since.Unix()},
-		}
-		p.Context, p.Limit, p.Single = ctx, stripe.Int64(listPageSize), true
-		if after != "" {
-			p.StartingAfter = stripe.String(after)
-		}
-		it := s.api.Invoices.List(p)
-		last := ""
-		for it.Next() {
-			inv := it.Invoice()
-			last = inv.ID
-			out = append(out, toInvoice(inv))
-		}
-		if err := it.Err(); err != nil {
-			return false, "", err
-		}
-		return it.Meta() != nil && it.Meta().HasMore, last, nil
+		})
+	}, func(inv *stripe.Invoice) string {
+		out = append(out, toInvoice(inv))
+		return inv.ID
 	}, func() int { return len(out) })
 	if err != nil {
 		return nil, err
@@ -104,19 +82,40 @@ func (s *Stripe) listInvoices(ctx context.Context, since time.Time, status strip
 	return out, nil
 }
 
+// listIter is what stripe-go's list iterators have in common.
+type listIter interface {
+	Next() bool
+	Current() interface{}
+	Err() error
+	Meta() *stripe.ListMeta
+}
+
 // listPages fetches page after page, each one call with its own retries, until
-// Stripe says there is no more. page returns whether more follow and the last id.
-// A page is one request (Single), so a failed attempt has appended nothing and its
-// retry cannot duplicate objects.
-func listPages(ctx context.Context, s *Stripe, op string, page func(ctx context.Context, after string) (bool, string, error), count func() int) error {
+// Stripe says there is no more. list starts the listing of one page from lp (its
+// context, size and cursor are set here); add takes each object of the page and
+// returns its id; count is how many objects the caller holds. A page is one request
+// (Single), so a failed attempt has added nothing and its retry cannot duplicate
+// objects.
+func listPages[T any](ctx context.Context, s *Stripe, op string, list func(lp stripe.ListParams) listIter, add func(T) string, count func() int) error {
 	after := ""
 	for {
 		var more bool
 		var last string
 		err := s.call(ctx, op, func(ctx context.Context) error {
-			var err error
-			more, last, err = page(ctx, after)
-			return err
+			lp := stripe.ListParams{Context: ctx, Limit: stripe.Int64(listPageSize), Single: true}
+			if after != "" {
+				lp.StartingAfter = stripe.String(after)
+			}
+			it := list(lp)
+			last = ""
+			for it.Next() {
+				last = add(it.Current().(T))
+			}
+			if err := it.Err(); err != nil {
+				return err
+			}
+			more = it.Meta() != nil && it.Meta().HasMore
+			return nil
 		})
 		if err != nil {
 			return err

@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"context"
 	"net/url"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -14,21 +13,11 @@ import (
 	"github.com/scoville/scoville/gateway/stripefake"
 )
 
-// stripeMock is stripe-mock's URL; without it the test fails and says how to run it.
-func stripeMock(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("STRIPE_API_BASE")
-	if base == "" {
-		t.Fatal("STRIPE_API_BASE is not set: run `make test` (it starts stripe-mock) or run `go tool stripe-mock` and export STRIPE_API_BASE=http://127.0.0.1:12111")
-	}
-	return base
-}
-
 // stripe-mock checks each listing request against Stripe's OpenAPI description
 // (an unknown filter is a 400) and answers with its fixtures.
 func TestListingsAreValidStripeRequests(t *testing.T) {
 	t.Parallel()
-	gw, err := gateway.NewStripe(gateway.Config{SecretKey: "sk_test_123", APIBase: stripeMock(t)})
+	gw, err := gateway.NewStripe(gateway.Config{SecretKey: "sk_test_123", APIBase: gateway.MockBase(t)})
 	require.NoError(t, err)
 	ctx := context.Background()
 	since := time.Now().Add(-time.Hour)

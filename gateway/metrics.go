@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scoville/scoville/metrics"
 )
 
 // Metrics counts and times what the adapter asks of Stripe (OPS-2), at two levels:
@@ -37,30 +39,16 @@ const (
 //	scoville_stripe_requests_total{method, endpoint, status}
 //	scoville_stripe_request_duration_seconds{method, endpoint}
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scoville_stripe_calls_total",
-			Help: "Stripe gateway calls (retries included), by gateway method and final outcome (ok, refused, unavailable, failed).",
-		}, []string{"op", "outcome"}),
-		callDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "scoville_stripe_call_duration_seconds",
-			Help:    "Time of one Stripe gateway call, retries and waits included, by gateway method.",
-			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 10),
-		}, []string{"op"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scoville_stripe_requests_total",
-			Help: "HTTP requests sent to Stripe, by method, endpoint pattern (ids as {id}) and status class (2xx, 4xx, 5xx, error).",
-		}, []string{"method", "endpoint", "status"}),
-		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "scoville_stripe_request_duration_seconds",
-			Help:    "Latency of one HTTP request to Stripe until its headers arrived, by method and endpoint pattern.",
-			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 10),
-		}, []string{"method", "endpoint"}),
+	return &Metrics{
+		calls: metrics.CounterVec(reg, "scoville_stripe_calls_total",
+			"Stripe gateway calls (retries included), by gateway method and final outcome (ok, refused, unavailable, failed).", "op", "outcome"),
+		callDuration: metrics.HistogramVec(reg, "scoville_stripe_call_duration_seconds",
+			"Time of one Stripe gateway call, retries and waits included, by gateway method.", prometheus.ExponentialBuckets(0.01, 2.5, 10), "op"),
+		requests: metrics.CounterVec(reg, "scoville_stripe_requests_total",
+			"HTTP requests sent to Stripe, by method, endpoint pattern (ids as {id}) and status class (2xx, 4xx, 5xx, error).", "method", "endpoint", "status"),
+		requestDuration: metrics.HistogramVec(reg, "scoville_stripe_request_duration_seconds",
+			"Latency of one HTTP request to Stripe until its headers arrived, by method and endpoint pattern.", prometheus.ExponentialBuckets(0.01, 2.5, 10), "method", "endpoint"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.calls, m.callDuration, m.requests, m.requestDuration)
-	}
-	return m
 }
 
 func (m *Metrics) observeCall(op, outcome string, elapsed time.Duration) {

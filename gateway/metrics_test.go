@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -119,13 +118,9 @@ func TestMetricsCountOutcomesAndAttempts(t *testing.T) {
 
 func TestMetricsCountNetworkErrors(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	gw, m, _ := newMeteredGateway(t, "http://"+addr)
+	gw, m, _ := newMeteredGateway(t, "http://"+closedAddr(t))
 
-	_, err = gw.CreateCustomer(context.Background(), "cus-net-1", CustomerInput{OurCustomerID: "c_1"})
+	_, err := gw.CreateCustomer(context.Background(), "cus-net-1", CustomerInput{OurCustomerID: "c_1"})
 	require.ErrorIs(t, err, ErrProviderUnavailable)
 	require.Equal(t, 1.0, testutil.ToFloat64(m.calls.WithLabelValues("CreateCustomer", OutcomeUnavailable)))
 	require.GreaterOrEqual(t, testutil.ToFloat64(m.requests.WithLabelValues("POST", "/v1/customers", "error")), 2.0)

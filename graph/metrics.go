@@ -8,6 +8,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/scoville/scoville/metrics"
 )
 
 // Label values used when an operation cannot be attributed to a schema field.
@@ -48,21 +50,12 @@ var (
 // extensions.code of the operation's first error (UNAUTHENTICATED, INTERNAL,
 // GRAPHQL_VALIDATION_FAILED, ...).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scoville_graphql_operations_total",
-			Help: "GraphQL operations (root fields) answered, by operation type, root field and error code (OK when none).",
-		}, []string{"type", "operation", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "scoville_graphql_operation_duration_seconds",
-			Help:    "Time from reading a GraphQL request to its answer, by operation type and root field.",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
-		}, []string{"type", "operation"}),
+	return &Metrics{
+		operations: metrics.CounterVec(reg, "scoville_graphql_operations_total",
+			"GraphQL operations (root fields) answered, by operation type, root field and error code (OK when none).", "type", "operation", "code"),
+		duration: metrics.HistogramVec(reg, "scoville_graphql_operation_duration_seconds",
+			"Time from reading a GraphQL request to its answer, by operation type and root field.", prometheus.ExponentialBuckets(0.005, 2.5, 10), "type", "operation"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.operations, m.duration)
-	}
-	return m
 }
 
 // ExtensionName names the extension in gqlgen's stats.

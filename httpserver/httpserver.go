@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scoville/scoville/logging"
+	"github.com/scoville/scoville/metrics"
 )
 
 // RequestIDHeader carries the request id in and out, so a client or a proxy can
@@ -78,17 +79,11 @@ type Metrics struct {
 
 // NewMetrics registers the HTTP series on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scoville_http_requests_total", Help: "HTTP requests by route and status code.",
-		}, []string{"route", "code"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "scoville_http_request_duration_seconds", Help: "HTTP request latency by route.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"route"}),
+	return &Metrics{
+		requests: metrics.CounterVec(reg, "scoville_http_requests_total", "HTTP requests by route and status code.", "route", "code"),
+		latency: metrics.HistogramVec(reg, "scoville_http_request_duration_seconds", "HTTP request latency by route.",
+			[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}, "route"),
 	}
-	reg.MustRegister(m.requests, m.latency)
-	return m
 }
 
 // Observe wraps a route: it recovers panics as 500, logs one line per request (method,

@@ -39,7 +39,15 @@ func setup(t *testing.T) (*idempotency.Store, func(context.Context) (result, err
 		time.Sleep(20 * time.Millisecond) // widen race windows
 		return result{ID: "sub_1", Count: n}, nil
 	}
-	return idempotency.NewStore(dbtest.NewSealed(t)), fn, &calls
+	_, s := newStore(t)
+	return s, fn, &calls
+}
+
+// newStore is a store on a fresh database with data keys installed, and that database.
+func newStore(t *testing.T) (*gorm.DB, *idempotency.Store) {
+	t.Helper()
+	db := dbtest.NewSealed(t)
+	return db, idempotency.NewStore(db)
 }
 
 func TestReplayReturnsTheFirstResultWithoutASecondEffect(t *testing.T) {
@@ -193,8 +201,7 @@ func TestAKeyThatRanNeverRunsAgainAfterItsRetention(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			db := dbtest.NewSealed(t)
-			s := idempotency.NewStore(db)
+			db, s := newStore(t)
 			ctx := context.Background()
 			var calls atomic.Int64
 			fn := func(context.Context) (result, error) { return result{ID: "sub_1", Count: calls.Add(1)}, nil }
@@ -246,8 +253,7 @@ func TestAFailedOrCrashedRunIsNotTakenOverOnceTheProviderWindowCloses(t *testing
 	for _, crashed := range []bool{false, true} {
 		t.Run(map[bool]string{false: "failed run", true: "crashed run"}[crashed], func(t *testing.T) {
 			t.Parallel()
-			db := dbtest.NewSealed(t)
-			s := idempotency.NewStore(db)
+			db, s := newStore(t)
 			ctx := context.Background()
 			scope := idempotency.Scope{Principal: "iss|alice", Operation: "refundPayment", Key: "k"}
 			if crashed {
@@ -286,8 +292,7 @@ func TestAFailedOrCrashedRunIsNotTakenOverOnceTheProviderWindowCloses(t *testing
 
 func TestPurgeLeavesALiveRunAlone(t *testing.T) {
 	t.Parallel()
-	db := dbtest.NewSealed(t)
-	s := idempotency.NewStore(db)
+	db, s := newStore(t)
 	ctx := context.Background()
 	require.NoError(t, db.Exec(`INSERT INTO idempotency_keys (scope, operation, key, request_hash, state, locked_until, expires_at)
 		VALUES ('iss|alice', 'createSubscription', 'live', '\x00'::bytea, 'IN_PROGRESS', now() + interval '1 minute', now() - interval '1 second')`).Error)
@@ -299,8 +304,7 @@ func TestPurgeLeavesALiveRunAlone(t *testing.T) {
 
 func TestStoredResultsAreSealed(t *testing.T) {
 	t.Parallel()
-	db := dbtest.NewSealed(t)
-	s := idempotency.NewStore(db)
+	db, s := newStore(t)
 	ctx := context.Background()
 	scope := idempotency.Scope{Principal: "iss|alice", Operation: "createSubscription", Key: "secret"}
 	const secret = "pi_123_secret_canary"
@@ -396,8 +400,7 @@ func TestMigration00010RetiresTheKeysItFinds(t *testing.T) {
 
 func TestARetryRacingThePurgeOfItsKeyDoesNotRun(t *testing.T) {
 	t.Parallel()
-	db := dbtest.NewSealed(t)
-	s := idempotency.NewStore(db)
+	db, s := newStore(t)
 	ctx := context.Background()
 	scope := idempotency.Scope{Principal: "iss|alice", Operation: "createSubscription", Key: "race-purge"}
 	var calls atomic.Int64

@@ -15,19 +15,13 @@ const (
 	IntervalYear    BillingInterval = "YEAR"
 )
 
+var billingIntervals = newEnum("BillingInterval", IntervalMonth, IntervalQuarter, IntervalYear)
+
 // IsValid reports whether i is one of the three intervals.
-func (i BillingInterval) IsValid() bool {
-	switch i {
-	case IntervalMonth, IntervalQuarter, IntervalYear:
-		return true
-	}
-	return false
-}
+func (i BillingInterval) IsValid() bool { return billingIntervals.has(i) }
 
 // UnmarshalGQL binds the schema enum to this type.
-func (i *BillingInterval) UnmarshalGQL(v any) error {
-	return unmarshalEnum(v, i, BillingInterval.IsValid, "BillingInterval")
-}
+func (i *BillingInterval) UnmarshalGQL(v any) error { return billingIntervals.unmarshal(v, i) }
 
 // MarshalGQL writes the enum value.
 func (i BillingInterval) MarshalGQL(w io.Writer) { marshalEnum(w, i) }

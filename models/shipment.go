@@ -15,15 +15,13 @@ const (
 	ShipmentCanceled ShipmentStatus = "CANCELED"
 )
 
+var shipmentStatuses = newEnum("ShipmentStatus", ShipmentPending, ShipmentShipped, ShipmentCanceled)
+
 // IsValid reports whether s is one of the statuses.
-func (s ShipmentStatus) IsValid() bool {
-	return s == ShipmentPending || s == ShipmentShipped || s == ShipmentCanceled
-}
+func (s ShipmentStatus) IsValid() bool { return shipmentStatuses.has(s) }
 
 // UnmarshalGQL binds the schema enum.
-func (s *ShipmentStatus) UnmarshalGQL(v any) error {
-	return unmarshalEnum(v, s, ShipmentStatus.IsValid, "ShipmentStatus")
-}
+func (s *ShipmentStatus) UnmarshalGQL(v any) error { return shipmentStatuses.unmarshal(v, s) }
 
 // MarshalGQL writes the enum value.
 func (s ShipmentStatus) MarshalGQL(w io.Writer) { marshalEnum(w, s) }

@@ -21,15 +21,12 @@ const (
 	SubscriptionCanceled          SubscriptionStatus = "CANCELED"
 )
 
+var subscriptionStatuses = newEnum("SubscriptionStatus", SubscriptionIncomplete, SubscriptionIncompleteExpired, SubscriptionTrialing, SubscriptionActive, SubscriptionPastDue, SubscriptionUnpaid, SubscriptionPaused, SubscriptionCanceled)
+
+var paymentStatuses = newEnum("PaymentStatus", PaymentPending, PaymentSucceeded, PaymentFailed, PaymentRefunded, PaymentPartiallyRefunded)
+
 // IsValid reports whether s is one of the statuses.
-func (s SubscriptionStatus) IsValid() bool {
-	switch s {
-	case SubscriptionIncomplete, SubscriptionIncompleteExpired, SubscriptionTrialing, SubscriptionActive,
-		SubscriptionPastDue, SubscriptionUnpaid, SubscriptionPaused, SubscriptionCanceled:
-		return true
-	}
-	return false
-}
+func (s SubscriptionStatus) IsValid() bool { return subscriptionStatuses.has(s) }
 
 // Ended reports whether the subscription can never bill or ship again.
 func (s SubscriptionStatus) Ended() bool {
@@ -37,9 +34,7 @@ func (s SubscriptionStatus) Ended() bool {
 }
 
 // UnmarshalGQL binds the schema enum.
-func (s *SubscriptionStatus) UnmarshalGQL(v any) error {
-	return unmarshalEnum(v, s, SubscriptionStatus.IsValid, "SubscriptionStatus")
-}
+func (s *SubscriptionStatus) UnmarshalGQL(v any) error { return subscriptionStatuses.unmarshal(v, s) }
 
 // MarshalGQL writes the enum value.
 func (s SubscriptionStatus) MarshalGQL(w io.Writer) { marshalEnum(w, s) }
@@ -91,18 +86,10 @@ const (
 )
 
 // IsValid reports whether s is one of the statuses.
-func (s PaymentStatus) IsValid() bool {
-	switch s {
-	case PaymentPending, PaymentSucceeded, PaymentFailed, PaymentRefunded, PaymentPartiallyRefunded:
-		return true
-	}
-	return false
-}
+func (s PaymentStatus) IsValid() bool { return paymentStatuses.has(s) }
 
 // UnmarshalGQL binds the schema enum.
-func (s *PaymentStatus) UnmarshalGQL(v any) error {
-	return unmarshalEnum(v, s, PaymentStatus.IsValid, "PaymentStatus")
-}
+func (s *PaymentStatus) UnmarshalGQL(v any) error { return paymentStatuses.unmarshal(v, s) }
 
 // MarshalGQL writes the enum value.
 func (s PaymentStatus) MarshalGQL(w io.Writer) { marshalEnum(w, s) }

@@ -10,20 +10,13 @@ import (
 // on it, never on the message. Its values are in codes.go.
 type UserErrorCode string
 
+var userErrorCodes = newEnum("UserErrorCode", UserErrorInvalid, UserErrorNotFound, UserErrorInvalidState, UserErrorIdempotencyKeyReused, UserErrorPaymentDeclined, UserErrorProviderRejected)
+
 // IsValid reports whether c is one of the codes.
-func (c UserErrorCode) IsValid() bool {
-	switch c {
-	case UserErrorInvalid, UserErrorNotFound, UserErrorInvalidState, UserErrorIdempotencyKeyReused,
-		UserErrorPaymentDeclined, UserErrorProviderRejected:
-		return true
-	}
-	return false
-}
+func (c UserErrorCode) IsValid() bool { return userErrorCodes.has(c) }
 
 // UnmarshalGQL binds the schema enum.
-func (c *UserErrorCode) UnmarshalGQL(v any) error {
-	return unmarshalEnum(v, c, UserErrorCode.IsValid, "UserErrorCode")
-}
+func (c *UserErrorCode) UnmarshalGQL(v any) error { return userErrorCodes.unmarshal(v, c) }
 
 // MarshalGQL writes the enum value.
 func (c UserErrorCode) MarshalGQL(w io.Writer) { marshalEnum(w, c) }

@@ -16,19 +16,13 @@ const (
 	WebhookIgnored   WebhookEventStatus = "IGNORED"
 )
 
+var webhookEventStatuses = newEnum("WebhookEventStatus", WebhookReceived, WebhookProcessed, WebhookFailed, WebhookIgnored)
+
 // IsValid reports whether s is one of the statuses.
-func (s WebhookEventStatus) IsValid() bool {
-	switch s {
-	case WebhookReceived, WebhookProcessed, WebhookFailed, WebhookIgnored:
-		return true
-	}
-	return false
-}
+func (s WebhookEventStatus) IsValid() bool { return webhookEventStatuses.has(s) }
 
 // UnmarshalGQL binds the schema enum.
-func (s *WebhookEventStatus) UnmarshalGQL(v any) error {
-	return unmarshalEnum(v, s, WebhookEventStatus.IsValid, "WebhookEventStatus")
-}
+func (s *WebhookEventStatus) UnmarshalGQL(v any) error { return webhookEventStatuses.unmarshal(v, s) }
 
 // MarshalGQL writes the enum value.
 func (s WebhookEventStatus) MarshalGQL(w io.Writer) { marshalEnum(w, s) }

@@ -78,12 +78,15 @@ func (b *testBundle) enqueue(t *testing.T, n Notification) string {
 	return id
 }
 
-// counts returns how many notifications and notification_send jobs exist.
-func (b *testBundle) counts(t *testing.T) (notifications, jobs int) {
+// requireCounts requires exactly notifications notifications and jobs
+// notification_send jobs to exist.
+func (b *testBundle) requireCounts(t *testing.T, notifications, jobs int) {
 	t.Helper()
+	var gotNotifications, gotJobs int
 	require.NoError(t, b.db.Raw(`SELECT (SELECT count(*) FROM notifications),
-		(SELECT count(*) FROM river_job WHERE kind = 'notification_send')`).Row().Scan(&notifications, &jobs))
-	return notifications, jobs
+		(SELECT count(*) FROM river_job WHERE kind = 'notification_send')`).Row().Scan(&gotNotifications, &gotJobs))
+	require.Equal(t, notifications, gotNotifications, "notifications")
+	require.Equal(t, jobs, gotJobs, "notification_send jobs")
 }
 
 // fakeMailer records what it is asked to send and fails with err when set.

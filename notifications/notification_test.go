@@ -52,9 +52,7 @@ func TestEnqueue(t *testing.T) {
 		job := rivertest.RequireInserted(ctx, t, riverdatabasesql.New(b.sqlDB), &SendArgs{},
 			&rivertest.RequireInsertedOpts{Queue: river.QueueDefault})
 		require.Equal(t, row.ID, job.Args.NotificationID)
-		n, jobs := b.counts(t)
-		require.Equal(t, 1, n)
-		require.Equal(t, 1, jobs)
+		b.requireCounts(t, 1, 1)
 	})
 
 	t.Run("the same dedupe key writes nothing more", func(t *testing.T) {
@@ -69,9 +67,7 @@ func TestEnqueue(t *testing.T) {
 			}
 			return Enqueue(ctx, tx, b.river, n)
 		}))
-		notifications, jobs := b.counts(t)
-		require.Equal(t, 1, notifications)
-		require.Equal(t, 1, jobs)
+		b.requireCounts(t, 1, 1)
 	})
 
 	t.Run("concurrent transactions with the same dedupe key write one", func(t *testing.T) {
@@ -92,9 +88,7 @@ func TestEnqueue(t *testing.T) {
 		for err := range errs {
 			require.NoError(t, err)
 		}
-		notifications, jobs := b.counts(t)
-		require.Equal(t, 1, notifications)
-		require.Equal(t, 1, jobs)
+		b.requireCounts(t, 1, 1)
 	})
 
 	t.Run("a rolled-back transaction leaves neither row nor job", func(t *testing.T) {
@@ -109,9 +103,7 @@ func TestEnqueue(t *testing.T) {
 			return rollback
 		})
 		require.ErrorIs(t, err, rollback)
-		notifications, jobs := b.counts(t)
-		require.Zero(t, notifications)
-		require.Zero(t, jobs)
+		b.requireCounts(t, 0, 0)
 	})
 
 	t.Run("outside a transaction it refuses", func(t *testing.T) {
@@ -119,9 +111,7 @@ func TestEnqueue(t *testing.T) {
 		b := setup(t)
 		err := Enqueue(ctx, b.db, b.river, Notification{CustomerID: b.newCustomer(t, "ana@example.com"), Kind: KindSubscriptionPaused, DedupeKey: "k"})
 		require.ErrorIs(t, err, errNotInTransaction)
-		notifications, jobs := b.counts(t)
-		require.Zero(t, notifications)
-		require.Zero(t, jobs)
+		b.requireCounts(t, 0, 0)
 	})
 
 	t.Run("an invalid notification fails the transaction", func(t *testing.T) {
@@ -154,8 +144,6 @@ func TestEnqueue(t *testing.T) {
 			})
 		}
 		b.enqueue(t, valid()) // the baseline itself is accepted
-		notifications, jobs := b.counts(t)
-		require.Equal(t, 1, notifications)
-		require.Equal(t, 1, jobs)
+		b.requireCounts(t, 1, 1)
 	})
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/scoville/scoville/database"
 )
 
 // Stored is a notifications row as a customer's data export shows it.
@@ -25,11 +27,7 @@ func (Stored) TableName() string { return "notifications" }
 
 // ForCustomer returns every notification of the customer, oldest first.
 func ForCustomer(ctx context.Context, db *gorm.DB, customerID string) ([]*Stored, error) {
-	var out []*Stored
-	if err := db.WithContext(ctx).Where("customer_id = ?", customerID).Order("created_at, id").Find(&out).Error; err != nil {
-		return nil, fmt.Errorf("notifications: for customer: %w", err)
-	}
-	return out, nil
+	return database.CustomerRows[Stored](ctx, db, customerID)
 }
 
 // EraseFor is an erasure's part of the notifications table, in tx, after the

@@ -211,6 +211,14 @@ func (s *fakeSMTP) snapshot() (conns int, auths []authAttempt, got []received) {
 	return s.conns, append([]authAttempt(nil), s.auths...), append([]received(nil), s.received...)
 }
 
+// requireNothingSent requires that no credentials and no message reached s.
+func (s *fakeSMTP) requireNothingSent(t *testing.T) {
+	t.Helper()
+	_, auths, got := s.snapshot()
+	require.Empty(t, auths, "credentials sent")
+	require.Empty(t, got, "messages sent")
+}
+
 // mailerFor builds the mailer from rawURL, but dials s whatever host the URL names
 // and trusts s's certificate.
 func mailerFor(t *testing.T, s *fakeSMTP, rawURL string, trust *tls.Config) *SMTPMailer {
@@ -296,27 +304,36 @@ func TestSMTPMailer(t *testing.T) {
 		require.NotEqual(t, ids[0], ids[2])
 	})
 
-	t.Run("STARTTLS before credentials", func(t *testing.T) {
-		t.Parallel()
-		s := (&fakeSMTP{tls: serverCfg, startTLS: true, auth: true}).start(t)
-		m := mailerFor(t, s, "smtp://user:"+escapedPassword+"@mail.example:587", trust)
-		require.NoError(t, m.Send(ctx, Message{To: "ana@example.com", Subject: "Hi", Text: "Hello"}))
-		_, auths, got := s.snapshot()
-		require.Equal(t, []authAttempt{{user: "user", pass: password, overTLS: true}}, auths)
-		require.Len(t, got, 1)
-		require.True(t, got[0].overTLS)
-		require.Equal(t, "no-reply@mail.example", got[0].from)
-	})
-
-	t.Run("STARTTLS when offered, even without credentials", func(t *testing.T) {
-		t.Parallel()
-		s := (&fakeSMTP{tls: serverCfg, startTLS: true}).start(t)
-		m := mailerFor(t, s, "smtp://mail.example:25", trust)
-		require.NoError(t, m.Send(ctx, Message{To: "ana@example.com", Subject: "Hi", Text: "Hello"}))
-		_, _, got := s.snapshot()
-		require.Len(t, got, 1)
-		require.True(t, got[0].overTLS)
-	})
+	overTLS := []struct {
+		name   string
+		server func() *fakeSMTP
+		url    string
+		auths  []authAttempt // nil: none
+	}{
+		{"STARTTLS before credentials", func() *fakeSMTP { return &fakeSMTP{tls: serverCfg, startTLS: true, auth: true} },
+			"smtp://user:" + escapedPassword + "@mail.example:587", []authAttempt{{user: "user", pass: password, overTLS: true}}},
+		{"STARTTLS when offered, even without credentials", func() *fakeSMTP { return &fakeSMTP{tls: serverCfg, startTLS: true} },
+			"smtp://mail.example:25", nil},
+		{"implicit TLS with smtps", func() *fakeSMTP { return &fakeSMTP{tls: serverCfg, implicit: true, auth: true} },
+			"smtps://user:" + escapedPassword + "@mail.example", []authAttempt{{user: "user", pass: password, overTLS: true}}},
+	}
+	for _, tc := range overTLS {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := tc.server().start(t)
+			m := mailerFor(t, s, tc.url, trust)
+			require.NoError(t, m.Send(ctx, Message{To: "ana@example.com", Subject: "Hi", Text: "Hello"}))
+			_, auths, got := s.snapshot()
+			if tc.auths == nil {
+				require.Empty(t, auths)
+			} else {
+				require.Equal(t, tc.auths, auths)
+			}
+			require.Len(t, got, 1)
+			require.True(t, got[0].overTLS)
+			require.Equal(t, "no-reply@mail.example", got[0].from)
+		})
+	}
 
 	t.Run("refuses to send credentials in clear to a remote server", func(t *testing.T) {
 		t.Parallel()
@@ -325,9 +342,7 @@ func TestSMTPMailer(t *testing.T) {
 		err := m.Send(ctx, Message{To: "ana@example.com", Subject: "Hi", Text: "Hello"})
 		require.ErrorContains(t, err, "STARTTLS")
 		require.NotContains(t, err.Error(), "s3cret")
-		_, auths, got := s.snapshot()
-		require.Empty(t, auths)
-		require.Empty(t, got)
+		s.requireNothingSent(t)
 	})
 
 	t.Run("credentials without TLS to a loopback server", func(t *testing.T) {
@@ -339,17 +354,6 @@ func TestSMTPMailer(t *testing.T) {
 		require.Equal(t, []authAttempt{{user: "user", pass: password}}, auths)
 	})
 
-	t.Run("implicit TLS with smtps", func(t *testing.T) {
-		t.Parallel()
-		s := (&fakeSMTP{tls: serverCfg, implicit: true, auth: true}).start(t)
-		m := mailerFor(t, s, "smtps://user:"+escapedPassword+"@mail.example", trust)
-		require.NoError(t, m.Send(ctx, Message{To: "ana@example.com", Subject: "Hi", Text: "Hello"}))
-		_, auths, got := s.snapshot()
-		require.Equal(t, []authAttempt{{user: "user", pass: password, overTLS: true}}, auths)
-		require.Len(t, got, 1)
-		require.True(t, got[0].overTLS)
-	})
-
 	t.Run("an untrusted certificate stops the session", func(t *testing.T) {
 		t.Parallel()
 		s := (&fakeSMTP{tls: serverCfg, startTLS: true, auth: true}).start(t)
@@ -358,9 +362,7 @@ func TestSMTPMailer(t *testing.T) {
 		require.ErrorContains(t, err, "STARTTLS")
 		var unknown x509.UnknownAuthorityError
 		require.ErrorAs(t, err, &unknown)
-		_, auths, got := s.snapshot()
-		require.Empty(t, auths)
-		require.Empty(t, got)
+		s.requireNothingSent(t)
 	})
 
 	t.Run("a rejected recipient's error does not quote the address", func(t *testing.T) {
@@ -394,28 +396,32 @@ func TestSMTPMailer(t *testing.T) {
 		require.Zero(t, conns)
 	})
 
-	t.Run("gives up when the context ends", func(t *testing.T) {
-		t.Parallel()
-		s := (&fakeSMTP{silent: true}).start(t)
-		m := mailerFor(t, s, "smtp://localhost:25", nil)
-		ctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		err := m.Send(ctx, Message{To: "ana@example.com", Subject: "Hi", Text: "Hello"})
-		require.ErrorIs(t, err, context.DeadlineExceeded)
-		require.Less(t, time.Since(start), 5*time.Second)
-	})
-
-	t.Run("gives up when a command times out", func(t *testing.T) {
-		t.Parallel()
-		s := (&fakeSMTP{silent: true}).start(t)
-		m := mailerFor(t, s, "smtp://localhost:25", nil)
-		m.timeout = 100 * time.Millisecond
-		start := time.Now()
-		err := m.Send(ctx, Message{To: "ana@example.com", Subject: "Hi", Text: "Hello"})
-		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-		require.Less(t, time.Since(start), 5*time.Second)
-	})
+	// A server that never answers: the send gives up at the first bound it meets.
+	for _, tc := range []struct {
+		name  string
+		bound func(ctx context.Context, m *SMTPMailer) (context.Context, context.CancelFunc)
+		want  error
+	}{
+		{"gives up when the context ends", func(ctx context.Context, _ *SMTPMailer) (context.Context, context.CancelFunc) {
+			return context.WithTimeout(ctx, 100*time.Millisecond)
+		}, context.DeadlineExceeded},
+		{"gives up when a command times out", func(ctx context.Context, m *SMTPMailer) (context.Context, context.CancelFunc) {
+			m.timeout = 100 * time.Millisecond
+			return ctx, func() {}
+		}, os.ErrDeadlineExceeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := (&fakeSMTP{silent: true}).start(t)
+			m := mailerFor(t, s, "smtp://localhost:25", nil)
+			ctx, cancel := tc.bound(ctx, m)
+			defer cancel()
+			start := time.Now()
+			err := m.Send(ctx, Message{To: "ana@example.com", Subject: "Hi", Text: "Hello"})
+			require.ErrorIs(t, err, tc.want)
+			require.Less(t, time.Since(start), 5*time.Second)
+		})
+	}
 
 	t.Run("printing the mailer hides the password", func(t *testing.T) {
 		t.Parallel()

@@ -85,17 +85,38 @@ func Fetch[T any](q *gorm.DB, column string, first *int, after *string) ([]T, bo
 	return rows, false, nil
 }
 
-// Edges shapes a fetched page as Relay edges and its page info: pos gives a row's
-// place in the list (the time ordered by, and the id), edge wraps a row and its cursor.
-func Edges[T, E any](rows []T, more bool, pos func(T) (time.Time, string), edge func(T, string) E) ([]E, *models.PageInfo) {
-	edges := make([]E, 0, len(rows))
+// Edge is the shape every generated Relay edge of the schema has (models.PaymentEdge,
+// models.CustomerEdge...): a node and its cursor.
+type Edge[N any] interface {
+	~struct {
+		Node   N      `json:"node"`
+		Cursor string `json:"cursor"`
+	}
+}
+
+// Conn is the shape every generated Relay connection of the schema has
+// (models.PaymentConnection...): edges to E and the page info.
+type Conn[E any] interface {
+	~struct {
+		Edges    []*E             `json:"edges"`
+		PageInfo *models.PageInfo `json:"pageInfo"`
+	}
+}
+
+// Connection shapes a fetched page as the connection C, in the rows' order: pos gives
+// a row's place in the list (the time ordered by, and the id), from which its cursor
+// is made. The page info says whether more follow and holds the last row's cursor
+// (nil on an empty page). Name C only: Connection[models.PaymentConnection](rows,
+// more, pos).
+func Connection[C Conn[E], E Edge[N], N any](rows []N, more bool, pos func(N) (time.Time, string)) *C {
+	edges := make([]*E, 0, len(rows))
 	info := &models.PageInfo{HasNextPage: more}
 	for _, r := range rows {
 		cursor := Encode(pos(r))
-		edges = append(edges, edge(r, cursor))
+		edges = append(edges, &E{Node: r, Cursor: cursor})
 		info.EndCursor = &cursor
 	}
-	return edges, info
+	return &C{Edges: edges, PageInfo: info}
 }
 
 // FetchEach is Fetch for many parents in one statement: for each id in parents, the

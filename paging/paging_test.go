@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/scoville/scoville/models"
 )
 
 func TestArgs(t *testing.T) {
@@ -36,25 +38,21 @@ func TestArgs(t *testing.T) {
 	}
 }
 
-func TestEdges(t *testing.T) {
-	type row struct {
-		at time.Time
-		id string
-	}
-	pos := func(r row) (time.Time, string) { return r.at, r.id }
-	edge := func(r row, cursor string) string { return r.id + "@" + cursor }
+func TestConnection(t *testing.T) {
+	t.Parallel()
+	pos := func(p *models.Payment) (time.Time, string) { return p.CreatedAt, p.ID }
 
-	edges, info := Edges(nil, false, pos, edge)
-	if len(edges) != 0 || info.HasNextPage || info.EndCursor != nil {
-		t.Fatalf("empty page: %v %+v", edges, info)
+	c := Connection[models.PaymentConnection](nil, false, pos)
+	if len(c.Edges) != 0 || c.PageInfo.HasNextPage || c.PageInfo.EndCursor != nil {
+		t.Fatalf("empty page: %v %+v", c.Edges, c.PageInfo)
 	}
 	t1, t2 := time.UnixMicro(2_000), time.UnixMicro(1_000)
-	rows := []row{{t1, "00000000-0000-4000-8000-000000000002"}, {t2, "00000000-0000-4000-8000-000000000001"}}
-	edges, info = Edges(rows, true, pos, edge)
-	if len(edges) != 2 || edges[0] != rows[0].id+"@"+Encode(t1, rows[0].id) {
-		t.Fatalf("edges %v", edges)
+	rows := []*models.Payment{{CreatedAt: t1, ID: "00000000-0000-4000-8000-000000000002"}, {CreatedAt: t2, ID: "00000000-0000-4000-8000-000000000001"}}
+	c = Connection[models.PaymentConnection](rows, true, pos)
+	if len(c.Edges) != 2 || c.Edges[0].Node != rows[0] || c.Edges[0].Cursor != Encode(t1, rows[0].ID) || c.Edges[1].Node != rows[1] {
+		t.Fatalf("edges %+v", c.Edges)
 	}
-	if !info.HasNextPage || info.EndCursor == nil || *info.EndCursor != Encode(t2, rows[1].id) {
-		t.Fatalf("page info %+v, want the last row's cursor", info)
+	if !c.PageInfo.HasNextPage || c.PageInfo.EndCursor == nil || *c.PageInfo.EndCursor != Encode(t2, rows[1].ID) {
+		t.Fatalf("page info %+v, want the last row's cursor", c.PageInfo)
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/idempotency"
 	"github.com/scoville/scoville/models"
-	"github.com/scoville/scoville/sealing"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
 
@@ -84,7 +83,7 @@ func payloads(t *testing.T, db *gorm.DB) map[string]string {
 
 func TestPrivacyFindsEventsByIdentifiersNotByText(t *testing.T) {
 	t.Parallel()
-	db := sealedDB(t)
+	db := dbtest.NewSealed(t)
 	ctx := context.Background()
 	p := New(db, stripeGone{}, idempotency.NewStore(db), jobSink{}, nil)
 	alice := newSomeone(t, db, "alice", "alice@x.example", "Alice Victim")
@@ -130,16 +129,4 @@ func TestPrivacyFindsEventsByIdentifiersNotByText(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, out.JSON, `"customer_email":"alice@x.example"`)
 	require.Contains(t, out.JSON, `"object":"invoice"`)
-}
-
-// sealedDB is a fresh database with fresh data keys installed.
-func sealedDB(t *testing.T) *gorm.DB {
-	t.Helper()
-	v, err := sealing.Generate()
-	require.NoError(t, err)
-	k, err := sealing.Parse(v)
-	require.NoError(t, err)
-	db := dbtest.New(t)
-	require.NoError(t, sealing.Install(db, k))
-	return db
 }

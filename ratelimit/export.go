@@ -9,18 +9,26 @@ const ExportField = "exportMyData"
 // exportFields counts the root selections of ExportField, through fragments (a
 // validated document has no fragment cycles).
 func exportFields(set ast.SelectionSet) int {
+	return rootFields(set, func(f *ast.Field) bool { return f.Name == ExportField })
+}
+
+// rootFields counts the fields of set that match, each alias once, through inline
+// fragments and fragment spreads (a validated document has no fragment cycles); it
+// does not look into the fields' own selections. Identical selections that GraphQL
+// merges into one field are counted as written.
+func rootFields(set ast.SelectionSet, match func(*ast.Field) bool) int {
 	n := 0
 	for _, sel := range set {
 		switch s := sel.(type) {
 		case *ast.Field:
-			if s.Name == ExportField {
+			if match(s) {
 				n++
 			}
 		case *ast.InlineFragment:
-			n += exportFields(s.SelectionSet)
+			n += rootFields(s.SelectionSet, match)
 		case *ast.FragmentSpread:
 			if s.Definition != nil {
-				n += exportFields(s.Definition.SelectionSet)
+				n += rootFields(s.Definition.SelectionSet, match)
 			}
 		}
 	}

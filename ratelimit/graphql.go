@@ -71,20 +71,7 @@ func (o operationLimit) MutateOperationContext(ctx context.Context, opCtx *graph
 // and validation has bound every field to its definition). Identical selections
 // that GraphQL merges into one field are counted as written, never fewer than run.
 func providerFields(set ast.SelectionSet) int {
-	n := 0
-	for _, sel := range set {
-		switch s := sel.(type) {
-		case *ast.Field:
-			if s.Definition != nil && s.Definition.Directives.ForName(ProviderDirective) != nil {
-				n++
-			}
-		case *ast.InlineFragment:
-			n += providerFields(s.SelectionSet)
-		case *ast.FragmentSpread:
-			if s.Definition != nil {
-				n += providerFields(s.Definition.SelectionSet)
-			}
-		}
-	}
-	return n
+	return rootFields(set, func(f *ast.Field) bool {
+		return f.Definition != nil && f.Definition.Directives.ForName(ProviderDirective) != nil
+	})
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/graph"
 	"github.com/scoville/scoville/models"
-	"github.com/scoville/scoville/subscriptions"
 )
 
 func (r *auditEntryResolver) Actor(ctx context.Context, obj *models.AuditEntry) (string, error) {
@@ -27,60 +26,23 @@ func (r *auditEntryResolver) ActorRoles(ctx context.Context, obj *models.AuditEn
 }
 
 func (r *mutationResolver) ResyncSubscription(ctx context.Context, input models.ResyncSubscriptionInput) (*models.SubscriptionPayload, error) {
-	p, err := auth.RequireAuthenticated(ctx)
-	if err != nil {
-		return nil, err
-	}
-	sub, err := r.Syncer.Resync(ctx, p, input.SubscriptionID, input.Reason)
-	ues, err := models.UserErrorsOf(err)
-	if err != nil {
-		return nil, err
-	}
-	out := &models.SubscriptionPayload{UserErrors: ues}
-	if len(ues) == 0 {
-		out.Subscription = sub
-	}
-	return out, nil
+	return mutate(ctx, input, func(ctx context.Context, p *auth.Principal, in models.ResyncSubscriptionInput) (*models.Subscription, error) {
+		return r.Syncer.Resync(ctx, p, in.SubscriptionID, in.Reason)
+	}, resyncPayload)
 }
 
 func (r *mutationResolver) ReplayWebhookEvent(ctx context.Context, input models.ReplayWebhookEventInput) (*models.ReplayWebhookEventPayload, error) {
-	p, err := auth.RequireAuthenticated(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ev, err := r.Replayer.Replay(ctx, p, input.EventID, input.Reason)
-	ues, err := models.UserErrorsOf(err)
-	if err != nil {
-		return nil, err
-	}
-	out := &models.ReplayWebhookEventPayload{UserErrors: ues}
-	if len(ues) == 0 {
-		out.Event = ev
-	}
-	return out, nil
+	return mutate(ctx, input, func(ctx context.Context, p *auth.Principal, in models.ReplayWebhookEventInput) (*models.WebhookEvent, error) {
+		return r.Replayer.Replay(ctx, p, in.EventID, in.Reason)
+	}, replayPayload)
 }
 
 func (r *mutationResolver) RefundPayment(ctx context.Context, input models.RefundPaymentInput) (*models.RefundPaymentPayload, error) {
-	p, err := auth.RequireAuthenticated(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res, err := r.Admin.Refund(ctx, p, input)
-	ues, err := userErrors(res, err)
-	if err != nil {
-		return nil, err
-	}
-	out := &models.RefundPaymentPayload{UserErrors: ues}
-	if res != nil && len(ues) == 0 {
-		out.Payment = res.Payment
-	}
-	return out, nil
+	return mutate(ctx, input, r.Admin.Refund, refundPayload)
 }
 
 func (r *mutationResolver) AdminCancelSubscription(ctx context.Context, input models.AdminCancelSubscriptionInput) (*models.SubscriptionPayload, error) {
-	return subscriptionPayload(ctx, func(p *auth.Principal) (*subscriptions.Result, error) {
-		return r.Admin.Cancel(ctx, p, input)
-	})
+	return mutate(ctx, input, r.Admin.Cancel, subscriptionPayload)
 }
 
 func (r *queryResolver) AdminSubscriptions(ctx context.Context, status *models.SubscriptionStatus, first *int, after *string) (*models.SubscriptionConnection, error) {

@@ -8,21 +8,11 @@ package resolvers
 import (
 	"context"
 
-	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/models"
 )
 
 func (r *mutationResolver) CreatePlan(ctx context.Context, input models.CreatePlanInput) (*models.CreatePlanPayload, error) {
-	p, err := auth.RequireAuthenticated(ctx) // ADMIN is enforced by @hasRole in the schema
-	if err != nil {
-		return nil, err
-	}
-	plan, err := r.Catalog.CreatePlan(ctx, p, input)
-	ues, err := models.UserErrorsOf(err)
-	if err != nil {
-		return nil, err
-	}
-	return &models.CreatePlanPayload{Plan: plan, UserErrors: ues}, nil
+	return mutate(ctx, input, r.Catalog.CreatePlan, planPayload) // ADMIN is enforced by @hasRole in the schema
 }
 
 func (r *queryResolver) Plans(ctx context.Context) ([]*models.Plan, error) {

@@ -5,36 +5,121 @@ import (
 
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/privacy"
 	"github.com/scoville/scoville/subscriptions"
 )
 
-// userErrors collects the expected failures of a service call (returned or replayed)
-// for the payload; any other error is returned for the error presenter.
-func userErrors(res *subscriptions.Result, err error) ([]*models.UserError, error) {
-	ues, err := models.UserErrorsOf(err)
-	if err != nil {
-		return nil, err
-	}
-	if res != nil {
-		ues = append(ues, res.UserErrors...)
-	}
-	return ues, nil
-}
-
-// subscriptionPayload runs a subscription change for the caller and shapes its payload.
-func subscriptionPayload(ctx context.Context, call func(*auth.Principal) (*subscriptions.Result, error)) (*models.SubscriptionPayload, error) {
+// mutate runs one mutation for the authenticated caller: call is the service method
+// given the caller and the input. The expected failures it returns become the
+// payload's user errors (models.UserErrorsOf); any other error is returned for the
+// error presenter. shape builds the payload from the result and those user errors.
+func mutate[I, R, P any](ctx context.Context, in I, call func(context.Context, *auth.Principal, I) (R, error),
+	shape func(R, []*models.UserError) *P,
+) (*P, error) {
 	p, err := auth.RequireAuthenticated(ctx)
 	if err != nil {
 		return nil, err
 	}
-	res, err := call(p)
-	ues, err := userErrors(res, err)
+	res, err := call(ctx, p, in)
+	ues, err := models.UserErrorsOf(err)
 	if err != nil {
 		return nil, err
 	}
-	out := &models.SubscriptionPayload{UserErrors: ues}
-	if res != nil && len(ues) == 0 {
+	return shape(res, ues), nil
+}
+
+// outcome adds the user errors a replayed result carries to ues, and reports whether
+// the result stands: there is one and no user error at all.
+func outcome(res *subscriptions.Result, ues []*models.UserError) ([]*models.UserError, bool) {
+	if res != nil {
+		ues = append(ues, res.UserErrors...)
+	}
+	return ues, res != nil && len(ues) == 0
+}
+
+// subscriptionPayload is the changed subscription, unless the change failed.
+func subscriptionPayload(res *subscriptions.Result, ues []*models.UserError) *models.SubscriptionPayload {
+	out := &models.SubscriptionPayload{}
+	var ok bool
+	if out.UserErrors, ok = outcome(res, ues); ok {
 		out.Subscription = res.Subscription
 	}
-	return out, nil
+	return out
+}
+
+// checkoutPayload is where to send the customer to pay, unless checkout failed.
+func checkoutPayload(res *subscriptions.Result, ues []*models.UserError) *models.StartCheckoutPayload {
+	out := &models.StartCheckoutPayload{}
+	var ok bool
+	if out.UserErrors, ok = outcome(res, ues); ok {
+		out.CheckoutURL, out.SessionID = &res.URL, &res.SessionID
+	}
+	return out
+}
+
+// createdPayload is the new subscription and, when the first payment needs the
+// customer, its client secret.
+func createdPayload(res *subscriptions.Result, ues []*models.UserError) *models.CreateSubscriptionPayload {
+	out := &models.CreateSubscriptionPayload{}
+	var ok bool
+	if out.UserErrors, ok = outcome(res, ues); ok {
+		out.Subscription = res.Subscription
+		if res.ClientSecret != "" {
+			out.ClientSecret = &res.ClientSecret
+		}
+	}
+	return out
+}
+
+// portalPayload is the billing portal's address, unless opening it failed.
+func portalPayload(res *subscriptions.Result, ues []*models.UserError) *models.CreateBillingPortalSessionPayload {
+	out := &models.CreateBillingPortalSessionPayload{}
+	var ok bool
+	if out.UserErrors, ok = outcome(res, ues); ok {
+		out.URL = &res.URL
+	}
+	return out
+}
+
+// refundPayload is the refunded payment, unless the refund failed.
+func refundPayload(res *subscriptions.Result, ues []*models.UserError) *models.RefundPaymentPayload {
+	out := &models.RefundPaymentPayload{}
+	var ok bool
+	if out.UserErrors, ok = outcome(res, ues); ok {
+		out.Payment = res.Payment
+	}
+	return out
+}
+
+// resyncPayload is the subscription as Stripe has it now, unless the resync failed.
+func resyncPayload(sub *models.Subscription, ues []*models.UserError) *models.SubscriptionPayload {
+	out := &models.SubscriptionPayload{UserErrors: ues}
+	if len(ues) == 0 {
+		out.Subscription = sub
+	}
+	return out
+}
+
+// replayPayload is the replayed event, unless the replay was refused.
+func replayPayload(ev *models.WebhookEvent, ues []*models.UserError) *models.ReplayWebhookEventPayload {
+	out := &models.ReplayWebhookEventPayload{UserErrors: ues}
+	if len(ues) == 0 {
+		out.Event = ev
+	}
+	return out
+}
+
+// planPayload is the created plan, if any.
+func planPayload(plan *models.Plan, ues []*models.UserError) *models.CreatePlanPayload {
+	return &models.CreatePlanPayload{Plan: plan, UserErrors: ues}
+}
+
+// deletedPayload says whether the account is gone: only when nothing failed.
+func deletedPayload(res *privacy.DeleteOutcome, ues []*models.UserError) *models.DeleteMyAccountPayload {
+	out := &models.DeleteMyAccountPayload{UserErrors: ues}
+	if res != nil {
+		out.UserErrors = append(out.UserErrors, res.UserErrors...)
+		out.Deleted = res.Deleted && len(out.UserErrors) == 0
+	}
+	return out
 }

@@ -13,21 +13,7 @@ import (
 )
 
 func (r *mutationResolver) DeleteMyAccount(ctx context.Context, input models.DeleteMyAccountInput) (*models.DeleteMyAccountPayload, error) {
-	p, err := auth.RequireAuthenticated(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out, err := r.Privacy.Delete(ctx, p, input)
-	ues, err := models.UserErrorsOf(err)
-	if err != nil {
-		return nil, err
-	}
-	payload := &models.DeleteMyAccountPayload{UserErrors: ues}
-	if out != nil {
-		payload.UserErrors = append(payload.UserErrors, out.UserErrors...)
-		payload.Deleted = out.Deleted && len(payload.UserErrors) == 0
-	}
-	return payload, nil
+	return mutate(ctx, input, r.Privacy.Delete, deletedPayload)
 }
 
 func (r *queryResolver) ExportMyData(ctx context.Context) (*models.DataExport, error) {

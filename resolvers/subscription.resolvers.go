@@ -11,91 +11,38 @@ import (
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/graph"
 	"github.com/scoville/scoville/models"
-	"github.com/scoville/scoville/subscriptions"
 )
 
 func (r *mutationResolver) StartCheckout(ctx context.Context, input models.StartCheckoutInput) (*models.StartCheckoutPayload, error) {
-	p, err := auth.RequireAuthenticated(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res, err := r.Subscriptions.StartCheckout(ctx, p, input)
-	ues, err := userErrors(res, err)
-	if err != nil {
-		return nil, err
-	}
-	out := &models.StartCheckoutPayload{UserErrors: ues}
-	if res != nil && len(ues) == 0 {
-		out.CheckoutURL, out.SessionID = &res.URL, &res.SessionID
-	}
-	return out, nil
+	return mutate(ctx, input, r.Subscriptions.StartCheckout, checkoutPayload)
 }
 
 func (r *mutationResolver) CreateSubscription(ctx context.Context, input models.CreateSubscriptionInput) (*models.CreateSubscriptionPayload, error) {
-	p, err := auth.RequireAuthenticated(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res, err := r.Subscriptions.Create(ctx, p, input)
-	ues, err := userErrors(res, err)
-	if err != nil {
-		return nil, err
-	}
-	out := &models.CreateSubscriptionPayload{UserErrors: ues}
-	if res != nil && len(ues) == 0 {
-		out.Subscription = res.Subscription
-		if res.ClientSecret != "" {
-			out.ClientSecret = &res.ClientSecret
-		}
-	}
-	return out, nil
+	return mutate(ctx, input, r.Subscriptions.Create, createdPayload)
 }
 
 func (r *mutationResolver) ChangeSubscriptionPlan(ctx context.Context, input models.ChangeSubscriptionPlanInput) (*models.SubscriptionPayload, error) {
-	return subscriptionPayload(ctx, func(p *auth.Principal) (*subscriptions.Result, error) {
-		return r.Subscriptions.ChangePlan(ctx, p, input)
-	})
+	return mutate(ctx, input, r.Subscriptions.ChangePlan, subscriptionPayload)
 }
 
 func (r *mutationResolver) PauseSubscription(ctx context.Context, input models.PauseSubscriptionInput) (*models.SubscriptionPayload, error) {
-	return subscriptionPayload(ctx, func(p *auth.Principal) (*subscriptions.Result, error) {
-		return r.Subscriptions.Pause(ctx, p, input)
-	})
+	return mutate(ctx, input, r.Subscriptions.Pause, subscriptionPayload)
 }
 
 func (r *mutationResolver) ResumeSubscription(ctx context.Context, input models.ResumeSubscriptionInput) (*models.SubscriptionPayload, error) {
-	return subscriptionPayload(ctx, func(p *auth.Principal) (*subscriptions.Result, error) {
-		return r.Subscriptions.Resume(ctx, p, input)
-	})
+	return mutate(ctx, input, r.Subscriptions.Resume, subscriptionPayload)
 }
 
 func (r *mutationResolver) CancelSubscription(ctx context.Context, input models.CancelSubscriptionInput) (*models.SubscriptionPayload, error) {
-	return subscriptionPayload(ctx, func(p *auth.Principal) (*subscriptions.Result, error) {
-		return r.Subscriptions.Cancel(ctx, p, input)
-	})
+	return mutate(ctx, input, r.Subscriptions.Cancel, subscriptionPayload)
 }
 
 func (r *mutationResolver) UpdateShippingAddress(ctx context.Context, input models.UpdateShippingAddressInput) (*models.SubscriptionPayload, error) {
-	return subscriptionPayload(ctx, func(p *auth.Principal) (*subscriptions.Result, error) {
-		return r.Subscriptions.UpdateAddress(ctx, p, input)
-	})
+	return mutate(ctx, input, r.Subscriptions.UpdateAddress, subscriptionPayload)
 }
 
 func (r *mutationResolver) CreateBillingPortalSession(ctx context.Context, input models.CreateBillingPortalSessionInput) (*models.CreateBillingPortalSessionPayload, error) {
-	p, err := auth.RequireAuthenticated(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res, err := r.Subscriptions.BillingPortal(ctx, p, input)
-	ues, err := userErrors(res, err)
-	if err != nil {
-		return nil, err
-	}
-	out := &models.CreateBillingPortalSessionPayload{UserErrors: ues}
-	if res != nil && len(ues) == 0 {
-		out.URL = &res.URL
-	}
-	return out, nil
+	return mutate(ctx, input, r.Subscriptions.BillingPortal, portalPayload)
 }
 
 func (r *queryResolver) Subscription(ctx context.Context, id string) (*models.Subscription, error) {

@@ -103,14 +103,8 @@ idp_url="http://127.0.0.1:$idp_port"
 scoville_log "devidp: starting on 127.0.0.1:$idp_port (log: $tmp/devidp.log)"
 APP_ENV=development DEVIDP_ADDR="127.0.0.1:$idp_port" OIDC_AUDIENCE=scoville-api \
 	"$tmp/scoville" devidp >"$tmp/devidp.log" 2>&1 </dev/null &
-idp_pid=$!
-scoville_track_pid "$idp_pid"
-rc=0
-scoville_wait_http "$idp_url/.well-known/openid-configuration" "$idp_pid" 30 || rc=$?
-if [[ $rc -ne 0 ]]; then
-	scoville_show_log "$tmp/devidp.log"
-	scoville_die "the development identity provider did not answer on $idp_url"
-fi
+scoville_await $! "$idp_url/.well-known/openid-configuration" 30 \
+	"the development identity provider did not answer on $idp_url" "$tmp/devidp.log"
 
 # ---- server
 port="$(scoville_free_port)" || scoville_die "no free port for the server"
@@ -123,13 +117,7 @@ APP_ENV=development HTTP_ADDR="127.0.0.1:$port" LOG_LEVEL=warn MIGRATE_ON_START=
 	DATABASE_URL="$DATABASE_URL" STRIPE_API_BASE="$STRIPE_API_BASE" \
 	"$tmp/scoville" >"$tmp/server.log" 2>&1 </dev/null &
 server_pid=$!
-scoville_track_pid "$server_pid"
-rc=0
-scoville_wait_http "$server_url/readyz" "$server_pid" 60 || rc=$?
-if [[ $rc -ne 0 ]]; then
-	scoville_show_log "$tmp/server.log"
-	scoville_die "the server did not become ready ($server_url/readyz)"
-fi
+scoville_await "$server_pid" "$server_url/readyz" 60 "the server did not become ready ($server_url/readyz)" "$tmp/server.log"
 
 # cpu_seconds PID: user+system CPU of PID and of its children it has waited for.
 # For the postmaster that is PostgreSQL's whole cost, live backends excepted.

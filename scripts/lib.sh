@@ -118,6 +118,20 @@ scoville_show_log() {
 	fi
 }
 
+# scoville_await PID URL SECS MESSAGE [LOG]: track PID (stopped on exit) and wait
+# until URL answers 200; if PID exits first or SECS pass, print the last lines of
+# LOG (when given) and die with MESSAGE.
+scoville_await() {
+	local pid=$1 url=$2 secs=$3 message=$4 log=${5:-}
+	scoville_track_pid "$pid"
+	if ! scoville_wait_http "$url" "$pid" "$secs"; then
+		if [[ -n $log ]]; then
+			scoville_show_log "$log"
+		fi
+		scoville_die "$message"
+	fi
+}
+
 # ------------------------------------------------------- system packages
 
 # scoville_apt_install PKG...: install Debian packages as root, without letting

@@ -84,14 +84,8 @@ fi
 # ---- development identity provider
 scoville_log "devidp: starting on $DEVIDP_ADDR (log: $_SCOVILLE_TMP/devidp.log)"
 bin/scoville devidp >"$_SCOVILLE_TMP/devidp.log" 2>&1 </dev/null &
-devidp_pid=$!
-scoville_track_pid "$devidp_pid"
-rc=0
-scoville_wait_http "$DEVIDP_URL/.well-known/openid-configuration" "$devidp_pid" 30 || rc=$?
-if [[ $rc -ne 0 ]]; then
-	scoville_show_log "$_SCOVILLE_TMP/devidp.log"
-	scoville_die "the development identity provider did not answer on $DEVIDP_URL/.well-known/openid-configuration"
-fi
+scoville_await $! "$DEVIDP_URL/.well-known/openid-configuration" 30 \
+	"the development identity provider did not answer on $DEVIDP_URL/.well-known/openid-configuration" "$_SCOVILLE_TMP/devidp.log"
 
 # ---- database
 scoville_log "bin/scoville migrate"
@@ -128,12 +122,7 @@ export DATABASE_URL STRIPE_API_BASE
 scoville_log "server: starting on $HTTP_ADDR"
 bin/scoville </dev/null &
 server_pid=$!
-scoville_track_pid "$server_pid"
-rc=0
-scoville_wait_http "$SERVER_URL/readyz" "$server_pid" 60 || rc=$?
-if [[ $rc -ne 0 ]]; then
-	scoville_die "the server did not become ready ($SERVER_URL/readyz); see its output above"
-fi
+scoville_await "$server_pid" "$SERVER_URL/readyz" 60 "the server did not become ready ($SERVER_URL/readyz); see its output above"
 
 sample_query='{ plans { name interval price { amount currency } } me { email } }'
 

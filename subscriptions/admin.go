@@ -37,11 +37,7 @@ func (s *Service) List(ctx context.Context, status *models.SubscriptionStatus, f
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: list: %w", err)
 	}
-	edges, info := paging.Edges(rows, more, func(sub *models.Subscription) (time.Time, string) { return sub.CreatedAt, sub.ID },
-		func(sub *models.Subscription, cursor string) *models.SubscriptionEdge {
-			return &models.SubscriptionEdge{Node: sub, Cursor: cursor}
-		})
-	return &models.SubscriptionConnection{Edges: edges, PageInfo: info}, nil
+	return paging.Connection[models.SubscriptionConnection](rows, more, func(sub *models.Subscription) (time.Time, string) { return sub.CreatedAt, sub.ID }), nil
 }
 
 // ForCustomers lists the subscriptions of several customers in one statement, each

@@ -65,6 +65,20 @@ func asStored(t *testing.T, seq int64, eventType string, created time.Time, obj 
 		Object: body.Data.Object, PreviousAttributes: body.Data.PreviousAttributes}
 }
 
+// effect runs ev through Prepare and, in a transaction, Apply, as the worker does,
+// and returns what Apply did; neither may fail.
+func (b *bench) effect(t *testing.T, ctx context.Context, ev Event) Effect {
+	t.Helper()
+	p, err := b.syncer.Prepare(ctx, ev)
+	require.NoError(t, err)
+	var effect Effect
+	require.NoError(t, b.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		effect, err = b.syncer.Apply(ctx, tx, ev, p)
+		return err
+	}))
+	return effect
+}
+
 // TestEveryRegisteredTypeIsHandledByItsEntry runs a minimal event of every
 // registered type through Prepare and Apply: each is taken by its own handler (its
 // own outcome, no error), and this test has an event for every entry, so a type
@@ -83,13 +97,7 @@ func TestEveryRegisteredTypeIsHandledByItsEntry(t *testing.T) {
 			require.True(t, ok, "registered type %s has no minimal event in this test", typ)
 			require.True(t, Handles(typ))
 			ev := asStored(t, int64(i+1), typ, created, obj)
-			p, err := b.syncer.Prepare(ctx, ev)
-			require.NoError(t, err)
-			var effect Effect
-			require.NoError(t, b.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-				effect, err = b.syncer.Apply(ctx, tx, ev, p)
-				return err
-			}))
+			effect := b.effect(t, ctx, ev)
 			require.NotEqual(t, notHandled, effect.Outcome, "fell through to no handler")
 			require.NotEmpty(t, effect.Outcome)
 			// None of these objects is ours: no handler may record anything for them.
@@ -144,13 +152,7 @@ func TestAnUnknownTypeIsIgnored(t *testing.T) {
 		t.Run(strconv.Quote(typ), func(t *testing.T) {
 			require.False(t, Handles(typ))
 			ev := asStored(t, int64(i+1), typ, created, inv)
-			p, err := b.syncer.Prepare(ctx, ev)
-			require.NoError(t, err)
-			var effect Effect
-			require.NoError(t, b.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-				effect, err = b.syncer.Apply(ctx, tx, ev, p)
-				return err
-			}))
+			effect := b.effect(t, ctx, ev)
 			require.Equal(t, Effect{Ignored: true, Outcome: notHandled}, effect)
 		})
 	}

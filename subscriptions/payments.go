@@ -16,11 +16,7 @@ func (s *Service) Payments(ctx context.Context, subscriptionID string, first *in
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: payments: %w", err)
 	}
-	edges, info := paging.Edges(rows, more, func(p *models.Payment) (time.Time, string) { return p.CreatedAt, p.ID },
-		func(p *models.Payment, cursor string) *models.PaymentEdge {
-			return &models.PaymentEdge{Node: p, Cursor: cursor}
-		})
-	return &models.PaymentConnection{Edges: edges, PageInfo: info}, nil
+	return paging.Connection[models.PaymentConnection](rows, more, func(p *models.Payment) (time.Time, string) { return p.CreatedAt, p.ID }), nil
 }
 
 // Shipments pages through a subscription's shipments, newest first. The caller must
@@ -30,11 +26,7 @@ func (s *Service) Shipments(ctx context.Context, subscriptionID string, first *i
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: shipments: %w", err)
 	}
-	edges, info := paging.Edges(rows, more, func(sh *models.Shipment) (time.Time, string) { return sh.CreatedAt, sh.ID },
-		func(sh *models.Shipment, cursor string) *models.ShipmentEdge {
-			return &models.ShipmentEdge{Node: sh, Cursor: cursor}
-		})
-	return &models.ShipmentConnection{Edges: edges, PageInfo: info}, nil
+	return paging.Connection[models.ShipmentConnection](rows, more, func(sh *models.Shipment) (time.Time, string) { return sh.CreatedAt, sh.ID }), nil
 }
 
 // PaymentsOf pages through the payments of several subscriptions in one statement,
@@ -42,37 +34,33 @@ func (s *Service) Shipments(ctx context.Context, subscriptionID string, first *i
 // Every subscription asked for has a connection, empty when it has no payments. The
 // caller must have been allowed to see each subscription.
 func (s *Service) PaymentsOf(ctx context.Context, subscriptionIDs []string, first *int, after *string) (map[string]*models.PaymentConnection, error) {
-	pages, more, err := paging.FetchEach(s.db.WithContext(ctx), "subscriptions", "payments", "subscription_id", "created_at",
-		subscriptionIDs, func(p *models.Payment) string { return p.SubscriptionID }, first, after)
-	if err != nil {
-		return nil, fmt.Errorf("subscriptions: payments: %w", err)
-	}
-	out := make(map[string]*models.PaymentConnection, len(subscriptionIDs))
-	for _, id := range subscriptionIDs {
-		edges, info := paging.Edges(pages[id], more[id], func(p *models.Payment) (time.Time, string) { return p.CreatedAt, p.ID },
-			func(p *models.Payment, cursor string) *models.PaymentEdge {
-				return &models.PaymentEdge{Node: p, Cursor: cursor}
-			})
-		out[id] = &models.PaymentConnection{Edges: edges, PageInfo: info}
-	}
-	return out, nil
+	return connectionsOf[models.PaymentConnection](ctx, s, "payments", subscriptionIDs,
+		func(p *models.Payment) (string, time.Time, string) { return p.SubscriptionID, p.CreatedAt, p.ID }, first, after)
 }
 
 // ShipmentsOf pages through the shipments of several subscriptions in one statement,
 // like PaymentsOf.
 func (s *Service) ShipmentsOf(ctx context.Context, subscriptionIDs []string, first *int, after *string) (map[string]*models.ShipmentConnection, error) {
-	pages, more, err := paging.FetchEach(s.db.WithContext(ctx), "subscriptions", "shipments", "subscription_id", "created_at",
-		subscriptionIDs, func(sh *models.Shipment) string { return sh.SubscriptionID }, first, after)
+	return connectionsOf[models.ShipmentConnection](ctx, s, "shipments", subscriptionIDs,
+		func(sh *models.Shipment) (string, time.Time, string) { return sh.SubscriptionID, sh.CreatedAt, sh.ID }, first, after)
+}
+
+// connectionsOf reads the rows of table (whose subscription_id names their
+// subscription) of every subscription in ids in one statement, newest first by
+// created_at, and returns a connection for each id, empty when it has none. place
+// gives a row's subscription and its place in the list.
+func connectionsOf[C paging.Conn[E], E paging.Edge[N], N any](ctx context.Context, s *Service, table string, ids []string,
+	place func(N) (subscriptionID string, at time.Time, id string), first *int, after *string,
+) (map[string]*C, error) {
+	parentOf := func(r N) string { sub, _, _ := place(r); return sub }
+	pages, more, err := paging.FetchEach(s.db.WithContext(ctx), "subscriptions", table, "subscription_id", "created_at", ids, parentOf, first, after)
 	if err != nil {
-		return nil, fmt.Errorf("subscriptions: shipments: %w", err)
+		return nil, fmt.Errorf("subscriptions: %s: %w", table, err)
 	}
-	out := make(map[string]*models.ShipmentConnection, len(subscriptionIDs))
-	for _, id := range subscriptionIDs {
-		edges, info := paging.Edges(pages[id], more[id], func(sh *models.Shipment) (time.Time, string) { return sh.CreatedAt, sh.ID },
-			func(sh *models.Shipment, cursor string) *models.ShipmentEdge {
-				return &models.ShipmentEdge{Node: sh, Cursor: cursor}
-			})
-		out[id] = &models.ShipmentConnection{Edges: edges, PageInfo: info}
+	pos := func(r N) (time.Time, string) { _, at, id := place(r); return at, id }
+	out := make(map[string]*C, len(ids))
+	for _, id := range ids {
+		out[id] = paging.Connection[C](pages[id], more[id], pos)
 	}
 	return out, nil
 }

@@ -7,17 +7,14 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/database"
 	"github.com/scoville/scoville/models"
 )
 
 // ForCustomer returns every subscription of the customer, oldest first: what
 // their data export shows and what an erasure works through.
 func ForCustomer(ctx context.Context, db *gorm.DB, customerID string) ([]*models.Subscription, error) {
-	var out []*models.Subscription
-	if err := db.WithContext(ctx).Where("customer_id = ?", customerID).Order("created_at, id").Find(&out).Error; err != nil {
-		return nil, fmt.Errorf("subscriptions: for customer: %w", err)
-	}
-	return out, nil
+	return database.CustomerRows[models.Subscription](ctx, db, customerID)
 }
 
 // ForgetAddresses is an erasure's part of the subscriptions table, in tx, after the

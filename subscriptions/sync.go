@@ -17,6 +17,7 @@ import (
 	"github.com/scoville/scoville/audit"
 	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/gateway"
+	"github.com/scoville/scoville/metrics"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
 )
@@ -36,18 +37,11 @@ type SyncMetrics struct {
 
 // NewSyncMetrics registers the counters on reg.
 func NewSyncMetrics(reg prometheus.Registerer) *SyncMetrics {
-	m := &SyncMetrics{
-		payments: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scoville_payments_total", Help: "Payment outcomes reported by Stripe, by outcome.",
-		}, []string{"outcome"}),
-		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scoville_payment_alerts_total", Help: "Refunds, disputes, fraud warnings, amount mismatches and subscriptions needing review, by kind.",
-		}, []string{"kind"}),
+	return &SyncMetrics{
+		payments: metrics.CounterVec(reg, "scoville_payments_total", "Payment outcomes reported by Stripe, by outcome.", "outcome"),
+		alerts: metrics.CounterVec(reg, "scoville_payment_alerts_total",
+			"Refunds, disputes, fraud warnings, amount mismatches and subscriptions needing review, by kind.", "kind"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.payments, m.alerts)
-	}
-	return m
 }
 
 // Syncer applies what Stripe reports (events, and reads of objects) to our

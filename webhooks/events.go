@@ -28,9 +28,5 @@ func (e *Events) List(ctx context.Context, status *models.WebhookEventStatus, fi
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: list: %w", err)
 	}
-	edges, info := paging.Edges(rows, more, func(ev *models.WebhookEvent) (time.Time, string) { return ev.ReceivedAt, ev.ID },
-		func(ev *models.WebhookEvent, cursor string) *models.WebhookEventEdge {
-			return &models.WebhookEventEdge{Node: ev, Cursor: cursor}
-		})
-	return &models.WebhookEventConnection{Edges: edges, PageInfo: info}, nil
+	return paging.Connection[models.WebhookEventConnection](rows, more, func(ev *models.WebhookEvent) (time.Time, string) { return ev.ReceivedAt, ev.ID }), nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/metrics"
 	"github.com/scoville/scoville/subscriptions"
 )
 
@@ -25,34 +26,18 @@ type Metrics struct {
 // read from db at scrape time.
 func NewMetrics(reg prometheus.Registerer, db *gorm.DB) *Metrics {
 	m := &Metrics{
-		received: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scoville_webhook_events_received_total",
-			Help: "Verified Stripe deliveries, by event type and outcome (stored, duplicate, unavailable).",
-		}, []string{"type", "outcome"}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scoville_webhook_events_rejected_total",
-			Help: "Deliveries refused before storing (suspicious: bad or stale signature, malformed, too large, other API version), by reason.",
-		}, []string{"reason"}),
-		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scoville_webhook_events_processed_total",
-			Help: "Events applied by the workers, by event type and outcome (processed, ignored, retry, failed).",
-		}, []string{"type", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "scoville_webhook_processing_seconds",
-			Help:    "Time to apply one event, by event type.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
-		}, []string{"type"}),
-		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "scoville_webhook_event_lag_seconds",
-			Help:    "Time from receiving an event to having applied it.",
-			Buckets: prometheus.ExponentialBuckets(0.01, 3, 12),
-		}),
+		received: metrics.CounterVec(reg, "scoville_webhook_events_received_total",
+			"Verified Stripe deliveries, by event type and outcome (stored, duplicate, unavailable).", "type", "outcome"),
+		rejected: metrics.CounterVec(reg, "scoville_webhook_events_rejected_total",
+			"Deliveries refused before storing (suspicious: bad or stale signature, malformed, too large, other API version), by reason.", "reason"),
+		processed: metrics.CounterVec(reg, "scoville_webhook_events_processed_total",
+			"Events applied by the workers, by event type and outcome (processed, ignored, retry, failed).", "type", "outcome"),
+		duration: metrics.HistogramVec(reg, "scoville_webhook_processing_seconds",
+			"Time to apply one event, by event type.", prometheus.ExponentialBuckets(0.001, 2.5, 12), "type"),
+		lag: metrics.Histogram(reg, "scoville_webhook_event_lag_seconds",
+			"Time from receiving an event to having applied it.", prometheus.ExponentialBuckets(0.01, 3, 12)),
 	}
-	if reg == nil {
-		return m
-	}
-	reg.MustRegister(m.received, m.rejected, m.processed, m.duration, m.lag)
-	if db != nil {
+	if reg != nil && db != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "scoville_webhook_queue_depth",
 			Help: "Stored events not yet applied (RECEIVED), counted up to 10000.",

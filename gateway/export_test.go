@@ -1,0 +1,4 @@
+package gateway
+
+// MockBase is mockBase for the external tests (package gateway_test).
+var MockBase = mockBase
