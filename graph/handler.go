@@ -94,6 +94,8 @@ type HandlerConfig struct {
 	// OnForbidden, when set, is told of each field @hasRole refuses to an
 	// authenticated caller, once per field and operation (see ForbiddenHook).
 	OnForbidden ForbiddenHook
+	// Live, when set, adds the WebSocket transport of live updates (LiveConfig).
+	Live *LiveConfig
 
 	// countWork, when set, is given each validation's tally as it starts (tests).
 	countWork func(*validationWork)
@@ -132,6 +134,9 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		Resolvers:  cfg.Resolvers,
 		Directives: NewDirectives(cfg.StepUpMaxAge, cfg.Now, directiveOpts...),
 	}), maxComplexity: cfg.MaxComplexity})
+	if cfg.Live != nil {
+		srv.AddTransport(newLiveTransport(*cfg.Live, cfg.Logger)) // first: it takes every upgrade request
+	}
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(singleJSONPost{})

@@ -388,3 +388,20 @@ func (hd handler) HandleBacklog(context.Context, string, *pgx.Conn) error {
 	}
 	return nil
 }
+
+// callerKey carries the Caller of a socket's operations.
+type callerKey struct{}
+
+// WithCaller returns a context whose operations are counted as c's.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the Caller WithCaller set; without one, every operation of
+// the context counts as one unknown caller's, the strictest bound.
+func CallerFrom(ctx context.Context) Caller {
+	if c, ok := ctx.Value(callerKey{}).(Caller); ok {
+		return c
+	}
+	return Caller{Principal: "unknown", Address: "unknown"}
+}

@@ -12,6 +12,9 @@ import (
 	"gorm.io/gorm"
 )
 
+// ApplicationName names the LISTEN connection in pg_stat_activity.
+const ApplicationName = "scoville-live"
+
 // Channel is the PostgreSQL notification channel of subscription changes; its
 // payload is the subscription's id.
 const Channel = "scoville_subscription"
