@@ -158,7 +158,7 @@ func (h *Hub) limit(kind string) int {
 // when the address holds MaxSocketsPerAddress already. The release is safe to call
 // more than once.
 func (h *Hub) OpenSocket(address string) (release func(), err error) {
-	release, err = h.take(countKey{RefusedSocketsPerAddress, address})
+	free, err := h.take(countKey{RefusedSocketsPerAddress, address})
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func (h *Hub) OpenSocket(address string) (release func(), err error) {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			release()
+			free()
 			h.cfg.Metrics.socketsAdd(-1)
 		})
 	}, nil
