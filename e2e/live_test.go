@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +19,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/app"
+	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/graph"
 	"github.com/scoville/scoville/live"
@@ -518,4 +523,89 @@ func TestLiveReconnectPushesTheCurrentState(t *testing.T) {
 	}))
 	c.until("1", func(p livePush) bool { return p.Data.SubscriptionUpdated.Status == "PAST_DUE" })
 	require.Equal(t, 2, a.liveListens())
+}
+
+// Two API processes (RUN_WORKERS=false) on one database, the event applied by a
+// third (`scoville work`): a client on either server receives the push.
+func TestLivePushCrossesProcesses(t *testing.T) {
+	t.Parallel()
+	dbURL := dbtest.NewURL(t, "")
+	a := newTestApp(t, appOptions{dbURL: dbURL, env: liveEnv}) // migrates, and writes the fixture sealed
+	f := a.fixture("price_live_proc", "cus_live_proc", "sub_live_proc")
+	a.issuerSubject(f.customerID, "live-proc")
+	env := map[string]string{
+		"APP_ENV": "development", "DATABASE_URL": dbURL,
+		"OIDC_ISSUER_URL": a.issuer.IssuerURL(), "OIDC_AUDIENCE": testAudience, "CORS_ALLOWED_ORIGINS": liveOrigin,
+		"STRIPE_API_BASE": stripeMockURL(t), "STRIPE_SECRET_KEY": "sk_test_123",
+		"STRIPE_WEBHOOK_SECRET": testWebhookSecret, "JOB_POLL_INTERVAL": "20ms",
+		"DATA_ENCRYPTION_KEYS": testDataKeys(t, dbURL), "LOG_LEVEL": "warn", "RUN_WORKERS": "false",
+	}
+	start := func(args, addr string) {
+		ctx, cancel := context.WithCancel(context.Background())
+		out, err := os.CreateTemp(t.TempDir(), args)
+		require.NoError(t, err)
+		code := make(chan int, 1)
+		procEnv := maps.Clone(env)
+		if addr != "" {
+			procEnv["HTTP_ADDR"] = addr
+		}
+		go func() { code <- scoville(t, ctx, []string{args}, procEnv, out) }()
+		t.Cleanup(func() {
+			cancel()
+			select {
+			case c := <-code:
+				if c != 0 {
+					log, _ := os.ReadFile(out.Name())
+					t.Errorf("scoville %s exited %d; its log:\n%s", args, c, log)
+				}
+			case <-time.After(liveWait):
+				t.Errorf("scoville %s did not stop", args)
+			}
+		})
+	}
+	var servers []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		require.NoError(t, ln.Close())
+		start("serve", addr)
+		servers = append(servers, "http://"+addr)
+	}
+	for _, s := range servers {
+		require.Eventually(t, func() bool {
+			resp, err := http.Get(s + "/readyz")
+			if err != nil {
+				return false // still starting
+			}
+			_ = resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		}, liveWait, 50*time.Millisecond)
+	}
+	var clients []*liveClient
+	for _, s := range servers {
+		c, _, err := dialLive(t, wsURL(s), http.Header{"Origin": {liveOrigin}})
+		require.NoError(t, err)
+		c.send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + a.token("live-proc")}})
+		require.Equal(t, "connection_ack", c.next().Type)
+		c.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
+		require.Equal(t, "ACTIVE", c.push("1").Data.SubscriptionUpdated.Status)
+		clients = append(clients, c)
+	}
+	start("work", "")
+
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	pastDue := webhooktest.Subscription{ID: f.stripeSub, Customer: f.stripeCustomer, Price: f.price, Amount: f.amount,
+		Currency: "usd", PeriodStart: t0, PeriodEnd: t0.AddDate(0, 1, 0), Status: "past_due"}
+	body := webhooktest.Event("evt_live_proc", "customer.subscription.updated", t0, pastDue.Object(), nil)
+	req, err := http.NewRequest(http.MethodPost, servers[0]+"/webhooks/stripe", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Stripe-Signature", webhooktest.Sign(body, testWebhookSecret, time.Now()))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	for _, c := range clients {
+		c.until("1", func(p livePush) bool { return p.Data.SubscriptionUpdated.Status == "PAST_DUE" })
+	}
 }
