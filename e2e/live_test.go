@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/devidp"
 	"github.com/scoville/scoville/graph"
+	"github.com/scoville/scoville/httpserver"
 	"github.com/scoville/scoville/live"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
@@ -608,4 +610,35 @@ func TestLivePushCrossesProcesses(t *testing.T) {
 	for _, c := range clients {
 		c.until("1", func(p livePush) bool { return p.Data.SubscriptionUpdated.Status == "PAST_DUE" })
 	}
+}
+
+// A socket outlives the server's read and write deadlines (they bound requests):
+// served by httpserver.NewServer with short deadlines, it still pushes after them.
+func TestLiveSocketOutlivesTheServerDeadlines(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{env: liveEnv})
+	f := a.fixture("price_live_dl", "cus_live_dl", "sub_live_dl")
+	a.issuerSubject(f.customerID, "live-dl")
+	srv := httpserver.NewServer("", a.app.Handler(), slog.New(slog.DiscardHandler))
+	srv.ReadTimeout, srv.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	c, _, err := dialLive(t, wsURL("http://"+ln.Addr().String()), nil)
+	require.NoError(t, err)
+	c.send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + a.token("live-dl")}})
+	require.Equal(t, "connection_ack", c.next().Type)
+	c.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
+	require.Equal(t, "ACTIVE", c.push("1").Data.SubscriptionUpdated.Status)
+	time.Sleep(time.Second) // past both deadlines: not a latency assertion
+
+	require.NoError(t, a.db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`UPDATE subscriptions SET status = 'PAST_DUE' WHERE id = ?`, f.subscriptionID).Error; err != nil {
+			return err
+		}
+		return live.Announce(tx, f.subscriptionID)
+	}))
+	c.until("1", func(p livePush) bool { return p.Data.SubscriptionUpdated.Status == "PAST_DUE" })
 }
