@@ -106,7 +106,8 @@ type HandlerConfig struct {
 // other operation before it runs, so a mutation never runs over GET), with automatic
 // persisted queries on both, and, with cfg.Live, WebSocket (graphql-transport-ws) for
 // live updates, whose operations pass the same limits. A POST body must be one JSON
-// object: batches (arrays) are refused. Every document passes, whether it came whole or as a persisted hash:
+// object: batches (arrays) are refused. Every document passes, whether it came whole
+// or as a persisted hash:
 // the parser's token limit, then the depth, alias, field and node limits in one
 // linear pass, then validation with the field-merging rule under a budget, then the
 // introspection gate, the complexity limit and cfg.Extensions (the rate limit), all

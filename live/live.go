@@ -4,6 +4,11 @@
 // (and never for a transaction that rolled back), and each process's Hub wakes the
 // operations that follow that subscription. What a push carries is read again by
 // the caller of Stream, through the same ownership and field rules as a query.
+//
+// The owners announce where they store: subscriptions (a subscription row stored
+// from a Stripe event, from a read or a mutation's answer, PAST_DUE from a failed
+// invoice, the Checkout address, updateShippingAddress), payments.Save and
+// fulfilment.Create.
 package live
 
 import (
