@@ -107,11 +107,10 @@ type HandlerConfig struct {
 // persisted queries on both, and, with cfg.Live, WebSocket (graphql-transport-ws) for
 // live updates, whose operations pass the same limits. A POST body must be one JSON
 // object: batches (arrays) are refused. Every document passes, whether it came whole
-// or as a persisted hash:
-// the parser's token limit, then the depth, alias, field and node limits in one
-// linear pass, then validation with the field-merging rule under a budget, then the
-// introspection gate, the complexity limit and cfg.Extensions (the rate limit), all
-// before any resolver runs. Errors go through this package's presenter, with
+// or as a persisted hash: the parser's token limit, then the depth, alias, field
+// and node limits in one linear pass, then validation with the field-merging rule
+// under a budget, then the introspection gate, the complexity limit and
+// cfg.Extensions (the rate limit), all before any resolver runs. Errors go through this package's presenter, with
 // "Did you mean" hints removed for callers who may not introspect.
 func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.Now == nil {
