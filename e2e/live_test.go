@@ -612,8 +612,9 @@ func TestLivePushCrossesProcesses(t *testing.T) {
 	}
 }
 
-// A socket outlives the server's read and write deadlines (they bound requests):
-// served by httpserver.NewServer with short deadlines, it still pushes after them.
+// A socket outlives the server's read and write deadlines (they bound requests;
+// net/http clears them when the connection is hijacked): served by
+// httpserver.NewServer with short deadlines, it still pushes after them.
 func TestLiveSocketOutlivesTheServerDeadlines(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{env: liveEnv})

@@ -115,12 +115,6 @@ func (t liveTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		return
 	}
 	defer releaseAddr()
-	// The server's read and write deadlines bound a request; a socket outlives
-	// them, and the hijacked connection keeps whatever deadline was set.
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(time.Time{})
-
 	s := &socket{t: t, addr: addr}
 	defer s.end()
 	ws := transport.Websocket{
