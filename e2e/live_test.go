@@ -358,6 +358,12 @@ func TestLiveRefusesBeforeAnyOperation(t *testing.T) {
 		})
 	}
 
+	t.Run("subscribe before connection_init", func(t *testing.T) {
+		c, _, err := dialLive(t, wsURL(a.srv.URL), nil)
+		require.NoError(t, err)
+		c.subscribe("1", followQuery, nil)
+		require.Equal(t, websocket.StatusProtocolError, c.closed())
+	})
 	t.Run("foreign origin", func(t *testing.T) {
 		_, resp, err := dialLive(t, wsURL(a.srv.URL), http.Header{"Origin": {"https://evil.example"}})
 		require.Error(t, err)
@@ -388,7 +394,7 @@ func TestLiveTokenExpiryClosesTheSocket(t *testing.T) {
 	a := newTestApp(t, appOptions{env: liveEnv})
 	f := a.fixture("price_live_exp", "cus_live_exp", "sub_live_exp")
 	a.issuerSubject(f.customerID, "live-exp")
-	tok, err := a.issuer.Mint(devidp.Claims{Subject: "live-exp", Email: "live-exp@example.com", Expiry: time.Now().Add(3 * time.Second)})
+	tok, err := a.issuer.Mint(devidp.Claims{Subject: "live-exp", Email: "live-exp@example.com", Expiry: time.Now().Add(5 * time.Second)})
 	require.NoError(t, err)
 	c := a.connect(tok)
 	c.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
@@ -412,7 +418,7 @@ func TestLiveLimits(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{env: map[string]string{"CORS_ALLOWED_ORIGINS": liveOrigin, "GRAPHQL_MAX_DEPTH": "5"},
 		options: []app.Option{app.WithLiveLimits(app.LiveLimits{
-			InitTimeout: 300 * time.Millisecond, ReadLimit: 4096,
+			InitTimeout: time.Second, ReadLimit: 4096,
 			MaxSocketsPerPrincipal: 2, MaxSocketsPerAddress: 5, MaxOperationsPerPrincipal: 2,
 		})}})
 	f := a.fixture("price_live_lim", "cus_live_lim", "sub_live_lim")
