@@ -649,3 +649,18 @@ func TestLiveSocketOutlivesTheServerDeadlines(t *testing.T) {
 	}))
 	c.until("1", func(p livePush) bool { return p.Data.SubscriptionUpdated.Status == "PAST_DUE" })
 }
+
+// A subscription operation over HTTP is refused before it runs: live updates are
+// served over the socket only.
+func TestLiveSubscriptionOverHTTPIsRefused(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{env: liveEnv})
+	f := a.fixture("price_live_http", "cus_live_http", "sub_live_http")
+	a.issuerSubject(f.customerID, "live-http")
+	resp := a.gql(a.token("live-http"), followQuery, map[string]any{"id": f.subscriptionID})
+	require.Equal(t, []string{"BAD_REQUEST"}, resp.codes(), resp.Raw)
+	require.Nil(t, resp.Data["subscriptionUpdated"], resp.Raw)
+	_, metrics := a.get("/metrics")
+	require.Contains(t, metrics, "\nscoville_live_operations 0\n")
+	require.Contains(t, metrics, "\nscoville_live_pushes_total 0\n")
+}

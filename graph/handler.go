@@ -158,6 +158,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		tokenLimit: cfg.ParserTokenLimit, cache: docs,
 	})
 	srv.Use(introspectionGate{open: cfg.Introspection})
+	srv.Use(socketOnly{})
 	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity, complexity.WithFixedScalarValue(0)))
 	if cfg.OnForbidden != nil {
 		srv.Use(RefusalsOnce{})

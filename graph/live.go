@@ -13,6 +13,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	coderws "github.com/coder/websocket"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/scoville/scoville/auth"
@@ -272,4 +273,27 @@ func SplitUpgrades(sockets, requests http.Handler) http.Handler {
 		}
 		requests.ServeHTTP(w, r)
 	})
+}
+
+// socketOnly refuses a subscription operation that did not come over a live-update
+// socket (a POST carrying one would get a single push and hold a follow for nothing).
+type socketOnly struct{}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = socketOnly{}
+
+func (socketOnly) ExtensionName() string { return "SubscriptionsOverSocketsOnly" }
+
+func (socketOnly) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (socketOnly) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+	if opCtx.Operation == nil || opCtx.Operation.Operation != ast.Subscription || ctx.Value(socketKey{}) != nil {
+		return nil
+	}
+	return &gqlerror.Error{
+		Message:    "subscriptions are served over WebSocket (" + LiveSubprotocol + ") only",
+		Extensions: map[string]any{"code": models.CodeBadRequest},
+	}
 }
