@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -32,6 +33,7 @@ import (
 	"github.com/scoville/scoville/httpserver"
 	"github.com/scoville/scoville/idempotency"
 	"github.com/scoville/scoville/jobs"
+	"github.com/scoville/scoville/live"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
 	"github.com/scoville/scoville/playground"
@@ -219,6 +221,22 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 		Export:            ratelimit.PerMinute(cfg.RateLimitExports),
 		InFlightPerCaller: cfg.RateLimitInFlightCaller, InFlightPerAddress: cfg.RateLimitInFlightAddress,
 	}, reg)
+	liveUpdates := live.NewHub(live.Config{
+		Connect: func(ctx context.Context) (*pgx.Conn, error) {
+			cc, err := pgx.ParseConfig(cfg.DatabaseURL.Reveal())
+			if err != nil {
+				return nil, err
+			}
+			cc.RuntimeParams["application_name"] = live.ApplicationName
+			return pgx.ConnectConfig(ctx, cc)
+		},
+		ReconnectDelay:         o.live.ReconnectDelay,
+		MaxSocketsPerPrincipal: o.live.MaxSocketsPerPrincipal, MaxSocketsPerAddress: o.live.MaxSocketsPerAddress,
+		MaxOperationsPerPrincipal: o.live.MaxOperationsPerPrincipal, MaxOperationsPerAddress: o.live.MaxOperationsPerAddress,
+		Metrics: live.NewMetrics(reg), Logger: logger,
+	})
+	a.onClose(liveUpdates.Close)
+	root.Updates = liveUpdates
 	gql := graph.NewHandler(graph.HandlerConfig{
 		Resolvers:     root,
 		MaxComplexity: cfg.GraphQLMaxComplexity,
@@ -230,13 +248,24 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 		Logger:        logger,
 		OnForbidden:   audit.NewRefusals(db, logger, reg).Record,
 		Extensions:    []graphql.HandlerExtension{graph.NewMetrics(reg), limiter.GraphQL()},
+		Live: &graph.LiveConfig{
+			Hub: liveUpdates, Verifier: verifier, AllowedOrigins: cfg.CORSAllowedOrigins, Address: ratelimit.AddressKey,
+			InitTimeout: o.live.InitTimeout, PingInterval: o.live.PingInterval, ReadLimit: o.live.ReadLimit,
+			OnTokenFailure: func(reason string) { tokenFailures.WithLabelValues(reason).Inc() },
+		},
 	})
 	authenticate := auth.Middleware(verifier, logger, func(reason string) { tokenFailures.WithLabelValues(reason).Inc() })
 
 	mux := http.NewServeMux()
 	// The client address is resolved for every route (below), before these.
-	mux.Handle("/graphql", httpserver.Observe("graphql", logger, httpMetrics, httpserver.CORS(cfg.CORSAllowedOrigins,
-		limitBody(maxGraphQLBody, limiter.PerAddress(ratelimit.ScopeAddress, authenticate(limiter.InFlight(root.Loaders(gql))))))))
+	graphqlRequests := httpserver.Observe("graphql", logger, httpMetrics, httpserver.CORS(cfg.CORSAllowedOrigins,
+		limitBody(maxGraphQLBody, limiter.PerAddress(ratelimit.ScopeAddress, authenticate(limiter.InFlight(root.Loaders(gql)))))))
+	// A WebSocket upgrade (live updates) has no body, no bearer header (its token
+	// comes in connection_init), holds no in-flight slot (a socket is not a request)
+	// and gets no request loaders (a socket would serve their cache for its whole
+	// life); its own bounds apply (graph.LiveConfig). Keep request deadlines off it.
+	graphqlSockets := httpserver.Observe("graphql_live", logger, httpMetrics, limiter.PerAddress(ratelimit.ScopeAddress, gql))
+	mux.Handle("/graphql", graph.SplitUpgrades(graphqlSockets, graphqlRequests))
 	mux.Handle("POST /webhooks/stripe", httpserver.Observe("webhooks", logger, httpMetrics,
 		limiter.PerAddress(ratelimit.ScopeWebhook, inbox)))
 	mux.Handle("GET /healthz", httpserver.Observe("healthz", logger, httpMetrics, httpserver.Healthz()))

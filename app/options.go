@@ -27,6 +27,21 @@ type options struct {
 	wrapAdminGateway        func(subscriptions.AdminGateway) subscriptions.AdminGateway
 	now                     func() time.Time
 	beforeEraseLookup       func()
+	live                    LiveLimits
+}
+
+// LiveLimits are the live-update bounds and timings; a zero field keeps the default
+// (graph.DefaultLive*, live.Default*).
+type LiveLimits struct {
+	InitTimeout, PingInterval, ReconnectDelay          time.Duration
+	ReadLimit                                          int64
+	MaxSocketsPerPrincipal, MaxSocketsPerAddress       int
+	MaxOperationsPerPrincipal, MaxOperationsPerAddress int
+}
+
+// WithLiveLimits replaces the live-update bounds and timings.
+func WithLiveLimits(l LiveLimits) Option {
+	return func(o *options) { o.live = l }
 }
 
 // WithStripeTimeouts bounds each attempt at Stripe by perAttempt and each call,

@@ -59,6 +59,11 @@ func Middleware(v TokenVerifier, logger *slog.Logger, onFailure func(reason stri
 	}
 }
 
+// BearerToken extracts the token of one "Bearer <token>" value under the rules the
+// middleware applies to an Authorization header (a WebSocket's connection_init
+// carries it in its payload), or returns the reason it cannot.
+func BearerToken(value string) (token, reason string) { return bearerToken([]string{value}) }
+
 // bearerToken extracts the token of a single "Bearer <token>" header (RFC 6750
 // section 2.1), or returns the reason it cannot.
 func bearerToken(values []string) (token, reason string) {

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/scoville/scoville/live"
 	"github.com/scoville/scoville/models"
 )
 
@@ -22,7 +23,10 @@ func Create(ctx context.Context, tx *gorm.DB, ship *models.Shipment) (created bo
 	if res.Error != nil {
 		return false, fmt.Errorf("fulfilment: create shipment: %w", res.Error)
 	}
-	return res.RowsAffected == 1, nil
+	if res.RowsAffected != 1 {
+		return false, nil
+	}
+	return true, live.Announce(tx, ship.SubscriptionID)
 }
 
 // Exists reports whether the shipment of a Stripe invoice has been created.

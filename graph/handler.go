@@ -94,6 +94,8 @@ type HandlerConfig struct {
 	// OnForbidden, when set, is told of each field @hasRole refuses to an
 	// authenticated caller, once per field and operation (see ForbiddenHook).
 	OnForbidden ForbiddenHook
+	// Live, when set, adds the WebSocket transport of live updates (LiveConfig).
+	Live *LiveConfig
 
 	// countWork, when set, is given each validation's tally as it starts (tests).
 	countWork func(*validationWork)
@@ -102,12 +104,13 @@ type HandlerConfig struct {
 // NewHandler builds the /graphql endpoint explicitly (never gqlgen's default server).
 // Transports: JSON POST, and GET for queries only (the GET transport refuses any
 // other operation before it runs, so a mutation never runs over GET), with automatic
-// persisted queries on both. A POST body must be one JSON object: batches (arrays)
-// are refused. Every document passes, whether it came whole or as a persisted hash:
-// the parser's token limit, then the depth, alias, field and node limits in one
-// linear pass, then validation with the field-merging rule under a budget, then the
-// introspection gate, the complexity limit and cfg.Extensions (the rate limit), all
-// before any resolver runs. Errors go through this package's presenter, with
+// persisted queries on both, and, with cfg.Live, WebSocket (graphql-transport-ws) for
+// live updates, whose operations pass the same limits. A POST body must be one JSON
+// object: batches (arrays) are refused. Every document passes, whether it came whole
+// or as a persisted hash: the parser's token limit, then the depth, alias, field
+// and node limits in one linear pass, then validation with the field-merging rule
+// under a budget, then the introspection gate, the complexity limit and
+// cfg.Extensions (the rate limit), all before any resolver runs. Errors go through this package's presenter, with
 // "Did you mean" hints removed for callers who may not introspect.
 func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.Now == nil {
@@ -132,6 +135,9 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		Resolvers:  cfg.Resolvers,
 		Directives: NewDirectives(cfg.StepUpMaxAge, cfg.Now, directiveOpts...),
 	}), maxComplexity: cfg.MaxComplexity})
+	if cfg.Live != nil {
+		srv.AddTransport(newLiveTransport(*cfg.Live, cfg.Logger)) // first: it takes every upgrade request
+	}
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(singleJSONPost{})
@@ -152,6 +158,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		tokenLimit: cfg.ParserTokenLimit, cache: docs,
 	})
 	srv.Use(introspectionGate{open: cfg.Introspection})
+	srv.Use(socketOnly{})
 	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity, complexity.WithFixedScalarValue(0)))
 	if cfg.OnForbidden != nil {
 		srv.Use(RefusalsOnce{})

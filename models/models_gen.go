@@ -104,6 +104,10 @@ type DeleteMyAccountPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// Live updates, over WebSocket on /graphql (graphql-transport-ws; API.md "Live updates").
+type Live struct {
+}
+
 type Mutation struct {
 }
 

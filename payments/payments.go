@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/scoville/scoville/gateway"
+	"github.com/scoville/scoville/live"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/money"
 )
@@ -65,7 +66,7 @@ func Save(tx *gorm.DB, pay *models.Payment, isNew bool) error {
 	if err != nil {
 		return fmt.Errorf("payments: save: %w", err)
 	}
-	return nil
+	return live.Announce(tx, pay.SubscriptionID)
 }
 
 // RefundStatus is the status of a payment of amount of which refunded has been

@@ -270,6 +270,10 @@ func (l *Limiter) Take(ctx context.Context, charges ...Charge) *Refusal {
 	return refusal
 }
 
+// AddressKey is the key under which the client address of ctx is limited (an IPv6
+// client by its /64), for bounds kept outside this package.
+func AddressKey(ctx context.Context) string { return addressKey(ctx) }
+
 // addressKey is the key of the client address's allowances. An IPv6 client is
 // normally given a whole /64 (often more), so its addresses share one allowance:
 // keyed by the full address, rotating through the /64 would give every request a

@@ -13,6 +13,15 @@ import (
 	"github.com/scoville/scoville/models"
 )
 
+func (r *liveResolver) SubscriptionUpdated(ctx context.Context, id *string) (<-chan *models.Subscription, error) {
+	p, err := auth.RequireAuthenticated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	updates, err := r.Subscriptions.Follow(ctx, p, r.Updates, id)
+	return updates, graph.LiveLimitError(err)
+}
+
 func (r *mutationResolver) StartCheckout(ctx context.Context, input models.StartCheckoutInput) (*models.StartCheckoutPayload, error) {
 	return mutate(ctx, input, r.Subscriptions.StartCheckout, checkoutPayload)
 }
@@ -71,6 +80,11 @@ func (r *subscriptionResolver) Shipments(ctx context.Context, obj *models.Subscr
 	return r.Subscriptions.Shipments(ctx, obj.ID, first, after)
 }
 
+func (r *Resolver) Live() graph.LiveResolver { return &liveResolver{r} }
+
 func (r *Resolver) Subscription() graph.SubscriptionResolver { return &subscriptionResolver{r} }
 
-type subscriptionResolver struct{ *Resolver }
+type (
+	liveResolver         struct{ *Resolver }
+	subscriptionResolver struct{ *Resolver }
+)

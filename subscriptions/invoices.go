@@ -13,6 +13,7 @@ import (
 
 	"github.com/scoville/scoville/fulfilment"
 	"github.com/scoville/scoville/gateway"
+	liveupdates "github.com/scoville/scoville/live" // "live" names a func of this package
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/money"
 	"github.com/scoville/scoville/notifications"
@@ -356,6 +357,9 @@ func (s *Syncer) applyInvoiceFailed(ctx context.Context, tx *gorm.DB, o origin, 
 		sub.ProviderUpdatedAt, sub.ProviderEventSeq = &st.created, &st.seq
 		if err := tx.Save(sub).Error; err != nil {
 			return Effect{}, fmt.Errorf("subscriptions: past due: %w", err)
+		}
+		if err := liveupdates.Announce(tx, sub.ID); err != nil {
+			return Effect{}, err
 		}
 		outcome += "; subscription past due"
 	}

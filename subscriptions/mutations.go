@@ -12,6 +12,7 @@ import (
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/idempotency"
+	liveupdates "github.com/scoville/scoville/live" // "live" names a func of this package
 	"github.com/scoville/scoville/models"
 )
 
@@ -310,7 +311,7 @@ func (s *Service) UpdateAddress(ctx context.Context, p *auth.Principal, in model
 			if err := tx.Model(&sub).Select("shipping_address", "updated_at").Updates(&sub).Error; err != nil {
 				return fmt.Errorf("subscriptions: %s: store: %w", OpUpdateAddress, err)
 			}
-			return nil
+			return liveupdates.Announce(tx, sub.ID)
 		})
 		if err != nil {
 			return Outcome{}, err

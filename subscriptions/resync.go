@@ -14,6 +14,7 @@ import (
 	"github.com/scoville/scoville/audit"
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/gateway"
+	liveupdates "github.com/scoville/scoville/live" // "live" names a func of this package
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
 )
@@ -166,6 +167,9 @@ func (s *Syncer) applyReadTo(ctx context.Context, tx *gorm.DB, sub *models.Subsc
 	sub.ProviderUpdatedAt, sub.ProviderEventSeq = &st.created, &st.seq
 	if err := tx.Save(sub).Error; err != nil {
 		return readResult{}, fmt.Errorf("subscriptions: save read: %w", err)
+	}
+	if err := liveupdates.Announce(tx, sub.ID); err != nil {
+		return readResult{}, err
 	}
 	return res, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/scoville/scoville/audit"
 	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/gateway"
+	liveupdates "github.com/scoville/scoville/live" // "live" names a func of this package
 	"github.com/scoville/scoville/metrics"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
@@ -102,6 +103,9 @@ func (s *Syncer) applySubscriptionEvent(ctx context.Context, tx *gorm.DB, ev Eve
 	sub.ProviderUpdatedAt, sub.ProviderEventSeq = &st.created, &st.seq
 	if err := tx.Save(sub).Error; err != nil {
 		return Effect{}, fmt.Errorf("subscriptions: save: %w", err)
+	}
+	if err := liveupdates.Announce(tx, sub.ID); err != nil {
+		return Effect{}, err
 	}
 	if err := completeCancelAttempts(ctx, tx, sub, ev.RequestKey, false, map[string]any{"eventId": ev.ProviderEventID}); err != nil {
 		return Effect{}, err
@@ -344,6 +348,9 @@ func (s *Syncer) applyCheckout(ctx context.Context, tx *gorm.DB, _ Event, p prep
 		// Through the struct, so the address is sealed (a column-value update would not be).
 		if err := tx.Model(sub).Select("shipping_address", "updated_at").Updates(sub).Error; err != nil {
 			return Effect{}, fmt.Errorf("subscriptions: checkout address: %w", err)
+		}
+		if err := liveupdates.Announce(tx, sub.ID); err != nil {
+			return Effect{}, err
 		}
 	}
 	s.logger.InfoContext(ctx, "checkout linked", "subscription_id", sub.ID, "customer_id", sub.CustomerID, "stripe_session_id", cs.ID)
