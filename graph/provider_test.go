@@ -38,6 +38,13 @@ var callsProvider = map[string]bool{
 	"Query.auditLog":                      false,
 	"Query.exportMyData":                  false,
 	"Query.webhookEvents":                 false,
+	// Outgoing webhooks: our database and queue only.
+	"Query.webhookEndpoints":               false,
+	"Query.webhookDeliveries":              false,
+	"Mutation.createWebhookEndpoint":       false,
+	"Mutation.updateWebhookEndpoint":       false,
+	"Mutation.rotateWebhookEndpointSecret": false,
+	"Mutation.redeliverWebhook":            false,
 }
 
 // TestFieldsThatCallTheProviderCarryTheDirective pins the payment allowance to the

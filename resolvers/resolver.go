@@ -7,6 +7,7 @@ import (
 	"github.com/scoville/scoville/audit"
 	"github.com/scoville/scoville/catalog"
 	"github.com/scoville/scoville/customers"
+	"github.com/scoville/scoville/outbox"
 	"github.com/scoville/scoville/privacy"
 	"github.com/scoville/scoville/subscriptions"
 	"github.com/scoville/scoville/webhooks"
@@ -26,4 +27,6 @@ type Resolver struct {
 	Replayer *webhooks.Replayer
 	// Privacy serves exportMyData and deleteMyAccount (DAT-3).
 	Privacy *privacy.Service
+	// Outbox manages outgoing webhook endpoints and deliveries.
+	Outbox *outbox.Service
 }
