@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/outbox"
 )
 
 // Create records ship, PENDING, inside tx: the one place a shipment row is created.
@@ -22,7 +23,13 @@ func Create(ctx context.Context, tx *gorm.DB, ship *models.Shipment) (created bo
 	if res.Error != nil {
 		return false, fmt.Errorf("fulfilment: create shipment: %w", res.Error)
 	}
-	return res.RowsAffected == 1, nil
+	if res.RowsAffected != 1 {
+		return false, nil
+	}
+	if err := outbox.ShipmentCreated(ctx, tx, ship); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // Exists reports whether the shipment of a Stripe invoice has been created.

@@ -16,6 +16,7 @@ import (
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/money"
+	"github.com/scoville/scoville/outbox"
 )
 
 // Lock returns the payment matching where (one placeholder, arg), locked for update
@@ -65,7 +66,7 @@ func Save(tx *gorm.DB, pay *models.Payment, isNew bool) error {
 	if err != nil {
 		return fmt.Errorf("payments: save: %w", err)
 	}
-	return nil
+	return outbox.PaymentChanged(tx.Statement.Context, tx, pay)
 }
 
 // RefundStatus is the status of a payment of amount of which refunded has been

@@ -16,6 +16,7 @@ import (
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/money"
 	"github.com/scoville/scoville/notifications"
+	"github.com/scoville/scoville/outbox"
 	"github.com/scoville/scoville/payments"
 )
 
@@ -352,6 +353,9 @@ func (s *Syncer) applyInvoiceFailed(ctx context.Context, tx *gorm.DB, o origin, 
 		sub.ProviderUpdatedAt, sub.ProviderEventSeq = &st.created, &st.seq
 		if err := tx.Save(sub).Error; err != nil {
 			return Effect{}, fmt.Errorf("subscriptions: past due: %w", err)
+		}
+		if err := outbox.SubscriptionUpdated(ctx, tx, sub); err != nil {
+			return Effect{}, err
 		}
 		outcome += "; subscription past due"
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
+	"github.com/scoville/scoville/outbox"
 )
 
 // ActionResync names resyncSubscription in the audit log.
@@ -166,6 +167,11 @@ func (s *Syncer) applyReadTo(ctx context.Context, tx *gorm.DB, sub *models.Subsc
 	sub.ProviderUpdatedAt, sub.ProviderEventSeq = &st.created, &st.seq
 	if err := tx.Save(sub).Error; err != nil {
 		return readResult{}, fmt.Errorf("subscriptions: save read: %w", err)
+	}
+	if res.changed {
+		if err := outbox.SubscriptionUpdated(ctx, tx, sub); err != nil {
+			return readResult{}, err
+		}
 	}
 	return res, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
+	"github.com/scoville/scoville/outbox"
 )
 
 // SyncGateway is the provider reads that resolve an object we do not know yet.
@@ -108,6 +109,9 @@ func (s *Syncer) applySubscriptionEvent(ctx context.Context, tx *gorm.DB, ev Eve
 	sub.ProviderUpdatedAt, sub.ProviderEventSeq = &st.created, &st.seq
 	if err := tx.Save(sub).Error; err != nil {
 		return Effect{}, fmt.Errorf("subscriptions: save: %w", err)
+	}
+	if err := outbox.SubscriptionUpdated(ctx, tx, sub); err != nil {
+		return Effect{}, err
 	}
 	if err := completeCancelAttempts(ctx, tx, sub, ev.RequestKey, false, map[string]any{"eventId": ev.ProviderEventID}); err != nil {
 		return Effect{}, err
