@@ -1,6 +1,7 @@
 package app
 
 import (
+	"crypto/x509"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -27,6 +28,7 @@ type options struct {
 	wrapAdminGateway        func(subscriptions.AdminGateway) subscriptions.AdminGateway
 	now                     func() time.Time
 	beforeEraseLookup       func()
+	webhookRootCAs          *x509.CertPool
 }
 
 // WithStripeTimeouts bounds each attempt at Stripe by perAttempt and each call,
@@ -86,4 +88,10 @@ func WithClock(now func() time.Time) Option {
 // customer's events, to interleave another write at that point.
 func WithBeforeEraseLookup(hook func()) Option {
 	return func(o *options) { o.beforeEraseLookup = hook }
+}
+
+// WithWebhookRootCAs makes outgoing webhook deliveries trust the certificates pool
+// verifies (a test receiver's), instead of the system's.
+func WithWebhookRootCAs(pool *x509.CertPool) Option {
+	return func(o *options) { o.webhookRootCAs = pool }
 }
