@@ -63,6 +63,10 @@ type DeliverWorker struct {
 
 	mu       sync.Mutex
 	inFlight map[string]int
+
+	// afterSend, in tests, runs between the receiver's answer and its recording
+	// (a crash there).
+	afterSend func()
 }
 
 // NewDeliverWorker builds the worker; now is the clock (nil: time.Now) that picks
@@ -148,6 +152,9 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 	}
 	defer w.release(ep.ID)
 	a := w.send(ctx, &ep, &msg)
+	if w.afterSend != nil {
+		w.afterSend()
+	}
 	return w.record(ctx, job, &d, &ep, &msg, a)
 }
 

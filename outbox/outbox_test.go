@@ -27,11 +27,13 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
+	"gorm.io/gorm/schema"
 
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/idempotency"
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/sealing"
 )
 
 // verify is an independent Standard Webhooks check, written from the spec (as the
@@ -137,7 +139,7 @@ func (e *env) worker(r *receiver) *DeliverWorker {
 	return NewDeliverWorker(e.db, tg, func() time.Time { return e.now }, nil)
 }
 
-func poolOf(srv *httptest.Server) *x509Pool {
+func poolOf(srv *httptest.Server) *x509.CertPool {
 	p := newPool()
 	p.AddCert(srv.Certificate())
 	return p
@@ -557,6 +559,53 @@ func TestSubscriptionSequenceGrows(t *testing.T) {
 	require.ElementsMatch(t, []float64{1, 2, 3, 4}, seqs)
 }
 
-type x509Pool = x509.CertPool
-
 func newPool() *x509.CertPool { return x509.NewCertPool() }
+
+// A crash after the receiver answered and before the answer was recorded: the job
+// runs again and sends the same webhook-id, which the receiver dedupes on; only the
+// recorded attempt counts.
+func TestACrashBeforeTheAnswerIsRecordedSendsTheSameIDAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := newReceiver(t, 204)
+	ep, _ := e.endpoint(r.srv.URL, AllEvents)
+	e.publish(uuid.NewString())
+	d := e.deliveries(ep)[0]
+	w := e.worker(r)
+	ctx, crash := context.WithCancel(context.Background())
+	w.afterSend = crash
+	require.ErrorIs(t, w.Work(ctx, job(d.ID, 1)), context.Canceled)
+	require.Equal(t, statusPending, e.delivery(d.ID).Status, "nothing recorded")
+	w.afterSend = nil
+	require.NoError(t, w.Work(context.Background(), job(d.ID, 2)))
+	reqs := r.requests()
+	require.Len(t, reqs, 2)
+	require.Equal(t, d.MessageID, reqs[0].header.Get("webhook-id"))
+	require.Equal(t, d.MessageID, reqs[1].header.Get("webhook-id"))
+	got := e.delivery(d.ID)
+	require.Equal(t, statusDelivered, got.Status)
+	require.Equal(t, 1, got.Attempts)
+}
+
+// Every sealed field of the outbox's rows is in sealing.Columns, so key rotation
+// re-encrypts it.
+func TestOutboxSealedColumnsAreListed(t *testing.T) {
+	t.Parallel()
+	listed := map[string]bool{}
+	for _, c := range sealing.Columns {
+		listed[c.Table+"."+c.Name] = true
+	}
+	cache := &sync.Map{}
+	n := 0
+	for _, m := range []any{&endpointRow{}, &messageRow{}, &deliveryRow{}, &attemptRow{}} {
+		s, err := schema.Parse(m, cache, schema.NamingStrategy{})
+		require.NoError(t, err)
+		for _, f := range s.Fields {
+			if f.TagSettings["SERIALIZER"] == sealing.SerializerName {
+				n++
+				require.True(t, listed[s.Table+"."+f.DBName], "%s.%s is sealed but not in sealing.Columns", s.Table, f.DBName)
+			}
+		}
+	}
+	require.Equal(t, 3, n)
+}
