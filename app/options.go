@@ -78,8 +78,9 @@ func WithAdminGatewayWrapper(wrap func(subscriptions.AdminGateway) subscriptions
 	return func(o *options) { o.wrapAdminGateway = wrap }
 }
 
-// WithClock is the subscription service's clock for time-bound input; nil keeps the
-// wall clock.
+// WithClock is the subscription service's clock for time-bound input, and the
+// outgoing webhooks' clock (a rotated secret's 24 hours, the signing time); nil
+// keeps the wall clock.
 func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/idempotency"
+	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/sealing"
 )
@@ -193,6 +194,10 @@ func TestPublishWritesOnceWithTheFactAndNothingWhenItRollsBack(t *testing.T) {
 	require.Zero(t, n)
 	require.NoError(t, e.db.Table("river_job").Count(&n).Error)
 	require.Zero(t, n)
+
+	// Outside a transaction a message could outlive or miss its fact: refused.
+	err = PaymentChanged(context.Background(), e.db, &models.Payment{ID: payment, Status: models.PaymentSucceeded, Currency: "USD"})
+	require.ErrorIs(t, err, jobs.ErrNotInTransaction)
 
 	// The same fact recorded twice (a repeated provider event): one message.
 	e.publish(payment)

@@ -67,21 +67,32 @@ type Message struct {
 // recorded before). customerID names whose data the message carries (erasure finds
 // it), or is empty.
 func Publish(ctx context.Context, tx *gorm.DB, eventType, factKey, customerID string, data any) error {
+	endpoints, err := subscribed(ctx, tx, eventType)
+	if err != nil || len(endpoints) == 0 {
+		return err
+	}
+	return publishTo(ctx, tx, endpoints, eventType, factKey, customerID, data)
+}
+
+// subscribed returns the enabled endpoints subscribed to eventType.
+func subscribed(ctx context.Context, tx *gorm.DB, eventType string) ([]string, error) {
+	var endpoints []string
+	err := tx.WithContext(ctx).Model(&endpointRow{}).
+		Where("enabled AND (event_types @> to_jsonb(?::text) OR event_types @> to_jsonb(?::text))", eventType, AllEvents).
+		Order("id").Pluck("id", &endpoints).Error
+	if err != nil {
+		return nil, fmt.Errorf("outbox: endpoints for %s: %w", eventType, err)
+	}
+	return endpoints, nil
+}
+
+// publishTo is Publish to the endpoints given.
+func publishTo(ctx context.Context, tx *gorm.DB, endpoints []string, eventType, factKey, customerID string, data any) error {
 	sqlTx, err := jobs.SQLTx(tx)
 	if err != nil {
 		return fmt.Errorf("outbox: publish %s: %w", eventType, err)
 	}
 	tx = tx.WithContext(ctx)
-	var endpoints []string
-	err = tx.Model(&endpointRow{}).
-		Where("enabled AND (event_types @> to_jsonb(?::text) OR event_types @> to_jsonb(?::text))", eventType, AllEvents).
-		Order("id").Pluck("id", &endpoints).Error
-	if err != nil {
-		return fmt.Errorf("outbox: endpoints for %s: %w", eventType, err)
-	}
-	if len(endpoints) == 0 {
-		return nil
-	}
 	body, err := json.Marshal(Message{Type: eventType, Timestamp: time.Now().UTC().Truncate(time.Millisecond), Data: data})
 	if err != nil {
 		return fmt.Errorf("outbox: encode %s: %w", eventType, err)
@@ -145,14 +156,18 @@ type ShipmentData struct {
 // ShipmentCreated publishes shipment.created for ship, created in tx. A shipment
 // is created once per paid invoice, and the message id is the shipment's.
 func ShipmentCreated(ctx context.Context, tx *gorm.DB, ship *models.Shipment) error {
+	endpoints, err := subscribed(ctx, tx, EventShipmentCreated)
+	if err != nil || len(endpoints) == 0 {
+		return err
+	}
 	var planName string
-	err := tx.WithContext(ctx).Table("plans").Joins("JOIN products ON products.id = plans.product_id").
+	err = tx.WithContext(ctx).Table("plans").Joins("JOIN products ON products.id = plans.product_id").
 		Where("plans.id = ?", ship.PlanID).Limit(1).Pluck("products.name", &planName).Error
 	if err != nil {
 		return fmt.Errorf("outbox: plan name: %w", err)
 	}
 	addr := ship.Address
-	return Publish(ctx, tx, EventShipmentCreated, ship.ID, ship.CustomerID, ShipmentData{
+	return publishTo(ctx, tx, endpoints, EventShipmentCreated, ship.ID, ship.CustomerID, ShipmentData{
 		ShipmentID: ship.ID, SubscriptionID: ship.SubscriptionID, CustomerID: ship.CustomerID,
 		PlanID: ship.PlanID, PlanName: planName, PeriodStart: ship.PeriodStart.UTC(), PeriodEnd: ship.PeriodEnd.UTC(),
 		Address: &addr,
