@@ -295,3 +295,73 @@ func TestProductionRefusesUnsafeWebhookTargets(t *testing.T) {
 	}
 	require.Zero(t, s.count(`SELECT count(*) FROM webhook_endpoints`))
 }
+
+// Through the real queue: a receiver answering 500, then 204, gets the same
+// webhook-id twice, 5 s apart by River's schedule, and the delivery is DELIVERED
+// after 2 attempts; meanwhile another endpoint that never answers holds back neither
+// these deliveries nor the Stripe inbox.
+func TestOutgoingWebhookRetriedOnTheQueueBesideAHangingEndpoint(t *testing.T) {
+	t.Parallel()
+	flaky := &hookReceiver{}
+	var mu sync.Mutex
+	answered := map[string]int{}
+	flaky.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		h := hookRequest{header: req.Header.Clone(), body: b}
+		_ = json.Unmarshal(b, &h.msg)
+		flaky.mu.Lock()
+		flaky.got = append(flaky.got, h)
+		flaky.mu.Unlock()
+		mu.Lock()
+		defer mu.Unlock()
+		answered[h.header.Get("webhook-id")]++
+		if answered[h.header.Get("webhook-id")] == 1 {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(flaky.srv.Close)
+	release := make(chan struct{})
+	hanging := &hookReceiver{}
+	hanging.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		select {
+		case <-release:
+		case <-req.Context().Done():
+		}
+	}))
+	t.Cleanup(hanging.srv.Close)
+	s := newHookShop(t, flaky, hanging)
+	t.Cleanup(func() { close(release) }) // before the app closes
+	admin := s.token("retry-admin", "admin")
+	resp, _ := s.createEndpoint(admin, hanging.srv.URL, "hang", "*")
+	require.Empty(t, resp.Errors, resp.Raw)
+	resp, payload := s.createEndpoint(admin, flaky.srv.URL, "flaky", "shipment.created")
+	require.Empty(t, resp.Errors, resp.Raw)
+	secret := payload["secret"].(string)
+
+	erin := &person{subject: "erin-retry", email: "erin.retry@privacy.example", name: "Erin Retry", street: "5 Retry Road", city: "Backoff"}
+	s.enrol(erin, 7) // its invoice.paid is applied although the hanging endpoint holds workers
+	var deliveryID string
+	require.NoError(t, s.db.Raw(`SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+		WHERE e.url = ?`, flaky.srv.URL).Scan(&deliveryID).Error)
+	require.Eventually(t, func() bool {
+		return s.count(`SELECT count(*) FROM webhook_deliveries WHERE id = ? AND status = 'DELIVERED'`, deliveryID) == 1
+	}, 30*time.Second, 50*time.Millisecond, "jobs:\n%s", s.dumpJobs())
+	var attempts int
+	require.NoError(t, s.db.Raw(`SELECT attempts FROM webhook_deliveries WHERE id = ?`, deliveryID).Scan(&attempts).Error)
+	require.Equal(t, 2, attempts)
+	var first, second time.Time
+	require.NoError(t, s.db.Raw(`SELECT min(created_at), max(created_at) FROM webhook_delivery_attempts WHERE delivery_id = ?`, deliveryID).
+		Row().Scan(&first, &second))
+	require.GreaterOrEqual(t, second.Sub(first), 5*time.Second, "the second attempt waits the schedule's 5 s")
+	got := flaky.of("shipment.created")
+	require.Len(t, got, 2)
+	require.Equal(t, got[0].header.Get("webhook-id"), got[1].header.Get("webhook-id"))
+	require.True(t, got[0].verifiesWith(secret))
+	require.True(t, got[1].verifiesWith(secret))
+
+	// The inbox still applies events while the hanging endpoint's attempts run.
+	require.Equal(t, 200, s.deliver(s.paidInvoice(erin, "evt_retry_again", "in_retry_second")))
+	require.Equal(t, "PROCESSED", s.awaitEvent("evt_retry_again"))
+}
