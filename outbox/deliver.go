@@ -290,6 +290,8 @@ func (w *DeliverWorker) record(ctx context.Context, job *river.Job[DeliverArgs],
 	case a.ok():
 		outcomes.WithLabelValues(msg.EventType, "delivered").Inc()
 		deliveryLatency.Observe(now.Sub(msg.CreatedAt).Seconds())
+	case a.skipped:
+		outcomes.WithLabelValues(msg.EventType, "skipped").Inc()
 	case final:
 		outcomes.WithLabelValues(msg.EventType, "failed").Inc()
 		w.logger.WarnContext(ctx, "webhook delivery failed for good", "alert", "webhook_delivery_failed",

@@ -16,7 +16,7 @@ var (
 	}, []string{"type"})
 	outcomes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "scoville_outbox_deliveries_total",
-		Help: "Outgoing webhook delivery attempts by event type and outcome: delivered, retry (failed, tried again later), failed (given up).",
+		Help: "Outgoing webhook delivery attempts by event type and outcome: delivered, retry (failed, tried again later), failed (given up), skipped (the endpoint is disabled: not sent).",
 	}, []string{"type", "outcome"})
 	attemptSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "scoville_outbox_attempt_duration_seconds", Help: "Time of one delivery attempt, by result.",

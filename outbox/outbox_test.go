@@ -325,7 +325,9 @@ func TestGoneDisablesTheEndpoint(t *testing.T) {
 	require.Equal(t, "the receiver answered 410 Gone", *row.DisabledReason)
 	require.Equal(t, before+1, testutil.ToFloat64(endpointsDisabled.WithLabelValues("gone")))
 	// The other delivery is not sent to a disabled endpoint.
+	skipped := testutil.ToFloat64(outcomes.WithLabelValues(EventPaymentSucceeded, "skipped"))
 	require.NoError(t, w.Work(context.Background(), job(ds[1].ID, 1)))
+	require.Equal(t, skipped+1, testutil.ToFloat64(outcomes.WithLabelValues(EventPaymentSucceeded, "skipped")))
 	require.Len(t, r.requests(), 1)
 	require.Equal(t, statusFailed, e.delivery(ds[1].ID).Status)
 	// Nor is a new message written for it.
