@@ -365,3 +365,51 @@ func TestOutgoingWebhookRetriedOnTheQueueBesideAHangingEndpoint(t *testing.T) {
 	require.Equal(t, 200, s.deliver(s.paidInvoice(erin, "evt_retry_again", "in_retry_second")))
 	require.Equal(t, "PROCESSED", s.awaitEvent("evt_retry_again"))
 }
+
+// subscription.updated: one message per committed change, with a sequence that
+// grows; a repeated event, or a newer one that changes nothing, sends nothing.
+func TestSubscriptionUpdatedCarriesAGrowingSequence(t *testing.T) {
+	t.Parallel()
+	r := newHookReceiver(t)
+	s := newHookShop(t, r)
+	resp, payload := s.createEndpoint(s.token("seq-admin", "admin"), r.srv.URL, "seq", "subscription.updated")
+	require.Empty(t, resp.Errors, resp.Raw)
+	secret := payload["secret"].(string)
+	tok := s.token("seq-customer")
+	id, _ := s.subscribe(tok, "seq-sub", hotMonthly)
+	t0 := time.Now().Add(time.Minute).Truncate(time.Second)
+
+	deliver := func(eventID, status string, at time.Time) {
+		t.Helper()
+		require.Equal(t, 200, s.deliver(s.subscriptionEvent(eventID, "customer.subscription.updated", id, status, at)))
+		require.Equal(t, "PROCESSED", s.awaitEvent(eventID))
+	}
+	deliver("evt_seq_1", "past_due", t0)
+	s.deliver(s.subscriptionEvent("evt_seq_1", "customer.subscription.updated", id, "past_due", t0)) // the same event again
+	// A newer report of the same state (same period): nothing changed, nothing sent.
+	var same map[string]any
+	require.NoError(t, json.Unmarshal(s.subscriptionEvent("evt_seq_2", "customer.subscription.updated", id, "past_due", t0), &same))
+	same["created"] = t0.Add(time.Second).Unix()
+	body, err := json.Marshal(same)
+	require.NoError(t, err)
+	require.Equal(t, 200, s.deliver(body))
+	require.Equal(t, "PROCESSED", s.awaitEvent("evt_seq_2"))
+	deliver("evt_seq_3", "active", t0.Add(2*time.Second))
+	s.awaitOutbox()
+
+	got := r.of("subscription.updated")
+	var seqs []float64
+	var statuses []any
+	for _, h := range got {
+		require.True(t, h.verifiesWith(secret))
+		require.Equal(t, id, h.msg.Data["subscriptionId"])
+		seqs = append(seqs, h.msg.Data["sequence"].(float64))
+		statuses = append(statuses, h.msg.Data["status"])
+	}
+	require.Len(t, got, 2, "statuses %v", statuses)
+	require.ElementsMatch(t, []float64{1, 2}, seqs)
+	for i := range got {
+		want := map[float64]string{1: "PAST_DUE", 2: "ACTIVE"}[seqs[i]]
+		require.Equal(t, want, statuses[i])
+	}
+}

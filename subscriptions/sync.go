@@ -103,6 +103,7 @@ func (s *Syncer) applySubscriptionEvent(ctx context.Context, tx *gorm.DB, ev Eve
 	if !created && !st.newer(sub.ProviderUpdatedAt, sub.ProviderEventSeq) {
 		return Effect{Outcome: "older than the state applied; recorded only"}, nil
 	}
+	before := *sub
 	if err := s.applyState(ctx, tx, sub, gs); err != nil {
 		return Effect{}, err
 	}
@@ -110,8 +111,10 @@ func (s *Syncer) applySubscriptionEvent(ctx context.Context, tx *gorm.DB, ev Eve
 	if err := tx.Save(sub).Error; err != nil {
 		return Effect{}, fmt.Errorf("subscriptions: save: %w", err)
 	}
-	if err := outbox.SubscriptionUpdated(ctx, tx, sub); err != nil {
-		return Effect{}, err
+	if created || differs(&before, sub) {
+		if err := outbox.SubscriptionUpdated(ctx, tx, sub); err != nil {
+			return Effect{}, err
+		}
 	}
 	if err := completeCancelAttempts(ctx, tx, sub, ev.RequestKey, false, map[string]any{"eventId": ev.ProviderEventID}); err != nil {
 		return Effect{}, err
