@@ -188,6 +188,26 @@ func TestOutgoingWebhooksOneMessagePerFactSignedAndErased(t *testing.T) {
 	require.NoError(t, s.db.Raw(`SELECT d.id FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id
 		WHERE m.event_type = 'shipment.created'`).Scan(&deliveryID).Error)
 	support := s.token("ops-support", "support")
+	resp = s.gql(support, `{ webhookDeliveries(status: DELIVERED, first: 10) { edges { node {
+		id messageId eventType status attempts lastStatusCode lastError deliveredAt nextAttemptAt } } } }`, nil)
+	require.Empty(t, resp.Errors, resp.Raw)
+	edges := resp.Data["webhookDeliveries"].(map[string]any)["edges"].([]any)
+	require.Len(t, edges, 3, "shipment.created, payment.succeeded, customer.erased")
+	for _, e := range edges {
+		n := e.(map[string]any)["node"].(map[string]any)
+		require.Equal(t, "DELIVERED", n["status"], resp.Raw)
+		require.EqualValues(t, 1, n["attempts"])
+		require.EqualValues(t, 204, n["lastStatusCode"])
+		require.Nil(t, n["lastError"])
+		require.NotNil(t, n["deliveredAt"])
+		if n["id"] == deliveryID {
+			require.Equal(t, "shipment.created", n["eventType"])
+			require.Equal(t, ships[0].header.Get("webhook-id"), n["messageId"])
+		}
+	}
+	resp = s.gql(support, `{ webhookDeliveries(status: FAILED) { edges { node { id } } } }`, nil)
+	require.Empty(t, resp.Errors, resp.Raw)
+	require.Empty(t, resp.Data["webhookDeliveries"].(map[string]any)["edges"])
 	resp, out = s.mutate(support, "redeliverWebhook", "RedeliverWebhookInput",
 		map[string]any{"deliveryId": deliveryID, "reason": "the 3PL asked again"}, "delivery { id messageId status }")
 	require.Empty(t, resp.Errors, resp.Raw)

@@ -270,8 +270,13 @@ func TestDeliveryRetriesWithTheSameIDThenIsDelivered(t *testing.T) {
 	// sends the same webhook-id again.
 	require.NoError(t, w.Work(context.Background(), job(d.ID, 3)))
 	require.Len(t, r.requests(), 2)
-	_, err = e.svc.Redeliver(context.Background(), staff, models.RedeliverWebhookInput{DeliveryID: d.ID, Reason: "the 3PL lost it"})
+	again, err := e.svc.Redeliver(context.Background(), staff, models.RedeliverWebhookInput{DeliveryID: d.ID, Reason: "the 3PL lost it"})
 	require.NoError(t, err)
+	require.Equal(t, d.ID, again.ID)
+	require.Equal(t, d.MessageID, again.MessageID)
+	require.Equal(t, EventPaymentSucceeded, again.EventType)
+	require.Equal(t, models.WebhookDeliveryStatusPending, again.Status)
+	require.Equal(t, 2, again.Attempts)
 	require.NoError(t, w.Work(context.Background(), job(d.ID, 1)))
 	reqs = r.requests()
 	require.Len(t, reqs, 3)
@@ -286,11 +291,15 @@ func TestRetryScheduleThenFailed(t *testing.T) {
 	e := newEnv(t)
 	r := newReceiver(t, 503)
 	ep, _ := e.endpoint(r.srv.URL, AllEvents)
-	e.publish(uuid.NewString())
+	// payment.failed: the metric's series is this test's alone (tests run in parallel).
+	require.NoError(t, e.db.Transaction(func(tx *gorm.DB) error {
+		return PaymentChanged(context.Background(), tx, &models.Payment{ID: uuid.NewString(), SubscriptionID: uuid.NewString(),
+			CustomerID: uuid.NewString(), AmountMinor: 1500, Currency: "USD", Status: models.PaymentFailed})
+	}))
 	d := e.deliveries(ep)[0]
 	w := e.worker(r)
 	want := []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
-	failedBefore := testutil.ToFloat64(outcomes.WithLabelValues(EventPaymentSucceeded, "failed"))
+	failedBefore := testutil.ToFloat64(outcomes.WithLabelValues(EventPaymentFailed, "failed"))
 	for i, wait := range want {
 		require.ErrorIs(t, w.Work(context.Background(), job(d.ID, i+1)), errReceiver, "attempt %d", i+1)
 		require.WithinDuration(t, time.Now().Add(wait), w.NextRetry(job(d.ID, i+1)), time.Second, "wait after attempt %d", i+1)
@@ -304,7 +313,7 @@ func TestRetryScheduleThenFailed(t *testing.T) {
 	require.Equal(t, 8, got.Attempts)
 	require.Nil(t, got.NextAttemptAt)
 	require.Len(t, r.requests(), 8)
-	require.Equal(t, failedBefore+1, testutil.ToFloat64(outcomes.WithLabelValues(EventPaymentSucceeded, "failed")))
+	require.Equal(t, failedBefore+1, testutil.ToFloat64(outcomes.WithLabelValues(EventPaymentFailed, "failed")))
 }
 
 func TestGoneDisablesTheEndpoint(t *testing.T) {

@@ -262,10 +262,20 @@ func (s *Service) Endpoints(ctx context.Context, first *int, after *string) (*mo
 	return &models.WebhookEndpointConnection{Edges: edges, PageInfo: info}, nil
 }
 
-// deliveryView is a delivery with its message's type.
+// deliveryView is a delivery with its message's type (its own fields: gorm does
+// not fill an unexported embedded struct).
 type deliveryView struct {
-	deliveryRow
-	EventType string `gorm:"->"`
+	ID             string
+	MessageID      string
+	EndpointID     string
+	Status         string
+	Attempts       int
+	LastStatusCode *int
+	LastError      *string
+	NextAttemptAt  *time.Time
+	DeliveredAt    *time.Time
+	CreatedAt      time.Time
+	EventType      string
 }
 
 const deliveryColumns = "webhook_deliveries.*, (SELECT event_type FROM webhook_messages m WHERE m.id = webhook_deliveries.message_id) AS event_type"
