@@ -284,9 +284,17 @@ func TestWebhookOperationsRolesAndAudit(t *testing.T) {
 		map[string]any{"endpointId": id, "reason": "rotation drill", "idempotencyKey": "r-1"}, "secret")
 	require.Empty(t, resp.Errors, resp.Raw)
 	require.NotEqual(t, created["secret"], out["secret"])
-	resp = s.gql(admin, listEndpoints, nil)
+	resp = s.gql(admin, `{ webhookEndpoints(first: 5) { edges { node { id url eventTypes enabled disabledReason createdAt } } } }`, nil)
 	require.Empty(t, resp.Errors, resp.Raw)
 	require.NotContains(t, resp.Raw, "whsec_", "a secret is shown only when made")
+	edges := resp.Data["webhookEndpoints"].(map[string]any)["edges"].([]any)
+	require.Len(t, edges, 1)
+	node := edges[0].(map[string]any)["node"].(map[string]any)
+	require.Equal(t, id, node["id"])
+	require.Equal(t, r.srv.URL, node["url"])
+	require.Equal(t, false, node["enabled"])
+	require.Equal(t, "disabled by staff", node["disabledReason"])
+	require.NotEmpty(t, node["createdAt"])
 
 	for action, reason := range map[string]string{
 		"createWebhookEndpoint": "the 3PL goes live", "updateWebhookEndpoint": "the 3PL is migrating",
