@@ -20,6 +20,7 @@ func TestRepositoryRulesAreValid(t *testing.T) {
 		"scoville_graphql_operations_total", "scoville_payments_total", "scoville_payment_alerts_total",
 		"scoville_webhook_events_processed_total", "scoville_webhook_events_rejected_total",
 		"scoville_auth_token_failures_total", "scoville_stripe_calls_total", "scoville_rate_limited_total",
+		"scoville_outbox_deliveries_total", "scoville_outbox_endpoints_disabled_total", "scoville_outbox_oldest_pending_delivery_seconds",
 	} {
 		require.Contains(t, names, want)
 	}

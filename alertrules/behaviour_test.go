@@ -122,6 +122,12 @@ func TestAlertsFireOnTheirScenarios(t *testing.T) {
 	}
 	runs := func(outcome string) labels.Labels { return metric("scoville_reconcile_runs_total", "outcome", outcome) }
 	findings := func(kind string) labels.Labels { return metric("scoville_reconcile_findings_total", "kind", kind) }
+	outgoing := func(outcome string) labels.Labels {
+		return metric("scoville_outbox_deliveries_total", "type", "shipment.created", "outcome", outcome)
+	}
+	disabled := func(reason string) labels.Labels {
+		return metric("scoville_outbox_endpoints_disabled_total", "reason", reason)
+	}
 
 	tests := []struct {
 		alert    string
@@ -194,6 +200,16 @@ func TestAlertsFireOnTheirScenarios(t *testing.T) {
 		{"ScovilleReconciliationFoundMissedEvents", "more missed subscription changes", []series{steps(findings("subscription_state"), 0, 1.0/900, 20*time.Minute)}, true},
 		{"ScovilleReconciliationFoundMissedEvents", "old findings", []series{flat(findings("payment_missing"), 4)}, false},
 		{"ScovilleReconciliationFoundMissedEvents", "runs that find nothing", []series{counter(runs("ok"), 1.0/900)}, false},
+
+		{"ScovilleOutgoingWebhookFailed", "the first delivery given up", []series{counter(outgoing("delivered"), 1), bornAt(outgoing("failed"), 2*time.Minute)}, true},
+		{"ScovilleOutgoingWebhookFailed", "another delivery given up", []series{steps(outgoing("failed"), 0, 0.01, 5*time.Minute)}, true},
+		{"ScovilleOutgoingWebhookFailed", "retries are not failures", []series{counter(outgoing("retry"), 1)}, false},
+		{"ScovilleOutgoingWebhookFailed", "an old failure", []series{flat(outgoing("failed"), 2)}, false},
+		{"ScovilleWebhookEndpointDisabled", "a receiver answered 410", []series{bornAt(disabled("gone"), 5*time.Minute)}, true},
+		{"ScovilleWebhookEndpointDisabled", "an endpoint failing for days", []series{steps(disabled("failing"), 0, 0.01, 5*time.Minute)}, true},
+		{"ScovilleWebhookEndpointDisabled", "disabled long ago", []series{flat(disabled("failing"), 1)}, false},
+		{"ScovilleOutgoingWebhooksBehind", "a delivery pending for 3 hours", []series{flat(metric("scoville_outbox_oldest_pending_delivery_seconds"), 3*3600)}, true},
+		{"ScovilleOutgoingWebhooksBehind", "a delivery pending for a minute", []series{flat(metric("scoville_outbox_oldest_pending_delivery_seconds"), 60)}, false},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {

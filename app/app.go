@@ -36,6 +36,7 @@ import (
 	"github.com/scoville/scoville/live"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
+	"github.com/scoville/scoville/outbox"
 	"github.com/scoville/scoville/playground"
 	"github.com/scoville/scoville/privacy"
 	"github.com/scoville/scoville/ratelimit"
@@ -174,6 +175,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 		privacySvc.BeforeEraseLookup(o.beforeEraseLookup)
 	}
 	river.AddWorker(workers, privacy.NewScrubWorker(privacySvc))
+	// Outgoing webhooks: an attempt may take AttemptTimeout, longer than the
+	// client's job timeout, so it renews its claim (jobs.Leased).
+	outbox.RegisterMetrics(reg, db)
+	webhookTargets := outbox.Targets{Production: cfg.IsProduction(), Allowed: cfg.WebhookTargetAllowedCIDRs, RootCAs: o.webhookRootCAs}
+	river.AddWorker(workers, jobs.Leased(outbox.NewDeliverWorker(db, webhookTargets, o.now, logger), sqlDB, o.rescueStuckAfter))
 	periodic := []*river.PeriodicJob{idempotency.PurgeJob(time.Hour)}
 	if cfg.ReconcileInterval > 0 {
 		periodic = append(periodic, subscriptions.ReconcileJob(cfg.ReconcileInterval))
@@ -211,6 +217,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 		Syncer:   syncer,
 		Replayer: webhooks.NewReplayer(db, queue, logger),
 		Privacy:  privacySvc,
+		Outbox:   outbox.NewService(db, idem, webhookTargets, o.now),
 	}
 	limiter := ratelimit.New(ratelimit.Config{
 		Address:           ratelimit.PerMinute(cfg.RateLimitAddress),

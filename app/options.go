@@ -1,6 +1,7 @@
 package app
 
 import (
+	"crypto/x509"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -27,6 +28,7 @@ type options struct {
 	wrapAdminGateway        func(subscriptions.AdminGateway) subscriptions.AdminGateway
 	now                     func() time.Time
 	beforeEraseLookup       func()
+	webhookRootCAs          *x509.CertPool
 	live                    LiveLimits
 }
 
@@ -91,8 +93,9 @@ func WithAdminGatewayWrapper(wrap func(subscriptions.AdminGateway) subscriptions
 	return func(o *options) { o.wrapAdminGateway = wrap }
 }
 
-// WithClock is the subscription service's clock for time-bound input; nil keeps the
-// wall clock.
+// WithClock is the subscription service's clock for time-bound input, and the
+// outgoing webhooks' clock (a rotated secret's 24 hours, the signing time); nil
+// keeps the wall clock.
 func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
 }
@@ -101,4 +104,10 @@ func WithClock(now func() time.Time) Option {
 // customer's events, to interleave another write at that point.
 func WithBeforeEraseLookup(hook func()) Option {
 	return func(o *options) { o.beforeEraseLookup = hook }
+}
+
+// WithWebhookRootCAs makes outgoing webhook deliveries trust the certificates pool
+// verifies (a test receiver's), instead of the system's.
+func WithWebhookRootCAs(pool *x509.CertPool) Option {
+	return func(o *options) { o.webhookRootCAs = pool }
 }

@@ -21,7 +21,7 @@ const module = "github.com/scoville/scoville"
 var services = map[string]bool{ // name -> required
 	"catalog": true, "customers": true, "subscriptions": true, "payments": true,
 	"fulfilment": true, "notifications": true, "idempotency": true, "audit": true,
-	"eventindex": true, "privacy": false,
+	"eventindex": true, "privacy": false, "outbox": true,
 }
 
 // above are the packages a service must not import, directly or through another.

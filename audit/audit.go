@@ -37,6 +37,12 @@ const (
 	TargetOperation    = "operation" // a refused attempt: the operation is the target
 )
 
+// Target types of outgoing webhooks (package outbox).
+const (
+	TargetWebhookEndpoint = "webhook_endpoint"
+	TargetWebhookDelivery = "webhook_delivery"
+)
+
 // Action is one manual action to record. Before and After are summaries of the
 // target (ids, statuses, amounts); they are marshalled to JSON and masked.
 type Action struct {

@@ -108,6 +108,11 @@ type Config struct {
 	// believed. A bare IP is a single-address prefix; IPv4-mapped IPv6 addresses
 	// are unmapped.
 	TrustedProxies []netip.Prefix
+	// WebhookTargetAllowedCIDRs is WEBHOOK_TARGET_ALLOWED_CIDRS: networks an
+	// outgoing webhook endpoint may resolve to in production although they are not
+	// public (a receiver inside the brand's own network), written like
+	// TRUSTED_PROXIES. Empty: public addresses only.
+	WebhookTargetAllowedCIDRs []netip.Prefix
 	// RateLimitAddress is RATE_LIMIT_ADDRESS_PER_MINUTE (1..1,000,000), default
 	// 1200: /graphql requests from one client address, whoever the caller.
 	RateLimitAddress int
@@ -255,6 +260,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		l.failf("METRICS_ADDR", "must differ from HTTP_ADDR (leave it empty to serve /metrics on HTTP_ADDR)")
 	}
 	c.TrustedProxies = l.prefixes("TRUSTED_PROXIES")
+	c.WebhookTargetAllowedCIDRs = l.prefixes("WEBHOOK_TARGET_ALLOWED_CIDRS")
 	c.RateLimitAddress, _ = l.intIn("RATE_LIMIT_ADDRESS_PER_MINUTE", 1200, 1, 1_000_000)
 	c.RateLimitQueries, _ = l.intIn("RATE_LIMIT_QUERIES_PER_MINUTE", 300, 1, 1_000_000)
 	c.RateLimitMutations, _ = l.intIn("RATE_LIMIT_MUTATIONS_PER_MINUTE", 60, 1, 1_000_000)

@@ -755,3 +755,19 @@ func TestStepUpDefaultsAndProductionWarning(t *testing.T) {
 		require.Empty(t, c.Warnings(), "%v", set)
 	}
 }
+
+// WEBHOOK_TARGET_ALLOWED_CIDRS is parsed like TRUSTED_PROXIES; unset allows no
+// non-public network.
+func TestLoadParsesWebhookTargetAllowedCIDRs(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load(prodEnv().get)
+	require.NoError(t, err)
+	require.Empty(t, cfg.WebhookTargetAllowedCIDRs)
+	cfg, err = Load(prodEnv().with(env{"WEBHOOK_TARGET_ALLOWED_CIDRS": "10.20.0.0/16, 192.0.2.7"}).get)
+	require.NoError(t, err)
+	require.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16"), netip.MustParsePrefix("192.0.2.7/32")}, cfg.WebhookTargetAllowedCIDRs)
+	for _, bad := range []string{"10.0.0.1/8", "hooks.internal", "10.0.0.0/33"} {
+		_, err := Load(devEnv().with(env{"WEBHOOK_TARGET_ALLOWED_CIDRS": bad}).get)
+		require.ErrorContains(t, err, "WEBHOOK_TARGET_ALLOWED_CIDRS", bad)
+	}
+}

@@ -102,6 +102,10 @@ func TestFieldsMarkedProviderAreThoseThatCallStripe(t *testing.T) {
 		return payload
 	}
 	key := func(field string) string { return "prov-" + field }
+	// An endpoint for every event, so that the steps below leave deliveries to re-send.
+	ep := step(admin, "createWebhookEndpoint", "CreateWebhookEndpointInput", map[string]any{"url": "https://hooks.example/in",
+		"eventTypes": []string{"*"}, "reason": "provider check", "idempotencyKey": key("createWebhookEndpoint")}, "endpoint { id }")
+	endpointID := ep["endpoint"].(map[string]any)["id"].(string)
 
 	step(admin, "createPlan", "CreatePlanInput", map[string]any{"name": "Provider box", "description": "d", "interval": "MONTH",
 		"amount": 1500, "currency": "USD", "idempotencyKey": key("createPlan")}, "plan { id }")
@@ -131,6 +135,13 @@ func TestFieldsMarkedProviderAreThoseThatCallStripe(t *testing.T) {
 	step(admin, "adminCancelSubscription", "AdminCancelSubscriptionInput", map[string]any{"subscriptionId": paid.SubscriptionID,
 		"atPeriodEnd": false, "reason": "provider check", "idempotencyKey": key("adminCancelSubscription")}, "subscription { id }")
 	step(tok, "deleteMyAccount", "DeleteMyAccountInput", map[string]any{"confirm": true, "idempotencyKey": key("deleteMyAccount")}, "deleted")
+	step(admin, "updateWebhookEndpoint", "UpdateWebhookEndpointInput", map[string]any{"endpointId": endpointID, "description": "3PL",
+		"reason": "provider check", "idempotencyKey": key("updateWebhookEndpoint")}, "endpoint { id }")
+	step(admin, "rotateWebhookEndpointSecret", "RotateWebhookEndpointSecretInput", map[string]any{"endpointId": endpointID,
+		"reason": "provider check", "idempotencyKey": key("rotateWebhookEndpointSecret")}, "secret")
+	var deliveryID string
+	require.NoError(t, s.db.Raw(`SELECT id FROM webhook_deliveries LIMIT 1`).Scan(&deliveryID).Error)
+	step(support, "redeliverWebhook", "RedeliverWebhookInput", map[string]any{"deliveryId": deliveryID, "reason": "provider check"}, "delivery { id }")
 
 	for _, f := range schema.Mutation.Fields {
 		if !strings.HasPrefix(f.Name, "__") {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/scoville/scoville/live"
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/outbox"
 )
 
 // Create records ship, PENDING, inside tx: the one place a shipment row is created.
@@ -25,6 +26,9 @@ func Create(ctx context.Context, tx *gorm.DB, ship *models.Shipment) (created bo
 	}
 	if res.RowsAffected != 1 {
 		return false, nil
+	}
+	if err := outbox.ShipmentCreated(ctx, tx, ship); err != nil {
+		return false, err
 	}
 	return true, live.Announce(tx, ship.SubscriptionID)
 }

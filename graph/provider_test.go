@@ -39,6 +39,13 @@ var callsProvider = map[string]bool{
 	"Query.exportMyData":                  false,
 	"Query.webhookEvents":                 false,
 	"Live.subscriptionUpdated":            false, // reads our database only
+	// Outgoing webhooks: our database and queue only.
+	"Query.webhookEndpoints":               false,
+	"Query.webhookDeliveries":              false,
+	"Mutation.createWebhookEndpoint":       false,
+	"Mutation.updateWebhookEndpoint":       false,
+	"Mutation.rotateWebhookEndpointSecret": false,
+	"Mutation.redeliverWebhook":            false,
 }
 
 // TestFieldsThatCallTheProviderCarryTheDirective pins the payment allowance to the

@@ -25,6 +25,9 @@ import (
 const (
 	QueueDefault  = river.QueueDefault
 	QueueWebhooks = "webhooks"
+	// QueueOutbox carries outgoing webhook deliveries (package outbox), so that a
+	// slow receiver never delays the Stripe inbox or an e-mail.
+	QueueOutbox = "outbox"
 )
 
 // Client is the River client every part of the product shares.
@@ -42,6 +45,7 @@ const DefaultMaxAttempts = 12
 type Config struct {
 	WebhookWorkers int           // concurrency of QueueWebhooks; default 10
 	DefaultWorkers int           // concurrency of QueueDefault; default 5
+	OutboxWorkers  int           // concurrency of QueueOutbox; default 10
 	PollInterval   time.Duration // how often to look for new jobs; default 200ms
 	MaxAttempts    int           // tries before a job is discarded; default 12
 	// RetryPolicy decides the wait before a retry; nil is River's attempt^4 s. A job
@@ -99,6 +103,7 @@ func NewClient(db *gorm.DB, workers *river.Workers, cfg Config, logger *slog.Log
 		Queues: map[string]river.QueueConfig{
 			QueueDefault:  {MaxWorkers: orDefault(cfg.DefaultWorkers, 5)},
 			QueueWebhooks: {MaxWorkers: orDefault(cfg.WebhookWorkers, 10)},
+			QueueOutbox:   {MaxWorkers: orDefault(cfg.OutboxWorkers, 10)},
 		},
 		Workers:           workers,
 		FetchPollInterval: poll,

@@ -40,6 +40,12 @@ var owners = map[string]string{
 	"webhook_events":         "webhooks",
 	"webhook_event_subjects": "eventindex",
 	"audit_log":              "audit",
+	// Outgoing webhooks (00011).
+	"webhook_endpoints":              "outbox",
+	"webhook_messages":               "outbox",
+	"webhook_deliveries":             "outbox",
+	"webhook_delivery_attempts":      "outbox",
+	"webhook_subscription_sequences": "outbox",
 }
 
 // alsoWrites are the writes of a table by a package other than its owner that the

@@ -3,6 +3,10 @@
 package models
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 )
 
@@ -77,6 +81,21 @@ type CreateSubscriptionPayload struct {
 	UserErrors   []*UserError `json:"userErrors"`
 }
 
+type CreateWebhookEndpointInput struct {
+	URL            string   `json:"url"`
+	Description    *string  `json:"description,omitempty"`
+	EventTypes     []string `json:"eventTypes"`
+	Reason         string   `json:"reason"`
+	IdempotencyKey string   `json:"idempotencyKey"`
+}
+
+type CreateWebhookEndpointPayload struct {
+	Endpoint *WebhookEndpoint `json:"endpoint,omitempty"`
+	// whsec_ and the base64 of 32 random bytes: shown only in this answer.
+	Secret     *string      `json:"secret,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 type CustomerConnection struct {
 	Edges    []*CustomerEdge `json:"edges"`
 	PageInfo *PageInfo       `json:"pageInfo"`
@@ -136,6 +155,16 @@ type PaymentEdge struct {
 type Query struct {
 }
 
+type RedeliverWebhookInput struct {
+	DeliveryID string `json:"deliveryId"`
+	Reason     string `json:"reason"`
+}
+
+type RedeliverWebhookPayload struct {
+	Delivery   *WebhookDelivery `json:"delivery,omitempty"`
+	UserErrors []*UserError     `json:"userErrors"`
+}
+
 type RefundPaymentInput struct {
 	PaymentID string `json:"paymentId"`
 	// Minor units, in the payment's currency; absent: everything not yet refunded.
@@ -167,6 +196,19 @@ type ResumeSubscriptionInput struct {
 type ResyncSubscriptionInput struct {
 	SubscriptionID string `json:"subscriptionId"`
 	Reason         string `json:"reason"`
+}
+
+type RotateWebhookEndpointSecretInput struct {
+	EndpointID     string `json:"endpointId"`
+	Reason         string `json:"reason"`
+	IdempotencyKey string `json:"idempotencyKey"`
+}
+
+type RotateWebhookEndpointSecretPayload struct {
+	Endpoint *WebhookEndpoint `json:"endpoint,omitempty"`
+	// The new secret, shown only in this answer; the previous one keeps signing beside it for 24 hours.
+	Secret     *string      `json:"secret,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
 }
 
 type ShipmentConnection struct {
@@ -214,6 +256,69 @@ type UpdateShippingAddressInput struct {
 	IdempotencyKey string   `json:"idempotencyKey"`
 }
 
+type UpdateWebhookEndpointInput struct {
+	EndpointID     string   `json:"endpointId"`
+	URL            *string  `json:"url,omitempty"`
+	Description    *string  `json:"description,omitempty"`
+	EventTypes     []string `json:"eventTypes,omitempty"`
+	Enabled        *bool    `json:"enabled,omitempty"`
+	Reason         string   `json:"reason"`
+	IdempotencyKey string   `json:"idempotencyKey"`
+}
+
+type UpdateWebhookEndpointPayload struct {
+	Endpoint   *WebhookEndpoint `json:"endpoint,omitempty"`
+	UserErrors []*UserError     `json:"userErrors"`
+}
+
+// One message to one endpoint.
+type WebhookDelivery struct {
+	ID string `json:"id"`
+	// The webhook-id header: the same on every attempt and redelivery.
+	MessageID      string                `json:"messageId"`
+	EventType      string                `json:"eventType"`
+	Status         WebhookDeliveryStatus `json:"status"`
+	Attempts       int                   `json:"attempts"`
+	LastStatusCode *int                  `json:"lastStatusCode,omitempty"`
+	LastError      *string               `json:"lastError,omitempty"`
+	CreatedAt      time.Time             `json:"createdAt"`
+	DeliveredAt    *time.Time            `json:"deliveredAt,omitempty"`
+	NextAttemptAt  *time.Time            `json:"nextAttemptAt,omitempty"`
+}
+
+type WebhookDeliveryConnection struct {
+	Edges    []*WebhookDeliveryEdge `json:"edges"`
+	PageInfo *PageInfo              `json:"pageInfo"`
+}
+
+type WebhookDeliveryEdge struct {
+	Node   *WebhookDelivery `json:"node"`
+	Cursor string           `json:"cursor"`
+}
+
+// An endpoint of the brand's downstream systems (3PL, CRM, accounting) that receives signed webhooks.
+type WebhookEndpoint struct {
+	ID          string `json:"id"`
+	URL         string `json:"url"`
+	Description string `json:"description"`
+	// The event types it receives; "*" means all.
+	EventTypes []string `json:"eventTypes"`
+	Enabled    bool     `json:"enabled"`
+	// Why it was disabled: by staff, on 410 Gone, or after failing for days.
+	DisabledReason *string   `json:"disabledReason,omitempty"`
+	CreatedAt      time.Time `json:"createdAt"`
+}
+
+type WebhookEndpointConnection struct {
+	Edges    []*WebhookEndpointEdge `json:"edges"`
+	PageInfo *PageInfo              `json:"pageInfo"`
+}
+
+type WebhookEndpointEdge struct {
+	Node   *WebhookEndpoint `json:"node"`
+	Cursor string           `json:"cursor"`
+}
+
 type WebhookEventConnection struct {
 	Edges    []*WebhookEventEdge `json:"edges"`
 	PageInfo *PageInfo           `json:"pageInfo"`
@@ -222,4 +327,61 @@ type WebhookEventConnection struct {
 type WebhookEventEdge struct {
 	Node   *WebhookEvent `json:"node"`
 	Cursor string        `json:"cursor"`
+}
+
+type WebhookDeliveryStatus string
+
+const (
+	WebhookDeliveryStatusPending   WebhookDeliveryStatus = "PENDING"
+	WebhookDeliveryStatusDelivered WebhookDeliveryStatus = "DELIVERED"
+	WebhookDeliveryStatusFailed    WebhookDeliveryStatus = "FAILED"
+)
+
+var AllWebhookDeliveryStatus = []WebhookDeliveryStatus{
+	WebhookDeliveryStatusPending,
+	WebhookDeliveryStatusDelivered,
+	WebhookDeliveryStatusFailed,
+}
+
+func (e WebhookDeliveryStatus) IsValid() bool {
+	switch e {
+	case WebhookDeliveryStatusPending, WebhookDeliveryStatusDelivered, WebhookDeliveryStatusFailed:
+		return true
+	}
+	return false
+}
+
+func (e WebhookDeliveryStatus) String() string {
+	return string(e)
+}
+
+func (e *WebhookDeliveryStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = WebhookDeliveryStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid WebhookDeliveryStatus", str)
+	}
+	return nil
+}
+
+func (e WebhookDeliveryStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *WebhookDeliveryStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e WebhookDeliveryStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/scoville/scoville/live"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/money"
+	"github.com/scoville/scoville/outbox"
 )
 
 // Lock returns the payment matching where (one placeholder, arg), locked for update
@@ -65,6 +66,9 @@ func Save(tx *gorm.DB, pay *models.Payment, isNew bool) error {
 	}
 	if err != nil {
 		return fmt.Errorf("payments: save: %w", err)
+	}
+	if err := outbox.PaymentChanged(tx.Statement.Context, tx, pay); err != nil {
+		return err
 	}
 	return live.Announce(tx, pay.SubscriptionID)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/scoville/scoville/idempotency"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
+	"github.com/scoville/scoville/outbox"
 	"github.com/scoville/scoville/payments"
 	"github.com/scoville/scoville/subscriptions"
 	"github.com/scoville/scoville/webhooks"
@@ -316,6 +317,9 @@ func (p *Service) eraseLocked(ctx context.Context, tx *gorm.DB, who *auth.Princi
 		return nil, fmt.Errorf("privacy: erase: %w", err)
 	}
 	if err := notifications.EraseFor(ctx, tx, locked.ID); err != nil {
+		return nil, fmt.Errorf("privacy: erase: %w", err)
+	}
+	if err := outbox.CustomerErased(ctx, tx, locked.ID); err != nil {
 		return nil, fmt.Errorf("privacy: erase: %w", err)
 	}
 	if _, err := webhooks.ScrubPersonal(ctx, tx, h.events); err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/scoville/scoville/catalog"
 	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/live"
+	"github.com/scoville/scoville/outbox"
 	"github.com/scoville/scoville/privacy"
 	"github.com/scoville/scoville/subscriptions"
 	"github.com/scoville/scoville/webhooks"
@@ -29,4 +30,6 @@ type Resolver struct {
 	Privacy *privacy.Service
 	// Live fans committed changes out to subscriptionUpdated operations.
 	Updates *live.Hub
+	// Outbox manages outgoing webhook endpoints and deliveries.
+	Outbox *outbox.Service
 }

@@ -45,6 +45,9 @@ type rows struct {
 	// keyID is the idempotency_keys row holding a sealed result; key is its scope.
 	keyID int64
 	key   idempotency.Scope
+	// endpointID and messageID are outgoing webhook rows (package outbox), written
+	// here with raw statements: their sealed columns are read back with OpenColumn.
+	endpointID, messageID string
 }
 
 // idemResult is what a mutation stores with its idempotency key.
@@ -101,7 +104,35 @@ func writeRows(t *testing.T, db *gorm.DB, suffix string) rows {
 		})
 	require.NoError(t, err)
 	require.NoError(t, db.Raw(`SELECT id FROM idempotency_keys WHERE key = ?`, r.key.Key).Scan(&r.keyID).Error)
+	r.endpointID, r.messageID = uuid.NewString(), uuid.NewString()
+	// Sealed with the keys the statement context carries, as a model write is.
+	k, ok := sealing.FromContext(db.Statement.Context)
+	if !ok {
+		k, _ = sealing.FromDB(db)
+	}
+	seal := func(table, column, id string, plain []byte) ([]byte, error) {
+		return k.Seal(sealing.AAD(table, column, id), plain)
+	}
+	secret, err := seal("webhook_endpoints", "secret", r.endpointID, []byte(secretCanary+"_whsec_"+suffix))
+	require.NoError(t, err)
+	previous, err := seal("webhook_endpoints", "previous_secret", r.endpointID, []byte(secretCanary+"_old_"+suffix))
+	require.NoError(t, err)
+	require.NoError(t, db.Exec(`INSERT INTO webhook_endpoints (id, url, event_types, secret, previous_secret) VALUES (?, 'https://3pl.example/in', '["*"]', ?, ?)`,
+		r.endpointID, secret, previous).Error)
+	payload, err := seal("webhook_messages", "payload", r.messageID, []byte(`{"data":{"address":{"line1":"`+street+`"}}}`))
+	require.NoError(t, err)
+	require.NoError(t, db.Exec(`INSERT INTO webhook_messages (id, event_type, payload) VALUES (?, 'shipment.created', ?)`, r.messageID, payload).Error)
 	return r
+}
+
+// openRaw reads a sealed column of a row that no model of this package maps.
+func openRaw(db *gorm.DB, c sealing.Column, id string) error {
+	var sealed []byte
+	if err := db.Raw(`SELECT `+c.Name+` FROM `+c.Table+` WHERE id = ?`, id).Row().Scan(&sealed); err != nil {
+		return err
+	}
+	_, err := sealing.OpenColumn(db, c.Table, c.Name, id, sealed)
+	return err
 }
 
 // replay reads a stored idempotent result back through the idempotency store.
@@ -202,11 +233,13 @@ func TestCiphertextMovedToAnotherRowDoesNotOpen(t *testing.T) {
 	db := sealedDB(t, k)
 	a, b := writeRows(t, db, "a"), writeRows(t, db, "b")
 	ids := map[string][2]string{
-		"customers":        {a.customer.ID, b.customer.ID},
-		"subscriptions":    {a.subscription.ID, b.subscription.ID},
-		"shipments":        {a.shipment.ID, b.shipment.ID},
-		"webhook_events":   {a.event.ID, b.event.ID},
-		"idempotency_keys": {strconv.FormatInt(a.keyID, 10), strconv.FormatInt(b.keyID, 10)},
+		"customers":         {a.customer.ID, b.customer.ID},
+		"subscriptions":     {a.subscription.ID, b.subscription.ID},
+		"shipments":         {a.shipment.ID, b.shipment.ID},
+		"webhook_events":    {a.event.ID, b.event.ID},
+		"idempotency_keys":  {strconv.FormatInt(a.keyID, 10), strconv.FormatInt(b.keyID, 10)},
+		"webhook_endpoints": {a.endpointID, b.endpointID},
+		"webhook_messages":  {a.messageID, b.messageID},
 	}
 	byID := map[string]rows{ids["idempotency_keys"][0]: a, ids["idempotency_keys"][1]: b}
 	for _, c := range sealing.Columns {
@@ -227,6 +260,8 @@ func TestCiphertextMovedToAnotherRowDoesNotOpen(t *testing.T) {
 				err = db.Take(&models.WebhookEvent{}, "id = ?", idB).Error
 			case "idempotency_keys":
 				_, err = replay(db, context.Background(), byID[idB])
+			default:
+				err = openRaw(db, c, idB)
 			}
 			require.Error(t, err)
 			require.True(t, errors.Is(err, sealing.ErrUnopenable), "clear error, got %v", err)
@@ -247,6 +282,8 @@ func TestCiphertextMovedToAnotherRowDoesNotOpen(t *testing.T) {
 			case "idempotency_keys":
 				_, err := replay(db, context.Background(), byID[idA])
 				require.NoError(t, err)
+			default:
+				require.NoError(t, openRaw(db, c, idA))
 			}
 		})
 	}
@@ -324,12 +361,15 @@ func TestRotationThenReencrypt(t *testing.T) {
 		got[r.Table+"."+r.Name] = [2]int{r.Scanned, r.Resealed}
 	}
 	require.Equal(t, map[string][2]int{
-		"customers.email":                {4, 2}, // one was new, one moved before the interruption
-		"customers.name":                 {4, 3},
-		"subscriptions.shipping_address": {4, 3},
-		"shipments.address":              {4, 3},
-		"webhook_events.payload":         {4, 3},
-		"idempotency_keys.response":      {4, 3},
+		"customers.email":                   {4, 2}, // one was new, one moved before the interruption
+		"customers.name":                    {4, 3},
+		"subscriptions.shipping_address":    {4, 3},
+		"shipments.address":                 {4, 3},
+		"webhook_events.payload":            {4, 3},
+		"idempotency_keys.response":         {4, 3},
+		"webhook_endpoints.secret":          {4, 3},
+		"webhook_endpoints.previous_secret": {4, 3},
+		"webhook_messages.payload":          {4, 3},
 	}, got)
 
 	after, err := sealing.Census(context.Background(), db)
@@ -383,6 +423,8 @@ func TestColumnsListEverySealedModelField(t *testing.T) {
 	// Written by package idempotency's raw statements (sealed with SealColumn's
 	// scheme); TestSealedColumnsHoldNoPlaintextAndReadBack proves they are sealed.
 	fromModels = append(fromModels, "idempotency_keys.response")
+	// Package outbox's own row types (TestOutboxSealedColumnsAreListed there).
+	fromModels = append(fromModels, "webhook_endpoints.secret", "webhook_endpoints.previous_secret", "webhook_messages.payload")
 	var listed []string
 	for _, c := range sealing.Columns {
 		listed = append(listed, c.Table+"."+c.Name)

@@ -24,6 +24,9 @@ var Columns = []Column{
 	{"shipments", "address"},
 	{"webhook_events", "payload"},
 	{"idempotency_keys", "response"}, // written by package idempotency's raw statements
+	{"webhook_endpoints", "secret"},
+	{"webhook_endpoints", "previous_secret"},
+	{"webhook_messages", "payload"},
 }
 
 // bigintKeyed are the tables of Columns whose id is a bigint rather than a uuid.

@@ -17,6 +17,7 @@ import (
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/money"
 	"github.com/scoville/scoville/notifications"
+	"github.com/scoville/scoville/outbox"
 	"github.com/scoville/scoville/payments"
 )
 
@@ -359,6 +360,9 @@ func (s *Syncer) applyInvoiceFailed(ctx context.Context, tx *gorm.DB, o origin, 
 			return Effect{}, fmt.Errorf("subscriptions: past due: %w", err)
 		}
 		if err := liveupdates.Announce(tx, sub.ID); err != nil {
+			return Effect{}, err
+		}
+		if err := outbox.SubscriptionUpdated(ctx, tx, sub); err != nil {
 			return Effect{}, err
 		}
 		outcome += "; subscription past due"

@@ -17,6 +17,7 @@ import (
 	liveupdates "github.com/scoville/scoville/live" // "live" names a func of this package
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
+	"github.com/scoville/scoville/outbox"
 )
 
 // ActionResync names resyncSubscription in the audit log.
@@ -170,6 +171,11 @@ func (s *Syncer) applyReadTo(ctx context.Context, tx *gorm.DB, sub *models.Subsc
 	}
 	if err := liveupdates.Announce(tx, sub.ID); err != nil {
 		return readResult{}, err
+	}
+	if res.changed {
+		if err := outbox.SubscriptionUpdated(ctx, tx, sub); err != nil {
+			return readResult{}, err
+		}
 	}
 	return res, nil
 }

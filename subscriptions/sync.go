@@ -21,6 +21,7 @@ import (
 	"github.com/scoville/scoville/metrics"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
+	"github.com/scoville/scoville/outbox"
 )
 
 // SyncGateway is the provider reads that resolve an object we do not know yet.
@@ -97,6 +98,7 @@ func (s *Syncer) applySubscriptionEvent(ctx context.Context, tx *gorm.DB, ev Eve
 	if !created && !st.newer(sub.ProviderUpdatedAt, sub.ProviderEventSeq) {
 		return Effect{Outcome: "older than the state applied; recorded only"}, nil
 	}
+	before := *sub
 	if err := s.applyState(ctx, tx, sub, gs); err != nil {
 		return Effect{}, err
 	}
@@ -106,6 +108,11 @@ func (s *Syncer) applySubscriptionEvent(ctx context.Context, tx *gorm.DB, ev Eve
 	}
 	if err := liveupdates.Announce(tx, sub.ID); err != nil {
 		return Effect{}, err
+	}
+	if created || differs(&before, sub) {
+		if err := outbox.SubscriptionUpdated(ctx, tx, sub); err != nil {
+			return Effect{}, err
+		}
 	}
 	if err := completeCancelAttempts(ctx, tx, sub, ev.RequestKey, false, map[string]any{"eventId": ev.ProviderEventID}); err != nil {
 		return Effect{}, err

@@ -1,0 +1,317 @@
+package outbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// RetrySchedule is the wait after each failed attempt (API.md); after the last
+// the delivery is FAILED.
+var RetrySchedule = []time.Duration{
+	5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+}
+
+// Delivery bounds.
+const (
+	// AttemptTimeout bounds one attempt: connection, request and answer.
+	AttemptTimeout = 15 * time.Second
+	// FailingFor is how long an endpoint fails every attempt before it is disabled.
+	FailingFor = 5 * 24 * time.Hour
+	// maxResponseBody is as much of an answer as is read.
+	maxResponseBody = 4 << 10
+	// maxInFlight bounds one endpoint's attempts at once in a process, so a slow
+	// endpoint holds at most that many of the queue's workers.
+	maxInFlight = 3
+	// maxErrorLen bounds a recorded error.
+	maxErrorLen = 200
+)
+
+// DeliverArgs is the job that sends one delivery.
+type DeliverArgs struct {
+	DeliveryID string `json:"deliveryId"`
+}
+
+// Kind names the job.
+func (DeliverArgs) Kind() string { return "outbox_deliver" }
+
+// DeliverWorker sends deliveries. One attempt is bounded by AttemptTimeout, which
+// is longer than the queue's default job timeout: register it wrapped in
+// jobs.Leased. A second run of a job is safe: a delivery no longer PENDING is not
+// sent again, and one whose answer was not recorded is sent again with the same
+// webhook-id, which receivers dedupe on.
+type DeliverWorker struct {
+	river.WorkerDefaults[DeliverArgs]
+	db      *gorm.DB
+	targets Targets
+	client  *http.Client
+	now     func() time.Time
+	logger  *slog.Logger
+
+	mu       sync.Mutex
+	inFlight map[string]int
+
+	// afterSend, in tests, runs between the receiver's answer and its recording
+	// (a crash there).
+	afterSend func()
+}
+
+// NewDeliverWorker builds the worker; now is the clock (nil: time.Now) that picks
+// the secrets in force, and a nil logger discards log lines.
+func NewDeliverWorker(db *gorm.DB, targets Targets, now func() time.Time, logger *slog.Logger) *DeliverWorker {
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &DeliverWorker{db: db, targets: targets, client: targets.client(AttemptTimeout), now: now, logger: logger,
+		inFlight: map[string]int{}}
+}
+
+// Timeout bounds an attempt: the request and recording its answer.
+func (w *DeliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration {
+	return AttemptTimeout + 5*time.Second
+}
+
+// NextRetry follows RetrySchedule.
+func (w *DeliverWorker) NextRetry(job *river.Job[DeliverArgs]) time.Time {
+	return time.Now().Add(retryAfter(job.Attempt))
+}
+
+// retryAfter is the wait after failed attempt n (from 1).
+func retryAfter(n int) time.Duration {
+	return RetrySchedule[min(max(n, 1), len(RetrySchedule))-1]
+}
+
+func (w *DeliverWorker) acquire(endpointID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.inFlight[endpointID] >= maxInFlight {
+		return false
+	}
+	w.inFlight[endpointID]++
+	return true
+}
+
+func (w *DeliverWorker) release(endpointID string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.inFlight[endpointID]--; w.inFlight[endpointID] <= 0 {
+		delete(w.inFlight, endpointID)
+	}
+}
+
+// errReceiver is a failed attempt River retries.
+var errReceiver = errors.New("outbox: delivery attempt failed")
+
+// Work makes one attempt of the delivery and records it.
+func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
+	if uuid.Validate(job.Args.DeliveryID) != nil {
+		return river.JobCancel(errors.New("outbox: job has no valid delivery id"))
+	}
+	db := w.db.WithContext(ctx)
+	var d deliveryRow
+	if err := db.Take(&d, "id = ?", job.Args.DeliveryID).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil
+		}
+		return fmt.Errorf("outbox: read delivery: %w", err)
+	}
+	if d.Status != statusPending {
+		return nil
+	}
+	var ep endpointRow
+	if err := db.Take(&ep, "id = ?", d.EndpointID).Error; err != nil {
+		return fmt.Errorf("outbox: read endpoint: %w", err)
+	}
+	var msg messageRow
+	if err := db.Take(&msg, "id = ?", d.MessageID).Error; err != nil {
+		return fmt.Errorf("outbox: read message: %w", err)
+	}
+	if !ep.Enabled {
+		return w.record(ctx, job, &d, &ep, &msg, attempt{err: "endpoint disabled", skipped: true})
+	}
+	if !w.acquire(ep.ID) {
+		// This endpoint has its share of the workers: come back later rather than
+		// hold one of the other endpoints' (a snooze counts no attempt).
+		return river.JobSnooze(time.Second + rand.N(2*time.Second))
+	}
+	defer w.release(ep.ID)
+	a := w.send(ctx, &ep, &msg)
+	if w.afterSend != nil {
+		w.afterSend()
+	}
+	return w.record(ctx, job, &d, &ep, &msg, a)
+}
+
+// attempt is what one try gave.
+type attempt struct {
+	code     *int
+	err      string
+	duration time.Duration
+	skipped  bool // not sent (the endpoint is disabled)
+}
+
+func (a attempt) ok() bool { return a.code != nil && *a.code >= 200 && *a.code < 300 && a.err == "" }
+
+// send posts the message, signed with every secret in force.
+func (w *DeliverWorker) send(ctx context.Context, ep *endpointRow, msg *messageRow) attempt {
+	now := w.now()
+	secrets := []string{ep.Secret}
+	if ep.PreviousSecret != nil && ep.PreviousSecretExpiresAt != nil && now.Before(*ep.PreviousSecretExpiresAt) {
+		secrets = append(secrets, *ep.PreviousSecret)
+	}
+	ts := now.Unix()
+	sig, err := signatures(secrets, msg.ID, ts, msg.Payload)
+	if err != nil {
+		return attempt{err: "endpoint secret unusable"}
+	}
+	if _, err := w.targets.parse(ep.URL); err != nil {
+		return attempt{err: "target refused: the URL is not allowed"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, AttemptTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(msg.Payload))
+	if err != nil {
+		return attempt{err: "target refused: the URL is not allowed"}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Scoville-Webhooks/1")
+	req.Header.Set("webhook-id", msg.ID)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set("webhook-signature", sig)
+	start := time.Now()
+	resp, err := w.client.Do(req)
+	if err != nil {
+		a := attempt{err: shortError(err), duration: time.Since(start)}
+		attemptSeconds.WithLabelValues("error").Observe(a.duration.Seconds())
+		return a
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBody))
+	_ = resp.Body.Close()
+	a := attempt{code: &resp.StatusCode, duration: time.Since(start)}
+	if !a.ok() {
+		a.err = "receiver answered " + strconv.Itoa(resp.StatusCode)
+	}
+	attemptSeconds.WithLabelValues(strconv.Itoa(resp.StatusCode/100) + "xx").Observe(a.duration.Seconds())
+	return a
+}
+
+// record stores the attempt and what follows from it: the delivery DELIVERED,
+// PENDING for its next try, or FAILED after the last; the endpoint's failing time,
+// and the endpoint disabled on 410 Gone or after failing for FailingFor. It returns
+// the error that makes River retry the job, or nil.
+func (w *DeliverWorker) record(ctx context.Context, job *river.Job[DeliverArgs], d *deliveryRow, ep *endpointRow, msg *messageRow, a attempt) error {
+	now := time.Now()
+	gone := a.code != nil && *a.code == http.StatusGone
+	final := a.skipped || gone || !a.ok() && job.Attempt > len(RetrySchedule)
+	var disable string
+	err := w.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if !a.skipped {
+			row := attemptRow{DeliveryID: d.ID, StatusCode: a.code, DurationMS: int(a.duration.Milliseconds())}
+			if a.err != "" {
+				e := truncate(a.err, maxErrorLen)
+				row.Error = &e
+			}
+			if err := tx.Create(&row).Error; err != nil {
+				return err
+			}
+		}
+		set := map[string]any{"updated_at": now}
+		if !a.skipped {
+			set["attempts"] = gorm.Expr("attempts + 1")
+			set["last_status_code"] = a.code
+		}
+		switch {
+		case a.ok():
+			set["status"], set["delivered_at"], set["next_attempt_at"], set["last_error"] = statusDelivered, now, nil, nil
+		case final:
+			set["status"], set["next_attempt_at"], set["last_error"] = statusFailed, nil, truncate(a.err, maxErrorLen)
+		default:
+			set["next_attempt_at"], set["last_error"] = now.Add(retryAfter(job.Attempt)), truncate(a.err, maxErrorLen)
+		}
+		res := tx.Model(&deliveryRow{}).Where("id = ? AND status = ?", d.ID, statusPending).Updates(set)
+		if res.Error != nil {
+			return res.Error
+		}
+		if a.skipped {
+			return nil
+		}
+		var cur endpointRow
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id", "enabled", "failing_since").Take(&cur, "id = ?", ep.ID).Error; err != nil {
+			return err
+		}
+		upd := map[string]any{}
+		switch {
+		case a.ok():
+			if cur.FailingSince != nil {
+				upd["failing_since"] = nil
+			}
+		case gone:
+			disable = "gone"
+			upd["enabled"], upd["disabled_reason"] = false, "the receiver answered 410 Gone"
+		default:
+			if cur.FailingSince == nil {
+				upd["failing_since"] = now
+			} else if now.Sub(*cur.FailingSince) >= FailingFor && cur.Enabled {
+				disable = "failing"
+				upd["enabled"], upd["disabled_reason"] = false, "every attempt failed since "+cur.FailingSince.UTC().Format(time.RFC3339)
+			}
+		}
+		if disable != "" && !cur.Enabled {
+			disable = ""
+			delete(upd, "enabled")
+			delete(upd, "disabled_reason")
+		}
+		if len(upd) == 0 {
+			return nil
+		}
+		upd["updated_at"] = now
+		return tx.Model(&endpointRow{}).Where("id = ?", ep.ID).Updates(upd).Error
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: record attempt: %w", err)
+	}
+	switch {
+	case a.ok():
+		outcomes.WithLabelValues(msg.EventType, "delivered").Inc()
+		deliveryLatency.Observe(now.Sub(msg.CreatedAt).Seconds())
+	case a.skipped:
+		outcomes.WithLabelValues(msg.EventType, "skipped").Inc()
+	case final:
+		outcomes.WithLabelValues(msg.EventType, "failed").Inc()
+		w.logger.WarnContext(ctx, "webhook delivery failed for good", "alert", "webhook_delivery_failed",
+			"delivery_id", d.ID, "endpoint_id", ep.ID, "error", a.err)
+	default:
+		outcomes.WithLabelValues(msg.EventType, "retry").Inc()
+	}
+	if disable != "" {
+		endpointsDisabled.WithLabelValues(disable).Inc()
+		w.logger.WarnContext(ctx, "webhook endpoint disabled", "alert", "webhook_endpoint_disabled", "endpoint_id", ep.ID, "reason", disable)
+	}
+	if !a.ok() && !final {
+		return fmt.Errorf("%w: %s", errReceiver, a.err)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
