@@ -161,7 +161,7 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		cache = newTokenCache(cfg.TokenCacheSize)
 	}
 	return &Verifier{
-		cache:      cache,
+		cache: cache,
 		oidc: oidc.NewVerifier(cfg.IssuerURL, probingKeySet{inner: keys}, &oidc.Config{
 			ClientID:             cfg.Audience,
 			SupportedSigningAlgs: slices.Clone(allowedAlgorithms),
