@@ -60,6 +60,9 @@ func (l placeholderLogger) Trace(ctx context.Context, begin time.Time, fc func()
 	if !l.logs(begin, err) {
 		return
 	}
+	if errors.Is(err, context.Canceled) {
+		err = nil // at Info: logged as a statement, not as a failure
+	}
 	l.Interface.Trace(ctx, begin, func() (string, int64) {
 		sql, rows := fc()
 		return explainedPlaceholder.ReplaceAllString(sql, "$$$1"), rows
@@ -67,17 +70,20 @@ func (l placeholderLogger) Trace(ctx context.Context, begin time.Time, fc func()
 }
 
 // logs reports whether gorm's logger would write a line for a statement that began
-// at begin and ended with err: failed (a missing record is no failure), slow, or
-// any statement at Info and above.
+// at begin and ended with err: failed (a missing record is no failure, nor a
+// statement its caller canceled, such as a client that went away), slow, or any
+// statement at Info and above.
 func (l placeholderLogger) logs(begin time.Time, err error) bool {
 	switch {
 	case l.level <= gormlogger.Silent:
 		return false
+	case l.level >= gormlogger.Info:
+		return true
+	case errors.Is(err, context.Canceled):
+		return false
 	case err != nil && !errors.Is(err, gormlogger.ErrRecordNotFound):
 		return true
-	case l.slow != 0 && time.Since(begin) > l.slow:
-		return true
 	default:
-		return l.level >= gormlogger.Info
+		return l.slow != 0 && time.Since(begin) > l.slow
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -79,7 +80,8 @@ func TestGormNeverInterpolatesValues(t *testing.T) {
 
 // TestGormLoggerBuildsOnlyWhatItLogs: the statement text (gorm's explainer, and the
 // placeholder rewrite) is built only for a statement that is logged: failed, slow,
-// or any at Info. A fast successful one, or a record not found, costs nothing.
+// or any at Info. A fast successful one, a record not found, or one its caller
+// canceled (a client that went away: no database failure) costs nothing.
 func TestGormLoggerBuildsOnlyWhatItLogs(t *testing.T) {
 	t.Parallel()
 	long := time.Now().Add(-time.Hour) // began long before the slow threshold
@@ -93,6 +95,8 @@ func TestGormLoggerBuildsOnlyWhatItLogs(t *testing.T) {
 		{name: "fast and successful", begin: time.Now()},
 		{name: "record not found", begin: time.Now(), err: gorm.ErrRecordNotFound},
 		{name: "failed", begin: time.Now(), err: errors.New("boom"), builds: true},
+		{name: "canceled by its caller", begin: time.Now(), err: fmt.Errorf("read: %w", context.Canceled)},
+		{name: "slow, then canceled", begin: long, err: context.Canceled},
 		{name: "slow", begin: long, builds: true},
 		{name: "fast and successful at Info", info: true, begin: time.Now(), builds: true},
 	} {
