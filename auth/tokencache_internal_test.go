@@ -3,6 +3,10 @@ package auth
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -133,4 +137,50 @@ func TestVerifierWithoutCache(t *testing.T) {
 	require.Nil(t, v.cache)
 	_, err := v.Verify(context.Background(), mint(t, iss, "uncached", clock.Load().Add(time.Hour)))
 	require.NoError(t, err)
+}
+
+// A token remembered before its key was withdrawn at the issuer is refused once the
+// verifier has fetched the keys without it, as it would be without the cache.
+func TestVerifierForgetsTokensOfAWithdrawnKey(t *testing.T) {
+	t.Parallel()
+	// The issuer publishes all its keys until withdraw is set, then only the current one.
+	var withdraw atomic.Bool
+	var iss *devidp.Issuer
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/jwks" && withdraw.Load() {
+			rec := httptest.NewRecorder()
+			iss.Handler().ServeHTTP(rec, r)
+			var set struct {
+				Keys []map[string]any `json:"keys"`
+			}
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &set))
+			set.Keys = slices.DeleteFunc(set.Keys, func(k map[string]any) bool { return k["kid"] != iss.KeyID() })
+			w.Header().Set("Content-Type", "application/json")
+			require.NoError(t, json.NewEncoder(w).Encode(set))
+			return
+		}
+		iss.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	var err error
+	iss, err = devidp.New(srv.URL, testAudience)
+	require.NoError(t, err)
+	v, err := NewVerifier(context.Background(), Config{IssuerURL: iss.IssuerURL(), Audience: testAudience})
+	require.NoError(t, err)
+
+	old := mint(t, iss, "signed-with-the-old-key", time.Now().Add(time.Hour))
+	_, err = v.Verify(context.Background(), old)
+	require.NoError(t, err)
+	require.Equal(t, 1, v.cache.len())
+
+	_, err = iss.RotateKey()
+	require.NoError(t, err)
+	withdraw.Store(true)
+	// A token of the new key makes the verifier fetch the keys: the old one is gone.
+	_, err = v.Verify(context.Background(), mint(t, iss, "signed-with-the-new-key", time.Now().Add(time.Hour)))
+	require.NoError(t, err)
+
+	_, err = v.Verify(context.Background(), old)
+	require.ErrorIs(t, err, ErrInvalidToken, "the remembered token of a withdrawn key")
+	require.Equal(t, ReasonBadSignature, FailureReason(err))
 }

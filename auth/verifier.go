@@ -98,6 +98,7 @@ type Verifier struct {
 	requireAT  bool
 	now        func() time.Time
 	cache      *tokenCache // nil: every token is verified every time
+	keys       *keySet
 }
 
 var _ TokenVerifier = (*Verifier)(nil)
@@ -162,6 +163,7 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	}
 	return &Verifier{
 		cache: cache,
+		keys:  keys,
 		oidc: oidc.NewVerifier(cfg.IssuerURL, probingKeySet{inner: keys}, &oidc.Config{
 			ClientID:             cfg.Audience,
 			SupportedSigningAlgs: slices.Clone(allowedAlgorithms),
@@ -231,6 +233,9 @@ func (k probingKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte,
 // A token that passed is remembered, by its SHA-256 hash, until its exp: the same
 // token again is answered from memory, with the same principal, and is refused like
 // any other once expired. Only that exact token matches; nothing else is cached.
+// When a fetch of the issuer's keys finds a key gone, every remembered token is
+// verified again, so a token signed with a revoked key is refused as it would be
+// without the cache.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 	if len(raw) > MaxTokenBytes {
 		return nil, invalid(ReasonTooLarge, nil)
@@ -238,15 +243,15 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 	if v.cache == nil {
 		return v.verify(ctx, raw)
 	}
-	key := tokenKey(raw)
-	if p, ok := v.cache.get(key, v.now()); ok {
+	key, gen := tokenKey(raw), v.keys.generation()
+	if p, ok := v.cache.get(key, gen, v.now()); ok {
 		return p, nil
 	}
 	p, err := v.verify(ctx, raw)
 	if err != nil {
 		return nil, err
 	}
-	v.cache.put(key, p, v.now())
+	v.cache.put(key, gen, p, v.now())
 	return p, nil
 }
 
