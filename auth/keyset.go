@@ -1,13 +1,16 @@
 package auth
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -43,6 +46,37 @@ type keySet struct {
 	loaded   bool      // a fetch has succeeded
 	next     time.Time // no fetch for a miss before this; zero: fetch allowed
 	inflight *keyFetch // the running fetch, if any
+	// dropped counts the fetches that found a key gone (removed, or changed under
+	// its kid): whatever was verified with the keys before may no longer verify.
+	dropped atomic.Uint64
+}
+
+// generation changes whenever a fetch finds that a key held before is no longer
+// published; tokens verified under an earlier generation must be verified again.
+func (k *keySet) generation() uint64 { return k.dropped.Load() }
+
+// keptAll reports whether every key of old is in cur, with the same kid and key.
+func keptAll(old, cur []jose.JSONWebKey) bool {
+	for i := range old {
+		want, err := old[i].Thumbprint(crypto.SHA256)
+		if err != nil {
+			return false
+		}
+		found := false
+		for j := range cur {
+			if cur[j].KeyID != old[i].KeyID {
+				continue
+			}
+			if got, err := cur[j].Thumbprint(crypto.SHA256); err == nil && bytes.Equal(got, want) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 // keyFetch is one JWKS request that waiting verifications share.
@@ -136,6 +170,9 @@ func (k *keySet) fetch(f *keyFetch) {
 		// none must not turn every invented kid into a fetch.)
 		if k.loaded {
 			k.next = k.now().Add(k.cooldown)
+		}
+		if !keptAll(k.keys, keys) {
+			k.dropped.Add(1)
 		}
 		k.keys, k.loaded = keys, true
 	} else {

@@ -68,6 +68,10 @@ type Config struct {
 	// is accepted at the latest one cool-down after the first token that names it.
 	// Zero means DefaultKeyRefreshCooldown.
 	KeyRefreshCooldown time.Duration
+	// TokenCacheSize bounds how many verified tokens are remembered until they
+	// expire (see Verify). Zero means DefaultTokenCacheSize; negative turns the cache
+	// off.
+	TokenCacheSize int
 
 	// discoveryBackoff overrides defaultDiscoveryBackoff (tests only).
 	discoveryBackoff []time.Duration
@@ -93,6 +97,8 @@ type Verifier struct {
 	rolesClaim string
 	requireAT  bool
 	now        func() time.Time
+	cache      *tokenCache // nil: every token is verified every time
+	keys       *keySet
 }
 
 var _ TokenVerifier = (*Verifier)(nil)
@@ -148,7 +154,16 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	}
 	// The key set outlives ctx; each Verify's own context bounds waiting for a fetch.
 	keys := newKeySet(client, meta.JWKSURI, cooldown, keyClock, allowedAlgorithms)
+	var cache *tokenCache
+	switch {
+	case cfg.TokenCacheSize == 0:
+		cache = newTokenCache(DefaultTokenCacheSize)
+	case cfg.TokenCacheSize > 0:
+		cache = newTokenCache(cfg.TokenCacheSize)
+	}
 	return &Verifier{
+		cache: cache,
+		keys:  keys,
 		oidc: oidc.NewVerifier(cfg.IssuerURL, probingKeySet{inner: keys}, &oidc.Config{
 			ClientID:             cfg.Audience,
 			SupportedSigningAlgs: slices.Clone(allowedAlgorithms),
@@ -214,10 +229,34 @@ func (k probingKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte,
 // limit, a required numeric exp, nbf with 1 min leeway, a non-empty sub and that the
 // token is an access token, not an ID token. Every error wraps ErrInvalidToken and
 // has a FailureReason; none contains the token or claim values.
+//
+// A token that passed is remembered, by its SHA-256 hash, until its exp: the same
+// token again is answered from memory, with the same principal, and is refused like
+// any other once expired. Only that exact token matches; nothing else is cached.
+// When a fetch of the issuer's keys finds a key gone, every remembered token is
+// verified again, so a token signed with a revoked key is refused as it would be
+// without the cache.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 	if len(raw) > MaxTokenBytes {
 		return nil, invalid(ReasonTooLarge, nil)
 	}
+	if v.cache == nil {
+		return v.verify(ctx, raw)
+	}
+	key, gen := tokenKey(raw), v.keys.generation()
+	if p, ok := v.cache.get(key, gen, v.now()); ok {
+		return p, nil
+	}
+	p, err := v.verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.put(key, gen, p, v.now())
+	return p, nil
+}
+
+// verify is Verify without the cache.
+func (v *Verifier) verify(ctx context.Context, raw string) (*Principal, error) {
 	header, unverifiedClaims, err := splitCompact(raw)
 	if err != nil {
 		return nil, invalid(ReasonMalformed, err)
@@ -235,15 +274,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Principal, error) {
 	}
 
 	// From here the header and claims are authenticated: the signature covers both
-	// segments exactly as splitCompact decoded them.
-	var verified json.RawMessage
-	if err := tok.Claims(&verified); err != nil {
-		return nil, invalid(ReasonMalformed, err)
-	}
-	claims, err := decodeObject(verified)
-	if err != nil {
-		return nil, invalid(ReasonMalformed, err)
-	}
+	// segments exactly as splitCompact decoded them, so those decoded claims are the
+	// verified ones and are not decoded again.
+	claims := unverifiedClaims
 	now := v.now()
 
 	// go-oidc reports a missing exp as expired at the zero time; refuse it here by

@@ -2,6 +2,9 @@ package database_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
+	gormlogger "gorm.io/gorm/logger"
 
 	"github.com/scoville/scoville/database"
 	"github.com/scoville/scoville/database/dbtest"
@@ -72,4 +76,49 @@ func TestGormNeverInterpolatesValues(t *testing.T) {
 	require.Contains(t, logs, `SELECT $1::text`)
 	require.Contains(t, logs, `SELECT length($1::text)`)
 	require.NotContains(t, logs, "Canaryname")
+}
+
+// TestGormLoggerBuildsOnlyWhatItLogs: the statement text (gorm's explainer, and the
+// placeholder rewrite) is built only for a statement that is logged: failed, slow,
+// or any at Info. A fast successful one, a record not found, or one its caller
+// canceled (a client that went away: no database failure) costs nothing.
+func TestGormLoggerBuildsOnlyWhatItLogs(t *testing.T) {
+	t.Parallel()
+	long := time.Now().Add(-time.Hour) // began long before the slow threshold
+	for _, tc := range []struct {
+		name   string
+		info   bool
+		begin  time.Time
+		err    error
+		builds bool
+	}{
+		{name: "fast and successful", begin: time.Now()},
+		{name: "record not found", begin: time.Now(), err: gorm.ErrRecordNotFound},
+		{name: "failed", begin: time.Now(), err: errors.New("boom"), builds: true},
+		{name: "canceled by its caller", begin: time.Now(), err: fmt.Errorf("read: %w", context.Canceled)},
+		{name: "slow, then canceled", begin: long, err: context.Canceled},
+		{name: "slow", begin: long, builds: true},
+		{name: "fast and successful at Info", info: true, begin: time.Now(), builds: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var buf bytes.Buffer
+			l := database.NewGormLogger(logging.New(&buf, slog.LevelDebug), time.Minute)
+			if tc.info {
+				l = l.LogMode(gormlogger.Info)
+			}
+			built := 0
+			l.Trace(context.Background(), tc.begin, func() (string, int64) {
+				built++
+				return "SELECT $1$", 1
+			}, tc.err)
+			if !tc.builds {
+				require.Zero(t, built, "the statement text was built for nothing")
+				require.Empty(t, buf.String())
+				return
+			}
+			require.Equal(t, 1, built)
+			require.Contains(t, buf.String(), "SELECT $1", "logged with PostgreSQL's placeholder")
+		})
+	}
 }

@@ -59,7 +59,11 @@ func NewErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 
 		requestID := logging.RequestID(ctx)
-		if !errors.Is(err, errPanic) { // a panic was logged with its stack by the recover function
+		if clientGone(ctx) {
+			// Nobody reads this answer, and nothing failed on our side: no ERROR line
+			// (and Metrics counts it as CodeCanceled, not INTERNAL).
+			logger.DebugContext(ctx, "graphql: request canceled by the client", "path", path.String())
+		} else if !errors.Is(err, errPanic) { // a panic was logged with its stack by the recover function
 			logger.ErrorContext(ctx, "graphql: internal error", "path", path.String(), "error", err.Error())
 		}
 		ext := map[string]any{}
@@ -68,6 +72,12 @@ func NewErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		return present(models.CodeInternal, "internal error; quote the requestId when contacting support", ext)
 	}
+}
+
+// clientGone reports whether the request's client went away before its answer: its
+// context was canceled. A server-side deadline is an error of its own, not this.
+func clientGone(ctx context.Context) bool {
+	return errors.Is(ctx.Err(), context.Canceled)
 }
 
 // stepUpExtensions tells the client what to ask the identity provider for, in RFC

@@ -19,6 +19,10 @@ const (
 	OperationUnknown = "unknown"
 	// CodeOK is the code label of an operation answered without a GraphQL error.
 	CodeOK = "OK"
+	// CodeCanceled is the code label of an operation that failed because its client
+	// went away (the request's context was canceled) before the answer: not a
+	// server error, so not counted as INTERNAL.
+	CodeCanceled = "CANCELED"
 	// codeOther stands for an error code that does not look like one of ours.
 	codeOther = "OTHER"
 	// codeUnspecified is an error that carries no extensions.code.
@@ -48,7 +52,7 @@ var (
 //
 // type is query, mutation, subscription or unknown; code is CodeOK or the
 // extensions.code of the operation's first error (UNAUTHENTICATED, INTERNAL,
-// GRAPHQL_VALIDATION_FAILED, ...).
+// GRAPHQL_VALIDATION_FAILED, ...), or CodeCanceled when its client went away.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return &Metrics{
 		operations: metrics.CounterVec(reg, "scoville_graphql_operations_total",
@@ -112,6 +116,9 @@ func (m *Metrics) InterceptResponse(ctx context.Context, next graphql.ResponseHa
 		}
 		if code == "" {
 			code = CodeOK
+		}
+		if code != CodeOK && clientGone(ctx) {
+			code = CodeCanceled
 		}
 		m.operations.WithLabelValues(opType, f.name, code).Inc()
 		m.duration.WithLabelValues(opType, f.name).Observe(elapsed)

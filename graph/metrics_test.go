@@ -3,11 +3,13 @@ package graph
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
@@ -129,4 +131,47 @@ func TestErrorCodeLabel(t *testing.T) {
 	require.Equal(t, codeUnspecified, errorCode(nil))
 	require.Equal(t, codeUnspecified, errorCode(map[string]any{"code": 3}))
 	require.Equal(t, codeOther, errorCode(map[string]any{"code": "free text from somewhere"}))
+}
+
+// cancelingQuery's plans resolver is a client that hangs up while the database is
+// read: the request's context is canceled and the read fails with it.
+type cancelingQuery struct {
+	QueryResolver
+	hangUp context.CancelFunc
+}
+
+func (q cancelingQuery) Plans(ctx context.Context) ([]*models.Plan, error) {
+	q.hangUp()
+	<-ctx.Done()
+	return nil, fmt.Errorf("catalog: plans: %w", ctx.Err())
+}
+
+type cancelingRoot struct {
+	ResolverRoot
+	q cancelingQuery
+}
+
+func (r cancelingRoot) Query() QueryResolver { return r.q }
+
+// A client that goes away mid-request is no server error: its operation is counted
+// as CANCELED, never INTERNAL, and nothing is logged at ERROR (nor at WARN).
+func TestMetricsCountAClientThatWentAwayAsCanceled(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	m := NewMetrics(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := NewHandler(HandlerConfig{
+		Resolvers:  cancelingRoot{q: cancelingQuery{hangUp: cancel}},
+		Logger:     slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Extensions: []graphql.HandlerExtension{m},
+	})
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/graphql", bytes.NewBufferString(`{"query":"{ plans { id } }"}`))
+	req.Header.Set("Content-Type", "application/json")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+
+	require.Equal(t, 1.0, testutil.ToFloat64(m.operations.WithLabelValues("query", "plans", CodeCanceled)))
+	require.Zero(t, testutil.ToFloat64(m.operations.WithLabelValues("query", "plans", models.CodeInternal)))
+	require.NotContains(t, logs.String(), `"level":"ERROR"`)
+	require.NotContains(t, logs.String(), `"level":"WARN"`)
 }

@@ -58,7 +58,7 @@ var alsoWrites = map[string][]string{
 // notApplication are directories whose Go code is not the application: tools that
 // seed a throwaway database, and models, which declares the persisted types (and
 // their table names) that the owners write through.
-var notApplication = map[string]bool{"cmd/webhookload": true, "models": true}
+var notApplication = map[string]bool{"cmd/webhookload": true, "cmd/readload": true, "models": true}
 
 var (
 	createTable = regexp.MustCompile(`(?i)\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([a-z_][a-z0-9_]*)`)

@@ -1,7 +1,6 @@
 package webhooks
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/scoville/scoville/eventindex"
 	"github.com/scoville/scoville/jobs"
@@ -125,8 +123,20 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 
 // errRewritten ends an attempt whose event was rewritten (scrubbed by an erasure)
 // between reading it and locking it: applied from the copy read first, it would
-// put the erased person's data back. The event is read again.
+// put the erased person's data back. The event is read again. Any update of the
+// row in between counts as a rewrite (the row's version changed), so a harmless one
+// costs a second read, never a stale apply.
 var errRewritten = errors.New("webhooks: event rewritten while being applied")
+
+// versionedEvent is a stored event with the version of its row (PostgreSQL's xmin,
+// as text), which changes with every update of the row.
+type versionedEvent struct {
+	models.WebhookEvent
+	RowVersion string `gorm:"column:row_version;->"`
+}
+
+// TableName is the events' table: the sealed payload opens only for its own row.
+func (versionedEvent) TableName() string { return eventsTable }
 
 // maxRereads bounds how often one attempt reads a rewritten event again; an event
 // is rewritten once per erasure, so one reread is normally the last.
@@ -140,7 +150,12 @@ func (w *Worker) work(ctx context.Context, job *river.Job[ProcessArgs]) (err err
 			err = w.failed(ctx, job, &row, fmt.Errorf("panic while applying: %v", r))
 		}
 	}()
-	err = w.db.WithContext(ctx).Take(&row, "id = ?", job.Args.EventID).Error
+	// The row's version (xmin: every update writes a new one) comes with it, so the
+	// lock below can tell whether the event was rewritten since without reading and
+	// opening the payload again.
+	var read versionedEvent
+	err = w.db.WithContext(ctx).Select("*, xmin::text AS row_version").Take(&read, "id = ?", job.Args.EventID).Error
+	row = read.WebhookEvent
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		w.logger.WarnContext(ctx, "webhook job for an event that does not exist", "webhook_event_id", job.Args.EventID)
 		return nil
@@ -171,14 +186,18 @@ func (w *Worker) work(ctx context.Context, job *river.Job[ProcessArgs]) (err err
 	}
 	var effect subscriptions.Effect
 	err = w.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var locked models.WebhookEvent
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id", "status", "payload").Take(&locked, "id = ?", row.ID).Error; err != nil {
+		var locked struct {
+			Status     models.WebhookEventStatus
+			RowVersion string
+		}
+		if err := tx.Raw(`SELECT status, xmin::text AS row_version FROM webhook_events WHERE id = ? FOR UPDATE`, row.ID).
+			Take(&locked).Error; err != nil {
 			return err
 		}
 		if locked.Status != models.WebhookReceived {
 			return errDone
 		}
-		if !bytes.Equal(locked.Payload, row.Payload) {
+		if locked.RowVersion != read.RowVersion {
 			return errRewritten
 		}
 		if err := eventindex.Record(ctx, tx, row.ID, subjects); err != nil {
