@@ -218,6 +218,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 		Webhook:           ratelimit.PerMinute(cfg.RateLimitWebhooks),
 		Export:            ratelimit.PerMinute(cfg.RateLimitExports),
 		InFlightPerCaller: cfg.RateLimitInFlightCaller, InFlightPerAddress: cfg.RateLimitInFlightAddress,
+		Shared: sqlDB, // mutation and payment allowances hold across replicas
 	}, reg)
 	gql := graph.NewHandler(graph.HandlerConfig{
 		Resolvers:     root,

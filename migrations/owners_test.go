@@ -40,6 +40,7 @@ var owners = map[string]string{
 	"webhook_events":         "webhooks",
 	"webhook_event_subjects": "eventindex",
 	"audit_log":              "audit",
+	"rate_limit_buckets":     "ratelimit",
 }
 
 // alsoWrites are the writes of a table by a package other than its owner that the
