@@ -215,6 +215,9 @@ func TestSeveralReplicasOnOneDatabase(t *testing.T) {
 		for k := range rounds {
 			vars := map[string]any{"input": map[string]any{"planId": hotMonthly, "shippingAddress": address("Berlin"),
 				"idempotencyKey": fmt.Sprintf("replica-key-%d", k)}}
+			// Stripe answers the first call slowly, so the other replica's request
+			// arrives while this one is in progress, whichever goes first.
+			c.stripe.FailNext(stripefake.Fault{Delay: 300 * time.Millisecond})
 			var ra, rb gqlResponse
 			atOnce(func() { ra = c.gqlAt(apiA, tok, q, vars) }, func() { rb = c.gqlAt(apiB, tok, q, vars) })
 			id := func(r gqlResponse) string {
@@ -265,7 +268,8 @@ func TestSeveralReplicasOnOneDatabase(t *testing.T) {
 		require.Greater(t, attempts.Load(), int64(burstSize), "deliveries to the killed replica were not acknowledged, and were sent again")
 		require.Eventually(t, func() bool {
 			return c.app.count(`SELECT count(*) FROM webhook_events WHERE provider_event_id LIKE 'evt_burst_%' AND status = 'PROCESSED'`) == int64(burstSize)
-		}, 5*time.Minute, 100*time.Millisecond, "not every acknowledged event was applied; jobs:\n%s", c.app.dumpJobs())
+		}, time.Minute+time.Duration(burstSize)*20*time.Millisecond, 100*time.Millisecond,
+			"not every acknowledged event was applied; jobs:\n%s", c.app.dumpJobs())
 		drained := time.Now()
 		t.Logf("burst of %d events to 2 replicas: acknowledged in %s, %d attempts (replica A killed after %d acknowledgements); "+
 			"all applied %s after the last acknowledgement",
