@@ -227,6 +227,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 		Webhook:           ratelimit.PerMinute(cfg.RateLimitWebhooks),
 		Export:            ratelimit.PerMinute(cfg.RateLimitExports),
 		InFlightPerCaller: cfg.RateLimitInFlightCaller, InFlightPerAddress: cfg.RateLimitInFlightAddress,
+		Shared: sqlDB, // mutation and payment allowances hold across replicas
 	}, reg)
 	liveUpdates := live.NewHub(live.Config{
 		Connect: func(ctx context.Context) (*pgx.Conn, error) {

@@ -188,8 +188,9 @@ type Config struct {
 	// JobPollInterval is JOB_POLL_INTERVAL (0 < d <= 10s), default 200ms: how often
 	// workers look for new jobs.
 	JobPollInterval time.Duration
-	// ReconcileInterval is RECONCILE_INTERVAL (1m..24h, or 0 to turn it off),
-	// default 15m: how often the elected leader reconciles with Stripe (OPS-5).
+	// ReconcileInterval is RECONCILE_INTERVAL (1m..24h in production, from 1s
+	// outside it, or 0 to turn it off), default 15m: how often the elected leader
+	// reconciles with Stripe (OPS-5).
 	ReconcileInterval time.Duration
 }
 
@@ -460,15 +461,21 @@ func (l *loader) duration(name string, def, hi time.Duration) time.Duration {
 	return def
 }
 
-// reconcileInterval is a duration from 1m to 24h, default 15m; "0" turns the
-// periodic reconciliation off (another deployment runs it, say).
+// reconcileInterval is a duration up to 24h, default 15m, at least 1m in
+// production (Stripe's rate limit is the account's) and 1s elsewhere (a test
+// cluster, stripe-mock); "0" turns the periodic reconciliation off (another
+// deployment runs it, say).
 func (l *loader) reconcileInterval(name string) time.Duration {
 	if l.get(name) == "0" {
 		return 0
 	}
 	d := l.duration(name, 15*time.Minute, 24*time.Hour)
-	if d < time.Minute {
-		l.failf(name, "must be at least 1m, or 0 to turn reconciliation off")
+	switch {
+	case l.prod && d < time.Minute:
+		l.failf(name, "must be at least 1m in production, or 0 to turn reconciliation off")
+		return 15 * time.Minute
+	case d < time.Second:
+		l.failf(name, "must be at least 1s, or 0 to turn reconciliation off")
 		return 15 * time.Minute
 	}
 	return d

@@ -231,6 +231,8 @@ func TestLoadRefusesMalformedValues(t *testing.T) {
 		{"DATABASE_URL dsn starts with =", false, env{"DATABASE_URL": "=db"}, "DATABASE_URL"},
 		{"DATABASE_MIGRATION_URL other scheme", false, env{"DATABASE_MIGRATION_URL": "mysql://u:p@h/db"}, "DATABASE_MIGRATION_URL"},
 		{"DATABASE_MIGRATION_URL plain word", true, env{"DATABASE_MIGRATION_URL": "owner"}, "DATABASE_MIGRATION_URL"},
+		{"RECONCILE_INTERVAL under a minute in production", true, env{"RECONCILE_INTERVAL": "30s"}, "RECONCILE_INTERVAL"},
+		{"RECONCILE_INTERVAL under a second", false, env{"RECONCILE_INTERVAL": "500ms"}, "RECONCILE_INTERVAL"},
 		{"DB_MAX_OPEN_CONNS zero", false, env{"DB_MAX_OPEN_CONNS": "0"}, "DB_MAX_OPEN_CONNS"},
 		{"DB_MAX_OPEN_CONNS too many", false, env{"DB_MAX_OPEN_CONNS": "1001"}, "DB_MAX_OPEN_CONNS"},
 		{"DB_MAX_OPEN_CONNS word", false, env{"DB_MAX_OPEN_CONNS": "many"}, "DB_MAX_OPEN_CONNS"},
@@ -337,6 +339,9 @@ func TestLoadAcceptsValidForms(t *testing.T) {
 		set   env
 		check func(t *testing.T, c *Config)
 	}{
+		{"RECONCILE_INTERVAL of seconds outside production", false, env{"RECONCILE_INTERVAL": "2s"}, func(t *testing.T, c *Config) {
+			require.Equal(t, 2*time.Second, c.ReconcileInterval)
+		}},
 		{"postgresql scheme", false, env{"DATABASE_URL": "postgresql:///scoville?host=/var/run/postgresql"}, func(t *testing.T, c *Config) {
 			require.Equal(t, "postgresql:///scoville?host=/var/run/postgresql", c.DatabaseURL.Reveal())
 		}},

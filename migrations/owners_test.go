@@ -46,6 +46,7 @@ var owners = map[string]string{
 	"webhook_deliveries":             "outbox",
 	"webhook_delivery_attempts":      "outbox",
 	"webhook_subscription_sequences": "outbox",
+	"rate_limit_buckets":             "ratelimit",
 }
 
 // alsoWrites are the writes of a table by a package other than its owner that the

@@ -10,6 +10,7 @@ package ratelimit
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math"
 	"net/http"
@@ -84,6 +85,10 @@ type Config struct {
 	// FloodPause is how long a request over its address allowance (ScopeAddress) waits
 	// before its refusal is written; default DefaultFloodPause, negative: none.
 	FloodPause time.Duration
+	// Shared, when set, also keeps the per-caller Mutation and Payment allowances
+	// in this database (table rate_limit_buckets), so that they hold across every
+	// process using it (see shared.go).
+	Shared *sql.DB
 }
 
 // Flooding. A client over its address allowance that resends the moment it is
@@ -124,6 +129,7 @@ type Limiter struct {
 	pause  time.Duration
 	floods chan struct{}
 	sleep  func(ctx context.Context, d time.Duration)
+	shared *shared // nil: per-process allowances only
 }
 
 // New builds a Limiter and registers scoville_rate_limited_total on reg (nil: not
@@ -188,8 +194,14 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 	for _, s := range []Scope{ScopeWebhook, ScopeAddress, ScopeQuery, ScopeMutation, ScopePayment, ScopeExport, ScopeInFlight} {
 		l.refused.WithLabelValues(string(s)) // every series exists from the start, for alert rules
 	}
+	if cfg.Shared != nil {
+		l.shared = newShared(cfg.Shared, map[Scope]Rule{ScopeMutation: cfg.Mutation, ScopePayment: cfg.Payment})
+	}
 	if reg != nil {
 		reg.MustRegister(l.refused)
+		if l.shared != nil {
+			reg.MustRegister(l.shared.errors)
+		}
 	}
 	return l
 }
@@ -259,6 +271,9 @@ func (l *Limiter) Take(ctx context.Context, charges ...Charge) *Refusal {
 		if wait > 0 && (refusal == nil || wait > refusal.RetryAfter) {
 			refusal = &Refusal{Scope: t.scope, RetryAfter: wait}
 		}
+	}
+	if refusal == nil && l.shared != nil {
+		refusal = l.shared.take(ctx, caller, charges)
 	}
 	if refusal == nil {
 		return nil
