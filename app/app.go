@@ -218,6 +218,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 		Webhook:           ratelimit.PerMinute(cfg.RateLimitWebhooks),
 		Export:            ratelimit.PerMinute(cfg.RateLimitExports),
 		InFlightPerCaller: cfg.RateLimitInFlightCaller, InFlightPerAddress: cfg.RateLimitInFlightAddress,
+		InFlightTotal: cfg.RateLimitInFlightTotal,
 	}, reg)
 	gql := graph.NewHandler(graph.HandlerConfig{
 		Resolvers:     root,
@@ -235,8 +236,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 
 	mux := http.NewServeMux()
 	// The client address is resolved for every route (below), before these.
+	// The deadline and the global bound come first (WebSocket upgrades pass both):
+	// the bound is held until the handler's work ends, even past the deadline.
 	mux.Handle("/graphql", httpserver.Observe("graphql", logger, httpMetrics, httpserver.CORS(cfg.CORSAllowedOrigins,
-		limitBody(maxGraphQLBody, limiter.PerAddress(ratelimit.ScopeAddress, authenticate(limiter.InFlight(root.Loaders(gql))))))))
+		httpserver.Deadline(cfg.GraphQLRequestTimeout, limiter.Busy(
+			limitBody(maxGraphQLBody, limiter.PerAddress(ratelimit.ScopeAddress, authenticate(limiter.InFlight(root.Loaders(gql))))))))))
 	mux.Handle("POST /webhooks/stripe", httpserver.Observe("webhooks", logger, httpMetrics,
 		limiter.PerAddress(ratelimit.ScopeWebhook, inbox)))
 	mux.Handle("GET /healthz", httpserver.Observe("healthz", logger, httpMetrics, httpserver.Healthz()))

@@ -2,6 +2,7 @@ package config
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -20,6 +21,12 @@ func TestLoadRateAndCostLimits(t *testing.T) {
 	require.Equal(t, 15, c.GraphQLMaxDepth)
 	require.Equal(t, 8, c.RateLimitInFlightCaller)
 	require.Equal(t, 32, c.RateLimitInFlightAddress)
+	require.Equal(t, 256, c.RateLimitInFlightTotal)
+	require.Equal(t, 15*time.Second, c.GraphQLRequestTimeout)
+	c, err = Load(devEnv().with(env{"RATE_LIMIT_INFLIGHT_TOTAL": "1", "GRAPHQL_REQUEST_TIMEOUT": "25s"}).get)
+	require.NoError(t, err)
+	require.Equal(t, 1, c.RateLimitInFlightTotal)
+	require.Equal(t, 25*time.Second, c.GraphQLRequestTimeout)
 
 	c, err = Load(devEnv().with(env{
 		"RATE_LIMIT_ADDRESS_PER_MINUTE": "50", "RATE_LIMIT_QUERIES_PER_MINUTE": "40",
@@ -47,6 +54,8 @@ func TestLoadRateAndCostLimits(t *testing.T) {
 		"GRAPHQL_MAX_DEPTH":               {"1", "101", "x"},
 		"RATE_LIMIT_INFLIGHT_PER_CALLER":  {"0", "10001", "x"},
 		"RATE_LIMIT_INFLIGHT_PER_ADDRESS": {"0", "100001", "x"},
+		"RATE_LIMIT_INFLIGHT_TOTAL":       {"0", "100001", "x"},
+		"GRAPHQL_REQUEST_TIMEOUT":         {"0", "-1s", "26s", "15"},
 	} {
 		for _, v := range bad {
 			_, err := Load(devEnv().with(env{name: v}).get)

@@ -81,6 +81,9 @@ type Config struct {
 	// InFlightPerCaller and InFlightPerAddress bound the requests in flight at once
 	// (see InFlight); defaults DefaultInFlightPerCaller and DefaultInFlightPerAddress.
 	InFlightPerCaller, InFlightPerAddress int
+	// InFlightTotal bounds the requests in flight at once from every caller
+	// together (see Busy); default DefaultInFlightTotal.
+	InFlightTotal int
 	// FloodPause is how long a request over its address allowance (ScopeAddress) waits
 	// before its refusal is written; default DefaultFloodPause, negative: none.
 	FloodPause time.Duration
@@ -117,6 +120,7 @@ type Limiter struct {
 	perCaller map[Scope]*buckets
 	perAddr   map[Scope]*buckets
 	inFlight  *inFlight
+	total     chan struct{} // one slot per request in flight (Busy)
 	refused   *prometheus.CounterVec
 	now       func() time.Time
 	// pause holds a flooding client's refusal (see FloodPause); floods bounds how
@@ -176,6 +180,7 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 			ScopeExport:   newBuckets(scaled(cfg.Export), cfg.MaxKeys),
 		},
 		inFlight: newInFlight(cfg.InFlightPerCaller, cfg.InFlightPerAddress),
+		total:    newTotal(cfg.InFlightTotal),
 		pause:    cfg.FloodPause,
 		floods:   make(chan struct{}, floodSlots),
 		sleep:    sleepCtx,
@@ -185,7 +190,7 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 		}, []string{"scope"}),
 		now: time.Now,
 	}
-	for _, s := range []Scope{ScopeWebhook, ScopeAddress, ScopeQuery, ScopeMutation, ScopePayment, ScopeExport, ScopeInFlight} {
+	for _, s := range []Scope{ScopeWebhook, ScopeAddress, ScopeQuery, ScopeMutation, ScopePayment, ScopeExport, ScopeInFlight, ScopeBusy} {
 		l.refused.WithLabelValues(string(s)) // every series exists from the start, for alert rules
 	}
 	if reg != nil {
