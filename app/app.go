@@ -231,6 +231,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 		Logger:        logger,
 		OnForbidden:   audit.NewRefusals(db, logger, reg).Record,
 		Extensions:    []graphql.HandlerExtension{graph.NewMetrics(reg), limiter.GraphQL()},
+		APQCaller:     ratelimit.CallerKey,
 	})
 	authenticate := auth.Middleware(verifier, logger, func(reason string) { tokenFailures.WithLabelValues(reason).Inc() })
 

@@ -381,3 +381,12 @@ func markRefused(ctx context.Context, ref *Refusal) {
 		sw.Header().Set("Retry-After", strconv.Itoa(ref.RetryAfterSeconds()))
 	}
 }
+
+// CallerKey names the caller of ctx as every per-caller limit counts it: the
+// principal, or the client address (an IPv6 client by its /64) when anonymous.
+func CallerKey(ctx context.Context) string {
+	if p, ok := auth.PrincipalFrom(ctx); ok {
+		return "principal " + p.Issuer + " " + p.Subject
+	}
+	return "addr " + addressKey(ctx)
+}
