@@ -125,7 +125,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	if err != nil {
 		return nil, err
 	}
-	idem := idempotency.NewStore(db)
+	idem := idempotency.NewStore(db).WithTombstoneRetention(cfg.IdempotencyTombstoneRetention)
 	customerSvc := customers.NewService(db)
 
 	// Two River clients on one pool: the inserter, which the services that enqueue

@@ -145,6 +145,10 @@ type Config struct {
 	// 25s, under the server's 30 s write timeout), default 15s: the deadline of
 	// one /graphql request over HTTP (WebSocket upgrades excepted).
 	GraphQLRequestTimeout time.Duration
+	// IdempotencyTombstoneRetention is IDEMPOTENCY_TOMBSTONE_RETENTION (a Go
+	// duration from 168h to 87600h), default 2160h (90 days): how long a retired
+	// idempotency key is still refused, counted from its first use.
+	IdempotencyTombstoneRetention time.Duration
 	// GraphQLMaxComplexity is GRAPHQL_MAX_COMPLEXITY (10..1,000,000), default
 	// 5000: the cost limit of one operation (objects 1, scalars 0, a connection
 	// first times its selection, first as asked even where it is served as 100).
@@ -273,6 +277,10 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.RateLimitInFlightAddress, _ = l.intIn("RATE_LIMIT_INFLIGHT_PER_ADDRESS", 32, 1, 100_000)
 	c.RateLimitInFlightTotal, _ = l.intIn("RATE_LIMIT_INFLIGHT_TOTAL", 256, 1, 100_000)
 	c.GraphQLRequestTimeout = l.duration("GRAPHQL_REQUEST_TIMEOUT", 15*time.Second, 25*time.Second)
+	c.IdempotencyTombstoneRetention = l.duration("IDEMPOTENCY_TOMBSTONE_RETENTION", 90*24*time.Hour, 10*365*24*time.Hour)
+	if c.IdempotencyTombstoneRetention < 7*24*time.Hour {
+		l.failf("IDEMPOTENCY_TOMBSTONE_RETENTION", "must be at least 168h (7 days)")
+	}
 	c.GraphQLMaxComplexity, _ = l.intIn("GRAPHQL_MAX_COMPLEXITY", 5000, 10, 1_000_000)
 	c.GraphQLMaxDepth, _ = l.intIn("GRAPHQL_MAX_DEPTH", 15, 2, 100)
 	c.SMTPURL = l.smtpURL("SMTP_URL")
@@ -347,6 +355,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Int("rate_limit_inflight_per_address", c.RateLimitInFlightAddress),
 		slog.Int("rate_limit_inflight_total", c.RateLimitInFlightTotal),
 		slog.Duration("graphql_request_timeout", c.GraphQLRequestTimeout),
+		slog.Duration("idempotency_tombstone_retention", c.IdempotencyTombstoneRetention),
 		slog.Int("graphql_max_complexity", c.GraphQLMaxComplexity),
 		slog.Int("graphql_max_depth", c.GraphQLMaxDepth),
 		slog.Bool("smtp_url_set", c.SMTPURL != ""),
