@@ -46,10 +46,10 @@ func TestTombstonesArePurgedAfterTheirRetention(t *testing.T) {
 
 	// One key's first use falls out of the retention; the other's is just inside it.
 	require.NoError(t, db.Exec(`UPDATE idempotency_tombstones SET first_used_at = now() - ?::interval`,
-		(retention - time.Hour).String()).Error)
+		(retention-time.Hour).String()).Error)
 	require.NoError(t, db.Exec(`UPDATE idempotency_tombstones SET first_used_at = now() - ?::interval
 		WHERE scope_hash = (SELECT scope_hash FROM idempotency_tombstones ORDER BY scope_hash LIMIT 1)`,
-		(retention + time.Hour).String()).Error)
+		(retention+time.Hour).String()).Error)
 	gone, err = s.PurgeTombstones(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, 1, gone)
