@@ -48,6 +48,30 @@ var upgradeHeaders = map[string]string{
 	"Sec-WebSocket-Protocol": "graphql-transport-ws",
 }
 
+// sendAsync posts query with token and yields the status once answered; it
+// reports no failure itself (it runs outside the test's goroutine).
+func (a *testApp) sendAsync(token, query string) chan int {
+	done := make(chan int, 1)
+	go func() {
+		req, err := http.NewRequest(http.MethodPost, a.srv.URL+"/graphql", gqlBody(query, nil))
+		if err != nil {
+			done <- 0
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := a.srv.Client().Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	return done
+}
+
 // All callers together have at most RATE_LIMIT_INFLIGHT_TOTAL requests in flight;
 // one more, from a caller with room in its own share, is refused at once with 503
 // and Retry-After rather than queued. A WebSocket upgrade is not counted, and a
@@ -55,13 +79,27 @@ var upgradeHeaders = map[string]string{
 func TestRequestsInFlightAreBoundedForAllCallersTogether(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{production: true, env: map[string]string{"RATE_LIMIT_INFLIGHT_TOTAL": "2"}})
-	finishFirst, _ := a.holdRequest(a.token("busy-alice"))
-	finishSecond, _ := a.holdRequest(a.token("busy-bob"))
+	alice, bob, carol := a.token("busy-alice"), a.token("busy-bob"), a.token("busy-carol")
+	for _, tok := range []string{alice, bob} { // their customers exist: me only reads below
+		require.Empty(t, a.raw(limitsRequest{body: gqlBody(`{ me { id } }`, nil), token: tok}).Errors)
+	}
+	// Alice's and Bob's requests stay in flight while the customers table is locked.
+	lock := a.db.Begin()
+	t.Cleanup(func() { lock.Rollback() })
+	require.NoError(t, lock.Exec(`LOCK TABLE customers IN ACCESS EXCLUSIVE MODE`).Error)
+	first, second := a.sendAsync(alice, `{ me { id } }`), a.sendAsync(bob, `{ me { id } }`)
 
-	carol := a.token("busy-carol")
 	var res gqlResponse
-	// The held requests reach the handler a moment after their headers leave.
+	// A held request that arrived while a probe held a slot was refused: it is
+	// sent again, until both are in flight and the probe is refused.
 	require.Eventually(t, func() bool {
+		select {
+		case <-first:
+			first = a.sendAsync(alice, `{ me { id } }`)
+		case <-second:
+			second = a.sendAsync(bob, `{ me { id } }`)
+		default:
+		}
 		res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: carol})
 		return res.Status == http.StatusServiceUnavailable
 	}, 30*time.Second, 20*time.Millisecond, "a third request in flight is refused")
@@ -79,8 +117,9 @@ func TestRequestsInFlightAreBoundedForAllCallersTogether(t *testing.T) {
 	require.NotEqual(t, http.StatusServiceUnavailable, res.Status, res.Raw)
 	require.NotContains(t, res.Raw, `"__typename"`, "no operation ran for the upgrade request")
 
-	require.Equal(t, http.StatusOK, finishFirst())
-	require.Equal(t, http.StatusOK, finishSecond())
+	require.NoError(t, lock.Rollback().Error)
+	require.Equal(t, http.StatusOK, <-first)
+	require.Equal(t, http.StatusOK, <-second)
 	res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: carol})
 	require.Empty(t, res.Errors, "the slots are free again: %s", res.Raw)
 }
