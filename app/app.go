@@ -128,7 +128,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	if err != nil {
 		return nil, err
 	}
-	idem := idempotency.NewStore(db)
+	idem := idempotency.NewStore(db).WithTombstoneRetention(cfg.IdempotencyTombstoneRetention)
 	customerSvc := customers.NewService(db)
 
 	// Two River clients on one pool: the inserter, which the services that enqueue
@@ -227,7 +227,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 		Webhook:           ratelimit.PerMinute(cfg.RateLimitWebhooks),
 		Export:            ratelimit.PerMinute(cfg.RateLimitExports),
 		InFlightPerCaller: cfg.RateLimitInFlightCaller, InFlightPerAddress: cfg.RateLimitInFlightAddress,
-		Shared: sqlDB, // mutation and payment allowances hold across replicas
+		Shared:        sqlDB, // mutation and payment allowances hold across replicas
+		InFlightTotal: cfg.RateLimitInFlightTotal,
 	}, reg)
 	liveUpdates := live.NewHub(live.Config{
 		Connect: func(ctx context.Context) (*pgx.Conn, error) {
@@ -261,13 +262,17 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 			InitTimeout: o.live.InitTimeout, PingInterval: o.live.PingInterval, ReadLimit: o.live.ReadLimit,
 			OnTokenFailure: func(reason string) { tokenFailures.WithLabelValues(reason).Inc() },
 		},
+		APQCaller: ratelimit.CallerKey,
 	})
 	authenticate := auth.Middleware(verifier, logger, func(reason string) { tokenFailures.WithLabelValues(reason).Inc() })
 
 	mux := http.NewServeMux()
 	// The client address is resolved for every route (below), before these.
+	// A request gets its deadline and the global bound first; the bound is held until
+	// the handler's work ends, even past the deadline.
 	graphqlRequests := httpserver.Observe("graphql", logger, httpMetrics, httpserver.CORS(cfg.CORSAllowedOrigins,
-		limitBody(maxGraphQLBody, limiter.PerAddress(ratelimit.ScopeAddress, authenticate(limiter.InFlight(root.Loaders(gql)))))))
+		httpserver.Deadline(cfg.GraphQLRequestTimeout, limiter.Busy(
+			limitBody(maxGraphQLBody, limiter.PerAddress(ratelimit.ScopeAddress, authenticate(limiter.InFlight(root.Loaders(gql)))))))))
 	// A WebSocket upgrade (live updates) has no body, no bearer header (its token
 	// comes in connection_init), holds no in-flight slot (a socket is not a request)
 	// and gets no request loaders (a socket would serve their cache for its whole

@@ -71,8 +71,26 @@ func (s *Service) CreatePlan(ctx context.Context, p *auth.Principal, in models.C
 
 	scope := idempotency.ScopeFor(p.Issuer, p.Subject, OpCreatePlan, in.IdempotencyKey)
 	out, _, err := idempotency.Run(ctx, s.idem, scope, in, func(ctx context.Context) (planOutcome, error) {
-		planID := scope.DerivedID()
-		productID, priceID, err := s.provider.CreateProductAndPrice(ctx, scope.ProviderKey("create"), gateway.PlanInput{
+		planID, key := scope.DerivedID(), scope.ProviderKey("create")
+		// Committed before Stripe is called: a product and price never exist at
+		// Stripe without an entry naming who asked for them. A retry with the same
+		// key finds it and finishes that effect under the same Stripe key.
+		attempt, err := audit.FindAttempt(ctx, s.db, OpCreatePlan, key)
+		if err != nil {
+			return planOutcome{}, err
+		}
+		if attempt == nil {
+			id, err := audit.RecordAttempt(ctx, s.db, p, audit.Action{
+				Name: OpCreatePlan, TargetType: audit.TargetPlan, TargetID: planID,
+				Reason: "new plan (createPlan takes no reason)",
+				After:  map[string]any{"interval": in.Interval, "amount": in.Amount, "currency": currency, "trialDays": trial},
+			}, key)
+			if err != nil {
+				return planOutcome{}, err
+			}
+			attempt = &audit.Attempt{ID: id}
+		}
+		productID, priceID, err := s.provider.CreateProductAndPrice(ctx, key, gateway.PlanInput{
 			Name: name, Description: desc, Interval: string(in.Interval), Amount: int64(in.Amount), Currency: currency, OurPlanID: planID,
 		})
 		if err != nil {
@@ -97,6 +115,7 @@ func (s *Service) CreatePlan(ctx context.Context, p *auth.Principal, in models.C
 				Reason: "new plan (createPlan takes no reason)",
 				After: map[string]any{"interval": in.Interval, "amount": in.Amount, "currency": currency,
 					"trialDays": trial, "stripePriceId": priceID},
+				AttemptID: attempt.ID,
 			})
 		})
 		if err != nil {

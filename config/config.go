@@ -142,6 +142,18 @@ type Config struct {
 	// default 32: /graphql requests in flight at once from one client address,
 	// whoever the callers.
 	RateLimitInFlightAddress int
+	// RateLimitInFlightTotal is RATE_LIMIT_INFLIGHT_TOTAL (1..100,000), default
+	// 256: /graphql requests in flight at once from all callers together; over
+	// it a request is refused at once with 503 (WebSocket upgrades excepted).
+	RateLimitInFlightTotal int
+	// GraphQLRequestTimeout is GRAPHQL_REQUEST_TIMEOUT (a Go duration, at most
+	// 25s, under the server's 30 s write timeout), default 15s: the deadline of
+	// one /graphql request over HTTP (WebSocket upgrades excepted).
+	GraphQLRequestTimeout time.Duration
+	// IdempotencyTombstoneRetention is IDEMPOTENCY_TOMBSTONE_RETENTION (a Go
+	// duration from 168h to 87600h), default 2160h (90 days): how long a retired
+	// idempotency key is still refused, counted from its first use.
+	IdempotencyTombstoneRetention time.Duration
 	// GraphQLMaxComplexity is GRAPHQL_MAX_COMPLEXITY (10..1,000,000), default
 	// 5000: the cost limit of one operation (objects 1, scalars 0, a connection
 	// first times its selection, first as asked even where it is served as 100).
@@ -270,6 +282,12 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.RateLimitExports, _ = l.intIn("RATE_LIMIT_EXPORTS_PER_MINUTE", 5, 1, 1_000_000)
 	c.RateLimitInFlightCaller, _ = l.intIn("RATE_LIMIT_INFLIGHT_PER_CALLER", 8, 1, 10_000)
 	c.RateLimitInFlightAddress, _ = l.intIn("RATE_LIMIT_INFLIGHT_PER_ADDRESS", 32, 1, 100_000)
+	c.RateLimitInFlightTotal, _ = l.intIn("RATE_LIMIT_INFLIGHT_TOTAL", 256, 1, 100_000)
+	c.GraphQLRequestTimeout = l.duration("GRAPHQL_REQUEST_TIMEOUT", 15*time.Second, 25*time.Second)
+	c.IdempotencyTombstoneRetention = l.duration("IDEMPOTENCY_TOMBSTONE_RETENTION", 90*24*time.Hour, 10*365*24*time.Hour)
+	if c.IdempotencyTombstoneRetention < 7*24*time.Hour {
+		l.failf("IDEMPOTENCY_TOMBSTONE_RETENTION", "must be at least 168h (7 days)")
+	}
 	c.GraphQLMaxComplexity, _ = l.intIn("GRAPHQL_MAX_COMPLEXITY", 5000, 10, 1_000_000)
 	c.GraphQLMaxDepth, _ = l.intIn("GRAPHQL_MAX_DEPTH", 15, 2, 100)
 	c.SMTPURL = l.smtpURL("SMTP_URL")
@@ -342,6 +360,9 @@ func (c *Config) LogValue() slog.Value {
 		slog.Int("rate_limit_exports_per_minute", c.RateLimitExports),
 		slog.Int("rate_limit_inflight_per_caller", c.RateLimitInFlightCaller),
 		slog.Int("rate_limit_inflight_per_address", c.RateLimitInFlightAddress),
+		slog.Int("rate_limit_inflight_total", c.RateLimitInFlightTotal),
+		slog.Duration("graphql_request_timeout", c.GraphQLRequestTimeout),
+		slog.Duration("idempotency_tombstone_retention", c.IdempotencyTombstoneRetention),
 		slog.Int("graphql_max_complexity", c.GraphQLMaxComplexity),
 		slog.Int("graphql_max_depth", c.GraphQLMaxDepth),
 		slog.Bool("smtp_url_set", c.SMTPURL != ""),

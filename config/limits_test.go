@@ -2,6 +2,7 @@ package config
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -20,6 +21,16 @@ func TestLoadRateAndCostLimits(t *testing.T) {
 	require.Equal(t, 15, c.GraphQLMaxDepth)
 	require.Equal(t, 8, c.RateLimitInFlightCaller)
 	require.Equal(t, 32, c.RateLimitInFlightAddress)
+	require.Equal(t, 256, c.RateLimitInFlightTotal)
+	require.Equal(t, 15*time.Second, c.GraphQLRequestTimeout)
+	require.Equal(t, 90*24*time.Hour, c.IdempotencyTombstoneRetention)
+	c, err = Load(devEnv().with(env{"RATE_LIMIT_INFLIGHT_TOTAL": "1", "GRAPHQL_REQUEST_TIMEOUT": "25s"}).get)
+	require.NoError(t, err)
+	require.Equal(t, 1, c.RateLimitInFlightTotal)
+	require.Equal(t, 25*time.Second, c.GraphQLRequestTimeout)
+	c, err = Load(devEnv().with(env{"IDEMPOTENCY_TOMBSTONE_RETENTION": "168h"}).get)
+	require.NoError(t, err)
+	require.Equal(t, 7*24*time.Hour, c.IdempotencyTombstoneRetention)
 
 	c, err = Load(devEnv().with(env{
 		"RATE_LIMIT_ADDRESS_PER_MINUTE": "50", "RATE_LIMIT_QUERIES_PER_MINUTE": "40",
@@ -47,6 +58,9 @@ func TestLoadRateAndCostLimits(t *testing.T) {
 		"GRAPHQL_MAX_DEPTH":               {"1", "101", "x"},
 		"RATE_LIMIT_INFLIGHT_PER_CALLER":  {"0", "10001", "x"},
 		"RATE_LIMIT_INFLIGHT_PER_ADDRESS": {"0", "100001", "x"},
+		"RATE_LIMIT_INFLIGHT_TOTAL":       {"0", "100001", "x"},
+		"GRAPHQL_REQUEST_TIMEOUT":         {"0", "-1s", "26s", "15"},
+		"IDEMPOTENCY_TOMBSTONE_RETENTION": {"0", "24h", "167h", "87601h", "90d"},
 	} {
 		for _, v := range bad {
 			_, err := Load(devEnv().with(env{name: v}).get)

@@ -17,6 +17,18 @@ import (
 // identity provider has it, so no token ever matches the row again.
 const ErasedIssuer = "urn:scoville:erased"
 
+// Erased reports whether the customer with id has been erased (pseudonymized
+// under ErasedIssuer); a customer that does not exist is not erased. Read after
+// the customer's KEY SHARE lock (eventindex.LockCustomers) the answer holds for
+// the rest of the transaction: erasure needs the customer FOR UPDATE.
+func Erased(ctx context.Context, db *gorm.DB, id string) (bool, error) {
+	var n int64
+	if err := db.WithContext(ctx).Model(&models.Customer{}).Where("id = ? AND issuer = ?", id, ErasedIssuer).Count(&n).Error; err != nil {
+		return false, fmt.Errorf("customers: erased: %w", err)
+	}
+	return n > 0, nil
+}
+
 // Get returns the customer with id read in db, or nil when there is none.
 func Get(ctx context.Context, db *gorm.DB, id string) (*models.Customer, error) {
 	var c models.Customer

@@ -13,11 +13,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/models"
 )
@@ -275,13 +277,17 @@ func Find(ctx context.Context, db *gorm.DB, subjects []Subject) ([]string, error
 // conflicts with the KEY SHARE every insert referencing the customer takes; taken
 // here, early, an event waits for an erasure (or the erasure for it) before
 // holding anything the other needs, so the two never deadlock.
-func LockCustomers(ctx context.Context, tx *gorm.DB, subjects []Subject) error {
+//
+// erased reports whether any customer named has been erased
+// (customers.ErasedIssuer), read under the lock, so it holds for the rest of tx:
+// the worker then scrubs the event it applies, as erasure scrubbed the others.
+func LockCustomers(ctx context.Context, tx *gorm.DB, subjects []Subject) (erased bool, err error) {
 	by := map[Kind][]string{}
 	for _, s := range subjects {
 		by[s.Kind] = append(by[s.Kind], s.Value)
 	}
 	if len(by[Customer])+len(by[StripeCustomer])+len(by[Subscription])+len(by[Invoice])+len(by[PaymentIntent]) == 0 {
-		return nil
+		return false, nil
 	}
 	// IN over an empty list is not SQL: a value no row has stands in.
 	or := func(k Kind) []string {
@@ -293,15 +299,15 @@ func LockCustomers(ctx context.Context, tx *gorm.DB, subjects []Subject) error {
 		}
 		return []string{""}
 	}
-	var ids []string
-	err := tx.WithContext(ctx).Raw(`SELECT id FROM customers WHERE id IN (
+	var issuers []string
+	err = tx.WithContext(ctx).Raw(`SELECT issuer FROM customers WHERE id IN (
 			SELECT id FROM customers WHERE id IN ? OR stripe_customer_id IN ?
 			UNION SELECT customer_id FROM subscriptions WHERE stripe_subscription_id IN ?
 			UNION SELECT customer_id FROM payments WHERE stripe_invoice_id IN ? OR stripe_payment_intent_id IN ?)
 		ORDER BY id FOR KEY SHARE`,
-		or(Customer), or(StripeCustomer), or(Subscription), or(Invoice), or(PaymentIntent)).Scan(&ids).Error
+		or(Customer), or(StripeCustomer), or(Subscription), or(Invoice), or(PaymentIntent)).Scan(&issuers).Error
 	if err != nil {
-		return fmt.Errorf("eventindex: lock customers: %w", err)
+		return false, fmt.Errorf("eventindex: lock customers: %w", err)
 	}
-	return nil
+	return slices.Contains(issuers, customers.ErasedIssuer), nil
 }

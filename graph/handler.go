@@ -85,7 +85,7 @@ type HandlerConfig struct {
 	// pairs compared and the like); a document needing more is refused with
 	// models.CodeDocumentTooComplex. Default DefaultValidationBudget.
 	ValidationBudget int
-	// APQCacheSize is the number of automatic persisted queries kept (LRU);
+	// APQCacheSize is the number of automatic persisted queries kept;
 	// default DefaultAPQCacheSize.
 	APQCacheSize int
 	Logger       *slog.Logger
@@ -96,6 +96,13 @@ type HandlerConfig struct {
 	OnForbidden ForbiddenHook
 	// Live, when set, adds the WebSocket transport of live updates (LiveConfig).
 	Live *LiveConfig
+
+	// APQPerCaller is how many persisted queries one caller may hold that
+	// nobody else has used (see apqCache); default DefaultAPQPerCaller.
+	APQPerCaller int
+	// APQCaller names the caller of a request for APQPerCaller; default the
+	// principal, or the client address when anonymous.
+	APQCaller func(context.Context) string
 
 	// countWork, when set, is given each validation's tally as it starts (tests).
 	countWork func(*validationWork)
@@ -124,6 +131,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	cfg.MaxNodes = orDefault(cfg.MaxNodes, DefaultMaxNodes)
 	cfg.ValidationBudget = orDefault(cfg.ValidationBudget, DefaultValidationBudget)
 	cfg.APQCacheSize = orDefault(cfg.APQCacheSize, DefaultAPQCacheSize)
+	cfg.APQPerCaller = orDefault(cfg.APQPerCaller, DefaultAPQPerCaller)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -150,9 +158,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	srv.SetDisableSuggestion(!cfg.Introspection)
 	// The persisted-query lookup comes first, so the shape limit measures the
 	// document a hash stands for.
-	srv.Use(extension.AutomaticPersistedQuery{Cache: apqCache{
-		lru: lru.New[string](cfg.APQCacheSize), maxBytes: DefaultAPQMaxQueryBytes,
-	}})
+	srv.Use(extension.AutomaticPersistedQuery{Cache: newAPQCache(cfg.APQCacheSize, cfg.APQPerCaller, DefaultAPQMaxQueryBytes, cfg.APQCaller)})
 	srv.Use(shapeLimit{
 		maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases, maxFields: cfg.MaxFields, maxNodes: cfg.MaxNodes,
 		tokenLimit: cfg.ParserTokenLimit, cache: docs,
@@ -176,22 +182,6 @@ func orDefault(v, def int) int {
 		return def
 	}
 	return v
-}
-
-// apqCache keeps persisted queries up to maxBytes long; a longer one is run but not
-// kept (its client just sends it whole again), so the cache's memory is bounded by
-// entries times maxBytes.
-type apqCache struct {
-	lru      *lru.LRU[string]
-	maxBytes int
-}
-
-func (c apqCache) Get(ctx context.Context, key string) (string, bool) { return c.lru.Get(ctx, key) }
-
-func (c apqCache) Add(ctx context.Context, key, query string) {
-	if len(query) <= c.maxBytes {
-		c.lru.Add(ctx, key, query)
-	}
 }
 
 // singleJSONPost is gqlgen's POST transport behind a check of the body: it must be

@@ -247,6 +247,9 @@ func Readyz(ping func(context.Context) error, logger *slog.Logger) http.Handler 
 	})
 }
 
+// readTimeout bounds the reading of a whole request, body included.
+const readTimeout = 15 * time.Second
+
 // NewServer returns an http.Server with timeouts, so a slow or idle client cannot hold
 // a connection open forever.
 func NewServer(addr string, h http.Handler, logger *slog.Logger) *http.Server {
@@ -254,7 +257,7 @@ func NewServer(addr string, h http.Handler, logger *slog.Logger) *http.Server {
 		Addr:              addr,
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
+		ReadTimeout:       readTimeout,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

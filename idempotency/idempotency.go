@@ -45,6 +45,9 @@ const (
 	DefaultRetention = 24 * time.Hour
 	DefaultLease     = 60 * time.Second
 	DefaultWait      = 5 * time.Second
+	// DefaultTombstoneRetention is how long a retired key's tombstone is kept,
+	// counted from the key's first use (IDEMPOTENCY_TOMBSTONE_RETENTION).
+	DefaultTombstoneRetention = 90 * 24 * time.Hour
 )
 
 // The sealed column results are stored in; see sealing.Columns.
@@ -67,11 +70,24 @@ type Store struct {
 	retention time.Duration
 	lease     time.Duration
 	wait      time.Duration
+	// tombstones is how long a tombstone is kept after its key's first use.
+	tombstones time.Duration
 }
 
 // NewStore returns a store with the default retention (24 h), lease and wait.
 func NewStore(db *gorm.DB) *Store {
-	return &Store{db: db, retention: DefaultRetention, lease: DefaultLease, wait: DefaultWait}
+	return &Store{db: db, retention: DefaultRetention, lease: DefaultLease, wait: DefaultWait, tombstones: DefaultTombstoneRetention}
+}
+
+// WithTombstoneRetention returns a copy that keeps tombstones for d after their
+// key's first use (PurgeTombstones); d at or below the key retention is ignored,
+// so a key is always refused from when its row goes until its tombstone goes.
+func (s *Store) WithTombstoneRetention(d time.Duration) *Store {
+	c := *s
+	if d > c.retention {
+		c.tombstones = d
+	}
+	return &c
 }
 
 // WithTimings returns a copy with other lease (how long a crashed attempt blocks its
@@ -298,6 +314,32 @@ func (s *Store) Purge(ctx context.Context) (int64, error) {
 		FROM retired
 		ON CONFLICT (scope_hash) DO NOTHING`, stateInProgress, tombstoneDomain)
 	return res.RowsAffected, res.Error
+}
+
+// tombstoneBatch bounds the tombstones one statement of PurgeTombstones deletes,
+// so no statement holds its locks for long.
+const tombstoneBatch = 10_000
+
+// PurgeTombstones deletes the tombstones of keys first used longer ago than the
+// tombstone retention (WithTombstoneRetention), so the table holds that window's
+// keys rather than every key ever used. Past it, a retry with such a key is no
+// longer recognised and runs as a new request: the retention must exceed by far
+// the longest any client keeps retrying. A periodic job calls it; it returns how
+// many it deleted.
+func (s *Store) PurgeTombstones(ctx context.Context) (int64, error) {
+	cutoff := time.Now().Add(-s.tombstones)
+	var total int64
+	for {
+		res := s.db.WithContext(ctx).Exec(`DELETE FROM idempotency_tombstones WHERE scope_hash IN (
+			SELECT scope_hash FROM idempotency_tombstones WHERE first_used_at < ? LIMIT ?)`, cutoff, tombstoneBatch)
+		if res.Error != nil {
+			return total, fmt.Errorf("idempotency: purge tombstones: %w", res.Error)
+		}
+		total += res.RowsAffected
+		if res.RowsAffected < tombstoneBatch {
+			return total, nil
+		}
+	}
 }
 
 // tombstoneDomain prefixes what a tombstone hashes; migration 00010 hashes the same.

@@ -10,7 +10,8 @@ import (
 
 // PurgeArgs is the periodic job that retires keys past their retention (each row
 // becomes a small tombstone), so the table of results stays the size of one day's
-// traffic and no retired key ever runs again.
+// traffic and no retired key runs again, and deletes the tombstones past theirs
+// (Store.PurgeTombstones), so the tombstones stay the size of that window.
 type PurgeArgs struct{}
 
 // Kind names the job in River.
@@ -28,13 +29,18 @@ func NewPurgeWorker(store *Store, logger *slog.Logger) *PurgeWorker {
 	return &PurgeWorker{store: store, logger: logger}
 }
 
-// Work retires the expired keys.
+// Work retires the expired keys, then deletes the tombstones past their retention.
+// Both are safe to run again: each deletes only what is still past its time.
 func (w *PurgeWorker) Work(ctx context.Context, _ *river.Job[PurgeArgs]) error {
 	n, err := w.store.Purge(ctx)
 	if err != nil {
 		return err
 	}
-	w.logger.InfoContext(ctx, "expired idempotency keys retired", "retired", n)
+	gone, err := w.store.PurgeTombstones(ctx)
+	if err != nil {
+		return err
+	}
+	w.logger.InfoContext(ctx, "expired idempotency keys retired", "retired", n, "tombstones_purged", gone)
 	return nil
 }
 

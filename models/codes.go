@@ -24,6 +24,12 @@ const (
 	// CodeDocumentTooComplex refuses a document that would cost validation more
 	// than its budget: too many nodes to visit, or too many field comparisons.
 	CodeDocumentTooComplex = "DOCUMENT_TOO_COMPLEX"
+	// CodeRequestTimeout ends a request that ran past its deadline
+	// (GRAPHQL_REQUEST_TIMEOUT); what it did before may have committed.
+	CodeRequestTimeout = "REQUEST_TIMEOUT"
+	// CodeServerBusy refuses a request, before any work, while the server has as
+	// many requests in flight as it takes; retry after extensions.retryAfter.
+	CodeServerBusy = "SERVER_BUSY"
 )
 
 // The UserErrorCode values of a mutation payload's userErrors: API.md's, and the

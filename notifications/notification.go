@@ -13,6 +13,8 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"gorm.io/gorm"
+
+	"github.com/scoville/scoville/customers"
 )
 
 // Kind names what a notification reports; it picks the message Compose renders.
@@ -102,7 +104,9 @@ var errNotInTransaction = errors.New("notifications: Enqueue needs a *gorm.DB in
 
 // Enqueue writes n and the job that sends it in tx, the caller's transaction, so both
 // exist exactly when the change they report is committed. A notification whose
-// DedupeKey was already used writes nothing and returns nil. n is checked first,
+// DedupeKey was already used writes nothing and returns nil, and so does one for an
+// erased customer (customers.ErasedIssuer): erasure deleted their notifications, and
+// a report arriving later must not write, or e-mail, a new one. n is checked first,
 // Compose included, so that a queued notification always renders.
 func Enqueue(ctx context.Context, tx *gorm.DB, q Inserter, n Notification) error {
 	if err := n.validate(); err != nil {
@@ -123,10 +127,11 @@ func Enqueue(ctx context.Context, tx *gorm.DB, q Inserter, n Notification) error
 	var id string
 	err = sqlTx.QueryRowContext(ctx, `
 		INSERT INTO notifications (customer_id, kind, subscription_id, payment_id, data, dedupe_key)
-		VALUES ($1, $2, $3, $4, $5, $6)
+		SELECT $1::uuid, $2::text, $3::uuid, $4::uuid, $5::jsonb, $6::text
+		WHERE NOT EXISTS (SELECT 1 FROM customers WHERE id = $1::uuid AND issuer = $7::text)
 		ON CONFLICT (dedupe_key) DO NOTHING
 		RETURNING id`,
-		n.CustomerID, string(n.Kind), n.SubscriptionID, n.PaymentID, string(raw), n.DedupeKey,
+		n.CustomerID, string(n.Kind), n.SubscriptionID, n.PaymentID, string(raw), n.DedupeKey, customers.ErasedIssuer,
 	).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil // already notified for this cause

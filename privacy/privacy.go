@@ -220,7 +220,7 @@ func (p *Service) erase(ctx context.Context, who *auth.Principal, scope idempote
 		})
 	}
 	// Stripe first: a failure here leaves everything as it was.
-	ended, err := p.endAtStripe(ctx, scope, c)
+	ended, attemptID, err := p.endAtStripe(ctx, who, scope, c)
 	if err != nil {
 		return err
 	}
@@ -230,7 +230,7 @@ func (p *Service) erase(ctx context.Context, who *auth.Principal, scope idempote
 	var canceled []string
 	err = db.Transaction(func(tx *gorm.DB) error {
 		var err error
-		canceled, err = p.eraseLocked(ctx, tx, who, c, ended)
+		canceled, err = p.eraseLocked(ctx, tx, who, c, ended, attemptID)
 		return err
 	})
 	if err != nil {
@@ -242,29 +242,57 @@ func (p *Service) erase(ctx context.Context, who *auth.Principal, scope idempote
 
 // endAtStripe cancels the customer's live subscriptions at Stripe, now, and
 // deletes their Stripe customer; it returns the status Stripe gave each canceled
-// subscription, by our id. Every call carries a key derived from scope.
-func (p *Service) endAtStripe(ctx context.Context, scope idempotency.Scope, c *models.Customer) (map[string]models.SubscriptionStatus, error) {
+// subscription, by our id, and the id of the attempt's audit entry. Every call
+// carries a key derived from scope. Before the first call it commits, in its own
+// transaction, an OpDeleteMyAccount.attempted entry (audit.RecordAttempt, under
+// the key of the customer's deletion): Stripe's effects never exist without an
+// entry naming who asked for them, whatever fails between Stripe's answers and
+// the erasure's commit. A retry with the same key finds that entry and reuses it.
+func (p *Service) endAtStripe(ctx context.Context, who *auth.Principal, scope idempotency.Scope, c *models.Customer) (map[string]models.SubscriptionStatus, string, error) {
 	subs, err := subscriptions.ForCustomer(ctx, p.db, c.ID)
 	if err != nil {
-		return nil, fmt.Errorf("privacy: erase: %w", err)
+		return nil, "", fmt.Errorf("privacy: erase: %w", err)
+	}
+	var live []*models.Subscription
+	for _, s := range subs {
+		if s.StripeSubscriptionID != nil && !s.Status.Ended() {
+			live = append(live, s)
+		}
+	}
+	key := scope.ProviderKey("customer")
+	attempt, err := audit.FindAttempt(ctx, p.db, OpDeleteMyAccount, key)
+	if err != nil {
+		return nil, "", fmt.Errorf("privacy: erase: %w", err)
+	}
+	if attempt == nil {
+		cancel := make([]string, 0, len(live))
+		for _, s := range live {
+			cancel = append(cancel, s.ID)
+		}
+		id, err := audit.RecordAttempt(ctx, p.db, who, audit.Action{
+			Name: OpDeleteMyAccount, TargetType: "customer", TargetID: c.ID,
+			Reason: "erasure requested by the customer (DAT-3); the payment provider is told first",
+			After:  map[string]any{"cancelSubscriptions": cancel, "deleteProviderCustomer": c.StripeCustomerID != nil},
+		}, key)
+		if err != nil {
+			return nil, "", fmt.Errorf("privacy: erase: %w", err)
+		}
+		attempt = &audit.Attempt{ID: id}
 	}
 	ended := map[string]models.SubscriptionStatus{}
-	for _, s := range subs {
-		if s.StripeSubscriptionID == nil || s.Status.Ended() {
-			continue
-		}
+	for _, s := range live {
 		st, err := p.cancelAtStripe(ctx, scope.ProviderKey("cancel-"+s.ID), *s.StripeSubscriptionID)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		ended[s.ID] = st
 	}
 	if c.StripeCustomerID != nil {
-		if err := p.gw.DeleteCustomer(ctx, scope.ProviderKey("customer"), *c.StripeCustomerID); err != nil {
-			return nil, providerFailure(err)
+		if err := p.gw.DeleteCustomer(ctx, key, *c.StripeCustomerID); err != nil {
+			return nil, "", providerFailure(err)
 		}
 	}
-	return ended, nil
+	return ended, attempt.ID, nil
 }
 
 // eraseLocked erases c in tx, each owner erasing its own part, and records the
@@ -274,7 +302,7 @@ func (p *Service) endAtStripe(ctx context.Context, scope idempotency.Scope, c *m
 // their subscriptions, payments, shipments and notifications, which is the order
 // the owners are called in. It returns the subscriptions Stripe ended; nothing
 // when a concurrent request with another key erased the customer meanwhile.
-func (p *Service) eraseLocked(ctx context.Context, tx *gorm.DB, who *auth.Principal, c *models.Customer, ended map[string]models.SubscriptionStatus) (canceled []string, err error) {
+func (p *Service) eraseLocked(ctx context.Context, tx *gorm.DB, who *auth.Principal, c *models.Customer, ended map[string]models.SubscriptionStatus, attemptID string) (canceled []string, err error) {
 	if p.beforeLookup != nil {
 		p.beforeLookup()
 	}
@@ -337,6 +365,7 @@ func (p *Service) eraseLocked(ctx context.Context, tx *gorm.DB, who *auth.Princi
 		Name: OpDeleteMyAccount, TargetType: "customer", TargetID: locked.ID,
 		Reason: "erasure requested by the customer (DAT-3); financial records kept under a pseudonym",
 		Before: held, After: map[string]any{"pseudonymous": true, "canceledSubscriptions": canceled},
+		AttemptID: attemptID,
 	})
 	return canceled, err
 }

@@ -1,11 +1,15 @@
 package ratelimit
 
 import (
+	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/httpserver"
+	"github.com/scoville/scoville/models"
 )
 
 // ScopeInFlight is a request refused because its caller or address already has as
@@ -98,4 +102,50 @@ func (f *inFlight) inFlightCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.caller) + len(f.addr)
+}
+
+// ScopeBusy is a request refused because the server already has as many requests
+// in flight, from all callers together, as it takes (Busy).
+const ScopeBusy Scope = "busy"
+
+// DefaultInFlightTotal is the bound of Busy when none is configured
+// (RATE_LIMIT_INFLIGHT_TOTAL).
+const DefaultInFlightTotal = 256
+
+func newTotal(n int) chan struct{} {
+	if n <= 0 {
+		n = DefaultInFlightTotal
+	}
+	return make(chan struct{}, n)
+}
+
+// Busy bounds the requests in flight at once from all callers together, beyond
+// each caller's and address's share (InFlight): many callers, each within their
+// own, cannot together hold every goroutine and database connection. A request
+// over the bound is refused at once, before its body is read and before any
+// authentication, never queued: 503, Retry-After and SERVER_BUSY with
+// retryAfter, counted in scoville_rate_limited_total{scope="busy"}. A WebSocket
+// upgrade (httpserver.WebSocketUpgrade) is passed on without taking a slot: its
+// connection lives long, and its operations are bounded where they run.
+func (l *Limiter) Busy(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if httpserver.WebSocketUpgrade(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		select {
+		case l.total <- struct{}{}:
+		default:
+			l.refused.WithLabelValues(string(ScopeBusy)).Inc()
+			secs := int(inFlightRetry / time.Second)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":%q,"retryAfter":%d}}]}`+"\n",
+				"the server is busy; retry in a moment", models.CodeServerBusy, secs)
+			return
+		}
+		defer func() { <-l.total }()
+		next.ServeHTTP(w, r)
+	})
 }

@@ -82,6 +82,9 @@ type Config struct {
 	// InFlightPerCaller and InFlightPerAddress bound the requests in flight at once
 	// (see InFlight); defaults DefaultInFlightPerCaller and DefaultInFlightPerAddress.
 	InFlightPerCaller, InFlightPerAddress int
+	// InFlightTotal bounds the requests in flight at once from every caller
+	// together (see Busy); default DefaultInFlightTotal.
+	InFlightTotal int
 	// FloodPause is how long a request over its address allowance (ScopeAddress) waits
 	// before its refusal is written; default DefaultFloodPause, negative: none.
 	FloodPause time.Duration
@@ -122,6 +125,7 @@ type Limiter struct {
 	perCaller map[Scope]*buckets
 	perAddr   map[Scope]*buckets
 	inFlight  *inFlight
+	total     chan struct{} // one slot per request in flight (Busy)
 	refused   *prometheus.CounterVec
 	now       func() time.Time
 	// pause holds a flooding client's refusal (see FloodPause); floods bounds how
@@ -182,6 +186,7 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 			ScopeExport:   newBuckets(scaled(cfg.Export), cfg.MaxKeys),
 		},
 		inFlight: newInFlight(cfg.InFlightPerCaller, cfg.InFlightPerAddress),
+		total:    newTotal(cfg.InFlightTotal),
 		pause:    cfg.FloodPause,
 		floods:   make(chan struct{}, floodSlots),
 		sleep:    sleepCtx,
@@ -191,7 +196,7 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 		}, []string{"scope"}),
 		now: time.Now,
 	}
-	for _, s := range []Scope{ScopeWebhook, ScopeAddress, ScopeQuery, ScopeMutation, ScopePayment, ScopeExport, ScopeInFlight} {
+	for _, s := range []Scope{ScopeWebhook, ScopeAddress, ScopeQuery, ScopeMutation, ScopePayment, ScopeExport, ScopeInFlight, ScopeBusy} {
 		l.refused.WithLabelValues(string(s)) // every series exists from the start, for alert rules
 	}
 	if cfg.Shared != nil {
@@ -394,4 +399,13 @@ func markRefused(ctx context.Context, ref *Refusal) {
 		sw.refusal = ref
 		sw.Header().Set("Retry-After", strconv.Itoa(ref.RetryAfterSeconds()))
 	}
+}
+
+// CallerKey names the caller of ctx as every per-caller limit counts it: the
+// principal, or the client address (an IPv6 client by its /64) when anonymous.
+func CallerKey(ctx context.Context) string {
+	if p, ok := auth.PrincipalFrom(ctx); ok {
+		return "principal " + p.Issuer + " " + p.Subject
+	}
+	return "addr " + addressKey(ctx)
 }

@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/fulfilment"
 	"github.com/scoville/scoville/gateway"
 	liveupdates "github.com/scoville/scoville/live" // "live" names a func of this package
@@ -40,6 +41,13 @@ func (s *Syncer) subscriptionFor(ctx context.Context, tx *gorm.DB, stripeSubID s
 // paid period whose invoice credits time a box was already sent for is held as
 // a mismatch too (creditedShipped): recorded, alerted, not shipped.
 func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gateway.Invoice, sub *models.Subscription) (*models.Payment, string, error) {
+	erased, err := customers.Erased(ctx, tx, sub.CustomerID)
+	if err != nil {
+		return nil, "", err
+	}
+	if erased {
+		inv = withoutPersonal(inv)
+	}
 	line, mismatch, err := s.checkCharged(tx, inv)
 	if err != nil {
 		return nil, "", err
@@ -91,6 +99,11 @@ func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gat
 		return pay, "payment recorded; the invoice bills no period, so nothing ships", nil
 	case line.trial:
 		return pay, "payment recorded; the period is a trial, so nothing ships", nil
+	case erased:
+		// Nobody to ship to: the person and their address are gone (DAT-3).
+		s.logger.WarnContext(ctx, "paid period of an erased customer; nothing ships", "payment_id", pay.ID,
+			"subscription_id", sub.ID, "stripe_invoice_id", inv.ID)
+		return pay, "payment recorded; the customer is erased, so nothing ships", nil
 	}
 	addr := sub.ShippingAddress
 	if addr.Line1 == "" && inv.CustomerShipping != nil {
@@ -276,6 +289,15 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
+// withoutPersonal is inv without what would put an erased customer's personal
+// data back into our rows: the shipping address and the hosted invoice link (a
+// bearer link to a page showing the billing name and address). Ids, amounts and
+// lines stay, so the payment is still recorded.
+func withoutPersonal(inv gateway.Invoice) gateway.Invoice {
+	inv.HostedInvoiceURL, inv.CustomerShipping = "", nil
+	return inv
+}
+
 // applyInvoicePaid records a paid invoice: payment, shipment, and a receipt.
 func (s *Syncer) applyInvoicePaid(ctx context.Context, tx *gorm.DB, o origin, inv gateway.Invoice, read *gateway.Subscription) (Effect, error) {
 	st := o.stamp
@@ -336,6 +358,13 @@ func (s *Syncer) applyInvoiceFailed(ctx context.Context, tx *gorm.DB, o origin, 
 	status, kind, outcome := models.PaymentFailed, notifications.KindPaymentFailed, "payment failed"
 	if actionNeeded {
 		status, kind, outcome = models.PaymentPending, notifications.KindPaymentActionRequired, "payment needs the customer's authentication"
+	}
+	erased, err := customers.Erased(ctx, tx, sub.CustomerID)
+	if err != nil {
+		return Effect{}, err
+	}
+	if erased {
+		inv = withoutPersonal(inv)
 	}
 	pay, isNew, err := payments.ForInvoice(tx, inv, sub)
 	if err != nil {

@@ -209,7 +209,13 @@ func (s *Syncer) ensureSubscription(ctx context.Context, tx *gorm.DB, gs gateway
 	}
 	row := models.Subscription{ID: id, CustomerID: customerID, PlanID: plan.ID}
 	if addr != nil {
-		row.ShippingAddress = *addr
+		erased, err := customers.Erased(ctx, tx, customerID)
+		if err != nil {
+			return nil, false, err
+		}
+		if !erased {
+			row.ShippingAddress = *addr
+		}
 	}
 	applyProvider(&row, gs)
 	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
@@ -351,6 +357,14 @@ func (s *Syncer) applyCheckout(ctx context.Context, tx *gorm.DB, _ Event, p prep
 		return Effect{Ignored: true, Outcome: "checkout is not for a customer of ours"}, nil
 	}
 	if addr != nil && sub.ShippingAddress.Line1 == "" {
+		// An erased customer's subscription keeps only its country (DAT-3).
+		erased, err := customers.Erased(ctx, tx, sub.CustomerID)
+		if err != nil {
+			return Effect{}, err
+		}
+		if erased {
+			return Effect{Outcome: "checkout of an erased customer; no address stored"}, nil
+		}
 		sub.ShippingAddress = *addr
 		// Through the struct, so the address is sealed (a column-value update would not be).
 		if err := tx.Model(sub).Select("shipping_address", "updated_at").Updates(sub).Error; err != nil {

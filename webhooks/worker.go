@@ -205,12 +205,19 @@ func (w *Worker) work(ctx context.Context, job *river.Job[ProcessArgs]) (err err
 		}
 		// The lock order (eventindex.LockCustomers): the event, then its customers,
 		// then their subscriptions, payments and the rest, as erasure takes them.
-		if err := eventindex.LockCustomers(ctx, tx, subjects); err != nil {
+		erased, err := eventindex.LockCustomers(ctx, tx, subjects)
+		if err != nil {
 			return err
 		}
-		var err error
 		if effect, err = w.applier.Apply(ctx, tx, ev, prepared); err != nil {
 			return err
+		}
+		if erased {
+			// About an erased customer: its personal fields go now, as erasure
+			// scrubbed the events stored before it (DAT-3).
+			if _, err := ScrubPersonal(ctx, tx, []*models.WebhookEvent{{ID: row.ID, Payload: row.Payload}}); err != nil {
+				return err
+			}
 		}
 		status := models.WebhookProcessed
 		if effect.Ignored {
