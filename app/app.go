@@ -278,7 +278,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	// and gets no request loaders (a socket would serve their cache for its whole
 	// life); its own bounds apply (graph.LiveConfig). Keep request deadlines off it.
 	graphqlSockets := httpserver.Observe("graphql_live", logger, httpMetrics, limiter.PerAddress(ratelimit.ScopeAddress, gql))
-	mux.Handle("/graphql", graph.SplitUpgrades(graphqlSockets, graphqlRequests))
+	mux.Handle("/graphql", graph.SplitUpgrades(httpserver.WebSocketUpgrade, graphqlSockets, graphqlRequests))
 	mux.Handle("POST /webhooks/stripe", httpserver.Observe("webhooks", logger, httpMetrics,
 		limiter.PerAddress(ratelimit.ScopeWebhook, inbox)))
 	mux.Handle("GET /healthz", httpserver.Observe("healthz", logger, httpMetrics, httpserver.Healthz()))

@@ -347,59 +347,36 @@ func TestBrowserFacingProtection(t *testing.T) {
 	})
 }
 
-// TestRequestsInFlightAreBounded holds requests in flight with bodies that never
-// finish (a slow sender), then tries more: the caller's next request is refused at
-// once with RATE_LIMITED and retryAfter, over POST and GET alike, while another
+// TestRequestsInFlightAreBounded holds a caller's requests in flight (their query
+// waits on a locked table), then tries more: the caller's next request is refused
+// at once with RATE_LIMITED and retryAfter, over POST and GET alike, while another
 // caller on the same address is served; when the held requests end, the caller is
 // served again.
 func TestRequestsInFlightAreBounded(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{production: true, env: map[string]string{"RATE_LIMIT_INFLIGHT_PER_CALLER": "2"}})
 	alice := a.token("inflight-alice")
+	require.Empty(t, a.raw(limitsRequest{body: gqlBody(`{ me { id } }`, nil), token: alice}).Errors) // me only reads below
 
-	type held struct {
-		w    *io.PipeWriter
-		done chan int // the status, once answered
-	}
-	hold := func(token string) held {
-		pr, pw := io.Pipe()
-		req, err := http.NewRequest(http.MethodPost, a.srv.URL+"/graphql", pr)
-		require.NoError(t, err)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+token)
-		h := held{w: pw, done: make(chan int, 1)}
-		t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) }) // never leave the server waiting
-		go func() {
-			resp, err := a.srv.Client().Do(req)
-			if err != nil {
-				h.done <- 0
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			h.done <- resp.StatusCode
-		}()
-		// Nothing of the body is written yet: the client's transport then sends the
-		// headers on their own (after its body probe), the server starts the request
-		// and waits in the body read. A first chunk written now could sit in the
-		// client's buffer, and the server would never see the request.
-		return h
-	}
-	finish := func(h held) int {
-		_, err := h.w.Write([]byte(`{"query": "{ __typename }"}`))
-		require.NoError(t, err)
-		require.NoError(t, h.w.Close())
-		return <-h.done
-	}
+	lock := a.db.Begin()
+	t.Cleanup(func() { lock.Rollback() })
+	require.NoError(t, lock.Exec(`LOCK TABLE customers IN ACCESS EXCLUSIVE MODE`).Error)
+	first, second := a.sendAsync(alice, `{ me { id } }`), a.sendAsync(alice, `{ me { id } }`)
 
-	first, second := hold(alice), hold(alice)
 	var res gqlResponse
-	// The held requests reach the handler a moment after their first bytes leave;
-	// until then a probe of alice's may still be served.
+	// A held request that arrived while a probe held a slot was refused: it is sent
+	// again, until both are in flight and the probe is refused.
 	require.Eventually(t, func() bool {
+		select {
+		case <-first:
+			first = a.sendAsync(alice, `{ me { id } }`)
+		case <-second:
+			second = a.sendAsync(alice, `{ me { id } }`)
+		default:
+		}
 		res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: alice})
 		return res.Status == http.StatusTooManyRequests
-	}, 10*time.Second, 20*time.Millisecond, "alice's third request in flight is refused")
+	}, 30*time.Second, 20*time.Millisecond, "alice's third request in flight is refused")
 	require.Equal(t, []string{"RATE_LIMITED"}, res.codes(), res.Raw)
 	requireRetryAfter(t, res, 1)
 	res = a.raw(limitsRequest{method: http.MethodGet, path: "/graphql?query=%7B__typename%7D", token: alice})
@@ -408,8 +385,9 @@ func TestRequestsInFlightAreBounded(t *testing.T) {
 	res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: a.token("inflight-bob")})
 	require.Empty(t, res.Errors, "another caller on the address is served: %s", res.Raw)
 
-	require.Equal(t, http.StatusOK, finish(first))
-	require.Equal(t, http.StatusOK, finish(second))
+	require.NoError(t, lock.Rollback().Error)
+	require.Equal(t, http.StatusOK, <-first)
+	require.Equal(t, http.StatusOK, <-second)
 	res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: alice})
 	require.Empty(t, res.Errors, "the slots are free again: %s", res.Raw)
 

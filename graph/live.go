@@ -263,11 +263,14 @@ func LiveLimitError(err error) error {
 	return err
 }
 
-// SplitUpgrades sends upgrade requests (live updates) to sockets and every other
-// request to requests, so each route keeps its own middleware.
-func SplitUpgrades(sockets, requests http.Handler) http.Handler {
+// SplitUpgrades sends WebSocket handshakes (live updates; isUpgrade says which,
+// httpserver.WebSocketUpgrade in the application) to sockets and every other
+// request to requests, so each keeps its own middleware. A request that merely
+// carries an Upgrade header (a POST, another protocol) is a request: it keeps
+// every request-scoped limit, and gqlgen's HTTP transports refuse it.
+func SplitUpgrades(isUpgrade func(*http.Request) bool, sockets, requests http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "" {
+		if isUpgrade(r) {
 			sockets.ServeHTTP(w, r)
 			return
 		}
