@@ -15,6 +15,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -35,6 +36,7 @@ import (
 	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
+	"github.com/scoville/scoville/config"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/sealing"
 )
@@ -60,10 +62,14 @@ func run(args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if o.databaseURL == "" {
-		o.databaseURL = os.Getenv("DATABASE_URL")
+	// The load tools share their settings (DATABASE_URL, DATA_ENCRYPTION_KEYS), read in config.
+	env, err := config.LoadWebhookLoad(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "readload:", err)
+		return 2
 	}
-	o.dataKeys = os.Getenv("DATA_ENCRYPTION_KEYS")
+	o.databaseURL = cmp.Or(o.databaseURL, env.DatabaseURL.Reveal())
+	o.dataKeys = env.DataEncryptionKeys.Reveal()
 	if o.databaseURL == "" || o.issuer == "" || o.customers < 1 || o.tokens < 1 || o.tokens > o.customers {
 		fmt.Fprintln(stderr, "readload: -database-url (or DATABASE_URL) and -issuer are required; 1 <= -tokens <= -customers")
 		return 2
