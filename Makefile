@@ -8,7 +8,7 @@ export TEST_ARGS
 export TEST_PKGS
 
 .DEFAULT_GOAL := help
-.PHONY: help run test bench bench-webhooks generate lint build migrate playground-assets
+.PHONY: help run test bench bench-webhooks bench-burst generate lint build migrate playground-assets
 
 help: ## list the targets
 	@echo "Usage: make <target>"
@@ -30,6 +30,9 @@ bench: ## the benchmarks reported in the README
 
 bench-webhooks: ## webhook acknowledgements under load (10,000 events x 2) against a pgbench insert baseline
 	@bash scripts/bench-webhooks.sh
+
+bench-burst: ## the renewal burst drained after the last ack (10,000 events; 1,000 for one subscription) with and without an outgoing webhook endpoint
+	@bash scripts/bench-burst.sh
 
 generate: ## regenerate the GraphQL code (gqlgen)
 	$(GO) tool gqlgen generate
