@@ -251,16 +251,20 @@ func (w *DeliverWorker) record(ctx context.Context, job *river.Job[DeliverArgs],
 		if a.skipped {
 			return nil
 		}
+		if a.ok() {
+			// A success only clears a failing time, so it locks the endpoint only when
+			// there is one: every delivery to one endpoint locking its row made them
+			// commit one after the other. A failure committed meanwhile is ordered
+			// after this success, as the lock would have ordered it.
+			return tx.Model(&endpointRow{}).Where("id = ? AND failing_since IS NOT NULL", ep.ID).
+				Updates(map[string]any{"failing_since": nil, "updated_at": now}).Error
+		}
 		var cur endpointRow
 		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id", "enabled", "failing_since").Take(&cur, "id = ?", ep.ID).Error; err != nil {
 			return err
 		}
 		upd := map[string]any{}
 		switch {
-		case a.ok():
-			if cur.FailingSince != nil {
-				upd["failing_since"] = nil
-			}
 		case gone:
 			disable = "gone"
 			upd["enabled"], upd["disabled_reason"] = false, "the receiver answered 410 Gone"
