@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
@@ -393,6 +394,46 @@ func TestASuccessLocksTheEndpointOnlyToClearItsFailingTime(t *testing.T) {
 	require.NoError(t, e.db.Take(&row, "id = ?", ep).Error)
 	require.Nil(t, row.FailingSince, "a success ends the failing time")
 	require.True(t, row.Enabled)
+}
+
+// An endpoint's share of the workers bounds the attempts waiting for its answer:
+// attempts whose answers are in and being recorded leave room for the next.
+func TestAnEndpointsShareIsFreeOnceItsAnswersAreIn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := newReceiver(t, 204)
+	ep, _ := e.endpoint(r.srv.URL+"/in", EventPaymentSucceeded)
+	for range maxInFlight + 1 {
+		e.publish(uuid.NewString())
+	}
+	ds := e.deliveries(ep)
+	w := e.worker(r)
+	recording := make(chan struct{})
+	release := make(chan struct{})
+	var held atomic.Int64
+	w.afterSend = func() {
+		if held.Add(1) <= maxInFlight {
+			recording <- struct{}{}
+			<-release
+		}
+	}
+	var wg sync.WaitGroup
+	for _, d := range ds[:maxInFlight] {
+		wg.Go(func() { assert.NoError(t, w.Work(context.Background(), job(d.ID, 1))) })
+	}
+	for range maxInFlight {
+		<-recording
+	}
+	// maxInFlight answers are in and not recorded yet: the next delivery is sent,
+	// not snoozed.
+	require.NoError(t, w.Work(context.Background(), job(ds[maxInFlight].ID, 1)))
+	require.Equal(t, statusDelivered, e.delivery(ds[maxInFlight].ID).Status)
+	close(release)
+	wg.Wait()
+	for _, d := range ds {
+		require.Equal(t, statusDelivered, e.delivery(d.ID).Status)
+	}
+	require.Len(t, r.requests(), maxInFlight+1)
 }
 
 func TestASlowEndpointDoesNotHoldAnother(t *testing.T) {
