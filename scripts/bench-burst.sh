@@ -195,6 +195,8 @@ phase() {
 	acks_per_s="$(awk '/^acks\/s:/ { print $2; exit }' "$tmp/load-$name.txt")"
 	p99="$(awk '/^latency p99:/ { print $3; exit }' "$tmp/load-$name.txt")"
 	processed="$(awk '/^processed after:/ { print $3; exit }' "$tmp/load-$name.txt")"
+	# A failed load may report neither; its phase is then marked not exact.
+	send_s="${send_s:-0}" processed="${processed:-0}" acks_per_s="${acks_per_s:-0}" p99="${p99:-?}"
 	# webhookload measures both from its first send: the last acknowledgement came
 	# send_s after it, the last event was applied processed after it (processed_at).
 	applied="$(calc "$processed - $send_s")"
