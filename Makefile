@@ -8,7 +8,7 @@ export TEST_ARGS
 export TEST_PKGS
 
 .DEFAULT_GOAL := help
-.PHONY: help run test bench bench-webhooks bench-read generate lint build migrate playground-assets
+.PHONY: help run test bench bench-webhooks bench-read bench-burst generate lint build migrate playground-assets
 
 help: ## list the targets
 	@echo "Usage: make <target>"
@@ -33,6 +33,9 @@ bench-webhooks: ## webhook acknowledgements under load (10,000 events x 2) again
 
 bench-read: ## the authenticated read path under wrk (32 connections) against pgbench -S on the same database
 	@bash scripts/bench-read.sh
+
+bench-burst: ## the renewal burst drained after the last ack (10,000 events; 1,000 for one subscription) with and without an outgoing webhook endpoint
+	@bash scripts/bench-burst.sh
 
 generate: ## regenerate the GraphQL code (gqlgen)
 	$(GO) tool gqlgen generate

@@ -33,8 +33,8 @@ const (
 	FailingFor = 5 * 24 * time.Hour
 	// maxResponseBody is as much of an answer as is read.
 	maxResponseBody = 4 << 10
-	// maxInFlight bounds one endpoint's attempts at once in a process, so a slow
-	// endpoint holds at most that many of the queue's workers.
+	// maxInFlight bounds one endpoint's attempts waiting for its answer at once in
+	// a process, so a slow endpoint holds at most that many of the queue's workers.
 	maxInFlight = 3
 	// maxErrorLen bounds a recorded error.
 	maxErrorLen = 200
@@ -150,8 +150,12 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 		// hold one of the other endpoints' (a snooze counts no attempt).
 		return river.JobSnooze(time.Second + rand.N(2*time.Second))
 	}
-	defer w.release(ep.ID)
-	a := w.send(ctx, &ep, &msg)
+	// The share bounds attempts waiting on the endpoint: it is given back once the
+	// answer is in, not held while the answer is recorded.
+	a := func() attempt {
+		defer w.release(ep.ID)
+		return w.send(ctx, &ep, &msg)
+	}()
 	if w.afterSend != nil {
 		w.afterSend()
 	}
@@ -251,16 +255,20 @@ func (w *DeliverWorker) record(ctx context.Context, job *river.Job[DeliverArgs],
 		if a.skipped {
 			return nil
 		}
+		if a.ok() {
+			// A success only clears a failing time, so it locks the endpoint only when
+			// there is one: every delivery to one endpoint locking its row made them
+			// commit one after the other. A failure committed meanwhile is ordered
+			// after this success, as the lock would have ordered it.
+			return tx.Model(&endpointRow{}).Where("id = ? AND failing_since IS NOT NULL", ep.ID).
+				Updates(map[string]any{"failing_since": nil, "updated_at": now}).Error
+		}
 		var cur endpointRow
 		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id", "enabled", "failing_since").Take(&cur, "id = ?", ep.ID).Error; err != nil {
 			return err
 		}
 		upd := map[string]any{}
 		switch {
-		case a.ok():
-			if cur.FailingSince != nil {
-				upd["failing_since"] = nil
-			}
 		case gone:
 			disable = "gone"
 			upd["enabled"], upd["disabled_reason"] = false, "the receiver answered 410 Gone"

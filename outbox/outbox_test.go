@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
@@ -359,6 +360,80 @@ func TestAnEndpointFailingForDaysIsDisabled(t *testing.T) {
 	require.False(t, row.Enabled)
 	require.Contains(t, *row.DisabledReason, "every attempt failed since")
 	require.Equal(t, before+1, testutil.ToFloat64(endpointsDisabled.WithLabelValues("failing")))
+}
+
+// A success clears the endpoint's failing time; to an endpoint that is not failing
+// it is recorded without waiting for the endpoint's row (held here as an update of
+// the endpoint, or another delivery's record, would hold it), so deliveries to one
+// endpoint do not commit one after the other.
+func TestASuccessLocksTheEndpointOnlyToClearItsFailingTime(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := newReceiver(t, 204)
+	ep, _ := e.endpoint(r.srv.URL+"/in", EventPaymentSucceeded)
+	e.publish(uuid.NewString())
+	e.publish(uuid.NewString())
+	ds := e.deliveries(ep)
+	w := e.worker(r)
+
+	holder := e.db.Begin()
+	t.Cleanup(func() { holder.Rollback() })
+	var held endpointRow
+	require.NoError(t, holder.Raw("SELECT * FROM webhook_endpoints WHERE id = ? FOR UPDATE", ep).Scan(&held).Error)
+	// The bound only ends the test if the attempt waits for the row; it measures nothing.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, w.Work(ctx, job(ds[0].ID, 1)))
+	require.Equal(t, statusDelivered, e.delivery(ds[0].ID).Status)
+	require.NoError(t, holder.Rollback().Error)
+
+	since := time.Now().Add(-time.Hour)
+	require.NoError(t, e.db.Model(&endpointRow{}).Where("id = ?", ep).Update("failing_since", since).Error)
+	require.NoError(t, w.Work(context.Background(), job(ds[1].ID, 1)))
+	var row endpointRow
+	require.NoError(t, e.db.Take(&row, "id = ?", ep).Error)
+	require.Nil(t, row.FailingSince, "a success ends the failing time")
+	require.True(t, row.Enabled)
+}
+
+// An endpoint's share of the workers bounds the attempts waiting for its answer:
+// attempts whose answers are in and being recorded leave room for the next.
+func TestAnEndpointsShareIsFreeOnceItsAnswersAreIn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := newReceiver(t, 204)
+	ep, _ := e.endpoint(r.srv.URL+"/in", EventPaymentSucceeded)
+	for range maxInFlight + 1 {
+		e.publish(uuid.NewString())
+	}
+	ds := e.deliveries(ep)
+	w := e.worker(r)
+	recording := make(chan struct{})
+	release := make(chan struct{})
+	var held atomic.Int64
+	w.afterSend = func() {
+		if held.Add(1) <= maxInFlight {
+			recording <- struct{}{}
+			<-release
+		}
+	}
+	var wg sync.WaitGroup
+	for _, d := range ds[:maxInFlight] {
+		wg.Go(func() { assert.NoError(t, w.Work(context.Background(), job(d.ID, 1))) })
+	}
+	for range maxInFlight {
+		<-recording
+	}
+	// maxInFlight answers are in and not recorded yet: the next delivery is sent,
+	// not snoozed.
+	require.NoError(t, w.Work(context.Background(), job(ds[maxInFlight].ID, 1)))
+	require.Equal(t, statusDelivered, e.delivery(ds[maxInFlight].ID).Status)
+	close(release)
+	wg.Wait()
+	for _, d := range ds {
+		require.Equal(t, statusDelivered, e.delivery(d.ID).Status)
+	}
+	require.Len(t, r.requests(), maxInFlight+1)
 }
 
 func TestASlowEndpointDoesNotHoldAnother(t *testing.T) {
