@@ -10,7 +10,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -118,7 +117,7 @@ func (s *Service) UpdateEndpoint(ctx context.Context, p *auth.Principal, in mode
 	if err != nil {
 		return nil, err
 	}
-	if uuid.Validate(in.EndpointID) != nil {
+	if !models.ValidID(in.EndpointID) {
 		return nil, notFound()
 	}
 	var desc *string
@@ -193,7 +192,7 @@ func (s *Service) RotateSecret(ctx context.Context, p *auth.Principal, in models
 	if err != nil {
 		return nil, "", err
 	}
-	if uuid.Validate(in.EndpointID) != nil {
+	if !models.ValidID(in.EndpointID) {
 		return nil, "", notFound()
 	}
 	scope := idempotency.ScopeFor(p.Issuer, p.Subject, OpRotateSecret, in.IdempotencyKey)
@@ -286,7 +285,7 @@ const deliveryColumns = "webhook_deliveries.*, (SELECT event_type FROM webhook_m
 func (s *Service) Deliveries(ctx context.Context, endpointID *string, status *models.WebhookDeliveryStatus, first *int, after *string) (*models.WebhookDeliveryConnection, error) {
 	q := s.db.WithContext(ctx).Table("webhook_deliveries").Select(deliveryColumns)
 	if endpointID != nil {
-		if uuid.Validate(*endpointID) != nil {
+		if !models.ValidID(*endpointID) {
 			return &models.WebhookDeliveryConnection{Edges: []*models.WebhookDeliveryEdge{}, PageInfo: &models.PageInfo{}}, nil
 		}
 		q = q.Where("endpoint_id = ?", *endpointID)
@@ -313,7 +312,7 @@ func (s *Service) Redeliver(ctx context.Context, p *auth.Principal, in models.Re
 	if err != nil {
 		return nil, err
 	}
-	if uuid.Validate(in.DeliveryID) != nil {
+	if !models.ValidID(in.DeliveryID) {
 		return nil, models.NewUserError(models.UserErrorNotFound, "no such delivery", "input", "deliveryId")
 	}
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

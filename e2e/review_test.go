@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+)
+
+// lookalikes are spellings of id that uuid.Validate accepts: the URN form, the
+// braced form, upper case and the form without hyphens.
+func lookalikes(id string) []string {
+	return []string{"urn:uuid:" + id, "{" + id + "}", strings.ToUpper(id), strings.ReplaceAll(id, "-", "")}
+}
+
+// A stranger following someone else's subscription by any spelling of its id is
+// refused exactly as for an unknown id (NOT_FOUND), never INTERNAL, over the socket
+// and over the subscription query alike.
+func TestLiveLookalikeIdsRefusedLikeUnknown(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{jobs: true, env: liveEnv})
+	f := a.fixture("price_live_look", "cus_live_look", "sub_live_look")
+	a.issuerSubject(f.customerID, "look-owner")
+	other := a.fixture("price_live_look_other", "cus_live_look_other", "sub_live_look_other")
+	a.issuerSubject(other.customerID, "look-stranger")
+	stranger := a.token("look-stranger")
+
+	c := a.connect(stranger)
+	c.subscribe("unknown", followQuery, map[string]any{"id": uuid.NewString()})
+	unknownCodes, unknownMessages := c.refusal("unknown")
+	require.Equal(t, []string{"NOT_FOUND"}, unknownCodes)
+	for i, id := range lookalikes(f.subscriptionID) {
+		op := "look-" + string(rune('a'+i))
+		c.subscribe(op, followQuery, map[string]any{"id": id})
+		codes, messages := c.refusal(op)
+		require.Equal(t, unknownCodes, codes, id)
+		require.Equal(t, unknownMessages, messages, id)
+
+		resp := a.gql(stranger, `query($id: ID!) { subscription(id: $id) { id } }`, map[string]any{"id": id})
+		require.Empty(t, resp.Errors, "%s: %s", id, resp.Raw)
+		require.Nil(t, resp.Data["subscription"], id)
+	}
+}
+
+// Every webhook operation given an id in a spelling PostgreSQL does not take
+// (the URN form, which uuid.Validate accepts) answers NOT_FOUND, never INTERNAL.
+func TestWebhookOperationsLookalikeIdsNotFound(t *testing.T) {
+	t.Parallel()
+	r := newHookReceiver(t)
+	s := newHookShop(t, r)
+	admin, support := s.token("look-admin", "admin"), s.token("look-support", "support")
+	resp, created := s.createEndpoint(admin, r.srv.URL, "look-create", "*")
+	require.Empty(t, resp.Errors, resp.Raw)
+	id := "urn:uuid:" + created["endpoint"].(map[string]any)["id"].(string)
+
+	resp, out := s.mutate(admin, "updateWebhookEndpoint", "UpdateWebhookEndpointInput",
+		map[string]any{"endpointId": id, "enabled": false, "reason": "r", "idempotencyKey": "look-u"}, "endpoint { id }")
+	require.Empty(t, resp.Errors, resp.Raw)
+	require.Equal(t, []string{"NOT_FOUND"}, userErrorCodes(out))
+	resp, out = s.mutate(admin, "rotateWebhookEndpointSecret", "RotateWebhookEndpointSecretInput",
+		map[string]any{"endpointId": id, "reason": "r", "idempotencyKey": "look-r"}, "secret")
+	require.Empty(t, resp.Errors, resp.Raw)
+	require.Equal(t, []string{"NOT_FOUND"}, userErrorCodes(out))
+	require.Nil(t, out["secret"])
+	resp, out = s.mutate(support, "redeliverWebhook", "RedeliverWebhookInput",
+		map[string]any{"deliveryId": "urn:uuid:" + uuid.NewString(), "reason": "r"}, "delivery { id }")
+	require.Empty(t, resp.Errors, resp.Raw)
+	require.Equal(t, []string{"NOT_FOUND"}, userErrorCodes(out))
+	resp = s.gql(support, `query($id: ID) { webhookDeliveries(endpointId: $id) { edges { node { id } } } }`, map[string]any{"id": id})
+	require.Empty(t, resp.Errors, resp.Raw)
+}
