@@ -4,8 +4,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coder/websocket"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+
+	"github.com/scoville/scoville/graph"
 )
 
 // lookalikes are spellings of id that uuid.Validate accepts: the URN form, the
@@ -69,4 +72,53 @@ func TestWebhookOperationsLookalikeIdsNotFound(t *testing.T) {
 	require.Equal(t, []string{"NOT_FOUND"}, userErrorCodes(out))
 	resp = s.gql(support, `query($id: ID) { webhookDeliveries(endpointId: $id) { edges { node { id } } } }`, map[string]any{"id": id})
 	require.Empty(t, resp.Errors, resp.Raw)
+}
+
+// An operation id is the client's handle on the operation: a subscribe under the
+// id of a running operation closes the socket (4409, graphql-transport-ws) instead
+// of starting a second operation that a complete could no longer stop. An id the
+// server ended, or the client completed, may be used again.
+func TestLiveOperationIDInUseClosesTheSocket(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{jobs: true, env: liveEnv})
+	f := a.fixture("price_live_dup", "cus_live_dup", "sub_live_dup")
+	a.issuerSubject(f.customerID, "dup-owner")
+	c := a.connect(a.token("dup-owner"))
+
+	c.subscribe("gone", followQuery, map[string]any{"id": uuid.NewString()})
+	codes, _ := c.refusal("gone")
+	require.Equal(t, []string{"NOT_FOUND"}, codes)
+	c.subscribe("gone", followQuery, map[string]any{"id": uuid.NewString()})
+	codes, _ = c.refusal("gone")
+	require.Equal(t, []string{"NOT_FOUND"}, codes, "an id the server ended is free again")
+
+	c.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
+	require.Equal(t, f.subscriptionID, c.push("1").Data.SubscriptionUpdated.ID)
+	c.send(map[string]any{"type": "complete", "id": "1"})
+	c.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
+	m := c.next()
+	for m.Type == "complete" { // the completed operation's end (gqlgen sends it)
+		m = c.next()
+	}
+	require.Equal(t, "next", m.Type, "an id the client completed is free again: %s", m.Payload)
+	require.Equal(t, "1", m.ID)
+
+	c.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
+	require.EqualValues(t, graph.CloseSubscriberExists, c.closedSkipping("1"))
+}
+
+// closedSkipping reads until the server closes the socket, skipping the messages of
+// operation id (which was running), and returns the close code.
+func (c *liveClient) closedSkipping(id string) websocket.StatusCode {
+	c.t.Helper()
+	for {
+		m, err := c.read()
+		if err != nil {
+			code := websocket.CloseStatus(err)
+			require.NotEqual(c.t, websocket.StatusCode(-1), code, "the socket ended without a close frame: %v", err)
+			return code
+		}
+		require.Equal(c.t, id, m.ID, "%s: %s", m.Type, m.Payload)
+		require.NotEqual(c.t, "next", m.Type, "no second operation may run under id %s: %s", id, m.Payload)
+	}
 }
