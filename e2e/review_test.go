@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -121,4 +124,27 @@ func (c *liveClient) closedSkipping(id string) websocket.StatusCode {
 		require.Equal(c.t, id, m.ID, "%s: %s", m.Type, m.Payload)
 		require.NotEqual(c.t, "next", m.Type, "no second operation may run under id %s: %s", id, m.Payload)
 	}
+}
+
+// A request that asks for an upgrade other than a WebSocket GET (a POST with
+// Upgrade: h2c) takes the socket route, and is refused there in the API's error
+// format, running nothing.
+func TestLiveRefusesAnUpgradeThatIsNoWebSocket(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{env: liveEnv})
+	req, err := http.NewRequest(http.MethodPost, a.srv.URL+"/graphql", strings.NewReader(`{"query":"{ __typename }"}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "h2c")
+	req.Header.Set("Sec-WebSocket-Protocol", graph.LiveSubprotocol)
+	resp, err := a.srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s", b)
+	var body gqlResponse
+	require.NoError(t, json.Unmarshal(b, &body), "%s", b)
+	require.Equal(t, []string{"BAD_REQUEST"}, body.codes(), "%s", b)
+	require.NotContains(t, string(b), "__typename")
 }

@@ -102,6 +102,12 @@ func (t liveTransport) Supports(r *http.Request) bool { return r.Header.Get("Upg
 
 func (t liveTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	hub := t.cfg.Hub
+	if r.Method != http.MethodGet || !headerHasToken(r, "Upgrade", "websocket") {
+		// Refused here, in the API's error format: gqlgen's own refusal writes an
+		// unstructured log line quoting the request's headers.
+		WriteRequestError(w, http.StatusBadRequest, models.CodeBadRequest, "live updates need a WebSocket upgrade (GET)")
+		return
+	}
 	if origin := r.Header.Get("Origin"); origin != "" && !originAllowed(t.cfg.AllowedOrigins, origin) {
 		hub.Metrics().Refused(live.RefusedOrigin)
 		WriteRequestError(w, http.StatusForbidden, models.CodeForbidden, "live updates are not open to this origin")
@@ -360,6 +366,19 @@ func (t liveTransport) init(ctx context.Context, payload transport.InitPayload) 
 // middleware applies it to a request's.
 func originAllowed(allowed []string, origin string) bool {
 	return slices.Contains(allowed, "*") || slices.Contains(allowed, origin)
+}
+
+// headerHasToken reports whether the comma-separated values of header name hold
+// token, compared case-insensitively.
+func headerHasToken(r *http.Request, name, token string) bool {
+	for _, v := range r.Header.Values(name) {
+		for p := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // offersSubprotocol reports whether the client offers name.
