@@ -148,3 +148,17 @@ func TestLiveRefusesAnUpgradeThatIsNoWebSocket(t *testing.T) {
 	require.Equal(t, []string{"BAD_REQUEST"}, body.codes(), "%s", b)
 	require.NotContains(t, string(b), "__typename")
 }
+
+// Origins that look like the allowed one are refused at the upgrade: the null
+// origin, other case, a trailing dot, an explicit port, a prefix or a user part.
+func TestLiveRefusesLookalikeOrigins(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{env: liveEnv})
+	for _, origin := range []string{"null", strings.ToUpper(liveOrigin), liveOrigin + ".", liveOrigin + ":8443",
+		"http://shop.example", "https://evil.shop.example", "https://shop.example@evil.example", liveOrigin + "/"} {
+		_, resp, err := dialLive(t, wsURL(a.srv.URL), http.Header{"Origin": {origin}})
+		require.Error(t, err, origin)
+		require.NotNil(t, resp, origin)
+		require.Equal(t, http.StatusForbidden, resp.StatusCode, origin)
+	}
+}
