@@ -1,10 +1,14 @@
 package graph
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +35,9 @@ const (
 	CloseForbidden = 4403
 	// CloseTooManySockets closes a socket whose principal holds as many as allowed.
 	CloseTooManySockets = 4429
+	// CloseSubscriberExists closes a socket whose client subscribes under the id of
+	// one of its operations still running (graphql-transport-ws).
+	CloseSubscriberExists = 4409
 	// DefaultLiveInitTimeout is how long a socket may wait before connection_init.
 	DefaultLiveInitTimeout = 10 * time.Second
 	// DefaultLivePingInterval is how often the server pings; a client that does not
@@ -95,6 +102,12 @@ func (t liveTransport) Supports(r *http.Request) bool { return r.Header.Get("Upg
 
 func (t liveTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	hub := t.cfg.Hub
+	if r.Method != http.MethodGet || !headerHasToken(r, "Upgrade", "websocket") {
+		// Refused here, in the API's error format: gqlgen's own refusal writes an
+		// unstructured log line quoting the request's headers.
+		WriteRequestError(w, http.StatusBadRequest, models.CodeBadRequest, "live updates need a WebSocket upgrade (GET)")
+		return
+	}
 	if origin := r.Header.Get("Origin"); origin != "" && !originAllowed(t.cfg.AllowedOrigins, origin) {
 		hub.Metrics().Refused(live.RefusedOrigin)
 		WriteRequestError(w, http.StatusForbidden, models.CodeForbidden, "live updates are not open to this origin")
@@ -154,10 +167,124 @@ func (s *socket) Accept(w http.ResponseWriter, r *http.Request, opts transport.W
 	if err != nil {
 		return nil, err
 	}
+	ids := &operationIDs{WebsocketConn: conn, active: map[string]*operationID{}}
 	s.mu.Lock()
-	s.conn = conn
+	s.conn = ids
 	s.mu.Unlock()
-	return conn, nil
+	return ids, nil
+}
+
+// operationIDs keeps the ids of a socket's running operations and closes the
+// socket (CloseSubscriberExists) when a subscribe reuses one, as
+// graphql-transport-ws requires: gqlgen would run a second operation under the
+// id, and the client's complete would stop only the later one, the other pushing
+// on, unstoppable, until the socket ends. An id is taken until the server ends
+// its operation (complete or error); one the client completed may be subscribed
+// again at once.
+type operationIDs struct {
+	transport.WebsocketConn
+
+	mu     sync.Mutex
+	active map[string]*operationID
+}
+
+// operationID counts the operations under one id the server has not ended yet;
+// completed says the client completed the latest.
+type operationID struct {
+	running   int
+	completed bool
+}
+
+var (
+	_ transport.WebsocketReadLimiter   = (*operationIDs)(nil)
+	_ transport.WebsocketReadDeadliner = (*operationIDs)(nil)
+)
+
+// errOperationIDInUse ends a socket whose client reused a running operation's id.
+var errOperationIDInUse = errors.New("live: subscribe under the id of a running operation")
+
+func (c *operationIDs) NextReader() (int, io.Reader, error) {
+	typ, r, err := c.WebsocketConn.NextReader()
+	if err != nil {
+		return typ, r, err
+	}
+	b, err := io.ReadAll(r) // bounded by the read limit
+	if err != nil {
+		return typ, nil, err
+	}
+	var m struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+	}
+	if json.Unmarshal(b, &m) == nil && m.ID != "" && !c.note(m.Type, m.ID) {
+		_ = c.WebsocketConn.WriteClose(CloseSubscriberExists, "subscriber for this id already exists")
+		return typ, nil, errOperationIDInUse
+	}
+	return typ, bytes.NewReader(b), nil
+}
+
+// note records a client message of type typ about operation id; it reports false
+// for a subscribe under the id of a running operation the client did not complete.
+func (c *operationIDs) note(typ, id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	op := c.active[id]
+	switch typ {
+	case "subscribe":
+		if op == nil {
+			c.active[id] = &operationID{running: 1}
+			return true
+		}
+		if !op.completed {
+			return false
+		}
+		op.running++
+		op.completed = false
+	case "complete":
+		if op != nil {
+			op.completed = true
+		}
+	}
+	return true
+}
+
+// ended records that the server ended an operation under id.
+func (c *operationIDs) ended(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if op := c.active[id]; op != nil {
+		if op.running--; op.running <= 0 {
+			delete(c.active, id)
+		}
+	}
+}
+
+func (c *operationIDs) WriteJSON(v any) error {
+	// gqlgen's message is an unexported struct with exported Type and ID fields.
+	if rv := reflect.Indirect(reflect.ValueOf(v)); rv.Kind() == reflect.Struct {
+		typ, id := rv.FieldByName("Type"), rv.FieldByName("ID")
+		if typ.IsValid() && typ.Kind() == reflect.String && id.IsValid() && id.Kind() == reflect.String {
+			if t := typ.String(); t == "complete" || t == "error" {
+				c.ended(id.String())
+			}
+		}
+	}
+	return c.WebsocketConn.WriteJSON(v)
+}
+
+// SetReadLimit passes gqlgen's read limit on to the connection.
+func (c *operationIDs) SetReadLimit(limit int64) {
+	if l, ok := c.WebsocketConn.(transport.WebsocketReadLimiter); ok {
+		l.SetReadLimit(limit)
+	}
+}
+
+// SetReadDeadline passes gqlgen's pong deadline on to the connection.
+func (c *operationIDs) SetReadDeadline(t time.Time) error {
+	if d, ok := c.WebsocketConn.(transport.WebsocketReadDeadliner); ok {
+		return d.SetReadDeadline(t)
+	}
+	return nil
 }
 
 // end releases what the socket held once gqlgen's transport returns.
@@ -239,6 +366,19 @@ func (t liveTransport) init(ctx context.Context, payload transport.InitPayload) 
 // middleware applies it to a request's.
 func originAllowed(allowed []string, origin string) bool {
 	return slices.Contains(allowed, "*") || slices.Contains(allowed, origin)
+}
+
+// headerHasToken reports whether the comma-separated values of header name hold
+// token, compared case-insensitively.
+func headerHasToken(r *http.Request, name, token string) bool {
+	for _, v := range r.Header.Values(name) {
+		for p := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // offersSubprotocol reports whether the client offers name.

@@ -2,6 +2,8 @@ package outbox
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,7 +12,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -118,7 +119,7 @@ func (s *Service) UpdateEndpoint(ctx context.Context, p *auth.Principal, in mode
 	if err != nil {
 		return nil, err
 	}
-	if uuid.Validate(in.EndpointID) != nil {
+	if !models.ValidID(in.EndpointID) {
 		return nil, notFound()
 	}
 	var desc *string
@@ -193,7 +194,7 @@ func (s *Service) RotateSecret(ctx context.Context, p *auth.Principal, in models
 	if err != nil {
 		return nil, "", err
 	}
-	if uuid.Validate(in.EndpointID) != nil {
+	if !models.ValidID(in.EndpointID) {
 		return nil, "", notFound()
 	}
 	scope := idempotency.ScopeFor(p.Issuer, p.Subject, OpRotateSecret, in.IdempotencyKey)
@@ -286,7 +287,7 @@ const deliveryColumns = "webhook_deliveries.*, (SELECT event_type FROM webhook_m
 func (s *Service) Deliveries(ctx context.Context, endpointID *string, status *models.WebhookDeliveryStatus, first *int, after *string) (*models.WebhookDeliveryConnection, error) {
 	q := s.db.WithContext(ctx).Table("webhook_deliveries").Select(deliveryColumns)
 	if endpointID != nil {
-		if uuid.Validate(*endpointID) != nil {
+		if !models.ValidID(*endpointID) {
 			return &models.WebhookDeliveryConnection{Edges: []*models.WebhookDeliveryEdge{}, PageInfo: &models.PageInfo{}}, nil
 		}
 		q = q.Where("endpoint_id = ?", *endpointID)
@@ -306,14 +307,15 @@ func (s *Service) Deliveries(ctx context.Context, endpointID *string, status *mo
 		func(d *models.WebhookDelivery) (time.Time, string) { return d.CreatedAt, d.ID }), nil
 }
 
-// Redeliver sends the delivery's message again, with the same webhook-id, on a
-// fresh retry schedule. The endpoint must be enabled.
+// Redeliver sends the delivery's message again, with the same webhook-id, now: on
+// a fresh retry schedule, or, when its job still waits for a retry, on that job's
+// (one job per delivery). The endpoint must be enabled.
 func (s *Service) Redeliver(ctx context.Context, p *auth.Principal, in models.RedeliverWebhookInput) (*models.WebhookDelivery, error) {
 	reason, err := audit.Reason(in.Reason, "input", "reason")
 	if err != nil {
 		return nil, err
 	}
-	if uuid.Validate(in.DeliveryID) != nil {
+	if !models.ValidID(in.DeliveryID) {
 		return nil, models.NewUserError(models.UserErrorNotFound, "no such delivery", "input", "deliveryId")
 	}
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -341,7 +343,7 @@ func (s *Service) Redeliver(ctx context.Context, p *auth.Principal, in models.Re
 		if err != nil {
 			return err
 		}
-		if err := enqueue(ctx, sqlTx, d.ID); err != nil {
+		if err := bringForward(ctx, tx, sqlTx, d.ID); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, p, audit.Action{
@@ -357,6 +359,38 @@ func (s *Service) Redeliver(ctx context.Context, p *auth.Principal, in models.Re
 		return nil, fmt.Errorf("outbox: read delivery: %w", err)
 	}
 	return deliveryModel(&v), nil
+}
+
+// bringForward makes the delivery's job due now: the job still waiting for a retry,
+// if there is one (a second job would run a second retry chain against the
+// receiver), or a new one. A job running now is left to finish its attempt.
+func bringForward(ctx context.Context, tx *gorm.DB, sqlTx *sql.Tx, deliveryID string) error {
+	args, err := json.Marshal(DeliverArgs{DeliveryID: deliveryID})
+	if err != nil {
+		return err
+	}
+	var jobs []struct {
+		ID    int64
+		State string
+	}
+	err = tx.WithContext(ctx).Raw(`SELECT id, state FROM river_job WHERE kind = ? AND args @> ?::jsonb
+		AND state IN ('available', 'pending', 'scheduled', 'retryable', 'running') ORDER BY id`,
+		DeliverArgs{}.Kind(), string(args)).Scan(&jobs).Error
+	if err != nil {
+		return fmt.Errorf("outbox: find delivery job: %w", err)
+	}
+	if len(jobs) == 0 {
+		return enqueue(ctx, sqlTx, deliveryID)
+	}
+	for _, j := range jobs {
+		if j.State == "running" {
+			continue
+		}
+		if _, err := inserter.JobRetryTx(ctx, sqlTx, j.ID); err != nil {
+			return fmt.Errorf("outbox: bring delivery job forward: %w", err)
+		}
+	}
+	return nil
 }
 
 var errNotFound = errors.New("outbox: no such endpoint")

@@ -131,6 +131,7 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("2002::/16"),      // 6to4 (maps IPv4)
 	netip.MustParsePrefix("100::/64"),       // discard
 	netip.MustParsePrefix("::ffff:0:0/96"),  // IPv4-mapped, checked unmapped
+	netip.MustParsePrefix("::/96"),          // IPv4-compatible (deprecated; maps IPv4, private included)
 }
 
 // client is the HTTP client of deliveries: timeout bounds an attempt, no proxy, no

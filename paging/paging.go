@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/models"
@@ -58,7 +57,7 @@ func Args(first *int, after *string) (limit int, cursor *Cursor, err error) {
 	}
 	micros, id, ok := strings.Cut(string(raw), ":")
 	us, perr := strconv.ParseInt(micros, 10, 64)
-	if !ok || perr != nil || uuid.Validate(id) != nil {
+	if !ok || perr != nil || !models.ValidID(id) {
 		return 0, nil, bad
 	}
 	return limit, &Cursor{CreatedAt: time.UnixMicro(us).UTC(), ID: id}, nil

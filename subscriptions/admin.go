@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/audit"
@@ -98,7 +97,7 @@ func (a *Admin) Cancel(ctx context.Context, p *auth.Principal, in models.AdminCa
 	}
 	return a.run(ctx, p, OpAdminCancel, in.IdempotencyKey, in, func(ctx context.Context, scope idempotency.Scope) (Outcome, error) {
 		notFound := models.NewUserError(models.UserErrorNotFound, "no such subscription", "input", subscriptionFieldPath)
-		if uuid.Validate(in.SubscriptionID) != nil {
+		if !models.ValidID(in.SubscriptionID) {
 			return Outcome{}, notFound
 		}
 		var sub models.Subscription

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/audit"
@@ -41,7 +40,7 @@ func (a *Admin) Refund(ctx context.Context, p *auth.Principal, in models.RefundP
 		return nil, models.NewUserError(models.UserErrorInvalid, "must be a positive amount in minor units", "input", "amount")
 	}
 	return a.run(ctx, p, OpRefund, in.IdempotencyKey, in, func(ctx context.Context, scope idempotency.Scope) (Outcome, error) {
-		if uuid.Validate(in.PaymentID) != nil {
+		if !models.ValidID(in.PaymentID) {
 			return Outcome{}, models.NewUserError(models.UserErrorNotFound, "no such payment", "input", "paymentId")
 		}
 		key := scope.ProviderKey("refund")

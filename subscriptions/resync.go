@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/audit"
@@ -33,7 +32,7 @@ func (s *Syncer) Resync(ctx context.Context, p *auth.Principal, subscriptionID, 
 		return nil, err
 	}
 	notFound := models.NewUserError(models.UserErrorNotFound, "no such subscription", "input", "subscriptionId")
-	if uuid.Validate(subscriptionID) != nil {
+	if !models.ValidID(subscriptionID) {
 		return nil, notFound
 	}
 	var sub models.Subscription

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/auth"
@@ -174,7 +173,7 @@ func (r refusal) Unwrap() error { return r.err }
 // Get returns the subscription if the caller may see it (its owner, SUPPORT or ADMIN),
 // and nil otherwise: an invisible subscription looks exactly like a missing one.
 func (s *Service) Get(ctx context.Context, p *auth.Principal, id string) (*models.Subscription, error) {
-	if uuid.Validate(id) != nil {
+	if !models.ValidID(id) {
 		return nil, nil
 	}
 	q := s.db.WithContext(ctx).Where("id = ?", id)
@@ -212,7 +211,7 @@ func (s *Service) ForCustomer(ctx context.Context, customerID string) ([]*models
 // audited admin operations only.
 func (s *Service) owned(ctx context.Context, p *auth.Principal, id string) (*models.Subscription, *models.Customer, error) {
 	notFound := models.NewUserError(models.UserErrorNotFound, "no such subscription", "input", "subscriptionId")
-	if uuid.Validate(id) != nil {
+	if !models.ValidID(id) {
 		return nil, nil, notFound
 	}
 	c, err := s.customers.Lookup(ctx, p)
@@ -238,7 +237,7 @@ func (s *Service) owned(ctx context.Context, p *auth.Principal, id string) (*mod
 // is) is INVALID.
 func (s *Service) activePlan(ctx context.Context, id string, field ...string) (*models.Plan, error) {
 	notFound := models.NewUserError(models.UserErrorNotFound, "no such plan", field...)
-	if uuid.Validate(id) != nil {
+	if !models.ValidID(id) {
 		return nil, notFound
 	}
 	var plan models.Plan

@@ -204,7 +204,7 @@ func (s *Syncer) ensureSubscription(ctx context.Context, tx *gorm.DB, gs gateway
 		return nil, false, nil
 	}
 	id := gs.Metadata[metadataSubscriptionID]
-	if uuid.Validate(id) != nil {
+	if !models.ValidID(id) {
 		id = uuid.NewSHA1(stripeNamespace, []byte(gs.ID)).String()
 	}
 	row := models.Subscription{ID: id, CustomerID: customerID, PlanID: plan.ID}
@@ -299,7 +299,7 @@ var stripeNamespace = uuid.MustParse("6f1d2a8e-4c1b-5a55-9a3e-2f7c0e0b5c11")
 // its metadata, else by the Stripe customer id we stored. "" means not ours.
 func (s *Syncer) ourCustomer(tx *gorm.DB, metadataID, stripeCustomerID string) (string, error) {
 	var c models.Customer
-	if uuid.Validate(metadataID) == nil {
+	if models.ValidID(metadataID) {
 		err := tx.Select("id").Where("id = ?", metadataID).Take(&c).Error
 		if err == nil {
 			return c.ID, nil
@@ -325,7 +325,7 @@ func (s *Syncer) ourCustomer(tx *gorm.DB, metadataID, stripeCustomerID string) (
 // subscription: the Stripe customer id, and the address Checkout collected.
 func (s *Syncer) applyCheckout(ctx context.Context, tx *gorm.DB, _ Event, p preparedCheckout) (Effect, error) {
 	cs := p.session
-	if uuid.Validate(cs.ClientReferenceID) == nil && cs.CustomerID != "" {
+	if models.ValidID(cs.ClientReferenceID) && cs.CustomerID != "" {
 		// Only fills a missing link; a customer already linked keeps theirs.
 		if _, err := customers.LinkStripeCustomer(ctx, tx, cs.ClientReferenceID, cs.CustomerID); err != nil {
 			return Effect{}, fmt.Errorf("subscriptions: link customer: %w", err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -49,7 +48,7 @@ func (r *Replayer) Replay(ctx context.Context, p *auth.Principal, eventID, reaso
 		return nil, err
 	}
 	notFound := models.NewUserError(models.UserErrorNotFound, "no such event", "input", "eventId")
-	if uuid.Validate(eventID) != nil {
+	if !models.ValidID(eventID) {
 		return nil, notFound
 	}
 	var ev models.WebhookEvent
