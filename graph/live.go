@@ -21,6 +21,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/httpserver"
 	"github.com/scoville/scoville/live"
 	"github.com/scoville/scoville/models"
 )
@@ -102,7 +103,7 @@ func (t liveTransport) Supports(r *http.Request) bool { return r.Header.Get("Upg
 
 func (t liveTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	hub := t.cfg.Hub
-	if r.Method != http.MethodGet || !headerHasToken(r, "Upgrade", "websocket") {
+	if !httpserver.WebSocketUpgrade(r) {
 		// Refused here, in the API's error format: gqlgen's own refusal writes an
 		// unstructured log line quoting the request's headers.
 		WriteRequestError(w, http.StatusBadRequest, models.CodeBadRequest, "live updates need a WebSocket upgrade (GET)")
@@ -366,19 +367,6 @@ func (t liveTransport) init(ctx context.Context, payload transport.InitPayload) 
 // middleware applies it to a request's.
 func originAllowed(allowed []string, origin string) bool {
 	return slices.Contains(allowed, "*") || slices.Contains(allowed, origin)
-}
-
-// headerHasToken reports whether the comma-separated values of header name hold
-// token, compared case-insensitively.
-func headerHasToken(r *http.Request, name, token string) bool {
-	for _, v := range r.Header.Values(name) {
-		for p := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(p), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // offersSubprotocol reports whether the client offers name.
