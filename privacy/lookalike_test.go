@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
@@ -20,6 +21,7 @@ import (
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/idempotency"
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/outbox"
 	"github.com/scoville/scoville/webhooks/webhooktest"
 )
 
@@ -129,4 +131,51 @@ func TestPrivacyFindsEventsByIdentifiersNotByText(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, out.JSON, `"customer_email":"alice@x.example"`)
 	require.Contains(t, out.JSON, `"object":"invoice"`)
+}
+
+// sealedMessage reads outgoing messages with their payload opened.
+type sealedMessage struct {
+	ID      string
+	Payload []byte `gorm:"serializer:sealed"`
+}
+
+func (sealedMessage) TableName() string { return "webhook_messages" }
+
+// TestTheLaterScrubForgetsAShipmentMessageWrittenBesideTheErasure writes a
+// shipment.created with the address after the erasure (as a path that did not
+// wait for the customer's lock could): the scrub job removes the address.
+func TestTheLaterScrubForgetsAShipmentMessageWrittenBesideTheErasure(t *testing.T) {
+	t.Parallel()
+	db := dbtest.NewSealed(t)
+	ctx := context.Background()
+	p := New(db, stripeGone{}, idempotency.NewStore(db), jobSink{}, nil)
+	erin := newSomeone(t, db, "erin", "erin@x.example", "Erin Late")
+	admin := &auth.Principal{Issuer: "https://id.example", Subject: "ops", Roles: []auth.Role{auth.RoleAdmin}}
+	_, _, err := outbox.NewService(db, idempotency.NewStore(db), outbox.Targets{}, time.Now).CreateEndpoint(ctx, admin,
+		models.CreateWebhookEndpointInput{URL: "https://3pl.example/in", EventTypes: []string{outbox.EventShipmentCreated},
+			Reason: "the 3PL goes live", IdempotencyKey: "ep-1"})
+	require.NoError(t, err)
+	out, err := p.Delete(ctx, erin.who, models.DeleteMyAccountInput{Confirm: true, IdempotencyKey: "del-erin"})
+	require.NoError(t, err)
+	require.True(t, out.Deleted)
+
+	require.NoError(t, db.Transaction(func(tx *gorm.DB) error {
+		return outbox.ShipmentCreated(ctx, tx, &models.Shipment{ID: uuid.NewString(), CustomerID: erin.id, SubscriptionID: uuid.NewString(),
+			PlanID: uuid.NewString(), PeriodStart: time.Now(), PeriodEnd: time.Now(),
+			Address: models.Address{Name: "Erin Late", Line1: "9 Hidden Road", City: "Nowhere", PostalCode: "1", Country: "DE"}})
+	}))
+	text := func() string {
+		var msgs []sealedMessage
+		require.NoError(t, db.Find(&msgs).Error)
+		var b strings.Builder
+		for _, m := range msgs {
+			b.Write(m.Payload)
+		}
+		return b.String()
+	}
+	require.Contains(t, text(), "9 Hidden Road")
+	_, err = p.scrubErased(ctx, erin.id)
+	require.NoError(t, err)
+	require.NotContains(t, text(), "9 Hidden Road")
+	require.NotContains(t, text(), "Erin Late")
 }

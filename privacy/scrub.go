@@ -16,6 +16,7 @@ import (
 	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/eventindex"
 	"github.com/scoville/scoville/jobs"
+	"github.com/scoville/scoville/outbox"
 	"github.com/scoville/scoville/webhooks"
 )
 
@@ -114,7 +115,9 @@ func (p *Service) scrubErased(ctx context.Context, customerID string) (int, erro
 		if n, err = webhooks.ScrubPersonal(ctx, tx, events); err != nil {
 			return fmt.Errorf("privacy: scrub: %w", err)
 		}
-		return nil
+		// A shipment message committed beside the erasure (a path that did not wait
+		// for the customer's lock) loses its address here at the latest.
+		return outbox.ForgetCustomer(ctx, tx, customerID)
 	})
 	return n, err
 }
