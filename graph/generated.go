@@ -4766,8 +4766,15 @@ func (ec *executionContext) _Mutation_createWebhookEndpoint(ctx context.Context,
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
 			}
+			directive2 := func(ctx context.Context) (any, error) {
+				if ec.Directives.StepUp == nil {
+					var zeroVal *models.CreateWebhookEndpointPayload
+					return zeroVal, errors.New("directive stepUp is not implemented")
+				}
+				return ec.Directives.StepUp(ctx, nil, directive1)
+			}
 
-			next = directive1
+			next = directive2
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.CreateWebhookEndpointPayload) graphql.Marshaler {
@@ -4828,8 +4835,15 @@ func (ec *executionContext) _Mutation_updateWebhookEndpoint(ctx context.Context,
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
 			}
+			directive2 := func(ctx context.Context) (any, error) {
+				if ec.Directives.StepUp == nil {
+					var zeroVal *models.UpdateWebhookEndpointPayload
+					return zeroVal, errors.New("directive stepUp is not implemented")
+				}
+				return ec.Directives.StepUp(ctx, nil, directive1)
+			}
 
-			next = directive1
+			next = directive2
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.UpdateWebhookEndpointPayload) graphql.Marshaler {
@@ -4890,8 +4904,15 @@ func (ec *executionContext) _Mutation_rotateWebhookEndpointSecret(ctx context.Co
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
 			}
+			directive2 := func(ctx context.Context) (any, error) {
+				if ec.Directives.StepUp == nil {
+					var zeroVal *models.RotateWebhookEndpointSecretPayload
+					return zeroVal, errors.New("directive stepUp is not implemented")
+				}
+				return ec.Directives.StepUp(ctx, nil, directive1)
+			}
 
-			next = directive1
+			next = directive2
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.RotateWebhookEndpointSecretPayload) graphql.Marshaler {
