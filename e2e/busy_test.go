@@ -87,6 +87,36 @@ func (a *testApp) sendAsync(token, query string) chan int {
 	return done
 }
 
+// holdInFlight locks the customers table and keeps two `{ me { id } }` requests in
+// flight, one with each of heldTokens, until a probe (`{ __typename }` with
+// probeToken) is answered with want: a held request that arrived while a probe held
+// a slot was refused, so it is sent again. It returns the probe's answer and
+// release, which ends the lock and requires both held requests to succeed.
+func (a *testApp) holdInFlight(heldTokens [2]string, probeToken string, want int, msg string) (res gqlResponse, release func()) {
+	a.t.Helper()
+	lock := a.db.Begin()
+	a.t.Cleanup(func() { lock.Rollback() })
+	require.NoError(a.t, lock.Exec(`LOCK TABLE customers IN ACCESS EXCLUSIVE MODE`).Error)
+	held := [2]chan int{a.sendAsync(heldTokens[0], `{ me { id } }`), a.sendAsync(heldTokens[1], `{ me { id } }`)}
+	require.Eventually(a.t, func() bool {
+		for i, done := range held {
+			select {
+			case <-done:
+				held[i] = a.sendAsync(heldTokens[i], `{ me { id } }`)
+			default:
+			}
+		}
+		res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: probeToken})
+		return res.Status == want
+	}, 30*time.Second, 20*time.Millisecond, msg)
+	return res, func() {
+		a.t.Helper()
+		require.NoError(a.t, lock.Rollback().Error)
+		require.Equal(a.t, http.StatusOK, <-held[0])
+		require.Equal(a.t, http.StatusOK, <-held[1])
+	}
+}
+
 // All callers together have at most RATE_LIMIT_INFLIGHT_TOTAL requests in flight;
 // one more, from a caller with room in its own share, is refused at once with 503
 // and Retry-After rather than queued. A WebSocket upgrade is not counted, and a
@@ -99,25 +129,7 @@ func TestRequestsInFlightAreBoundedForAllCallersTogether(t *testing.T) {
 		require.Empty(t, a.raw(limitsRequest{body: gqlBody(`{ me { id } }`, nil), token: tok}).Errors)
 	}
 	// Alice's and Bob's requests stay in flight while the customers table is locked.
-	lock := a.db.Begin()
-	t.Cleanup(func() { lock.Rollback() })
-	require.NoError(t, lock.Exec(`LOCK TABLE customers IN ACCESS EXCLUSIVE MODE`).Error)
-	first, second := a.sendAsync(alice, `{ me { id } }`), a.sendAsync(bob, `{ me { id } }`)
-
-	var res gqlResponse
-	// A held request that arrived while a probe held a slot was refused: it is
-	// sent again, until both are in flight and the probe is refused.
-	require.Eventually(t, func() bool {
-		select {
-		case <-first:
-			first = a.sendAsync(alice, `{ me { id } }`)
-		case <-second:
-			second = a.sendAsync(bob, `{ me { id } }`)
-		default:
-		}
-		res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: carol})
-		return res.Status == http.StatusServiceUnavailable
-	}, 30*time.Second, 20*time.Millisecond, "a third request in flight is refused")
+	res, release := a.holdInFlight([2]string{alice, bob}, carol, http.StatusServiceUnavailable, "a third request in flight is refused")
 	require.Equal(t, []string{"SERVER_BUSY"}, res.codes(), res.Raw)
 	requireRetryAfter(t, res, 1)
 	res = a.raw(limitsRequest{method: http.MethodGet, path: "/graphql?query=%7B__typename%7D", token: carol})
@@ -131,9 +143,7 @@ func TestRequestsInFlightAreBoundedForAllCallersTogether(t *testing.T) {
 	// operation over HTTP.
 	require.Equal(t, http.StatusSwitchingProtocols, a.handshakeStatus("/graphql?query=%7B__typename%7D", upgradeHeaders))
 
-	require.NoError(t, lock.Rollback().Error)
-	require.Equal(t, http.StatusOK, <-first)
-	require.Equal(t, http.StatusOK, <-second)
+	release()
 	res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: carol})
 	require.Empty(t, res.Errors, "the slots are free again: %s", res.Raw)
 }
