@@ -71,15 +71,41 @@ func dialLive(t testing.TB, url string, header http.Header) (*liveClient, *http.
 	return &liveClient{t: t, conn: conn}, resp, nil
 }
 
-// connect dials and completes connection_init with token.
+// connect dials the app and completes connection_init with token.
 func (a *testApp) connect(token string) *liveClient {
 	a.t.Helper()
-	c, _, err := dialLive(a.t, wsURL(a.srv.URL), nil)
-	require.NoError(a.t, err)
+	return connectTo(a.t, a.srv.URL, nil, token)
+}
+
+// connectTo dials the server at base (header may carry an Origin) and completes
+// connection_init with token.
+func connectTo(t testing.TB, base string, header http.Header, token string) *liveClient {
+	t.Helper()
+	c, _, err := dialLive(t, wsURL(base), header)
+	require.NoError(t, err)
 	c.send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + token}})
 	m := c.next()
-	require.Equal(a.t, "connection_ack", m.Type, "payload: %s", m.Payload)
+	require.Equal(t, "connection_ack", m.Type, "payload: %s", m.Payload)
 	return c
+}
+
+// follow subscribes operation "1" to the subscription id and requires its first
+// push, the current state: ACTIVE.
+func (c *liveClient) follow(id string) {
+	c.t.Helper()
+	c.subscribe("1", followQuery, map[string]any{"id": id})
+	require.Equal(c.t, "ACTIVE", c.push("1").Data.SubscriptionUpdated.Status)
+}
+
+// announceStatus commits the subscription id's new status and announces the change
+// to live followers, in one transaction.
+func announceStatus(db *gorm.DB, id, status string) error {
+	return db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`UPDATE subscriptions SET status = ? WHERE id = ?`, status, id).Error; err != nil {
+			return err
+		}
+		return live.Announce(tx, id)
+	})
 }
 
 func (c *liveClient) send(v any) {
@@ -397,8 +423,7 @@ func TestLiveTokenExpiryClosesTheSocket(t *testing.T) {
 	tok, err := a.issuer.Mint(devidp.Claims{Subject: "live-exp", Email: "live-exp@example.com", Expiry: time.Now().Add(5 * time.Second)})
 	require.NoError(t, err)
 	c := a.connect(tok)
-	c.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
-	require.Equal(t, "ACTIVE", c.push("1").Data.SubscriptionUpdated.Status)
+	c.follow(f.subscriptionID)
 	for {
 		m, err := c.read()
 		if err != nil {
@@ -491,8 +516,7 @@ func TestLiveRolledBackChangePushesNothing(t *testing.T) {
 	barrier.push("b")
 	require.Eventually(t, func() bool { return a.liveListens() == 1 }, liveWait, 10*time.Millisecond)
 	c := a.connect(a.token("live-rb"))
-	c.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
-	require.Equal(t, "ACTIVE", c.push("1").Data.SubscriptionUpdated.Status)
+	c.follow(f.subscriptionID)
 
 	tx := a.db.Begin()
 	require.NoError(t, tx.Exec(`UPDATE subscriptions SET status = 'CANCELED' WHERE id = ?`, f.subscriptionID).Error)
@@ -514,8 +538,7 @@ func TestLiveReconnectPushesTheCurrentState(t *testing.T) {
 	f := a.fixture("price_live_re", "cus_live_re", "sub_live_re")
 	a.issuerSubject(f.customerID, "live-re")
 	c := a.connect(a.token("live-re"))
-	c.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
-	require.Equal(t, "ACTIVE", c.push("1").Data.SubscriptionUpdated.Status)
+	c.follow(f.subscriptionID)
 	require.Eventually(t, func() bool { return a.liveListens() == 1 }, liveWait, 10*time.Millisecond)
 
 	var killed int
@@ -523,12 +546,7 @@ func TestLiveReconnectPushesTheCurrentState(t *testing.T) {
 		WHERE application_name = ? AND datname = current_database()`, live.ApplicationName).Scan(&killed).Error)
 	require.Equal(t, 1, killed)
 	// Committed at once, while the listener waits to reconnect.
-	require.NoError(t, a.db.Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec(`UPDATE subscriptions SET status = 'PAST_DUE' WHERE id = ?`, f.subscriptionID).Error; err != nil {
-			return err
-		}
-		return live.Announce(tx, f.subscriptionID)
-	}))
+	require.NoError(t, announceStatus(a.db, f.subscriptionID, "PAST_DUE"))
 	c.until("1", func(p livePush) bool { return p.Data.SubscriptionUpdated.Status == "PAST_DUE" })
 	require.Equal(t, 2, a.liveListens())
 }
@@ -592,12 +610,8 @@ func TestLivePushCrossesProcesses(t *testing.T) {
 	}
 	var clients []*liveClient
 	for _, s := range servers {
-		c, _, err := dialLive(t, wsURL(s), http.Header{"Origin": {liveOrigin}})
-		require.NoError(t, err)
-		c.send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + a.token("live-proc")}})
-		require.Equal(t, "connection_ack", c.next().Type)
-		c.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
-		require.Equal(t, "ACTIVE", c.push("1").Data.SubscriptionUpdated.Status)
+		c := connectTo(t, s, http.Header{"Origin": {liveOrigin}}, a.token("live-proc"))
+		c.follow(f.subscriptionID)
 		clients = append(clients, c)
 	}
 	start("work", "")
@@ -633,20 +647,11 @@ func TestLiveSocketOutlivesTheServerDeadlines(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 
-	c, _, err := dialLive(t, wsURL("http://"+ln.Addr().String()), nil)
-	require.NoError(t, err)
-	c.send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + a.token("live-dl")}})
-	require.Equal(t, "connection_ack", c.next().Type)
-	c.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
-	require.Equal(t, "ACTIVE", c.push("1").Data.SubscriptionUpdated.Status)
+	c := connectTo(t, "http://"+ln.Addr().String(), nil, a.token("live-dl"))
+	c.follow(f.subscriptionID)
 	time.Sleep(time.Second) // past both deadlines: not a latency assertion
 
-	require.NoError(t, a.db.Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec(`UPDATE subscriptions SET status = 'PAST_DUE' WHERE id = ?`, f.subscriptionID).Error; err != nil {
-			return err
-		}
-		return live.Announce(tx, f.subscriptionID)
-	}))
+	require.NoError(t, announceStatus(a.db, f.subscriptionID, "PAST_DUE"))
 	c.until("1", func(p livePush) bool { return p.Data.SubscriptionUpdated.Status == "PAST_DUE" })
 }
 
