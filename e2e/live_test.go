@@ -97,6 +97,21 @@ func (c *liveClient) follow(id string) {
 	require.Equal(c.t, "ACTIVE", c.push("1").Data.SubscriptionUpdated.Status)
 }
 
+// liveFixture is a.fixture named after name (price_<name>, cus_<name>, sub_<name>),
+// its customer signed in as subject.
+func (a *testApp) liveFixture(name, subject string) shopFixture {
+	a.t.Helper()
+	f := a.fixture("price_"+name, "cus_"+name, "sub_"+name)
+	a.issuerSubject(f.customerID, subject)
+	return f
+}
+
+// untilStatus reads the pushes of operation "1" until one has status.
+func (c *liveClient) untilStatus(status string) {
+	c.t.Helper()
+	c.until("1", func(p livePush) bool { return p.Data.SubscriptionUpdated.Status == status })
+}
+
 // announceStatus commits the subscription id's new status and announces the change
 // to live followers, in one transaction.
 func announceStatus(db *gorm.DB, id, status string) error {
@@ -271,10 +286,8 @@ func (a *testApp) liveListens() int {
 func TestLiveOwnerFollowsCommittedChanges(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{jobs: true, env: liveEnv})
-	f := a.fixture("price_live", "cus_live", "sub_live")
-	a.issuerSubject(f.customerID, "live-owner")
-	other := a.fixture("price_live_other", "cus_live_other", "sub_live_other")
-	a.issuerSubject(other.customerID, "live-stranger")
+	f := a.liveFixture("live", "live-owner")
+	other := a.liveFixture("live_other", "live-stranger")
 
 	owner := a.connect(a.token("live-owner"))
 	owner.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
@@ -323,8 +336,7 @@ func TestLiveOwnerFollowsCommittedChanges(t *testing.T) {
 func TestLivePushAppliesFieldRules(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{jobs: true, env: liveEnv})
-	f := a.fixture("price_live_field", "cus_live_field", "sub_live_field")
-	a.issuerSubject(f.customerID, "live-field-owner")
+	f := a.liveFixture("live_field", "live-field-owner")
 	const q = `subscription ($id: ID) { subscriptionUpdated(id: $id) { id status providerSubscriptionId } }`
 
 	owner := a.connect(a.token("live-field-owner"))
@@ -418,8 +430,7 @@ func TestLiveRefusesBeforeAnyOperation(t *testing.T) {
 func TestLiveTokenExpiryClosesTheSocket(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{env: liveEnv})
-	f := a.fixture("price_live_exp", "cus_live_exp", "sub_live_exp")
-	a.issuerSubject(f.customerID, "live-exp")
+	f := a.liveFixture("live_exp", "live-exp")
 	tok, err := a.issuer.Mint(devidp.Claims{Subject: "live-exp", Email: "live-exp@example.com", Expiry: time.Now().Add(5 * time.Second)})
 	require.NoError(t, err)
 	c := a.connect(tok)
@@ -446,8 +457,7 @@ func TestLiveLimits(t *testing.T) {
 			InitTimeout: time.Second, ReadLimit: 4096,
 			MaxSocketsPerPrincipal: 2, MaxSocketsPerAddress: 5, MaxOperationsPerPrincipal: 2,
 		})}})
-	f := a.fixture("price_live_lim", "cus_live_lim", "sub_live_lim")
-	a.issuerSubject(f.customerID, "live-lim")
+	f := a.liveFixture("live_lim", "live-lim")
 	tok := a.token("live-lim")
 
 	one, two := a.connect(tok), a.connect(tok)
@@ -504,10 +514,8 @@ func TestLiveLimits(t *testing.T) {
 func TestLiveRolledBackChangePushesNothing(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{jobs: true, env: liveEnv})
-	f := a.fixture("price_live_rb", "cus_live_rb", "sub_live_rb")
-	a.issuerSubject(f.customerID, "live-rb")
-	g := a.fixture("price_live_rb2", "cus_live_rb2", "sub_live_rb2")
-	a.issuerSubject(g.customerID, "live-rb2")
+	f := a.liveFixture("live_rb", "live-rb")
+	g := a.liveFixture("live_rb2", "live-rb2")
 
 	// The listener starts with the first operation; the followed operation starts
 	// once it listens, so no reconnect re-push is mixed in.
@@ -535,8 +543,7 @@ func TestLiveRolledBackChangePushesNothing(t *testing.T) {
 func TestLiveReconnectPushesTheCurrentState(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{env: liveEnv, options: []app.Option{app.WithLiveLimits(app.LiveLimits{ReconnectDelay: 2 * time.Second})}})
-	f := a.fixture("price_live_re", "cus_live_re", "sub_live_re")
-	a.issuerSubject(f.customerID, "live-re")
+	f := a.liveFixture("live_re", "live-re")
 	c := a.connect(a.token("live-re"))
 	c.follow(f.subscriptionID)
 	require.Eventually(t, func() bool { return a.liveListens() == 1 }, liveWait, 10*time.Millisecond)
@@ -547,7 +554,7 @@ func TestLiveReconnectPushesTheCurrentState(t *testing.T) {
 	require.Equal(t, 1, killed)
 	// Committed at once, while the listener waits to reconnect.
 	require.NoError(t, announceStatus(a.db, f.subscriptionID, "PAST_DUE"))
-	c.until("1", func(p livePush) bool { return p.Data.SubscriptionUpdated.Status == "PAST_DUE" })
+	c.untilStatus("PAST_DUE")
 	require.Equal(t, 2, a.liveListens())
 }
 
@@ -557,8 +564,7 @@ func TestLivePushCrossesProcesses(t *testing.T) {
 	t.Parallel()
 	dbURL := dbtest.NewURL(t, "")
 	a := newTestApp(t, appOptions{dbURL: dbURL, env: liveEnv}) // migrates, and writes the fixture sealed
-	f := a.fixture("price_live_proc", "cus_live_proc", "sub_live_proc")
-	a.issuerSubject(f.customerID, "live-proc")
+	f := a.liveFixture("live_proc", "live-proc")
 	env := map[string]string{
 		"APP_ENV": "development", "DATABASE_URL": dbURL,
 		"OIDC_ISSUER_URL": a.issuer.IssuerURL(), "OIDC_AUDIENCE": testAudience, "CORS_ALLOWED_ORIGINS": liveOrigin,
@@ -628,7 +634,7 @@ func TestLivePushCrossesProcesses(t *testing.T) {
 	_ = resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	for _, c := range clients {
-		c.until("1", func(p livePush) bool { return p.Data.SubscriptionUpdated.Status == "PAST_DUE" })
+		c.untilStatus("PAST_DUE")
 	}
 }
 
@@ -638,8 +644,7 @@ func TestLivePushCrossesProcesses(t *testing.T) {
 func TestLiveSocketOutlivesTheServerDeadlines(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{env: liveEnv})
-	f := a.fixture("price_live_dl", "cus_live_dl", "sub_live_dl")
-	a.issuerSubject(f.customerID, "live-dl")
+	f := a.liveFixture("live_dl", "live-dl")
 	srv := httpserver.NewServer("", a.app.Handler(), slog.New(slog.DiscardHandler))
 	srv.ReadTimeout, srv.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -652,7 +657,7 @@ func TestLiveSocketOutlivesTheServerDeadlines(t *testing.T) {
 	time.Sleep(time.Second) // past both deadlines: not a latency assertion
 
 	require.NoError(t, announceStatus(a.db, f.subscriptionID, "PAST_DUE"))
-	c.until("1", func(p livePush) bool { return p.Data.SubscriptionUpdated.Status == "PAST_DUE" })
+	c.untilStatus("PAST_DUE")
 }
 
 // A subscription operation over HTTP is refused before it runs: live updates are
@@ -660,8 +665,7 @@ func TestLiveSocketOutlivesTheServerDeadlines(t *testing.T) {
 func TestLiveSubscriptionOverHTTPIsRefused(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{env: liveEnv})
-	f := a.fixture("price_live_http", "cus_live_http", "sub_live_http")
-	a.issuerSubject(f.customerID, "live-http")
+	f := a.liveFixture("live_http", "live-http")
 	resp := a.gql(a.token("live-http"), followQuery, map[string]any{"id": f.subscriptionID})
 	require.Equal(t, []string{"BAD_REQUEST"}, resp.codes(), resp.Raw)
 	require.Nil(t, resp.Data["subscriptionUpdated"], resp.Raw)
