@@ -23,16 +23,7 @@ func (a *testApp) holdRequest(token string) (finish func() int, done chan int) {
 	}
 	done = make(chan int, 1)
 	a.t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) }) // never leave the server waiting
-	go func() {
-		resp, err := a.srv.Client().Do(req)
-		if err != nil {
-			done <- 0
-			return
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
+	go a.statusTo(req, done)
 	return func() int {
 		_, err := pw.Write([]byte(`{"query": "{ __typename }"}`))
 		require.NoError(a.t, err)
@@ -75,16 +66,22 @@ func (a *testApp) sendAsync(token, query string) chan int {
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := a.srv.Client().Do(req)
-		if err != nil {
-			done <- 0
-			return
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		done <- resp.StatusCode
+		a.statusTo(req, done)
 	}()
 	return done
+}
+
+// statusTo sends req and yields its status on done, 0 when it got no answer; it
+// reports no failure itself (it runs outside the test's goroutine).
+func (a *testApp) statusTo(req *http.Request, done chan<- int) {
+	resp, err := a.srv.Client().Do(req)
+	if err != nil {
+		done <- 0
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	done <- resp.StatusCode
 }
 
 // holdInFlight locks the customers table and keeps two `{ me { id } }` requests in
