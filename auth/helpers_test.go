@@ -91,6 +91,14 @@ func mustMint(t *testing.T, iss *devidp.Issuer, c devidp.Claims) string {
 	return tok
 }
 
+// mustSignRaw is iss.SignRaw(header, claims): a token crafted claim by claim.
+func mustSignRaw(t *testing.T, iss *devidp.Issuer, header, claims map[string]any) string {
+	t.Helper()
+	tok, err := iss.SignRaw(header, claims)
+	require.NoError(t, err)
+	return tok
+}
+
 // postTokenForm mints a token through the devidp HTTP endpoint, as a developer would.
 func postTokenForm(t *testing.T, iss *devidp.Issuer, form url.Values) string {
 	t.Helper()
