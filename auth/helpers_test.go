@@ -59,15 +59,8 @@ func validClaims(iss *devidp.Issuer) map[string]any {
 // whose id is the audience, without nonce, at_hash or c_hash (the code flow does not
 // need them): no scope and no client claim, as Auth0, Okta and Entra ID issue them.
 func idTokenClaims(iss *devidp.Issuer) map[string]any {
-	now := time.Now()
-	return map[string]any{
-		"iss":       iss.IssuerURL(),
-		"sub":       "user-1",
-		"aud":       audience,
-		"iat":       now.Unix(),
-		"exp":       now.Add(time.Hour).Unix(),
-		"auth_time": now.Add(-time.Minute).Unix(),
-	}
+	return with(validClaims(iss), "client_id", nil, "scope", nil, "nbf", nil,
+		"auth_time", time.Now().Add(-time.Minute).Unix())
 }
 
 // with returns a copy of m with the given key/value pairs set; a nil value deletes.
