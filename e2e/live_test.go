@@ -89,6 +89,14 @@ func connectTo(t testing.TB, base string, header http.Header, token string) *liv
 	return c
 }
 
+// followAs connects with token and subscribes operation op to the subscription id.
+func (a *testApp) followAs(token, op, id string) *liveClient {
+	a.t.Helper()
+	c := a.connect(token)
+	c.subscribe(op, followQuery, map[string]any{"id": id})
+	return c
+}
+
 // follow subscribes operation "1" to the subscription id and requires its first
 // push, the current state: ACTIVE.
 func (c *liveClient) follow(id string) {
@@ -289,19 +297,16 @@ func TestLiveOwnerFollowsCommittedChanges(t *testing.T) {
 	f := a.liveFixture("live", "live-owner")
 	other := a.liveFixture("live_other", "live-stranger")
 
-	owner := a.connect(a.token("live-owner"))
-	owner.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
+	owner := a.followAs(a.token("live-owner"), "1", f.subscriptionID)
 	first := owner.push("1")
 	require.Equal(t, f.subscriptionID, first.Data.SubscriptionUpdated.ID)
 	require.Equal(t, "ACTIVE", first.Data.SubscriptionUpdated.Status)
 	require.Empty(t, first.Data.SubscriptionUpdated.Payments.Edges)
 
-	staff := a.connect(a.token("live-agent", "support"))
-	staff.subscribe("s", followQuery, map[string]any{"id": f.subscriptionID})
+	staff := a.followAs(a.token("live-agent", "support"), "s", f.subscriptionID)
 	require.Equal(t, "ACTIVE", staff.push("s").Data.SubscriptionUpdated.Status)
 
-	stranger := a.connect(a.token("live-stranger"))
-	stranger.subscribe("theirs", followQuery, map[string]any{"id": f.subscriptionID})
+	stranger := a.followAs(a.token("live-stranger"), "theirs", f.subscriptionID)
 	theirsCodes, theirsMessages := stranger.refusal("theirs")
 	stranger.subscribe("unknown", followQuery, map[string]any{"id": uuid.NewString()})
 	unknownCodes, unknownMessages := stranger.refusal("unknown")
@@ -519,8 +524,7 @@ func TestLiveRolledBackChangePushesNothing(t *testing.T) {
 
 	// The listener starts with the first operation; the followed operation starts
 	// once it listens, so no reconnect re-push is mixed in.
-	barrier := a.connect(a.token("live-rb2"))
-	barrier.subscribe("b", followQuery, map[string]any{"id": g.subscriptionID})
+	barrier := a.followAs(a.token("live-rb2"), "b", g.subscriptionID)
 	barrier.push("b")
 	require.Eventually(t, func() bool { return a.liveListens() == 1 }, liveWait, 10*time.Millisecond)
 	c := a.connect(a.token("live-rb"))
