@@ -531,13 +531,12 @@ func TestAuditEntriesTellWhoWhyAndFromWhere(t *testing.T) {
 			resp := s.gql(admin, `query($after: String) { auditLog(first: 2, after: $after) { edges { node { action actor } } pageInfo { hasNextPage endCursor } } }`,
 				map[string]any{"after": after})
 			require.Empty(t, resp.Errors, resp.Raw)
-			conn := resp.Data["auditLog"].(map[string]any)
+			nodes, more, end := pageOf(resp.Data["auditLog"])
 			var actors []string
-			for _, e := range conn["edges"].([]any) {
-				actors = append(actors, e.(map[string]any)["node"].(map[string]any)["actor"].(string))
+			for _, node := range nodes {
+				actors = append(actors, node["actor"].(string))
 			}
-			pi := conn["pageInfo"].(map[string]any)
-			return actors, pi["hasNextPage"].(bool), pi["endCursor"]
+			return actors, more, end
 		}
 		iss := s.issuer.IssuerURL() + "|"
 		actors, more, end := page(nil)
@@ -612,16 +611,14 @@ func TestAdminSubscriptionsPaging(t *testing.T) {
 		t.Helper()
 		resp := s.gql(support, q, map[string]any{"status": status, "first": first, "after": after})
 		require.Empty(t, resp.Errors, resp.Raw)
-		conn := resp.Data["adminSubscriptions"].(map[string]any)
-		for _, e := range conn["edges"].([]any) {
-			node := e.(map[string]any)["node"].(map[string]any)
+		nodes, more, end := pageOf(resp.Data["adminSubscriptions"])
+		for _, node := range nodes {
 			if status != nil {
 				require.Equal(t, status, node["status"])
 			}
 			ids = append(ids, node["id"].(string))
 		}
-		pi := conn["pageInfo"].(map[string]any)
-		return ids, pi["hasNextPage"].(bool), pi["endCursor"]
+		return ids, more, end
 	}
 
 	ids, more, end := page("ACTIVE", 1, nil)
@@ -699,15 +696,13 @@ func TestAdminCustomers(t *testing.T) {
 		t.Helper()
 		resp := s.gql(support, q, map[string]any{"email": email, "first": first, "after": after})
 		require.Empty(t, resp.Errors, resp.Raw)
-		conn := resp.Data["adminCustomers"].(map[string]any)
-		for _, e := range conn["edges"].([]any) {
-			node := e.(map[string]any)["node"].(map[string]any)
+		nodes, more, end := pageOf(resp.Data["adminCustomers"])
+		for _, node := range nodes {
 			require.Len(t, node["subscriptions"], 2)
 			require.NotEmpty(t, node["providerCustomerId"], "staff see the provider id")
 			emails = append(emails, node["email"].(string))
 		}
-		pi := conn["pageInfo"].(map[string]any)
-		return emails, pi["hasNextPage"].(bool), pi["endCursor"]
+		return emails, more, end
 	}
 
 	subQueries.Store(0)

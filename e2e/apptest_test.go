@@ -194,6 +194,17 @@ func (a *testApp) gql(token, query string, vars map[string]any) gqlResponse {
 	return out
 }
 
+// pageOf reads a Relay connection of a GraphQL answer: its nodes, whether more
+// follow, and the end cursor.
+func pageOf(conn any) (nodes []map[string]any, more bool, end any) {
+	c := conn.(map[string]any)
+	for _, e := range c["edges"].([]any) {
+		nodes = append(nodes, e.(map[string]any)["node"].(map[string]any))
+	}
+	pi := c["pageInfo"].(map[string]any)
+	return nodes, pi["hasNextPage"].(bool), pi["endCursor"]
+}
+
 func (a *testApp) get(path string) (int, string) {
 	a.t.Helper()
 	resp, err := a.srv.Client().Get(a.srv.URL + path)

@@ -667,12 +667,11 @@ func TestPaymentsArePagedNewestFirst(t *testing.T) {
 	page := func(first int, after any) (ids []string, next bool, end any) {
 		resp := s.gql(tok, q, map[string]any{"id": id, "first": first, "after": after})
 		require.Empty(t, resp.Errors, resp.Raw)
-		conn := resp.Data["subscription"].(map[string]any)["payments"].(map[string]any)
-		for _, e := range conn["edges"].([]any) {
-			ids = append(ids, e.(map[string]any)["node"].(map[string]any)["id"].(string))
+		nodes, next, end := pageOf(resp.Data["subscription"].(map[string]any)["payments"])
+		for _, node := range nodes {
+			ids = append(ids, node["id"].(string))
 		}
-		pi := conn["pageInfo"].(map[string]any)
-		return ids, pi["hasNextPage"].(bool), pi["endCursor"]
+		return ids, next, end
 	}
 	ids, next, end := page(2, nil)
 	require.Equal(t, []string{"00000000-0000-4000-8000-000000000004", "00000000-0000-4000-8000-000000000003"}, ids)
