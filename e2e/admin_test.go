@@ -528,10 +528,8 @@ func TestAuditEntriesTellWhoWhyAndFromWhere(t *testing.T) {
 			s.gql(s.token(fmt.Sprintf("nosy-%d", i)), `{ auditLog { edges { node { id } } } }`, nil)
 		}
 		page := func(after any) ([]string, bool, any) {
-			resp := s.gql(admin, `query($after: String) { auditLog(first: 2, after: $after) { edges { node { action actor } } pageInfo { hasNextPage endCursor } } }`,
-				map[string]any{"after": after})
-			require.Empty(t, resp.Errors, resp.Raw)
-			nodes, more, end := pageOf(resp.Data["auditLog"])
+			nodes, more, end := s.gqlPage(t, admin, `query($after: String) { auditLog(first: 2, after: $after) { edges { node { action actor } } pageInfo { hasNextPage endCursor } } }`,
+				map[string]any{"after": after}, "auditLog")
 			var actors []string
 			for _, node := range nodes {
 				actors = append(actors, node["actor"].(string))
@@ -609,9 +607,7 @@ func TestAdminSubscriptionsPaging(t *testing.T) {
 		edges { cursor node { id status plan { name } } } pageInfo { hasNextPage endCursor } } }`
 	page := func(status any, first int, after any) (ids []string, more bool, end any) {
 		t.Helper()
-		resp := s.gql(support, q, map[string]any{"status": status, "first": first, "after": after})
-		require.Empty(t, resp.Errors, resp.Raw)
-		nodes, more, end := pageOf(resp.Data["adminSubscriptions"])
+		nodes, more, end := s.gqlPage(t, support, q, map[string]any{"status": status, "first": first, "after": after}, "adminSubscriptions")
 		for _, node := range nodes {
 			if status != nil {
 				require.Equal(t, status, node["status"])
@@ -694,9 +690,7 @@ func TestAdminCustomers(t *testing.T) {
 		edges { node { id email providerCustomerId subscriptions { id plan { name } } } } pageInfo { hasNextPage endCursor } } }`
 	list := func(email any, first int, after any) (emails []string, more bool, end any) {
 		t.Helper()
-		resp := s.gql(support, q, map[string]any{"email": email, "first": first, "after": after})
-		require.Empty(t, resp.Errors, resp.Raw)
-		nodes, more, end := pageOf(resp.Data["adminCustomers"])
+		nodes, more, end := s.gqlPage(t, support, q, map[string]any{"email": email, "first": first, "after": after}, "adminCustomers")
 		for _, node := range nodes {
 			require.Len(t, node["subscriptions"], 2)
 			require.NotEmpty(t, node["providerCustomerId"], "staff see the provider id")

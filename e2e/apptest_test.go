@@ -194,10 +194,16 @@ func (a *testApp) gql(token, query string, vars map[string]any) gqlResponse {
 	return out
 }
 
-// pageOf reads a Relay connection of a GraphQL answer: its nodes, whether more
-// follow, and the end cursor.
-func pageOf(conn any) (nodes []map[string]any, more bool, end any) {
-	c := conn.(map[string]any)
+// gqlPage runs query, requires no error, and reads the Relay connection at path
+// in its data: its nodes, whether more follow, and the end cursor.
+func (a *testApp) gqlPage(t *testing.T, token, query string, vars map[string]any, path ...string) (nodes []map[string]any, more bool, end any) {
+	t.Helper()
+	resp := a.gql(token, query, vars)
+	require.Empty(t, resp.Errors, resp.Raw)
+	c := resp.Data
+	for _, field := range path {
+		c = c[field].(map[string]any)
+	}
 	for _, e := range c["edges"].([]any) {
 		nodes = append(nodes, e.(map[string]any)["node"].(map[string]any))
 	}

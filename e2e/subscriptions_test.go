@@ -665,9 +665,7 @@ func TestPaymentsArePagedNewestFirst(t *testing.T) {
 	q := `query($id: ID!, $first: Int, $after: String) { subscription(id: $id) { payments(first: $first, after: $after) {
 		edges { cursor node { id amount { amount currency } status } } pageInfo { hasNextPage endCursor } } } }`
 	page := func(first int, after any) (ids []string, next bool, end any) {
-		resp := s.gql(tok, q, map[string]any{"id": id, "first": first, "after": after})
-		require.Empty(t, resp.Errors, resp.Raw)
-		nodes, next, end := pageOf(resp.Data["subscription"].(map[string]any)["payments"])
+		nodes, next, end := s.gqlPage(t, tok, q, map[string]any{"id": id, "first": first, "after": after}, "subscription", "payments")
 		for _, node := range nodes {
 			ids = append(ids, node["id"].(string))
 		}
