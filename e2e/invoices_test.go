@@ -35,6 +35,18 @@ type paidResult struct {
 	subscriptionState string
 }
 
+// couponedFirstPeriod pays the first period of a new subscription (price_<name>,
+// cus_<name>, sub_<name>; invoice in_<name> by event evt_<name>) with a coupon of
+// discount off, and reads what was recorded.
+func (a *testApp) couponedFirstPeriod(t *testing.T, name string, t0 time.Time, discount int64) paidResult {
+	t.Helper()
+	f := a.fixture("price_"+name, "cus_"+name, "sub_"+name)
+	inv := paidInvoice(f, "in_"+name, t0)
+	inv.BillingReason, inv.Discount = "subscription_create", discount
+	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_"+name, "invoice.paid", t0, inv.Object(), nil)))
+	return a.paidResult(f, "evt_"+name, "in_"+name)
+}
+
 // firstBoxShipped pays f's first invoice (in_<name>_first, by the event
 // evt_<name>_first) for the period that started half a month before t0, requires
 // its one shipment, and returns that start.
@@ -101,11 +113,7 @@ func TestWebhookTrialDiscountAndProrationInvoicesAreNotMismatches(t *testing.T) 
 	})
 
 	t.Run("coupon on the first period", func(t *testing.T) {
-		f := a.fixture("price_coupon", "cus_coupon", "sub_coupon")
-		inv := paidInvoice(f, "in_coupon", t0)
-		inv.BillingReason, inv.Discount = "subscription_create", 600
-		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_coupon", "invoice.paid", t0, inv.Object(), nil)))
-		r := a.paidResult(f, "evt_coupon", "in_coupon")
+		r := a.couponedFirstPeriod(t, "coupon", t0, 600)
 		require.Empty(t, r.mismatch)
 		require.Equal(t, "SUCCEEDED", r.status)
 		require.EqualValues(t, 1800, r.amount)
@@ -113,11 +121,7 @@ func TestWebhookTrialDiscountAndProrationInvoicesAreNotMismatches(t *testing.T) 
 	})
 
 	t.Run("first box free by a full coupon", func(t *testing.T) {
-		f := a.fixture("price_free", "cus_free", "sub_free")
-		inv := paidInvoice(f, "in_free", t0)
-		inv.BillingReason, inv.Discount = "subscription_create", 2400
-		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_free", "invoice.paid", t0, inv.Object(), nil)))
-		r := a.paidResult(f, "evt_free", "in_free")
+		r := a.couponedFirstPeriod(t, "free", t0, 2400)
 		require.Empty(t, r.mismatch)
 		require.EqualValues(t, 0, r.amount)
 		require.EqualValues(t, 1, r.shipments, "the merchant's coupon gave this period away")
