@@ -59,15 +59,8 @@ func validClaims(iss *devidp.Issuer) map[string]any {
 // whose id is the audience, without nonce, at_hash or c_hash (the code flow does not
 // need them): no scope and no client claim, as Auth0, Okta and Entra ID issue them.
 func idTokenClaims(iss *devidp.Issuer) map[string]any {
-	now := time.Now()
-	return map[string]any{
-		"iss":       iss.IssuerURL(),
-		"sub":       "user-1",
-		"aud":       audience,
-		"iat":       now.Unix(),
-		"exp":       now.Add(time.Hour).Unix(),
-		"auth_time": now.Add(-time.Minute).Unix(),
-	}
+	return with(validClaims(iss), "client_id", nil, "scope", nil, "nbf", nil,
+		"auth_time", time.Now().Add(-time.Minute).Unix())
 }
 
 // with returns a copy of m with the given key/value pairs set; a nil value deletes.
@@ -87,6 +80,14 @@ func with(m map[string]any, kv ...any) map[string]any {
 func mustMint(t *testing.T, iss *devidp.Issuer, c devidp.Claims) string {
 	t.Helper()
 	tok, err := iss.Mint(c)
+	require.NoError(t, err)
+	return tok
+}
+
+// mustSignRaw is iss.SignRaw(header, claims): a token crafted claim by claim.
+func mustSignRaw(t *testing.T, iss *devidp.Issuer, header, claims map[string]any) string {
+	t.Helper()
+	tok, err := iss.SignRaw(header, claims)
 	require.NoError(t, err)
 	return tok
 }

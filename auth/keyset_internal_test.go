@@ -62,6 +62,25 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// acceptedToken mints a token for subject and requires v to accept it.
+func acceptedToken(t *testing.T, iss *jwksCountingIssuer, v *Verifier, subject string) string {
+	t.Helper()
+	tok, err := iss.Mint(devidp.Claims{Subject: subject})
+	require.NoError(t, err)
+	_, err = v.Verify(context.Background(), tok)
+	require.NoError(t, err)
+	return tok
+}
+
+// newCoolingRig is a counting issuer, a fake clock, and a verifier of the issuer's
+// tokens whose key refetches cool down on that clock.
+func newCoolingRig(t *testing.T) (*jwksCountingIssuer, *fakeClock, *Verifier) {
+	t.Helper()
+	iss := startCountingIssuer(t)
+	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	return iss, clock, newCoolingVerifier(t, iss, clock)
+}
+
 func newCoolingVerifier(t *testing.T, iss *jwksCountingIssuer, clock *fakeClock) *Verifier {
 	t.Helper()
 	v, err := NewVerifier(context.Background(), Config{
@@ -126,14 +145,9 @@ func flood(t *testing.T, v *Verifier, iss *devidp.Issuer, n int) {
 
 func TestRandomKidFloodFetchesKeysOncePerCooldown(t *testing.T) {
 	t.Parallel()
-	iss := startCountingIssuer(t)
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	v := newCoolingVerifier(t, iss, clock)
+	iss, clock, v := newCoolingRig(t)
 
-	good, err := iss.Mint(devidp.Claims{Subject: "user-1"})
-	require.NoError(t, err)
-	_, err = v.Verify(context.Background(), good)
-	require.NoError(t, err)
+	good := acceptedToken(t, iss, v, "user-1")
 	require.EqualValues(t, 1, iss.jwks.Load(), "the first token loads the keys")
 
 	flood(t, v, iss.Issuer, 1000)
@@ -147,23 +161,18 @@ func TestRandomKidFloodFetchesKeysOncePerCooldown(t *testing.T) {
 	flood(t, v, iss.Issuer, 1000)
 	require.EqualValues(t, 3, iss.jwks.Load(), "after the cool-down, the next 1,000 cost one fetch")
 
-	_, err = v.Verify(context.Background(), good)
+	_, err := v.Verify(context.Background(), good)
 	require.NoError(t, err, "genuine tokens keep working during the flood")
 	require.EqualValues(t, 3, iss.jwks.Load(), "a cached kid never fetches")
 }
 
 func TestRotatedKeyIsAcceptedAfterCooldown(t *testing.T) {
 	t.Parallel()
-	iss := startCountingIssuer(t)
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	v := newCoolingVerifier(t, iss, clock)
+	iss, clock, v := newCoolingRig(t)
 
-	oldTok, err := iss.Mint(devidp.Claims{Subject: "user-1"})
-	require.NoError(t, err)
-	_, err = v.Verify(context.Background(), oldTok)
-	require.NoError(t, err)
+	oldTok := acceptedToken(t, iss, v, "user-1")
 
-	_, err = iss.RotateKey()
+	_, err := iss.RotateKey()
 	require.NoError(t, err)
 	newTok, err := iss.Mint(devidp.Claims{Subject: "user-2"})
 	require.NoError(t, err)
@@ -196,9 +205,7 @@ func TestRotatedKeyIsAcceptedAfterCooldown(t *testing.T) {
 
 func TestFailedKeyFetchIsRetriedSoon(t *testing.T) {
 	t.Parallel()
-	iss := startCountingIssuer(t)
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	v := newCoolingVerifier(t, iss, clock)
+	iss, clock, v := newCoolingRig(t)
 	tok, err := iss.Mint(devidp.Claims{Subject: "user-1"})
 	require.NoError(t, err)
 

@@ -83,14 +83,10 @@ func TestVerifyTokens(t *testing.T) {
 		// Discovery advertises RS256 only; the verifier's explicit allow-list still
 		// takes the other asymmetric algorithms.
 		{"RS512", func(t *testing.T) string {
-			tok, err := iss.SignRaw(map[string]any{"alg": "RS512", "typ": "at+jwt"}, validClaims(iss))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, map[string]any{"alg": "RS512", "typ": "at+jwt"}, validClaims(iss))
 		}, ""},
 		{"PS256", func(t *testing.T) string {
-			tok, err := iss.SignRaw(map[string]any{"alg": "PS256", "typ": "at+jwt"}, validClaims(iss))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, map[string]any{"alg": "PS256", "typ": "at+jwt"}, validClaims(iss))
 		}, ""},
 		{"alg header lies (RS256 signature labelled PS384)", func(t *testing.T) string {
 			tok := mustMint(t, iss, devidp.Claims{Subject: "user-1"})
@@ -128,91 +124,59 @@ func TestVerifyTokens(t *testing.T) {
 			return mustMint(t, iss, devidp.Claims{})
 		}, auth.ReasonMissingSubject},
 		{"ID token: typ JWT with nonce", func(t *testing.T) string {
-			tok, err := iss.SignRaw(map[string]any{"typ": "JWT"}, with(validClaims(iss), "nonce", "n-0S6_WzA2Mj"))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, map[string]any{"typ": "JWT"}, with(validClaims(iss), "nonce", "n-0S6_WzA2Mj"))
 		}, auth.ReasonNotAccessToken},
 		{"ID token: no typ, at_hash", func(t *testing.T) string {
-			tok, err := iss.SignRaw(nil, with(validClaims(iss), "at_hash", "77QmUPtjPfzWtF2AnpK9RQ"))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, nil, with(validClaims(iss), "at_hash", "77QmUPtjPfzWtF2AnpK9RQ"))
 		}, auth.ReasonNotAccessToken},
 		{"ID token: c_hash", func(t *testing.T) string {
 			return mustMint(t, iss, devidp.Claims{Subject: "user-1", Extra: map[string]any{"c_hash": "LDktKdoQak3Pk0cnXxCltA"}})
 		}, auth.ReasonNotAccessToken},
 		{"Keycloak ID token: typ claim ID", func(t *testing.T) string {
-			tok, err := iss.SignRaw(map[string]any{"typ": "JWT"}, with(validClaims(iss), "typ", "ID"))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, map[string]any{"typ": "JWT"}, with(validClaims(iss), "typ", "ID"))
 		}, auth.ReasonNotAccessToken},
 		{"Keycloak access token: typ claim Bearer", func(t *testing.T) string {
-			tok, err := iss.SignRaw(map[string]any{"typ": "JWT"}, with(validClaims(iss), "typ", "Bearer"))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, map[string]any{"typ": "JWT"}, with(validClaims(iss), "typ", "Bearer"))
 		}, ""},
 		// An ID token without nonce or hash claims, from a provider whose client id is
 		// the audience (one app registration for the storefront and the API): aud,
 		// iss and signature are all right; only its shape tells it apart.
 		{"ID token without nonce: Auth0/Entra shape (no client, no scope)", func(t *testing.T) string {
-			tok, err := iss.SignRaw(map[string]any{"typ": "JWT"}, with(idTokenClaims(iss),
+			return mustSignRaw(t, iss, map[string]any{"typ": "JWT"}, with(idTokenClaims(iss),
 				"email", "ann@example.com", "email_verified", true, "name", "Ann"))
-			require.NoError(t, err)
-			return tok
 		}, auth.ReasonNotAccessToken},
 		{"ID token without nonce, azp is the audience", func(t *testing.T) string {
-			tok, err := iss.SignRaw(map[string]any{"typ": "JWT"}, with(idTokenClaims(iss), "azp", audience))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, map[string]any{"typ": "JWT"}, with(idTokenClaims(iss), "azp", audience))
 		}, auth.ReasonNotAccessToken},
 		{"ID token without nonce, no typ header, aud a list", func(t *testing.T) string {
-			tok, err := iss.SignRaw(nil, with(idTokenClaims(iss), "aud", []string{audience}))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, nil, with(idTokenClaims(iss), "aud", []string{audience}))
 		}, auth.ReasonNotAccessToken},
 		{"Cognito ID token: token_use id, with a scope", func(t *testing.T) string {
-			tok, err := iss.SignRaw(nil, with(validClaims(iss), "token_use", "id"))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, nil, with(validClaims(iss), "token_use", "id"))
 		}, auth.ReasonNotAccessToken},
 		{"access token: scope, client is the audience (Entra, one app)", func(t *testing.T) string {
-			tok, err := iss.SignRaw(map[string]any{"typ": "JWT"}, with(idTokenClaims(iss), "azp", audience, "scp", "access_as_user"))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, map[string]any{"typ": "JWT"}, with(idTokenClaims(iss), "azp", audience, "scp", "access_as_user"))
 		}, ""},
 		{"access token: Okta scp list and cid", func(t *testing.T) string {
-			tok, err := iss.SignRaw(nil, with(idTokenClaims(iss), "cid", "0oa1storefront", "scp", []string{"openid"}))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, nil, with(idTokenClaims(iss), "cid", "0oa1storefront", "scp", []string{"openid"}))
 		}, ""},
 		{"access token: no scope, another client (machine to machine)", func(t *testing.T) string {
-			tok, err := iss.SignRaw(map[string]any{"typ": "JWT"}, with(idTokenClaims(iss), "azp", "storefront"))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, map[string]any{"typ": "JWT"}, with(idTokenClaims(iss), "azp", "storefront"))
 		}, ""},
 		{"access token: empty scope and the audience as client", func(t *testing.T) string {
-			tok, err := iss.SignRaw(nil, with(idTokenClaims(iss), "client_id", audience, "scope", ""))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, nil, with(idTokenClaims(iss), "client_id", audience, "scope", ""))
 		}, auth.ReasonNotAccessToken},
 		{"logout token typ header", func(t *testing.T) string {
-			tok, err := iss.SignRaw(map[string]any{"typ": "logout+jwt"}, validClaims(iss))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, map[string]any{"typ": "logout+jwt"}, validClaims(iss))
 		}, auth.ReasonNotAccessToken},
 		{"typ header not a string", func(t *testing.T) string {
-			tok, err := iss.SignRaw(map[string]any{"typ": 1}, validClaims(iss))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, map[string]any{"typ": 1}, validClaims(iss))
 		}, auth.ReasonNotAccessToken},
 		{"typ header application/at+jwt, any case", func(t *testing.T) string {
-			tok, err := iss.SignRaw(map[string]any{"typ": "Application/AT+JWT"}, validClaims(iss))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, map[string]any{"typ": "Application/AT+JWT"}, validClaims(iss))
 		}, ""},
 		{"no typ header", func(t *testing.T) string {
-			tok, err := iss.SignRaw(nil, validClaims(iss))
-			require.NoError(t, err)
-			return tok
+			return mustSignRaw(t, iss, nil, validClaims(iss))
 		}, ""},
 		{"empty string", func(*testing.T) string { return "" }, auth.ReasonMalformed},
 		{"two segments", func(*testing.T) string { return "eyJhbGciOiJSUzI1NiJ9.e30" }, auth.ReasonMalformed},

@@ -19,22 +19,28 @@ import (
 	"github.com/scoville/scoville/logging"
 )
 
-// TestGormLogsStatementsWithoutValues: slow and failing statements are logged with
-// their placeholders, never the values bound to them, and the error text of a
-// failure (which PostgreSQL makes quote the value) is masked.
-func TestGormLogsStatementsWithoutValues(t *testing.T) {
-	t.Parallel()
-	var buf bytes.Buffer
-	// A 1 ns threshold makes every statement a slow one, so both paths are exercised.
-	db, err := gorm.Open(postgres.Open(dbtest.NewURL(t, "")), &gorm.Config{
-		Logger: database.NewGormLogger(logging.New(&buf, slog.LevelDebug), time.Nanosecond),
-	})
+// openEverySlow opens a fresh database whose gorm logger writes to log with a 1 ns
+// threshold: every statement is a slow one.
+func openEverySlow(t *testing.T, log *slog.Logger) *gorm.DB {
+	t.Helper()
+	db, err := gorm.Open(postgres.Open(dbtest.NewURL(t, "")), &gorm.Config{Logger: database.NewGormLogger(log, time.Nanosecond)})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		if sqlDB, err := db.DB(); err == nil {
 			_ = sqlDB.Close()
 		}
 	})
+	return db
+}
+
+// TestGormLogsStatementsWithoutValues: slow and failing statements are logged with
+// their placeholders, never the values bound to them, and the error text of a
+// failure (which PostgreSQL makes quote the value) is masked.
+func TestGormLogsStatementsWithoutValues(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	// Every statement is a slow one, so both paths are exercised.
+	db := openEverySlow(t, logging.New(&buf, slog.LevelDebug))
 
 	const email = "slow.canary@example.com"
 	var got string
@@ -58,15 +64,7 @@ func TestGormLogsStatementsWithoutValues(t *testing.T) {
 func TestGormNeverInterpolatesValues(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
-	db, err := gorm.Open(postgres.Open(dbtest.NewURL(t, "")), &gorm.Config{
-		Logger: database.NewGormLogger(slog.New(slog.NewJSONHandler(&buf, nil)), time.Nanosecond),
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		if sqlDB, err := db.DB(); err == nil {
-			_ = sqlDB.Close()
-		}
-	})
+	db := openEverySlow(t, slog.New(slog.NewJSONHandler(&buf, nil)))
 	const name = "Plain Canaryname"
 	var got string
 	require.NoError(t, db.Raw("SELECT ?::text", name).Scan(&got).Error)

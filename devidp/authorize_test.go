@@ -209,37 +209,33 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		refused(t, exchangeForm(code), http.StatusBadRequest, "invalid_grant")
 	})
-	t.Run("wrong redirect URI", func(t *testing.T) {
-		t.Parallel()
-		for _, r := range []string{"http://localhost:8080/playground", redirectURI + "/", redirectURI + "?x=1", ""} {
-			form := exchangeForm(codeFor(t, iss, "admin"))
-			form.Set("redirect_uri", r)
-			refused(t, form, http.StatusBadRequest, "invalid_grant")
-		}
-	})
-	t.Run("another client", func(t *testing.T) {
-		t.Parallel()
-		form := exchangeForm(codeFor(t, iss, "admin"))
-		form.Set("client_id", "other-client")
-		refused(t, form, http.StatusBadRequest, "invalid_grant")
-	})
-	t.Run("unknown client", func(t *testing.T) {
-		t.Parallel()
-		form := exchangeForm(codeFor(t, iss, "admin"))
-		form.Set("client_id", "nobody")
-		refused(t, form, http.StatusUnauthorized, "invalid_client")
-	})
+	// A fresh code exchanged with one field of the form changed to each value.
+	for _, tc := range []struct {
+		name, field string
+		values      []string
+		status      int
+		errorCode   string
+	}{
+		{"wrong redirect URI", "redirect_uri", []string{"http://localhost:8080/playground", redirectURI + "/", redirectURI + "?x=1", ""},
+			http.StatusBadRequest, "invalid_grant"},
+		{"another client", "client_id", []string{"other-client"}, http.StatusBadRequest, "invalid_grant"},
+		{"unknown client", "client_id", []string{"nobody"}, http.StatusUnauthorized, "invalid_client"},
+		{"malformed verifier", "code_verifier", []string{"", "short", strings.Repeat("a", 129), strings.Repeat("a", 42) + "+"},
+			http.StatusBadRequest, "invalid_request"},
+		{"other grant types", "grant_type", []string{"password"}, http.StatusBadRequest, "unsupported_grant_type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for _, v := range tc.values {
+				form := exchangeForm(codeFor(t, iss, "admin"))
+				form.Set(tc.field, v)
+				refused(t, form, tc.status, tc.errorCode)
+			}
+		})
+	}
 	t.Run("unknown code", func(t *testing.T) {
 		t.Parallel()
 		refused(t, exchangeForm(strings.Repeat("0", 64)), http.StatusBadRequest, "invalid_grant")
-	})
-	t.Run("malformed verifier", func(t *testing.T) {
-		t.Parallel()
-		for _, v := range []string{"", "short", strings.Repeat("a", 129), strings.Repeat("a", 42) + "+"} {
-			form := exchangeForm(codeFor(t, iss, "admin"))
-			form.Set("code_verifier", v)
-			refused(t, form, http.StatusBadRequest, "invalid_request")
-		}
 	})
 	t.Run("verifier sent as the challenge (plain)", func(t *testing.T) {
 		t.Parallel()
@@ -248,12 +244,6 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		loc := approve(t, iss, params, "admin")
 		form := exchangeForm(loc.Query().Get("code"))
 		refused(t, form, http.StatusBadRequest, "invalid_grant")
-	})
-	t.Run("other grant types", func(t *testing.T) {
-		t.Parallel()
-		form := exchangeForm(codeFor(t, iss, "admin"))
-		form.Set("grant_type", "password")
-		refused(t, form, http.StatusBadRequest, "unsupported_grant_type")
 	})
 	t.Run("a page on another origin cannot read the answer", func(t *testing.T) {
 		t.Parallel()

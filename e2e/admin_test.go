@@ -528,16 +528,13 @@ func TestAuditEntriesTellWhoWhyAndFromWhere(t *testing.T) {
 			s.gql(s.token(fmt.Sprintf("nosy-%d", i)), `{ auditLog { edges { node { id } } } }`, nil)
 		}
 		page := func(after any) ([]string, bool, any) {
-			resp := s.gql(admin, `query($after: String) { auditLog(first: 2, after: $after) { edges { node { action actor } } pageInfo { hasNextPage endCursor } } }`,
-				map[string]any{"after": after})
-			require.Empty(t, resp.Errors, resp.Raw)
-			conn := resp.Data["auditLog"].(map[string]any)
+			nodes, more, end := s.gqlPage(t, admin, `query($after: String) { auditLog(first: 2, after: $after) { edges { node { action actor } } pageInfo { hasNextPage endCursor } } }`,
+				map[string]any{"after": after}, "auditLog")
 			var actors []string
-			for _, e := range conn["edges"].([]any) {
-				actors = append(actors, e.(map[string]any)["node"].(map[string]any)["actor"].(string))
+			for _, node := range nodes {
+				actors = append(actors, node["actor"].(string))
 			}
-			pi := conn["pageInfo"].(map[string]any)
-			return actors, pi["hasNextPage"].(bool), pi["endCursor"]
+			return actors, more, end
 		}
 		iss := s.issuer.IssuerURL() + "|"
 		actors, more, end := page(nil)
@@ -610,18 +607,14 @@ func TestAdminSubscriptionsPaging(t *testing.T) {
 		edges { cursor node { id status plan { name } } } pageInfo { hasNextPage endCursor } } }`
 	page := func(status any, first int, after any) (ids []string, more bool, end any) {
 		t.Helper()
-		resp := s.gql(support, q, map[string]any{"status": status, "first": first, "after": after})
-		require.Empty(t, resp.Errors, resp.Raw)
-		conn := resp.Data["adminSubscriptions"].(map[string]any)
-		for _, e := range conn["edges"].([]any) {
-			node := e.(map[string]any)["node"].(map[string]any)
+		nodes, more, end := s.gqlPage(t, support, q, map[string]any{"status": status, "first": first, "after": after}, "adminSubscriptions")
+		for _, node := range nodes {
 			if status != nil {
 				require.Equal(t, status, node["status"])
 			}
 			ids = append(ids, node["id"].(string))
 		}
-		pi := conn["pageInfo"].(map[string]any)
-		return ids, pi["hasNextPage"].(bool), pi["endCursor"]
+		return ids, more, end
 	}
 
 	ids, more, end := page("ACTIVE", 1, nil)
@@ -697,17 +690,13 @@ func TestAdminCustomers(t *testing.T) {
 		edges { node { id email providerCustomerId subscriptions { id plan { name } } } } pageInfo { hasNextPage endCursor } } }`
 	list := func(email any, first int, after any) (emails []string, more bool, end any) {
 		t.Helper()
-		resp := s.gql(support, q, map[string]any{"email": email, "first": first, "after": after})
-		require.Empty(t, resp.Errors, resp.Raw)
-		conn := resp.Data["adminCustomers"].(map[string]any)
-		for _, e := range conn["edges"].([]any) {
-			node := e.(map[string]any)["node"].(map[string]any)
+		nodes, more, end := s.gqlPage(t, support, q, map[string]any{"email": email, "first": first, "after": after}, "adminCustomers")
+		for _, node := range nodes {
 			require.Len(t, node["subscriptions"], 2)
 			require.NotEmpty(t, node["providerCustomerId"], "staff see the provider id")
 			emails = append(emails, node["email"].(string))
 		}
-		pi := conn["pageInfo"].(map[string]any)
-		return emails, pi["hasNextPage"].(bool), pi["endCursor"]
+		return emails, more, end
 	}
 
 	subQueries.Store(0)

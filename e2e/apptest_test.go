@@ -194,6 +194,23 @@ func (a *testApp) gql(token, query string, vars map[string]any) gqlResponse {
 	return out
 }
 
+// gqlPage runs query, requires no error, and reads the Relay connection at path
+// in its data: its nodes, whether more follow, and the end cursor.
+func (a *testApp) gqlPage(t *testing.T, token, query string, vars map[string]any, path ...string) (nodes []map[string]any, more bool, end any) {
+	t.Helper()
+	resp := a.gql(token, query, vars)
+	require.Empty(t, resp.Errors, resp.Raw)
+	c := resp.Data
+	for _, field := range path {
+		c = c[field].(map[string]any)
+	}
+	for _, e := range c["edges"].([]any) {
+		nodes = append(nodes, e.(map[string]any)["node"].(map[string]any))
+	}
+	pi := c["pageInfo"].(map[string]any)
+	return nodes, pi["hasNextPage"].(bool), pi["endCursor"]
+}
+
 func (a *testApp) get(path string) (int, string) {
 	a.t.Helper()
 	resp, err := a.srv.Client().Get(a.srv.URL + path)

@@ -23,16 +23,7 @@ func (a *testApp) holdRequest(token string) (finish func() int, done chan int) {
 	}
 	done = make(chan int, 1)
 	a.t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) }) // never leave the server waiting
-	go func() {
-		resp, err := a.srv.Client().Do(req)
-		if err != nil {
-			done <- 0
-			return
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
+	go a.statusTo(req, done)
 	return func() int {
 		_, err := pw.Write([]byte(`{"query": "{ __typename }"}`))
 		require.NoError(a.t, err)
@@ -75,16 +66,52 @@ func (a *testApp) sendAsync(token, query string) chan int {
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := a.srv.Client().Do(req)
-		if err != nil {
-			done <- 0
-			return
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		done <- resp.StatusCode
+		a.statusTo(req, done)
 	}()
 	return done
+}
+
+// statusTo sends req and yields its status on done, 0 when it got no answer; it
+// reports no failure itself (it runs outside the test's goroutine).
+func (a *testApp) statusTo(req *http.Request, done chan<- int) {
+	resp, err := a.srv.Client().Do(req)
+	if err != nil {
+		done <- 0
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	done <- resp.StatusCode
+}
+
+// holdInFlight locks the customers table and keeps two `{ me { id } }` requests in
+// flight, one with each of heldTokens, until a probe (`{ __typename }` with
+// probeToken) is answered with want: a held request that arrived while a probe held
+// a slot was refused, so it is sent again. It returns the probe's answer and
+// release, which ends the lock and requires both held requests to succeed.
+func (a *testApp) holdInFlight(heldTokens [2]string, probeToken string, want int, msg string) (res gqlResponse, release func()) {
+	a.t.Helper()
+	lock := a.db.Begin()
+	a.t.Cleanup(func() { lock.Rollback() })
+	require.NoError(a.t, lock.Exec(`LOCK TABLE customers IN ACCESS EXCLUSIVE MODE`).Error)
+	held := [2]chan int{a.sendAsync(heldTokens[0], `{ me { id } }`), a.sendAsync(heldTokens[1], `{ me { id } }`)}
+	require.Eventually(a.t, func() bool {
+		for i, done := range held {
+			select {
+			case <-done:
+				held[i] = a.sendAsync(heldTokens[i], `{ me { id } }`)
+			default:
+			}
+		}
+		res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: probeToken})
+		return res.Status == want
+	}, 30*time.Second, 20*time.Millisecond, msg)
+	return res, func() {
+		a.t.Helper()
+		require.NoError(a.t, lock.Rollback().Error)
+		require.Equal(a.t, http.StatusOK, <-held[0])
+		require.Equal(a.t, http.StatusOK, <-held[1])
+	}
 }
 
 // All callers together have at most RATE_LIMIT_INFLIGHT_TOTAL requests in flight;
@@ -99,25 +126,7 @@ func TestRequestsInFlightAreBoundedForAllCallersTogether(t *testing.T) {
 		require.Empty(t, a.raw(limitsRequest{body: gqlBody(`{ me { id } }`, nil), token: tok}).Errors)
 	}
 	// Alice's and Bob's requests stay in flight while the customers table is locked.
-	lock := a.db.Begin()
-	t.Cleanup(func() { lock.Rollback() })
-	require.NoError(t, lock.Exec(`LOCK TABLE customers IN ACCESS EXCLUSIVE MODE`).Error)
-	first, second := a.sendAsync(alice, `{ me { id } }`), a.sendAsync(bob, `{ me { id } }`)
-
-	var res gqlResponse
-	// A held request that arrived while a probe held a slot was refused: it is
-	// sent again, until both are in flight and the probe is refused.
-	require.Eventually(t, func() bool {
-		select {
-		case <-first:
-			first = a.sendAsync(alice, `{ me { id } }`)
-		case <-second:
-			second = a.sendAsync(bob, `{ me { id } }`)
-		default:
-		}
-		res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: carol})
-		return res.Status == http.StatusServiceUnavailable
-	}, 30*time.Second, 20*time.Millisecond, "a third request in flight is refused")
+	res, release := a.holdInFlight([2]string{alice, bob}, carol, http.StatusServiceUnavailable, "a third request in flight is refused")
 	require.Equal(t, []string{"SERVER_BUSY"}, res.codes(), res.Raw)
 	requireRetryAfter(t, res, 1)
 	res = a.raw(limitsRequest{method: http.MethodGet, path: "/graphql?query=%7B__typename%7D", token: carol})
@@ -131,9 +140,7 @@ func TestRequestsInFlightAreBoundedForAllCallersTogether(t *testing.T) {
 	// operation over HTTP.
 	require.Equal(t, http.StatusSwitchingProtocols, a.handshakeStatus("/graphql?query=%7B__typename%7D", upgradeHeaders))
 
-	require.NoError(t, lock.Rollback().Error)
-	require.Equal(t, http.StatusOK, <-first)
-	require.Equal(t, http.StatusOK, <-second)
+	release()
 	res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: carol})
 	require.Empty(t, res.Errors, "the slots are free again: %s", res.Raw)
 }

@@ -35,6 +35,31 @@ type paidResult struct {
 	subscriptionState string
 }
 
+// couponedFirstPeriod pays the first period of a new subscription (price_<name>,
+// cus_<name>, sub_<name>; invoice in_<name> by event evt_<name>) with a coupon of
+// discount off, and reads what was recorded.
+func (a *testApp) couponedFirstPeriod(t *testing.T, name string, t0 time.Time, discount int64) paidResult {
+	t.Helper()
+	f := a.fixture("price_"+name, "cus_"+name, "sub_"+name)
+	inv := paidInvoice(f, "in_"+name, t0)
+	inv.BillingReason, inv.Discount = "subscription_create", discount
+	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_"+name, "invoice.paid", t0, inv.Object(), nil)))
+	return a.paidResult(f, "evt_"+name, "in_"+name)
+}
+
+// firstBoxShipped pays f's first invoice (in_<name>_first, by the event
+// evt_<name>_first) for the period that started half a month before t0, requires
+// its one shipment, and returns that start.
+func (a *testApp) firstBoxShipped(t *testing.T, f shopFixture, name string, t0 time.Time) time.Time {
+	t.Helper()
+	shipped := t0.AddDate(0, 0, -15)
+	first := paidInvoice(f, "in_"+name+"_first", shipped)
+	first.BillingReason = "subscription_create"
+	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_"+name+"_first", "invoice.paid", shipped, first.Object(), nil)))
+	require.EqualValues(t, 1, a.paidResult(f, "evt_"+name+"_first", "in_"+name+"_first").shipments)
+	return shipped
+}
+
 func (a *testApp) paidResult(f shopFixture, eventID, invoiceID string) paidResult {
 	a.t.Helper()
 	r := paidResult{eventStatus: a.awaitEvent(eventID), outcome: a.eventOutcome(eventID)}
@@ -88,11 +113,7 @@ func TestWebhookTrialDiscountAndProrationInvoicesAreNotMismatches(t *testing.T) 
 	})
 
 	t.Run("coupon on the first period", func(t *testing.T) {
-		f := a.fixture("price_coupon", "cus_coupon", "sub_coupon")
-		inv := paidInvoice(f, "in_coupon", t0)
-		inv.BillingReason, inv.Discount = "subscription_create", 600
-		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_coupon", "invoice.paid", t0, inv.Object(), nil)))
-		r := a.paidResult(f, "evt_coupon", "in_coupon")
+		r := a.couponedFirstPeriod(t, "coupon", t0, 600)
 		require.Empty(t, r.mismatch)
 		require.Equal(t, "SUCCEEDED", r.status)
 		require.EqualValues(t, 1800, r.amount)
@@ -100,11 +121,7 @@ func TestWebhookTrialDiscountAndProrationInvoicesAreNotMismatches(t *testing.T) 
 	})
 
 	t.Run("first box free by a full coupon", func(t *testing.T) {
-		f := a.fixture("price_free", "cus_free", "sub_free")
-		inv := paidInvoice(f, "in_free", t0)
-		inv.BillingReason, inv.Discount = "subscription_create", 2400
-		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_free", "invoice.paid", t0, inv.Object(), nil)))
-		r := a.paidResult(f, "evt_free", "in_free")
+		r := a.couponedFirstPeriod(t, "free", t0, 2400)
 		require.Empty(t, r.mismatch)
 		require.EqualValues(t, 0, r.amount)
 		require.EqualValues(t, 1, r.shipments, "the merchant's coupon gave this period away")
@@ -117,11 +134,7 @@ func TestWebhookTrialDiscountAndProrationInvoicesAreNotMismatches(t *testing.T) 
 		// is recorded; the box waits for support.
 		f := a.fixture("price_up_old", "cus_up", "sub_up")
 		a.otherPlan("price_up_new", 3000)
-		shipped := t0.AddDate(0, 0, -15)
-		first := paidInvoice(f, "in_up_first", shipped)
-		first.BillingReason = "subscription_create"
-		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_up_first", "invoice.paid", shipped, first.Object(), nil)))
-		require.EqualValues(t, 1, a.paidResult(f, "evt_up_first", "in_up_first").shipments)
+		shipped := a.firstBoxShipped(t, f, "up", t0)
 
 		inv := paidInvoice(f, "in_up", t0)
 		inv.BillingReason, inv.Price, inv.Amount = "subscription_update", "price_up_new", 3000
@@ -144,11 +157,7 @@ func TestWebhookTrialDiscountAndProrationInvoicesAreNotMismatches(t *testing.T) 
 		var quarter string
 		require.NoError(t, a.db.Raw(`INSERT INTO plans (product_id, billing_interval, amount, currency, stripe_price_id)
 			SELECT product_id, 'QUARTER', 6000, 'USD', 'price_iv_quarter' FROM plans WHERE id = ? RETURNING id`, f.planID).Scan(&quarter).Error)
-		shipped := t0.AddDate(0, 0, -15)
-		first := paidInvoice(f, "in_iv_first", shipped)
-		first.BillingReason = "subscription_create"
-		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_iv_first", "invoice.paid", shipped, first.Object(), nil)))
-		require.EqualValues(t, 1, a.paidResult(f, "evt_iv_first", "in_iv_first").shipments)
+		a.firstBoxShipped(t, f, "iv", t0)
 
 		inv := paidInvoice(f, "in_iv", t0)
 		inv.BillingReason, inv.Price, inv.Amount, inv.PeriodEnd = "subscription_update", "price_iv_quarter", 6000, t0.AddDate(0, 3, 0)
@@ -165,11 +174,7 @@ func TestWebhookTrialDiscountAndProrationInvoicesAreNotMismatches(t *testing.T) 
 		// back time no box was sent for, and the new period ships.
 		f := a.fixture("price_cx_old", "cus_cx", "sub_cx")
 		a.otherPlan("price_cx_new", 3000)
-		shipped := t0.AddDate(0, 0, -15)
-		first := paidInvoice(f, "in_cx_first", shipped)
-		first.BillingReason = "subscription_create"
-		require.Equal(t, 200, a.deliver(webhooktest.Event("evt_cx_first", "invoice.paid", shipped, first.Object(), nil)))
-		require.EqualValues(t, 1, a.paidResult(f, "evt_cx_first", "in_cx_first").shipments)
+		shipped := a.firstBoxShipped(t, f, "cx", t0)
 		require.NoError(t, a.db.Exec(`UPDATE shipments SET status = 'CANCELED' WHERE stripe_invoice_id = 'in_cx_first'`).Error)
 
 		inv := paidInvoice(f, "in_cx", t0)

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -358,25 +357,7 @@ func TestRequestsInFlightAreBounded(t *testing.T) {
 	alice := a.token("inflight-alice")
 	require.Empty(t, a.raw(limitsRequest{body: gqlBody(`{ me { id } }`, nil), token: alice}).Errors) // me only reads below
 
-	lock := a.db.Begin()
-	t.Cleanup(func() { lock.Rollback() })
-	require.NoError(t, lock.Exec(`LOCK TABLE customers IN ACCESS EXCLUSIVE MODE`).Error)
-	first, second := a.sendAsync(alice, `{ me { id } }`), a.sendAsync(alice, `{ me { id } }`)
-
-	var res gqlResponse
-	// A held request that arrived while a probe held a slot was refused: it is sent
-	// again, until both are in flight and the probe is refused.
-	require.Eventually(t, func() bool {
-		select {
-		case <-first:
-			first = a.sendAsync(alice, `{ me { id } }`)
-		case <-second:
-			second = a.sendAsync(alice, `{ me { id } }`)
-		default:
-		}
-		res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: alice})
-		return res.Status == http.StatusTooManyRequests
-	}, 30*time.Second, 20*time.Millisecond, "alice's third request in flight is refused")
+	res, release := a.holdInFlight([2]string{alice, alice}, alice, http.StatusTooManyRequests, "alice's third request in flight is refused")
 	require.Equal(t, []string{"RATE_LIMITED"}, res.codes(), res.Raw)
 	requireRetryAfter(t, res, 1)
 	res = a.raw(limitsRequest{method: http.MethodGet, path: "/graphql?query=%7B__typename%7D", token: alice})
@@ -385,9 +366,7 @@ func TestRequestsInFlightAreBounded(t *testing.T) {
 	res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: a.token("inflight-bob")})
 	require.Empty(t, res.Errors, "another caller on the address is served: %s", res.Raw)
 
-	require.NoError(t, lock.Rollback().Error)
-	require.Equal(t, http.StatusOK, <-first)
-	require.Equal(t, http.StatusOK, <-second)
+	release()
 	res = a.raw(limitsRequest{body: gqlBody(`{ __typename }`, nil), token: alice})
 	require.Empty(t, res.Errors, "the slots are free again: %s", res.Raw)
 

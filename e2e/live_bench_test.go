@@ -9,10 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/app"
-	"github.com/scoville/scoville/live"
 )
 
 // liveBenchSockets is how many sockets BenchmarkLiveSockets holds open.
@@ -112,13 +110,7 @@ func benchLive(b *testing.B, sockets int) {
 		} else {
 			status = "ACTIVE"
 		}
-		err := a.db.Transaction(func(tx *gorm.DB) error {
-			if err := tx.Exec(`UPDATE subscriptions SET status = ? WHERE id = ?`, status, f.subscriptionID).Error; err != nil {
-				return err
-			}
-			return live.Announce(tx, f.subscriptionID)
-		})
-		if err != nil {
+		if err := announceStatus(a.db, f.subscriptionID, status); err != nil {
 			b.Fatal(err)
 		}
 		committed := time.Now()

@@ -71,15 +71,64 @@ func dialLive(t testing.TB, url string, header http.Header) (*liveClient, *http.
 	return &liveClient{t: t, conn: conn}, resp, nil
 }
 
-// connect dials and completes connection_init with token.
+// connect dials the app and completes connection_init with token.
 func (a *testApp) connect(token string) *liveClient {
 	a.t.Helper()
-	c, _, err := dialLive(a.t, wsURL(a.srv.URL), nil)
-	require.NoError(a.t, err)
+	return connectTo(a.t, a.srv.URL, nil, token)
+}
+
+// connectTo dials the server at base (header may carry an Origin) and completes
+// connection_init with token.
+func connectTo(t testing.TB, base string, header http.Header, token string) *liveClient {
+	t.Helper()
+	c, _, err := dialLive(t, wsURL(base), header)
+	require.NoError(t, err)
 	c.send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + token}})
 	m := c.next()
-	require.Equal(a.t, "connection_ack", m.Type, "payload: %s", m.Payload)
+	require.Equal(t, "connection_ack", m.Type, "payload: %s", m.Payload)
 	return c
+}
+
+// followAs connects with token and subscribes operation op to the subscription id.
+func (a *testApp) followAs(token, op, id string) *liveClient {
+	a.t.Helper()
+	c := a.connect(token)
+	c.subscribe(op, followQuery, map[string]any{"id": id})
+	return c
+}
+
+// follow subscribes operation "1" to the subscription id and requires its first
+// push, the current state: ACTIVE.
+func (c *liveClient) follow(id string) {
+	c.t.Helper()
+	c.subscribe("1", followQuery, map[string]any{"id": id})
+	require.Equal(c.t, "ACTIVE", c.push("1").Data.SubscriptionUpdated.Status)
+}
+
+// liveFixture is a.fixture named after name (price_<name>, cus_<name>, sub_<name>),
+// its customer signed in as subject.
+func (a *testApp) liveFixture(name, subject string) shopFixture {
+	a.t.Helper()
+	f := a.fixture("price_"+name, "cus_"+name, "sub_"+name)
+	a.issuerSubject(f.customerID, subject)
+	return f
+}
+
+// untilStatus reads the pushes of operation "1" until one has status.
+func (c *liveClient) untilStatus(status string) {
+	c.t.Helper()
+	c.until("1", func(p livePush) bool { return p.Data.SubscriptionUpdated.Status == status })
+}
+
+// announceStatus commits the subscription id's new status and announces the change
+// to live followers, in one transaction.
+func announceStatus(db *gorm.DB, id, status string) error {
+	return db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`UPDATE subscriptions SET status = ? WHERE id = ?`, status, id).Error; err != nil {
+			return err
+		}
+		return live.Announce(tx, id)
+	})
 }
 
 func (c *liveClient) send(v any) {
@@ -245,24 +294,19 @@ func (a *testApp) liveListens() int {
 func TestLiveOwnerFollowsCommittedChanges(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{jobs: true, env: liveEnv})
-	f := a.fixture("price_live", "cus_live", "sub_live")
-	a.issuerSubject(f.customerID, "live-owner")
-	other := a.fixture("price_live_other", "cus_live_other", "sub_live_other")
-	a.issuerSubject(other.customerID, "live-stranger")
+	f := a.liveFixture("live", "live-owner")
+	other := a.liveFixture("live_other", "live-stranger")
 
-	owner := a.connect(a.token("live-owner"))
-	owner.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
+	owner := a.followAs(a.token("live-owner"), "1", f.subscriptionID)
 	first := owner.push("1")
 	require.Equal(t, f.subscriptionID, first.Data.SubscriptionUpdated.ID)
 	require.Equal(t, "ACTIVE", first.Data.SubscriptionUpdated.Status)
 	require.Empty(t, first.Data.SubscriptionUpdated.Payments.Edges)
 
-	staff := a.connect(a.token("live-agent", "support"))
-	staff.subscribe("s", followQuery, map[string]any{"id": f.subscriptionID})
+	staff := a.followAs(a.token("live-agent", "support"), "s", f.subscriptionID)
 	require.Equal(t, "ACTIVE", staff.push("s").Data.SubscriptionUpdated.Status)
 
-	stranger := a.connect(a.token("live-stranger"))
-	stranger.subscribe("theirs", followQuery, map[string]any{"id": f.subscriptionID})
+	stranger := a.followAs(a.token("live-stranger"), "theirs", f.subscriptionID)
 	theirsCodes, theirsMessages := stranger.refusal("theirs")
 	stranger.subscribe("unknown", followQuery, map[string]any{"id": uuid.NewString()})
 	unknownCodes, unknownMessages := stranger.refusal("unknown")
@@ -297,8 +341,7 @@ func TestLiveOwnerFollowsCommittedChanges(t *testing.T) {
 func TestLivePushAppliesFieldRules(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{jobs: true, env: liveEnv})
-	f := a.fixture("price_live_field", "cus_live_field", "sub_live_field")
-	a.issuerSubject(f.customerID, "live-field-owner")
+	f := a.liveFixture("live_field", "live-field-owner")
 	const q = `subscription ($id: ID) { subscriptionUpdated(id: $id) { id status providerSubscriptionId } }`
 
 	owner := a.connect(a.token("live-field-owner"))
@@ -392,13 +435,11 @@ func TestLiveRefusesBeforeAnyOperation(t *testing.T) {
 func TestLiveTokenExpiryClosesTheSocket(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{env: liveEnv})
-	f := a.fixture("price_live_exp", "cus_live_exp", "sub_live_exp")
-	a.issuerSubject(f.customerID, "live-exp")
+	f := a.liveFixture("live_exp", "live-exp")
 	tok, err := a.issuer.Mint(devidp.Claims{Subject: "live-exp", Email: "live-exp@example.com", Expiry: time.Now().Add(5 * time.Second)})
 	require.NoError(t, err)
 	c := a.connect(tok)
-	c.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
-	require.Equal(t, "ACTIVE", c.push("1").Data.SubscriptionUpdated.Status)
+	c.follow(f.subscriptionID)
 	for {
 		m, err := c.read()
 		if err != nil {
@@ -421,8 +462,7 @@ func TestLiveLimits(t *testing.T) {
 			InitTimeout: time.Second, ReadLimit: 4096,
 			MaxSocketsPerPrincipal: 2, MaxSocketsPerAddress: 5, MaxOperationsPerPrincipal: 2,
 		})}})
-	f := a.fixture("price_live_lim", "cus_live_lim", "sub_live_lim")
-	a.issuerSubject(f.customerID, "live-lim")
+	f := a.liveFixture("live_lim", "live-lim")
 	tok := a.token("live-lim")
 
 	one, two := a.connect(tok), a.connect(tok)
@@ -479,20 +519,16 @@ func TestLiveLimits(t *testing.T) {
 func TestLiveRolledBackChangePushesNothing(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{jobs: true, env: liveEnv})
-	f := a.fixture("price_live_rb", "cus_live_rb", "sub_live_rb")
-	a.issuerSubject(f.customerID, "live-rb")
-	g := a.fixture("price_live_rb2", "cus_live_rb2", "sub_live_rb2")
-	a.issuerSubject(g.customerID, "live-rb2")
+	f := a.liveFixture("live_rb", "live-rb")
+	g := a.liveFixture("live_rb2", "live-rb2")
 
 	// The listener starts with the first operation; the followed operation starts
 	// once it listens, so no reconnect re-push is mixed in.
-	barrier := a.connect(a.token("live-rb2"))
-	barrier.subscribe("b", followQuery, map[string]any{"id": g.subscriptionID})
+	barrier := a.followAs(a.token("live-rb2"), "b", g.subscriptionID)
 	barrier.push("b")
 	require.Eventually(t, func() bool { return a.liveListens() == 1 }, liveWait, 10*time.Millisecond)
 	c := a.connect(a.token("live-rb"))
-	c.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
-	require.Equal(t, "ACTIVE", c.push("1").Data.SubscriptionUpdated.Status)
+	c.follow(f.subscriptionID)
 
 	tx := a.db.Begin()
 	require.NoError(t, tx.Exec(`UPDATE subscriptions SET status = 'CANCELED' WHERE id = ?`, f.subscriptionID).Error)
@@ -511,11 +547,9 @@ func TestLiveRolledBackChangePushesNothing(t *testing.T) {
 func TestLiveReconnectPushesTheCurrentState(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{env: liveEnv, options: []app.Option{app.WithLiveLimits(app.LiveLimits{ReconnectDelay: 2 * time.Second})}})
-	f := a.fixture("price_live_re", "cus_live_re", "sub_live_re")
-	a.issuerSubject(f.customerID, "live-re")
+	f := a.liveFixture("live_re", "live-re")
 	c := a.connect(a.token("live-re"))
-	c.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
-	require.Equal(t, "ACTIVE", c.push("1").Data.SubscriptionUpdated.Status)
+	c.follow(f.subscriptionID)
 	require.Eventually(t, func() bool { return a.liveListens() == 1 }, liveWait, 10*time.Millisecond)
 
 	var killed int
@@ -523,13 +557,8 @@ func TestLiveReconnectPushesTheCurrentState(t *testing.T) {
 		WHERE application_name = ? AND datname = current_database()`, live.ApplicationName).Scan(&killed).Error)
 	require.Equal(t, 1, killed)
 	// Committed at once, while the listener waits to reconnect.
-	require.NoError(t, a.db.Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec(`UPDATE subscriptions SET status = 'PAST_DUE' WHERE id = ?`, f.subscriptionID).Error; err != nil {
-			return err
-		}
-		return live.Announce(tx, f.subscriptionID)
-	}))
-	c.until("1", func(p livePush) bool { return p.Data.SubscriptionUpdated.Status == "PAST_DUE" })
+	require.NoError(t, announceStatus(a.db, f.subscriptionID, "PAST_DUE"))
+	c.untilStatus("PAST_DUE")
 	require.Equal(t, 2, a.liveListens())
 }
 
@@ -539,8 +568,7 @@ func TestLivePushCrossesProcesses(t *testing.T) {
 	t.Parallel()
 	dbURL := dbtest.NewURL(t, "")
 	a := newTestApp(t, appOptions{dbURL: dbURL, env: liveEnv}) // migrates, and writes the fixture sealed
-	f := a.fixture("price_live_proc", "cus_live_proc", "sub_live_proc")
-	a.issuerSubject(f.customerID, "live-proc")
+	f := a.liveFixture("live_proc", "live-proc")
 	env := map[string]string{
 		"APP_ENV": "development", "DATABASE_URL": dbURL,
 		"OIDC_ISSUER_URL": a.issuer.IssuerURL(), "OIDC_AUDIENCE": testAudience, "CORS_ALLOWED_ORIGINS": liveOrigin,
@@ -592,12 +620,8 @@ func TestLivePushCrossesProcesses(t *testing.T) {
 	}
 	var clients []*liveClient
 	for _, s := range servers {
-		c, _, err := dialLive(t, wsURL(s), http.Header{"Origin": {liveOrigin}})
-		require.NoError(t, err)
-		c.send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + a.token("live-proc")}})
-		require.Equal(t, "connection_ack", c.next().Type)
-		c.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
-		require.Equal(t, "ACTIVE", c.push("1").Data.SubscriptionUpdated.Status)
+		c := connectTo(t, s, http.Header{"Origin": {liveOrigin}}, a.token("live-proc"))
+		c.follow(f.subscriptionID)
 		clients = append(clients, c)
 	}
 	start("work", "")
@@ -614,7 +638,7 @@ func TestLivePushCrossesProcesses(t *testing.T) {
 	_ = resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	for _, c := range clients {
-		c.until("1", func(p livePush) bool { return p.Data.SubscriptionUpdated.Status == "PAST_DUE" })
+		c.untilStatus("PAST_DUE")
 	}
 }
 
@@ -624,8 +648,7 @@ func TestLivePushCrossesProcesses(t *testing.T) {
 func TestLiveSocketOutlivesTheServerDeadlines(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{env: liveEnv})
-	f := a.fixture("price_live_dl", "cus_live_dl", "sub_live_dl")
-	a.issuerSubject(f.customerID, "live-dl")
+	f := a.liveFixture("live_dl", "live-dl")
 	srv := httpserver.NewServer("", a.app.Handler(), slog.New(slog.DiscardHandler))
 	srv.ReadTimeout, srv.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -633,21 +656,12 @@ func TestLiveSocketOutlivesTheServerDeadlines(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 
-	c, _, err := dialLive(t, wsURL("http://"+ln.Addr().String()), nil)
-	require.NoError(t, err)
-	c.send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + a.token("live-dl")}})
-	require.Equal(t, "connection_ack", c.next().Type)
-	c.subscribe("1", followQuery, map[string]any{"id": f.subscriptionID})
-	require.Equal(t, "ACTIVE", c.push("1").Data.SubscriptionUpdated.Status)
+	c := connectTo(t, "http://"+ln.Addr().String(), nil, a.token("live-dl"))
+	c.follow(f.subscriptionID)
 	time.Sleep(time.Second) // past both deadlines: not a latency assertion
 
-	require.NoError(t, a.db.Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec(`UPDATE subscriptions SET status = 'PAST_DUE' WHERE id = ?`, f.subscriptionID).Error; err != nil {
-			return err
-		}
-		return live.Announce(tx, f.subscriptionID)
-	}))
-	c.until("1", func(p livePush) bool { return p.Data.SubscriptionUpdated.Status == "PAST_DUE" })
+	require.NoError(t, announceStatus(a.db, f.subscriptionID, "PAST_DUE"))
+	c.untilStatus("PAST_DUE")
 }
 
 // A subscription operation over HTTP is refused before it runs: live updates are
@@ -655,8 +669,7 @@ func TestLiveSocketOutlivesTheServerDeadlines(t *testing.T) {
 func TestLiveSubscriptionOverHTTPIsRefused(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, appOptions{env: liveEnv})
-	f := a.fixture("price_live_http", "cus_live_http", "sub_live_http")
-	a.issuerSubject(f.customerID, "live-http")
+	f := a.liveFixture("live_http", "live-http")
 	resp := a.gql(a.token("live-http"), followQuery, map[string]any{"id": f.subscriptionID})
 	require.Equal(t, []string{"BAD_REQUEST"}, resp.codes(), resp.Raw)
 	require.Nil(t, resp.Data["subscriptionUpdated"], resp.Raw)

@@ -40,6 +40,12 @@ type hookRequest struct {
 }
 
 func newHookReceiver(t *testing.T) *hookReceiver {
+	return newAnsweringHookReceiver(t, func(hookRequest) int { return http.StatusNoContent })
+}
+
+// newAnsweringHookReceiver records every request, then answers it with the status
+// answer gives.
+func newAnsweringHookReceiver(t *testing.T, answer func(hookRequest) int) *hookReceiver {
 	r := &hookReceiver{}
 	r.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
@@ -48,7 +54,7 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 		r.mu.Lock()
 		r.got = append(r.got, h)
 		r.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
+		w.WriteHeader(answer(h))
 	}))
 	t.Cleanup(r.srv.Close)
 	return r
@@ -330,26 +336,17 @@ func TestProductionRefusesUnsafeWebhookTargets(t *testing.T) {
 // these deliveries nor the Stripe inbox.
 func TestOutgoingWebhookRetriedOnTheQueueBesideAHangingEndpoint(t *testing.T) {
 	t.Parallel()
-	flaky := &hookReceiver{}
 	var mu sync.Mutex
 	answered := map[string]int{}
-	flaky.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, _ := io.ReadAll(req.Body)
-		h := hookRequest{header: req.Header.Clone(), body: b}
-		_ = json.Unmarshal(b, &h.msg)
-		flaky.mu.Lock()
-		flaky.got = append(flaky.got, h)
-		flaky.mu.Unlock()
+	flaky := newAnsweringHookReceiver(t, func(h hookRequest) int {
 		mu.Lock()
 		defer mu.Unlock()
 		answered[h.header.Get("webhook-id")]++
 		if answered[h.header.Get("webhook-id")] == 1 {
-			w.WriteHeader(http.StatusInternalServerError)
-			return
+			return http.StatusInternalServerError
 		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(flaky.srv.Close)
+		return http.StatusNoContent
+	})
 	release := make(chan struct{})
 	hanging := &hookReceiver{}
 	hanging.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/app"
+	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/subscriptions"
 	"github.com/scoville/scoville/webhooks"
@@ -102,19 +103,6 @@ func (s *shop) paidInvoice(p *person, eventID, invoiceID string) []byte {
 	return webhooktest.Event(eventID, "invoice.paid", start, inv, nil)
 }
 
-// storedPayloads is every stored event's payload column as PostgreSQL holds it
-// (sealed), by Stripe's event id: any rewrite changes it.
-func (s *shop) storedPayloads() map[string]string {
-	s.t.Helper()
-	var rows []struct{ ProviderEventID, Payload string }
-	require.NoError(s.t, s.db.Raw(`SELECT provider_event_id, encode(payload, 'hex') AS payload FROM webhook_events`).Scan(&rows).Error)
-	out := map[string]string{}
-	for _, r := range rows {
-		out[r.ProviderEventID] = r.Payload
-	}
-	return out
-}
-
 // Customers whose name is a JSON key or a Stripe type, or whose e-mail is the tail
 // of another's, get only their own events, and erasing them leaves every other
 // customer's events as they were: byte for byte, and still applicable.
@@ -161,11 +149,11 @@ func TestPrivacyLookAlikeNamesReachNobodyElse(t *testing.T) {
 	}
 
 	for _, p := range attackers {
-		before := s.storedPayloads()
+		before := dbtest.StoredEventPayloads(t, s.db)
 		resp, payload := s.deleteAccount(s.tokenFor(p, time.Minute), "del-"+p.subject, true)
 		require.Empty(t, resp.Errors, resp.Raw)
 		require.Equal(t, true, payload["deleted"], resp.Raw)
-		after := s.storedPayloads()
+		after := dbtest.StoredEventPayloads(t, s.db)
 		require.NotEqual(t, before[p.event], after[p.event], "the erased customer's own event is scrubbed")
 		for id, b := range before {
 			if id != p.event {

@@ -68,6 +68,14 @@ func (s *shop) mutate(token, field, inputType string, input map[string]any, sele
 	return resp, payload
 }
 
+// requireKeyReused sends the mutation and requires it refused with
+// IDEMPOTENCY_KEY_REUSED: its key was used before with another input.
+func (s *shop) requireKeyReused(t *testing.T, token, field, inputType string, input map[string]any, selection string) {
+	t.Helper()
+	_, p := s.mutate(token, field, inputType, input, selection)
+	require.Equal(t, []string{"IDEMPOTENCY_KEY_REUSED"}, userErrorCodes(p))
+}
+
 func userErrorCodes(payload map[string]any) []string {
 	var out []string
 	ues, _ := payload["userErrors"].([]any)
@@ -332,8 +340,7 @@ func TestIdempotencyOfEveryMutation(t *testing.T) {
 				other[k] = v
 			}
 			other["subscriptionId"] = s.activeSubscription(tok, "other-"+tc.field)
-			_, reused := s.mutate(tok, tc.field, tc.inputType, other, "subscription { id }")
-			require.Equal(t, []string{"IDEMPOTENCY_KEY_REUSED"}, userErrorCodes(reused))
+			s.requireKeyReused(t, tok, tc.field, tc.inputType, other, "subscription { id }")
 		})
 	}
 
@@ -354,8 +361,7 @@ func TestIdempotencyOfEveryMutation(t *testing.T) {
 		require.NoError(t, s.db.Model(&models.Subscription{}).Where("id = ?", payloads[0]["subscription"].(map[string]any)["id"]).Count(&rows).Error)
 		require.EqualValues(t, 1, rows)
 		in["planId"] = mildMonthly
-		_, p := s.mutate(tok, "createSubscription", "CreateSubscriptionInput", in, "subscription { id }")
-		require.Equal(t, []string{"IDEMPOTENCY_KEY_REUSED"}, userErrorCodes(p))
+		s.requireKeyReused(t, tok, "createSubscription", "CreateSubscriptionInput", in, "subscription { id }")
 	})
 }
 
@@ -591,8 +597,7 @@ func TestCreatePlan(t *testing.T) {
 	require.Equal(t, "plan", entries[0].TargetType)
 	require.Equal(t, "root", entries[0].ActorSubject)
 	require.Contains(t, *entries[0].After, `"amount": 5900`) // jsonb's rendering
-	_, reused := s.mutate(admin, "createPlan", "CreatePlanInput", in("plan-1", 6900, "usd"), sel)
-	require.Equal(t, []string{"IDEMPOTENCY_KEY_REUSED"}, userErrorCodes(reused))
+	s.requireKeyReused(t, admin, "createPlan", "CreatePlanInput", in("plan-1", 6900, "usd"), sel)
 
 	for name, bad := range map[string]map[string]any{
 		"unknown currency": in("b1", 5900, "XYZ"),
@@ -665,14 +670,11 @@ func TestPaymentsArePagedNewestFirst(t *testing.T) {
 	q := `query($id: ID!, $first: Int, $after: String) { subscription(id: $id) { payments(first: $first, after: $after) {
 		edges { cursor node { id amount { amount currency } status } } pageInfo { hasNextPage endCursor } } } }`
 	page := func(first int, after any) (ids []string, next bool, end any) {
-		resp := s.gql(tok, q, map[string]any{"id": id, "first": first, "after": after})
-		require.Empty(t, resp.Errors, resp.Raw)
-		conn := resp.Data["subscription"].(map[string]any)["payments"].(map[string]any)
-		for _, e := range conn["edges"].([]any) {
-			ids = append(ids, e.(map[string]any)["node"].(map[string]any)["id"].(string))
+		nodes, next, end := s.gqlPage(t, tok, q, map[string]any{"id": id, "first": first, "after": after}, "subscription", "payments")
+		for _, node := range nodes {
+			ids = append(ids, node["id"].(string))
 		}
-		pi := conn["pageInfo"].(map[string]any)
-		return ids, pi["hasNextPage"].(bool), pi["endCursor"]
+		return ids, next, end
 	}
 	ids, next, end := page(2, nil)
 	require.Equal(t, []string{"00000000-0000-4000-8000-000000000004", "00000000-0000-4000-8000-000000000003"}, ids)
@@ -768,8 +770,7 @@ func TestStartCheckoutReplaysTheSameSession(t *testing.T) {
 	require.Equal(t, first, again)
 	require.Equal(t, n, s.stripe.Count(http.MethodPost, "/v1/checkout/sessions"))
 	in["planId"] = mildMonthly
-	_, reused := s.mutate(tok, "startCheckout", "StartCheckoutInput", in, "checkoutUrl sessionId")
-	require.Equal(t, []string{"IDEMPOTENCY_KEY_REUSED"}, userErrorCodes(reused))
+	s.requireKeyReused(t, tok, "startCheckout", "StartCheckoutInput", in, "checkoutUrl sessionId")
 }
 
 func TestPlansOfAListAreLoadedInOneQuery(t *testing.T) {

@@ -350,34 +350,32 @@ func TestReadsMapLikeTheWebhookObjects(t *testing.T) {
 	ctx := context.Background()
 	t.Run("GetInvoice", func(t *testing.T) {
 		t.Parallel()
-		raw := payload(t, "invoice.json")
-		var got Invoice
-		r := requestShape(t, string(raw), func(gw *Stripe) error {
-			var err error
-			got, err = gw.GetInvoice(ctx, "in_1PXk2bLkdIwHu7ix")
-			return err
-		})
-		want, err := InvoiceFromJSON(raw)
-		require.NoError(t, err)
-		require.Equal(t, want, got)
-		require.Equal(t, "GET", r.method)
-		require.Equal(t, "/v1/invoices/in_1PXk2bLkdIwHu7ix", r.path)
-		require.Empty(t, r.idempotencyKey, "a read carries no idempotency key")
+		requireReadLikeWebhook(t, "invoice.json", "/v1/invoices/in_1PXk2bLkdIwHu7ix", InvoiceFromJSON,
+			func(gw *Stripe) (Invoice, error) { return gw.GetInvoice(ctx, "in_1PXk2bLkdIwHu7ix") })
 	})
 	t.Run("GetCharge", func(t *testing.T) {
 		t.Parallel()
-		raw := payload(t, "charge.json")
-		var got Charge
-		r := requestShape(t, string(raw), func(gw *Stripe) error {
-			var err error
-			got, err = gw.GetCharge(ctx, "ch_3PXk2cLkdIwHu7ix0")
-			return err
-		})
-		want, err := ChargeFromJSON(raw)
-		require.NoError(t, err)
-		require.Equal(t, want, got)
-		require.Equal(t, "GET", r.method)
-		require.Equal(t, "/v1/charges/ch_3PXk2cLkdIwHu7ix0", r.path)
-		require.Empty(t, r.idempotencyKey)
+		requireReadLikeWebhook(t, "charge.json", "/v1/charges/ch_3PXk2cLkdIwHu7ix0", ChargeFromJSON,
+			func(gw *Stripe) (Charge, error) { return gw.GetCharge(ctx, "ch_3PXk2cLkdIwHu7ix0") })
 	})
+}
+
+// requireReadLikeWebhook has read answered with the fixture, and requires the object
+// fromJSON maps from the same JSON (as a webhook carries it), read by one GET of
+// path without an idempotency key.
+func requireReadLikeWebhook[T any](t *testing.T, fixture, path string, fromJSON func([]byte) (T, error), read func(*Stripe) (T, error)) {
+	t.Helper()
+	raw := payload(t, fixture)
+	var got T
+	r := requestShape(t, string(raw), func(gw *Stripe) error {
+		var err error
+		got, err = read(gw)
+		return err
+	})
+	want, err := fromJSON(raw)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	require.Equal(t, "GET", r.method)
+	require.Equal(t, path, r.path)
+	require.Empty(t, r.idempotencyKey, "a read carries no idempotency key")
 }

@@ -2,7 +2,6 @@ package graph
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -20,40 +19,31 @@ func TestOneCallerCannotChurnPersistedQueries(t *testing.T) {
 	t.Parallel()
 	const size, perCaller = 20, 4
 	e := newTestEndpoint(t, HandlerConfig{APQCacheSize: size, APQPerCaller: perCaller})
-	apq := func(query string, sendQuery bool, who *auth.Principal) handlerResult {
-		body := map[string]any{"extensions": json.RawMessage(apqExtensions(query))}
-		if sendQuery {
-			body["query"] = query
-		}
-		b, err := json.Marshal(body)
-		require.NoError(t, err)
-		return e.post(string(b), who)
-	}
 	who := func(sub string) *auth.Principal {
 		return &auth.Principal{Issuer: "https://idp.test", Subject: sub, Roles: []auth.Role{auth.RoleCustomer}}
 	}
 	storefront, shopper, other, attacker := who("storefront"), who("shopper"), who("other"), who("attacker")
 
 	popular := `query Plans { plans { id } }`
-	require.Empty(t, apq(popular, true, storefront).Errors)
-	require.Empty(t, apq(popular, false, shopper).Errors, "another caller uses it by its hash")
+	require.Empty(t, e.postAPQ(popular, true, storefront).Errors)
+	require.Empty(t, e.postAPQ(popular, false, shopper).Errors, "another caller uses it by its hash")
 	lonely := `query Lonely { plans { id name } }`
-	require.Empty(t, apq(lonely, true, other).Errors)
+	require.Empty(t, e.postAPQ(lonely, true, other).Errors)
 
 	for i := range 10 * size {
 		q := fmt.Sprintf(`query Churn%d { plans { id } }`, i)
-		require.Empty(t, apq(q, true, attacker).Errors)
+		require.Empty(t, e.postAPQ(q, true, attacker).Errors)
 		if i%size == 0 {
-			require.Empty(t, apq(popular, false, shopper).Errors, "the shared document is kept")
+			require.Empty(t, e.postAPQ(popular, false, shopper).Errors, "the shared document is kept")
 		}
 	}
-	res := apq(popular, false, shopper)
+	res := e.postAPQ(popular, false, shopper)
 	require.Empty(t, res.Errors, res.Raw)
 	require.Equal(t, "plan-1", res.Data["plans"].([]any)[0].(map[string]any)["id"])
-	require.Empty(t, apq(lonely, false, other).Errors, "another caller's own document is kept too")
+	require.Empty(t, e.postAPQ(lonely, false, other).Errors, "another caller's own document is kept too")
 	last := fmt.Sprintf(`query Churn%d { plans { id } }`, 10*size-1)
-	require.Empty(t, apq(last, false, attacker).Errors, "the attacker's latest are kept")
-	require.Equal(t, "PERSISTED_QUERY_NOT_FOUND", apq(`query Churn0 { plans { id } }`, false, attacker).code(),
+	require.Empty(t, e.postAPQ(last, false, attacker).Errors, "the attacker's latest are kept")
+	require.Equal(t, "PERSISTED_QUERY_NOT_FOUND", e.postAPQ(`query Churn0 { plans { id } }`, false, attacker).code(),
 		"the attacker's earliest were evicted by its own later ones")
 }
 

@@ -353,26 +353,30 @@ func apqExtensions(query string) string {
 	return fmt.Sprintf(`{"persistedQuery":{"version":1,"sha256Hash":%q}}`, hex.EncodeToString(sum[:]))
 }
 
+// postAPQ posts query as an automatic persisted query: its hash, and the query
+// itself only when sendQuery.
+func (e *testEndpoint) postAPQ(query string, sendQuery bool, who *auth.Principal) handlerResult {
+	e.t.Helper()
+	body := map[string]any{"extensions": json.RawMessage(apqExtensions(query))}
+	if sendQuery {
+		body["query"] = query
+	}
+	b, err := json.Marshal(body)
+	require.NoError(e.t, err)
+	return e.post(string(b), who)
+}
+
 func TestPersistedQueriesKeepTheLimits(t *testing.T) {
 	t.Parallel()
-	postAPQ := func(e *testEndpoint, query string, sendQuery bool, who *auth.Principal) handlerResult {
-		body := map[string]any{"extensions": json.RawMessage(apqExtensions(query))}
-		if sendQuery {
-			body["query"] = query
-		}
-		b, err := json.Marshal(body)
-		require.NoError(t, err)
-		return e.post(string(b), who)
-	}
 
 	t.Run("hash, then query and hash, then hash alone", func(t *testing.T) {
 		t.Parallel()
 		e := newTestEndpoint(t, HandlerConfig{})
 		q := `{ plans { id } }`
-		res := postAPQ(e, q, false, nil)
+		res := e.postAPQ(q, false, nil)
 		require.Equal(t, "PERSISTED_QUERY_NOT_FOUND", res.code(), res.Raw)
-		require.Empty(t, postAPQ(e, q, true, nil).Errors)
-		res = postAPQ(e, q, false, nil)
+		require.Empty(t, e.postAPQ(q, true, nil).Errors)
+		res = e.postAPQ(q, false, nil)
 		require.Empty(t, res.Errors, res.Raw)
 		require.Equal(t, "plan-1", res.Data["plans"].([]any)[0].(map[string]any)["id"])
 		// Over GET too, as CDNs like it.
@@ -384,8 +388,8 @@ func TestPersistedQueriesKeepTheLimits(t *testing.T) {
 		e := newTestEndpoint(t, HandlerConfig{})
 		q := aliasQuery(300) // under the size kept and the token limit, over the alias limit
 		require.Less(t, len(q), DefaultAPQMaxQueryBytes)
-		require.Equal(t, models.CodeAliasLimit, postAPQ(e, q, true, nil).code())
-		require.Equal(t, models.CodeAliasLimit, postAPQ(e, q, false, nil).code(), "the hash alone is refused the same way")
+		require.Equal(t, models.CodeAliasLimit, e.postAPQ(q, true, nil).code())
+		require.Equal(t, models.CodeAliasLimit, e.postAPQ(q, false, nil).code(), "the hash alone is refused the same way")
 		require.Zero(t, e.counter.n.Load())
 	})
 	t.Run("a persisted mutation never runs over GET", func(t *testing.T) {
@@ -394,7 +398,7 @@ func TestPersistedQueriesKeepTheLimits(t *testing.T) {
 		m := `mutation { deleteMyAccount(input: {confirm: true, idempotencyKey: "k2"}) { deleted } }`
 		// Registered over POST by someone (not run: the caller is anonymous and the
 		// resolver is absent; the registration is what matters).
-		_ = postAPQ(e, m, true, nil)
+		_ = e.postAPQ(m, true, nil)
 		before := e.counter.n.Load()
 		res := e.get(url.Values{"extensions": {apqExtensions(m)}}, customer)
 		require.Equal(t, http.StatusNotAcceptable, res.Status, res.Raw)
@@ -404,8 +408,8 @@ func TestPersistedQueriesKeepTheLimits(t *testing.T) {
 		t.Parallel()
 		e := newTestEndpoint(t, HandlerConfig{})
 		q := `{ plans { id } }` + strings.Repeat(" ", DefaultAPQMaxQueryBytes)
-		require.Empty(t, postAPQ(e, q, true, nil).Errors)
-		require.Equal(t, "PERSISTED_QUERY_NOT_FOUND", postAPQ(e, q, false, nil).code())
+		require.Empty(t, e.postAPQ(q, true, nil).Errors)
+		require.Equal(t, "PERSISTED_QUERY_NOT_FOUND", e.postAPQ(q, false, nil).code())
 	})
 }
 

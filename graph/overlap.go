@@ -471,14 +471,8 @@ func (m *overlappingFieldsCanBeMergedManager) collectConflictsWithin(
 	for _, responseName := range fieldsMap.seq {
 		fields := fieldsMap.data[responseName]
 		for idx, fieldA := range fields {
-			for _, fieldB := range fields[idx+1:] {
-				if m.exhausted { // budget
-					return
-				}
-				conflict := m.findConflict(false, fieldA, fieldB)
-				if conflict != nil {
-					conflicts.Conflicts = append(conflicts.Conflicts, conflict)
-				}
+			if !m.collectConflictsOf(conflicts, false, fieldA, fields[idx+1:]) {
+				return
 			}
 		}
 	}
@@ -497,17 +491,31 @@ func (m *overlappingFieldsCanBeMergedManager) collectConflictsBetween(
 			continue
 		}
 		for _, fieldA := range fieldsA {
-			for _, fieldB := range fieldsB {
-				if m.exhausted { // budget
-					return
-				}
-				conflict := m.findConflict(parentFieldsAreMutuallyExclusive, fieldA, fieldB)
-				if conflict != nil {
-					conflicts.Conflicts = append(conflicts.Conflicts, conflict)
-				}
+			if !m.collectConflictsOf(conflicts, parentFieldsAreMutuallyExclusive, fieldA, fieldsB) {
+				return
 			}
 		}
 	}
+}
+
+// collectConflictsOf adds the conflicts of fieldA with each of fieldsB; false when
+// the budget ran out before all were compared.
+func (m *overlappingFieldsCanBeMergedManager) collectConflictsOf(
+	conflicts *conflictMessageContainer,
+	parentFieldsAreMutuallyExclusive bool,
+	fieldA *ast.Field,
+	fieldsB []*ast.Field,
+) bool {
+	for _, fieldB := range fieldsB {
+		if m.exhausted { // budget
+			return false
+		}
+		conflict := m.findConflict(parentFieldsAreMutuallyExclusive, fieldA, fieldB)
+		if conflict != nil {
+			conflicts.Conflicts = append(conflicts.Conflicts, conflict)
+		}
+	}
+	return true
 }
 
 func (m *overlappingFieldsCanBeMergedManager) findConflict(

@@ -247,6 +247,15 @@ func generateDocument(program []byte, fragments, size int) string {
 	written := 0
 	next := func() byte { b := program[pc%len(program)]; pc++; return b }
 	var sel func(b *strings.Builder, depth int)
+	// nest writes an inline fragment opened by open, with selections inside, while
+	// the document is not yet 30 deep.
+	nest := func(b *strings.Builder, depth int, open string) {
+		if depth < 30 {
+			b.WriteString(open)
+			sel(b, depth+1)
+			b.WriteString("} ")
+		}
+	}
 	sel = func(b *strings.Builder, depth int) {
 		for written < size {
 			written++
@@ -261,11 +270,7 @@ func generateDocument(program []byte, fragments, size int) string {
 			case 3:
 				fmt.Fprintf(b, "adminSubscriptions(first: [[%d]]) { pageInfo { hasNextPage } } ", op)
 			case 4:
-				if depth < 30 {
-					b.WriteString("... { ")
-					sel(b, depth+1)
-					b.WriteString("} ")
-				}
+				nest(b, depth, "... { ")
 			case 5:
 				if fragments > 0 {
 					fmt.Fprintf(b, "...F%d ", int(op)%fragments)
@@ -273,11 +278,7 @@ func generateDocument(program []byte, fragments, size int) string {
 			case 6:
 				b.WriteString("__typename @include(if: true) @skip(if: false) ")
 			case 7:
-				if depth < 30 {
-					b.WriteString("... on Query { ")
-					sel(b, depth+1)
-					b.WriteString("} ")
-				}
+				nest(b, depth, "... on Query { ")
 			case 8:
 				return
 			}

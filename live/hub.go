@@ -217,10 +217,7 @@ func (h *Hub) Follow(c Caller, subscriptionID, customerID string) (*Follow, erro
 	}
 	f.signal <- struct{}{}
 	h.mu.Lock()
-	index, key := h.byID, subscriptionID
-	if customerID != "" {
-		index, key = h.byCustomer, customerID
-	}
+	index, key := h.indexOf(subscriptionID, customerID)
 	if index[key] == nil {
 		index[key] = map[*Follow]struct{}{}
 	}
@@ -244,10 +241,7 @@ func (f *Follow) Close() {
 	f.mu.Unlock()
 	h := f.h
 	h.mu.Lock()
-	index, key := h.byID, f.subscriptionID
-	if f.customerID != "" {
-		index, key = h.byCustomer, f.customerID
-	}
+	index, key := h.indexOf(f.subscriptionID, f.customerID)
 	delete(index[key], f)
 	if len(index[key]) == 0 {
 		delete(index, key)
@@ -255,6 +249,15 @@ func (f *Follow) Close() {
 	h.mu.Unlock()
 	f.release()
 	h.cfg.Metrics.operationsAdd(-1)
+}
+
+// indexOf is where a follow of customerID's subscriptions (when given) or of the
+// one subscription is registered: the index and its key. Call it with h.mu held.
+func (h *Hub) indexOf(subscriptionID, customerID string) (map[string]map[*Follow]struct{}, string) {
+	if customerID != "" {
+		return h.byCustomer, customerID
+	}
+	return h.byID, subscriptionID
 }
 
 // mark makes id pending (everything when id is empty) and wakes the stream.

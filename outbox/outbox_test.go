@@ -170,6 +170,15 @@ func (e *env) delivery(id string) deliveryRow {
 	return d
 }
 
+// firstDelivery registers url for types (endpoint), publishes one payment.succeeded,
+// and returns the endpoint's id and secret and its delivery of that message.
+func (e *env) firstDelivery(url string, types ...string) (ep, secret string, d deliveryRow) {
+	e.t.Helper()
+	ep, secret = e.endpoint(url, types...)
+	e.publish(uuid.NewString())
+	return ep, secret, e.deliveries(ep)[0]
+}
+
 func job(deliveryID string, attempt int) *river.Job[DeliverArgs] {
 	return &river.Job[DeliverArgs]{JobRow: &rivertype.JobRow{ID: 1, Attempt: attempt}, Args: DeliverArgs{DeliveryID: deliveryID}}
 }
@@ -231,9 +240,7 @@ func TestDeliveryRetriesWithTheSameIDThenIsDelivered(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	r := newReceiver(t, 500, 204)
-	ep, secret := e.endpoint(r.srv.URL+"/in", EventPaymentSucceeded)
-	e.publish(uuid.NewString())
-	d := e.deliveries(ep)[0]
+	_, secret, d := e.firstDelivery(r.srv.URL+"/in", EventPaymentSucceeded)
 	w := e.worker(r)
 
 	err := w.Work(context.Background(), job(d.ID, 1))
@@ -349,9 +356,7 @@ func TestAnEndpointFailingForDaysIsDisabled(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	r := newReceiver(t, 500)
-	ep, _ := e.endpoint(r.srv.URL, AllEvents)
-	e.publish(uuid.NewString())
-	d := e.deliveries(ep)[0]
+	ep, _, d := e.firstDelivery(r.srv.URL, AllEvents)
 	require.NoError(t, e.db.Model(&endpointRow{}).Where("id = ?", ep).Update("failing_since", time.Now().Add(-FailingFor-time.Minute)).Error)
 	before := testutil.ToFloat64(endpointsDisabled.WithLabelValues("failing"))
 	require.ErrorIs(t, e.worker(r).Work(context.Background(), job(d.ID, 3)), errReceiver)
@@ -526,9 +531,7 @@ func TestProductionAttemptsDialOnlySafeAddresses(t *testing.T) {
 	e.svc = NewService(e.db, idempotency.NewStore(e.db), e.targets, nil)
 	port := r.srv.Listener.Addr().(*net.TCPAddr).Port
 	// localhost resolves to 127.0.0.1 when the attempt dials it.
-	ep, _ := e.endpoint(fmt.Sprintf("https://localhost:%d/in", port), AllEvents)
-	e.publish(uuid.NewString())
-	d := e.deliveries(ep)[0]
+	_, _, d := e.firstDelivery(fmt.Sprintf("https://localhost:%d/in", port), AllEvents)
 	w := NewDeliverWorker(e.db, e.targets, nil, nil)
 	require.ErrorIs(t, w.Work(context.Background(), job(d.ID, 1)), errReceiver)
 	require.Empty(t, r.requests(), "nothing sent to a loopback address")
@@ -659,9 +662,7 @@ func TestACrashBeforeTheAnswerIsRecordedSendsTheSameIDAgain(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	r := newReceiver(t, 204)
-	ep, _ := e.endpoint(r.srv.URL, AllEvents)
-	e.publish(uuid.NewString())
-	d := e.deliveries(ep)[0]
+	_, _, d := e.firstDelivery(r.srv.URL, AllEvents)
 	w := e.worker(r)
 	ctx, crash := context.WithCancel(context.Background())
 	w.afterSend = crash

@@ -252,32 +252,31 @@ func (s *Service) answer(ctx context.Context, out endpointOutcome, err error) (*
 // Endpoints pages through the endpoints, newest first.
 func (s *Service) Endpoints(ctx context.Context, first *int, after *string) (*models.WebhookEndpointConnection, error) {
 	q := s.db.WithContext(ctx).Model(&endpointRow{}).Omit("secret", "previous_secret")
-	rows, more, err := paging.Fetch[*endpointRow](q, "created_at", first, after)
+	return newestFirst[models.WebhookEndpointConnection](q, first, after, endpointModel,
+		func(e *models.WebhookEndpoint) (time.Time, string) { return e.CreatedAt, e.ID })
+}
+
+// newestFirst pages through q's rows by created_at, newest first, and shapes the
+// page as the connection C of their models.
+func newestFirst[C paging.Conn[E], E paging.Edge[N], R, N any](q *gorm.DB, first *int, after *string,
+	model func(R) N, pos func(N) (time.Time, string),
+) (*C, error) {
+	rows, more, err := paging.Fetch[R](q, "created_at", first, after)
 	if err != nil {
 		return nil, err
 	}
-	nodes := make([]*models.WebhookEndpoint, len(rows))
+	nodes := make([]N, len(rows))
 	for i, r := range rows {
-		nodes[i] = endpointModel(r)
+		nodes[i] = model(r)
 	}
-	return paging.Connection[models.WebhookEndpointConnection](nodes, more,
-		func(e *models.WebhookEndpoint) (time.Time, string) { return e.CreatedAt, e.ID }), nil
+	return paging.Connection[C](nodes, more, pos), nil
 }
 
-// deliveryView is a delivery with its message's type (its own fields: gorm does
+// deliveryView is a delivery with its message's type (a named field: gorm does
 // not fill an unexported embedded struct).
 type deliveryView struct {
-	ID             string
-	MessageID      string
-	EndpointID     string
-	Status         string
-	Attempts       int
-	LastStatusCode *int
-	LastError      *string
-	NextAttemptAt  *time.Time
-	DeliveredAt    *time.Time
-	CreatedAt      time.Time
-	EventType      string
+	Delivery  deliveryRow `gorm:"embedded"`
+	EventType string
 }
 
 const deliveryColumns = "webhook_deliveries.*, (SELECT event_type FROM webhook_messages m WHERE m.id = webhook_deliveries.message_id) AS event_type"
@@ -295,16 +294,8 @@ func (s *Service) Deliveries(ctx context.Context, endpointID *string, status *mo
 	if status != nil {
 		q = q.Where("status = ?", string(*status))
 	}
-	rows, more, err := paging.Fetch[*deliveryView](q, "created_at", first, after)
-	if err != nil {
-		return nil, err
-	}
-	nodes := make([]*models.WebhookDelivery, len(rows))
-	for i, r := range rows {
-		nodes[i] = deliveryModel(r)
-	}
-	return paging.Connection[models.WebhookDeliveryConnection](nodes, more,
-		func(d *models.WebhookDelivery) (time.Time, string) { return d.CreatedAt, d.ID }), nil
+	return newestFirst[models.WebhookDeliveryConnection](q, first, after, deliveryModel,
+		func(d *models.WebhookDelivery) (time.Time, string) { return d.CreatedAt, d.ID })
 }
 
 // Redeliver sends the delivery's message again, with the same webhook-id, now: on
@@ -456,8 +447,9 @@ func endpointModel(r *endpointRow) *models.WebhookEndpoint {
 		Enabled: r.Enabled, DisabledReason: r.DisabledReason, CreatedAt: r.CreatedAt}
 }
 
-func deliveryModel(r *deliveryView) *models.WebhookDelivery {
-	return &models.WebhookDelivery{ID: r.ID, MessageID: r.MessageID, EventType: r.EventType,
+func deliveryModel(v *deliveryView) *models.WebhookDelivery {
+	r := &v.Delivery
+	return &models.WebhookDelivery{ID: r.ID, MessageID: r.MessageID, EventType: v.EventType,
 		Status: models.WebhookDeliveryStatus(r.Status), Attempts: r.Attempts, LastStatusCode: r.LastStatusCode,
 		LastError: r.LastError, CreatedAt: r.CreatedAt, DeliveredAt: r.DeliveredAt, NextAttemptAt: r.NextAttemptAt}
 }

@@ -71,18 +71,6 @@ func newSomeone(t *testing.T, db *gorm.DB, subject, email, name string) *someone
 	return s
 }
 
-// payloads is every stored event's payload as PostgreSQL holds it (sealed).
-func payloads(t *testing.T, db *gorm.DB) map[string]string {
-	t.Helper()
-	var rows []struct{ ProviderEventID, Payload string }
-	require.NoError(t, db.Raw(`SELECT provider_event_id, encode(payload, 'hex') AS payload FROM webhook_events`).Scan(&rows).Error)
-	out := map[string]string{}
-	for _, r := range rows {
-		out[r.ProviderEventID] = r.Payload
-	}
-	return out
-}
-
 func TestPrivacyFindsEventsByIdentifiersNotByText(t *testing.T) {
 	t.Parallel()
 	db := dbtest.NewSealed(t)
@@ -110,14 +98,14 @@ func TestPrivacyFindsEventsByIdentifiersNotByText(t *testing.T) {
 	}
 
 	for _, s := range lookalikes {
-		before := payloads(t, db)
+		before := dbtest.StoredEventPayloads(t, db)
 		out, err := p.Delete(ctx, s.who, models.DeleteMyAccountInput{Confirm: true, IdempotencyKey: "del-" + s.who.Subject})
 		require.NoError(t, err)
 		require.True(t, out.Deleted, "%v", out.UserErrors)
 		n, err := p.scrubErased(ctx, s.id) // the later scrubs match the same way
 		require.NoError(t, err)
 		require.Zero(t, n, "scrubbed once already")
-		after := payloads(t, db)
+		after := dbtest.StoredEventPayloads(t, db)
 		require.NotEqual(t, before[s.event], after[s.event])
 		for id, b := range before {
 			if id != s.event {

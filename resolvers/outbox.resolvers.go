@@ -8,76 +8,23 @@ package resolvers
 import (
 	"context"
 
-	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/models"
 )
 
 func (r *mutationResolver) CreateWebhookEndpoint(ctx context.Context, input models.CreateWebhookEndpointInput) (*models.CreateWebhookEndpointPayload, error) {
-	p, err := auth.RequireAuthenticated(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ep, secret, err := r.Outbox.CreateEndpoint(ctx, p, input)
-	ues, err := models.UserErrorsOf(err)
-	if err != nil {
-		return nil, err
-	}
-	out := &models.CreateWebhookEndpointPayload{UserErrors: ues}
-	if len(ues) == 0 {
-		out.Endpoint, out.Secret = ep, &secret
-	}
-	return out, nil
+	return mutate(ctx, input, withSecret(r.Outbox.CreateEndpoint), createdEndpointPayload)
 }
 
 func (r *mutationResolver) UpdateWebhookEndpoint(ctx context.Context, input models.UpdateWebhookEndpointInput) (*models.UpdateWebhookEndpointPayload, error) {
-	p, err := auth.RequireAuthenticated(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ep, err := r.Outbox.UpdateEndpoint(ctx, p, input)
-	ues, err := models.UserErrorsOf(err)
-	if err != nil {
-		return nil, err
-	}
-	out := &models.UpdateWebhookEndpointPayload{UserErrors: ues}
-	if len(ues) == 0 {
-		out.Endpoint = ep
-	}
-	return out, nil
+	return mutate(ctx, input, r.Outbox.UpdateEndpoint, updatedEndpointPayload)
 }
 
 func (r *mutationResolver) RotateWebhookEndpointSecret(ctx context.Context, input models.RotateWebhookEndpointSecretInput) (*models.RotateWebhookEndpointSecretPayload, error) {
-	p, err := auth.RequireAuthenticated(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ep, secret, err := r.Outbox.RotateSecret(ctx, p, input)
-	ues, err := models.UserErrorsOf(err)
-	if err != nil {
-		return nil, err
-	}
-	out := &models.RotateWebhookEndpointSecretPayload{UserErrors: ues}
-	if len(ues) == 0 {
-		out.Endpoint, out.Secret = ep, &secret
-	}
-	return out, nil
+	return mutate(ctx, input, withSecret(r.Outbox.RotateSecret), rotatedEndpointPayload)
 }
 
 func (r *mutationResolver) RedeliverWebhook(ctx context.Context, input models.RedeliverWebhookInput) (*models.RedeliverWebhookPayload, error) {
-	p, err := auth.RequireAuthenticated(ctx)
-	if err != nil {
-		return nil, err
-	}
-	d, err := r.Outbox.Redeliver(ctx, p, input)
-	ues, err := models.UserErrorsOf(err)
-	if err != nil {
-		return nil, err
-	}
-	out := &models.RedeliverWebhookPayload{UserErrors: ues}
-	if len(ues) == 0 {
-		out.Delivery = d
-	}
-	return out, nil
+	return mutate(ctx, input, r.Outbox.Redeliver, redeliveryPayload)
 }
 
 func (r *queryResolver) WebhookEndpoints(ctx context.Context, first *int, after *string) (*models.WebhookEndpointConnection, error) {

@@ -91,22 +91,62 @@ func refundPayload(res *subscriptions.Result, ues []*models.UserError) *models.R
 	return out
 }
 
+// unlessFailed is v when there is no user error, else T's zero value: a payload
+// carries a result only when nothing failed.
+func unlessFailed[T any](v T, ues []*models.UserError) T {
+	if len(ues) > 0 {
+		var zero T
+		return zero
+	}
+	return v
+}
+
 // resyncPayload is the subscription as Stripe has it now, unless the resync failed.
 func resyncPayload(sub *models.Subscription, ues []*models.UserError) *models.SubscriptionPayload {
-	out := &models.SubscriptionPayload{UserErrors: ues}
-	if len(ues) == 0 {
-		out.Subscription = sub
-	}
-	return out
+	return &models.SubscriptionPayload{Subscription: unlessFailed(sub, ues), UserErrors: ues}
 }
 
 // replayPayload is the replayed event, unless the replay was refused.
 func replayPayload(ev *models.WebhookEvent, ues []*models.UserError) *models.ReplayWebhookEventPayload {
-	out := &models.ReplayWebhookEventPayload{UserErrors: ues}
-	if len(ues) == 0 {
-		out.Event = ev
+	return &models.ReplayWebhookEventPayload{Event: unlessFailed(ev, ues), UserErrors: ues}
+}
+
+// endpointSecret is a webhook endpoint with the signing secret it was just given.
+type endpointSecret struct {
+	endpoint *models.WebhookEndpoint
+	secret   string
+}
+
+// withSecret adapts an outbox method that returns an endpoint and its new secret
+// to mutate's one result.
+func withSecret[I any](call func(context.Context, *auth.Principal, I) (*models.WebhookEndpoint, string, error),
+) func(context.Context, *auth.Principal, I) (endpointSecret, error) {
+	return func(ctx context.Context, p *auth.Principal, in I) (endpointSecret, error) {
+		ep, secret, err := call(ctx, p, in)
+		return endpointSecret{endpoint: ep, secret: secret}, err
 	}
-	return out
+}
+
+// createdEndpointPayload is the new endpoint and its secret (shown this once),
+// unless the creation failed.
+func createdEndpointPayload(res endpointSecret, ues []*models.UserError) *models.CreateWebhookEndpointPayload {
+	return &models.CreateWebhookEndpointPayload{Endpoint: unlessFailed(res.endpoint, ues), Secret: unlessFailed(&res.secret, ues), UserErrors: ues}
+}
+
+// rotatedEndpointPayload is the endpoint and its new secret (shown this once),
+// unless the rotation failed.
+func rotatedEndpointPayload(res endpointSecret, ues []*models.UserError) *models.RotateWebhookEndpointSecretPayload {
+	return &models.RotateWebhookEndpointSecretPayload{Endpoint: unlessFailed(res.endpoint, ues), Secret: unlessFailed(&res.secret, ues), UserErrors: ues}
+}
+
+// updatedEndpointPayload is the changed endpoint, unless the change failed.
+func updatedEndpointPayload(ep *models.WebhookEndpoint, ues []*models.UserError) *models.UpdateWebhookEndpointPayload {
+	return &models.UpdateWebhookEndpointPayload{Endpoint: unlessFailed(ep, ues), UserErrors: ues}
+}
+
+// redeliveryPayload is the delivery queued again, unless the redelivery was refused.
+func redeliveryPayload(d *models.WebhookDelivery, ues []*models.UserError) *models.RedeliverWebhookPayload {
+	return &models.RedeliverWebhookPayload{Delivery: unlessFailed(d, ues), UserErrors: ues}
 }
 
 // planPayload is the created plan, if any.

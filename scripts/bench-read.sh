@@ -57,47 +57,12 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 scoville_require postgresql curl
 
-find_pgbench() {
-	local p
-	if [[ -n ${PGBENCH:-} ]]; then
-		printf '%s\n' "$PGBENCH"
-		return 0
-	fi
-	p="$(printf '%s\n' /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | grep -v '\*' | sort -V | tail -n 1 || true)"
-	[[ -n $p ]] || p="$(command -v pgbench || true)"
-	[[ -n $p && -x $p ]] || return 1
-	printf '%s\n' "$p"
-}
-pgbench="$(find_pgbench)" || scoville_die "pgbench not found: sudo apt-get install -y postgresql-contrib (or set PGBENCH)"
-psql="$(dirname "$pgbench")/psql"
-[[ -x $psql ]] || psql="$(command -v psql)" || scoville_die "psql not found: sudo apt-get install -y postgresql-client"
-
-export SCOVILLE_PG_DURABLE="${SCOVILLE_PG_DURABLE:-1}"
-start_postgres
-start_stripe_mock
-scoville_tmpdir
+# Durable PostgreSQL, stripe-mock, the server and cmd/readload built, and the
+# development identity provider, whose tokens the server verifies.
+scoville_bench_setup readload
+pgbench=$SCOVILLE_PGBENCH
 tmp="$_SCOVILLE_TMP"
-
-scoville_log "building the server and cmd/readload"
-go build -o "$tmp/scoville" .
-go build -o "$tmp/readload" ./cmd/readload
-
-sql() { "$psql" "$DATABASE_URL" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
-
-# ---- development identity provider: the server verifies its tokens.
-idp_port="$(scoville_free_port)" || scoville_die "no free port for the identity provider"
-idp_url="http://127.0.0.1:$idp_port"
-scoville_log "devidp: starting on 127.0.0.1:$idp_port (log: $tmp/devidp.log)"
-APP_ENV=development DEVIDP_ADDR="127.0.0.1:$idp_port" OIDC_AUDIENCE=scoville-api \
-	"$tmp/scoville" devidp >"$tmp/devidp.log" 2>&1 </dev/null &
-idp_pid=$!
-scoville_track_pid "$idp_pid"
-rc=0
-scoville_wait_http "$idp_url/.well-known/openid-configuration" "$idp_pid" 30 || rc=$?
-if [[ $rc -ne 0 ]]; then
-	scoville_show_log "$tmp/devidp.log"
-	scoville_die "the development identity provider did not answer on $idp_url"
-fi
+idp_url=$SCOVILLE_IDP_URL
 
 # ---- server. All the load comes from one address and from BENCH_TOKENS callers:
 # the rate and in-flight limits are as high as they go, so that the measurement is
@@ -113,13 +78,7 @@ APP_ENV=development HTTP_ADDR="127.0.0.1:$port" LOG_LEVEL="${LOG_LEVEL:-warn}" M
 	RATE_LIMIT_INFLIGHT_PER_CALLER=10000 RATE_LIMIT_INFLIGHT_PER_ADDRESS=100000 \
 	"$tmp/scoville" >"$tmp/server.log" 2>&1 </dev/null &
 server_pid=$!
-scoville_track_pid "$server_pid"
-rc=0
-scoville_wait_http "$server_url/readyz" "$server_pid" 60 || rc=$?
-if [[ $rc -ne 0 ]]; then
-	scoville_show_log "$tmp/server.log"
-	scoville_die "the server did not become ready ($server_url/readyz)"
-fi
+scoville_await "$server_pid" "$server_url/readyz" 60 "the server did not become ready ($server_url/readyz)" "$tmp/server.log"
 
 # ---- data: customers with subscriptions, tokens, pgbench's tables.
 "$tmp/readload" -database-url "$DATABASE_URL" -issuer "$idp_url" -customers "$customers" -tokens "$tokens" \
@@ -128,7 +87,7 @@ scoville_run "$pgbench" -i -q -s "$scale" "$DATABASE_URL" >"$tmp/pgbench-init.lo
 	scoville_show_log "$tmp/pgbench-init.log"
 	scoville_die "pgbench -i failed"
 }
-sql "VACUUM ANALYZE" >/dev/null
+scoville_sql "VACUUM ANALYZE" >/dev/null
 
 query='{ me { id email subscriptions { id status plan { name interval price { amount currency } } } } }'
 body="$(printf '{"query":"%s"}' "$query")"
@@ -182,7 +141,7 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
 : >"$tmp/rounds.txt"
 failed=0
 for ((r = 1; r <= rounds; r++)); do
-	sql "CHECKPOINT" >/dev/null 2>&1 || true
+	scoville_sql "CHECKPOINT" >/dev/null 2>&1 || true
 	scoville_log "round $r/$rounds: pgbench -S, $connections clients, ${seconds}s"
 	scoville_run "$pgbench" -n -S -c "$connections" -j 2 -T "$seconds" "$DATABASE_URL" >"$tmp/pgbench.log" 2>&1 || {
 		scoville_show_log "$tmp/pgbench.log"
@@ -231,8 +190,8 @@ for ((i = 0; i < 100; i++)); do
 done
 errors_logged="$(grep -c '"level":"ERROR"' "$tmp/server.log" || true)"
 
-median_ratio="$(awk '{ print $3 }' "$tmp/rounds.txt" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.1f", v[(NR + 1) / 2]; else printf "%.1f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
-median_p99="$(awk '{ print $5 }' "$tmp/rounds.txt" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+median_ratio="$(scoville_median 3 %.1f "$tmp/rounds.txt")"
+median_p99="$(scoville_median 5 %.2f "$tmp/rounds.txt")"
 max_rss="$(awk '{ print $6 }' "$tmp/rounds.txt" | sort -g | tail -n 1)"
 verdict() { if awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { exit !((op == ">=") ? v >= t : v <= t) }'; then echo met; else echo "NOT MET"; fi; }
 
@@ -240,7 +199,7 @@ cat <<REPORT
 
 ============================================================================
  Read path benchmark ($connections connections, one database, $rounds rounds of ${seconds}s)
- $(sql "SELECT concat_ws(' ', 'PostgreSQL', current_setting('server_version'), 'fsync=' || current_setting('fsync'), 'shared_buffers=' || current_setting('shared_buffers'))")
+ $(scoville_sql "SELECT concat_ws(' ', 'PostgreSQL', current_setting('server_version'), 'fsync=' || current_setting('fsync'), 'shared_buffers=' || current_setting('shared_buffers'))")
  $customers customers with 1-3 subscriptions, $tokens callers; pgbench -S scale $scale
  query: $query
 ----------------------------------------------------------------------------

@@ -62,49 +62,15 @@ export JOB_POLL_INTERVAL="${JOB_POLL_INTERVAL:-200ms}"
 # of the limiter, so the limit is as high as it goes.
 export RATE_LIMIT_WEBHOOKS_PER_MINUTE="${RATE_LIMIT_WEBHOOKS_PER_MINUTE:-1000000}"
 
-# pgbench of the newest installed server, like the cluster lib.sh starts; the
-# /usr/bin wrapper may pick another version.
-find_pgbench() {
-	local p
-	if [[ -n ${PGBENCH:-} ]]; then
-		printf '%s\n' "$PGBENCH"
-		return 0
-	fi
-	p="$(printf '%s\n' /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | grep -v '\*' | sort -V | tail -n 1 || true)"
-	if [[ -z $p ]]; then
-		p="$(command -v pgbench || true)"
-	fi
-	[[ -n $p && -x $p ]] || return 1
-	printf '%s\n' "$p"
-}
-pgbench="$(find_pgbench)" || scoville_die "pgbench not found: sudo apt-get install -y postgresql-contrib (or set PGBENCH)"
-psql="$(dirname "$pgbench")/psql"
-[[ -x $psql ]] || psql="$(command -v psql)" || scoville_die "psql not found: sudo apt-get install -y postgresql-client"
-
 # The route's promise is that an event is kept once it is answered, and that holds
-# only on a durable database: both figures are taken on one, as in production.
-export SCOVILLE_PG_DURABLE="${SCOVILLE_PG_DURABLE:-1}"
-start_postgres
-start_stripe_mock
-scoville_tmpdir
+# only on a durable database: both figures are taken on one, as in production
+# (scoville_bench_setup's default). The server does OIDC discovery at start-up,
+# although no request of this benchmark carries a token: it needs the development
+# identity provider.
+scoville_bench_setup webhookload
+pgbench=$SCOVILLE_PGBENCH
 tmp="$_SCOVILLE_TMP"
-
-scoville_log "building the server and cmd/webhookload"
-go build -o "$tmp/scoville" .
-go build -o "$tmp/webhookload" ./cmd/webhookload
-
-# sql QUERY: one value from the benchmark database.
-sql() { "$psql" "$DATABASE_URL" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
-
-# ---- development identity provider: the server does OIDC discovery at start-up,
-# although no request of this benchmark carries a token.
-idp_port="$(scoville_free_port)" || scoville_die "no free port for the identity provider"
-idp_url="http://127.0.0.1:$idp_port"
-scoville_log "devidp: starting on 127.0.0.1:$idp_port (log: $tmp/devidp.log)"
-APP_ENV=development DEVIDP_ADDR="127.0.0.1:$idp_port" OIDC_AUDIENCE=scoville-api \
-	"$tmp/scoville" devidp >"$tmp/devidp.log" 2>&1 </dev/null &
-scoville_await $! "$idp_url/.well-known/openid-configuration" 30 \
-	"the development identity provider did not answer on $idp_url" "$tmp/devidp.log"
+idp_url=$SCOVILLE_IDP_URL
 
 # ---- server
 port="$(scoville_free_port)" || scoville_die "no free port for the server"
@@ -154,7 +120,7 @@ pg_processes() {
 	pgrep -c -P "$(head -n 1 "$_SCOVILLE_PGDATA/postmaster.pid")" || true
 }
 
-settings="$(sql "SELECT concat_ws(' ', 'PostgreSQL', current_setting('server_version'),
+settings="$(scoville_sql "SELECT concat_ws(' ', 'PostgreSQL', current_setting('server_version'),
 	'fsync=' || current_setting('fsync'), 'synchronous_commit=' || current_setting('synchronous_commit'),
 	'full_page_writes=' || current_setting('full_page_writes'), 'shared_buffers=' || current_setting('shared_buffers'),
 	'max_connections=' || current_setting('max_connections'))")"
@@ -164,8 +130,8 @@ scoville_log "$settings"
 # This machine's speed drifts by 20% and more within minutes; pairing each load with
 # a pgbench taken just before it, and judging the median pair, keeps one unlucky
 # moment from deciding the result. Every round is printed.
-table_existed="$(sql "SELECT to_regclass('public.bench_insert') IS NOT NULL")"
-sql "CREATE TABLE IF NOT EXISTS bench_insert (id bigserial PRIMARY KEY, payload text, created_at timestamptz DEFAULT now())"
+table_existed="$(scoville_sql "SELECT to_regclass('public.bench_insert') IS NOT NULL")"
+scoville_sql "CREATE TABLE IF NOT EXISTS bench_insert (id bigserial PRIMARY KEY, payload text, created_at timestamptz DEFAULT now())"
 printf '%s\n' "INSERT INTO bench_insert (payload) VALUES ('webhook benchmark baseline');" >"$tmp/insert.sql"
 extra=()
 if [[ -n ${WEBHOOKLOAD_ARGS:-} ]]; then
@@ -193,13 +159,13 @@ at_sent() {
 settle() {
 	local i
 	for ((i = 0; i < 600; i++)); do
-		[[ $(sql "SELECT count(*) FROM river_job WHERE state IN ('available', 'running')") -eq 0 ]] && break
+		[[ $(scoville_sql "SELECT count(*) FROM river_job WHERE state IN ('available', 'running')") -eq 0 ]] && break
 		sleep 0.1
 	done
-	sql "VACUUM ANALYZE" >/dev/null
-	sql "CHECKPOINT" >/dev/null 2>&1 || true
+	scoville_sql "VACUUM ANALYZE" >/dev/null
+	scoville_sql "CHECKPOINT" >/dev/null 2>&1 || true
 	for ((i = 0; i < 300; i++)); do
-		[[ $(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'") -eq 0 ]] && break
+		[[ $(scoville_sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'") -eq 0 ]] && break
 		sleep 0.1
 	done
 }
@@ -271,13 +237,13 @@ for ((r = 1; r <= rounds; r++)); do
 	round "$r"
 done
 if [[ $table_existed != t ]]; then
-	sql "DROP TABLE bench_insert"
+	scoville_sql "DROP TABLE bench_insert"
 fi
 
 verdict() { if [[ $1 == 1 ]]; then echo "met"; else echo "NOT MET"; fi; }
 # The median pair's ratio (the mean of the middle two for an even count), the worst
 # p99 of all rounds, and whether every round's results were exact.
-median_ratio="$(awk '{ print $3 }' "$tmp/rounds.txt" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.1f", v[(NR + 1) / 2]; else printf "%.1f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+median_ratio="$(scoville_median 3 %.1f "$tmp/rounds.txt")"
 ratio_range="$(awk '{ print $3 }' "$tmp/rounds.txt" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }')"
 worst_p99="$(awk '{ print $5 }' "$tmp/rounds.txt" | sort -g | tail -n 1)"
 exact_rounds="$(awk '$8 == 0' "$tmp/rounds.txt" | wc -l | tr -d ' ')"

@@ -390,6 +390,71 @@ start_stripe_mock() {
 	scoville_die "stripe-mock did not answer on 127.0.0.1:$port"
 }
 
+# ---------------------------------------------------------------- benchmarks
+
+# scoville_bench_tools: set SCOVILLE_PGBENCH to PGBENCH, else the pgbench of the
+# newest /usr/lib/postgresql/*/bin, like the cluster start_postgres starts (the
+# /usr/bin wrapper may pick another version), else the one in PATH; and
+# SCOVILLE_PSQL to the psql beside it, else the one in PATH. Dies when either is
+# missing, with the package to install.
+scoville_bench_tools() {
+	local p=${PGBENCH:-}
+	if [[ -z $p ]]; then
+		p="$(printf '%s\n' /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | grep -v '\*' | sort -V | tail -n 1 || true)"
+		[[ -n $p ]] || p="$(command -v pgbench || true)"
+		[[ -n $p && -x $p ]] || scoville_die "pgbench not found: sudo apt-get install -y postgresql-contrib (or set PGBENCH)"
+	fi
+	SCOVILLE_PGBENCH=$p
+	SCOVILLE_PSQL="$(dirname "$p")/psql"
+	[[ -x $SCOVILLE_PSQL ]] || SCOVILLE_PSQL="$(command -v psql)" || scoville_die "psql not found: sudo apt-get install -y postgresql-client"
+}
+
+# scoville_sql QUERY: run QUERY on DATABASE_URL with SCOVILLE_PSQL and print its
+# values unaligned, one row a line, without headers.
+scoville_sql() { "$SCOVILLE_PSQL" "$DATABASE_URL" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
+
+# scoville_start_devidp BIN: start the development identity provider (BIN devidp,
+# audience scoville-api) on a free loopback port, stopped on exit; wait until it
+# answers, and set SCOVILLE_IDP_URL. Dies (with its log) when it does not answer.
+scoville_start_devidp() {
+	local bin=$1 port log
+	scoville_tmpdir
+	log="$_SCOVILLE_TMP/devidp.log"
+	port="$(scoville_free_port)" || scoville_die "no free port for the identity provider"
+	SCOVILLE_IDP_URL="http://127.0.0.1:$port"
+	scoville_log "devidp: starting on 127.0.0.1:$port (log: $log)"
+	APP_ENV=development DEVIDP_ADDR="127.0.0.1:$port" OIDC_AUDIENCE=scoville-api \
+		"$bin" devidp >"$log" 2>&1 </dev/null &
+	scoville_await $! "$SCOVILLE_IDP_URL/.well-known/openid-configuration" 30 \
+		"the development identity provider did not answer on $SCOVILLE_IDP_URL" "$log"
+}
+
+# scoville_bench_setup CMD: what every benchmark starts with. Finds pgbench and
+# psql (scoville_bench_tools); starts PostgreSQL with its durable defaults unless
+# SCOVILLE_PG_DURABLE says otherwise (a benchmark measures a database that keeps
+# its commits, as in production) and stripe-mock; builds the server and ./cmd/CMD
+# into $_SCOVILLE_TMP (as scoville and CMD); starts the development identity
+# provider (scoville_start_devidp).
+scoville_bench_setup() {
+	local cmd=$1
+	scoville_bench_tools
+	export SCOVILLE_PG_DURABLE="${SCOVILLE_PG_DURABLE:-1}"
+	start_postgres
+	start_stripe_mock
+	scoville_tmpdir
+	scoville_log "building the server and cmd/$cmd"
+	go build -o "$_SCOVILLE_TMP/scoville" .
+	go build -o "$_SCOVILLE_TMP/$cmd" "./cmd/$cmd"
+	scoville_start_devidp "$_SCOVILLE_TMP/scoville"
+}
+
+# scoville_median N FORMAT FILE: the median of the numbers in column N of FILE
+# (the mean of the middle two for an even count), printed with printf FORMAT.
+scoville_median() {
+	awk -v c="$1" '{ print $c }' "$3" | sort -g |
+		awk -v f="$2" '{ v[NR] = $1 } END { if (NR % 2) printf f, v[(NR + 1) / 2]; else printf f, (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 # ------------------------------------------------------------------- cleanup
 
 _scoville_stop_pid() {

@@ -147,6 +147,14 @@ func replay(db *gorm.DB, ctx context.Context, w rows) (idemResult, error) {
 	return got, err
 }
 
+// takeByID reads the row of T with id through db (opening what is sealed).
+func takeByID[T any](t *testing.T, db *gorm.DB, id string) T {
+	t.Helper()
+	var row T
+	require.NoError(t, db.Take(&row, "id = ?", id).Error)
+	return row
+}
+
 // rawRows returns every row of every table holding sealed data, as PostgreSQL's text
 // form of the whole row, plus the raw bytes of each sealed column.
 func rawRows(t *testing.T, db *gorm.DB) [][]byte {
@@ -184,22 +192,18 @@ func TestSealedColumnsHoldNoPlaintextAndReadBack(t *testing.T) {
 	w := writeRows(t, db, "1")
 	requireNoPlaintext(t, db)
 
-	var c models.Customer
-	require.NoError(t, db.Take(&c, "id = ?", w.customer.ID).Error)
+	c := takeByID[models.Customer](t, db, w.customer.ID)
 	require.Equal(t, email, c.Email)
 	require.Equal(t, name, *c.Name)
 	want, err := k.EmailIndex(email)
 	require.NoError(t, err)
 	require.Equal(t, want, c.EmailHash, "the blind index is written with the e-mail")
 
-	var s models.Subscription
-	require.NoError(t, db.Take(&s, "id = ?", w.subscription.ID).Error)
+	s := takeByID[models.Subscription](t, db, w.subscription.ID)
 	require.Equal(t, w.subscription.ShippingAddress, s.ShippingAddress)
-	var sh models.Shipment
-	require.NoError(t, db.Take(&sh, "id = ?", w.shipment.ID).Error)
+	sh := takeByID[models.Shipment](t, db, w.shipment.ID)
 	require.Equal(t, street, sh.Address.Line1)
-	var ev models.WebhookEvent
-	require.NoError(t, db.Take(&ev, "id = ?", w.event.ID).Error)
+	ev := takeByID[models.WebhookEvent](t, db, w.event.ID)
 	require.Equal(t, w.event.Payload, ev.Payload)
 	res, err := replay(db, context.Background(), w)
 	require.NoError(t, err)
@@ -208,8 +212,7 @@ func TestSealedColumnsHoldNoPlaintextAndReadBack(t *testing.T) {
 	// An update re-seals and keeps the index in step.
 	c.Email = "new.canary@example.com"
 	require.NoError(t, db.Select("email", "email_hash").Updates(&c).Error)
-	var again models.Customer
-	require.NoError(t, db.Take(&again, "id = ?", c.ID).Error)
+	again := takeByID[models.Customer](t, db, c.ID)
 	require.Equal(t, "new.canary@example.com", again.Email)
 	idx, err := k.EmailIndex("NEW.canary@example.com")
 	require.NoError(t, err)
@@ -330,8 +333,7 @@ func TestRotationThenReencrypt(t *testing.T) {
 	db2 := db.WithContext(ctx2)
 
 	// Old rows still read; a new write uses the new primary.
-	var c models.Customer
-	require.NoError(t, db2.Take(&c, "id = ?", written[0].customer.ID).Error)
+	c := takeByID[models.Customer](t, db2, written[0].customer.ID)
 	require.Equal(t, email, c.Email)
 	fresh := writeRows(t, db2, "new")
 	census, err := sealing.Census(context.Background(), db)
@@ -385,14 +387,11 @@ func TestRotationThenReencrypt(t *testing.T) {
 	oldOnly := db.WithContext(sealing.WithKeyring(context.Background(), k1))
 	require.ErrorIs(t, oldOnly.Take(&models.Customer{}, "id = ?", written[1].customer.ID).Error, sealing.ErrUnopenable)
 	for _, w := range append(written, fresh) {
-		var c models.Customer
-		require.NoError(t, db2.Take(&c, "id = ?", w.customer.ID).Error)
+		c := takeByID[models.Customer](t, db2, w.customer.ID)
 		require.Equal(t, email, c.Email)
-		var s models.Subscription
-		require.NoError(t, db2.Take(&s, "id = ?", w.subscription.ID).Error)
+		s := takeByID[models.Subscription](t, db2, w.subscription.ID)
 		require.Equal(t, street, s.ShippingAddress.Line1)
-		var ev models.WebhookEvent
-		require.NoError(t, db2.Take(&ev, "id = ?", w.event.ID).Error)
+		ev := takeByID[models.WebhookEvent](t, db2, w.event.ID)
 		require.Equal(t, w.event.Payload, ev.Payload)
 		res, err := replay(db2, ctx2, w)
 		require.NoError(t, err)

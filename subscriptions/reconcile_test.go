@@ -96,16 +96,22 @@ func (b *bench) count(t *testing.T, model any, where string, args ...any) int64 
 	return n
 }
 
+// newReconcileBench is a bench with one subscription, and a time a minute ahead for
+// a run to start at.
+func newReconcileBench(t *testing.T) (*bench, *models.Subscription, time.Time) {
+	t.Helper()
+	b := newBench(t)
+	return b, b.subscribe(t), time.Now().Add(time.Minute).Truncate(time.Second)
+}
+
 // TestReconcileAppliesWhatNoEventDelivered lists a changed subscription and a paid
 // invoice no webhook reported: one run applies both (the payment with its one
 // shipment), names each finding, and a second run over the same window finds and
 // changes nothing, starting where the first started less the overlap.
 func TestReconcileAppliesWhatNoEventDelivered(t *testing.T) {
 	t.Parallel()
-	b := newBench(t)
+	b, sub, now := newReconcileBench(t)
 	ctx := context.Background()
-	sub := b.subscribe(t)
-	now := time.Now().Add(time.Minute).Truncate(time.Second)
 	l := &listings{
 		subs: []gateway.Subscription{b.stripeView(t, sub, "active", true, sub.CurrentPeriodStart.UTC())},
 		paid: []gateway.Invoice{b.invoiceView(t, sub, "in_missed", "paid", now.AddDate(0, 0, -1))},
@@ -138,10 +144,8 @@ func TestReconcileAppliesWhatNoEventDelivered(t *testing.T) {
 // failed, and the watermark stays, so the retry covers the same window.
 func TestReconcileAppliesNothingWhenAListingFails(t *testing.T) {
 	t.Parallel()
-	b := newBench(t)
+	b, sub, now := newReconcileBench(t)
 	ctx := context.Background()
-	sub := b.subscribe(t)
-	now := time.Now().Add(time.Minute).Truncate(time.Second)
 	for _, failing := range []string{"subscriptions", "paid", "open"} {
 		l := &listings{
 			subs:    []gateway.Subscription{b.stripeView(t, sub, "active", true, sub.CurrentPeriodStart.UTC())},
@@ -166,10 +170,8 @@ func TestReconcileAppliesNothingWhenAListingFails(t *testing.T) {
 // once across runs; a fresh one Stripe has not tried yet is no finding.
 func TestReconcileRecordsAFailedRenewalOnce(t *testing.T) {
 	t.Parallel()
-	b := newBench(t)
+	b, sub, now := newReconcileBench(t)
 	ctx := context.Background()
-	sub := b.subscribe(t)
-	now := time.Now().Add(time.Minute).Truncate(time.Second)
 	tried := b.invoiceView(t, sub, "in_declined", "open", now.AddDate(0, 0, -1))
 	require.Positive(t, tried.AttemptCount)
 	fresh := b.invoiceView(t, sub, "in_fresh", "open", now)
@@ -200,10 +202,8 @@ func TestReconcileRecordsAFailedRenewalOnce(t *testing.T) {
 // then reconciles an older view of the subscription: the event's state stands.
 func TestReconcileNeverRollsBackANewerEvent(t *testing.T) {
 	t.Parallel()
-	b := newBench(t)
+	b, sub, readAt := newReconcileBench(t)
 	ctx := context.Background()
-	sub := b.subscribe(t)
-	readAt := time.Now().Add(time.Minute).Truncate(time.Second)
 	periodEnd := sub.CurrentPeriodEnd.UTC()
 	ev := b.event(sub, readAt.Add(time.Second), "active", sub.PlanID, true, false, periodEnd)
 	_, err := b.deliver(ctx, ev.Event)

@@ -307,3 +307,19 @@ func randomSuffix() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// StoredEventPayloads returns every stored webhook event's payload column as
+// PostgreSQL holds it (sealed, hex), by Stripe's event id: any rewrite of an event
+// changes its entry.
+func StoredEventPayloads(t testing.TB, db *gorm.DB) map[string]string {
+	t.Helper()
+	var rows []struct{ ProviderEventID, Payload string }
+	if err := db.Raw(`SELECT provider_event_id, encode(payload, 'hex') AS payload FROM webhook_events`).Scan(&rows).Error; err != nil {
+		t.Fatalf("dbtest: read stored event payloads: %v", err)
+	}
+	out := map[string]string{}
+	for _, r := range rows {
+		out[r.ProviderEventID] = r.Payload
+	}
+	return out
+}
