@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -700,4 +701,96 @@ func TestOutboxSealedColumnsAreListed(t *testing.T) {
 		}
 	}
 	require.Equal(t, 3, n)
+}
+
+// TestAFactCommittedBeforeACrashIsDeliveredByTheNextProcess commits a fact while
+// no worker runs (the process dies right after the commit, before any delivery),
+// then starts the queue as the next process does, on the same database: the
+// message is delivered once, signed, because its job committed with the fact.
+func TestAFactCommittedBeforeACrashIsDeliveredByTheNextProcess(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := newReceiver(t, 204)
+	ep, secret := e.endpoint(r.srv.URL+"/in", EventPaymentSucceeded)
+	e.publish(uuid.NewString())
+	require.Empty(t, r.requests(), "nothing is sent before a worker runs")
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, river.Worker[DeliverArgs](e.worker(r)))
+	client, err := jobs.NewClient(e.db, workers, jobs.Config{PollInterval: 20 * time.Millisecond}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() { _ = jobs.Stop(client, 5*time.Second) })
+
+	require.Eventually(t, func() bool { return e.deliveries(ep)[0].Status == statusDelivered }, 30*time.Second, 20*time.Millisecond)
+	reqs := r.requests()
+	require.Len(t, reqs, 1)
+	require.Equal(t, e.deliveries(ep)[0].MessageID, reqs[0].header.Get("webhook-id"))
+	require.True(t, verify(t, secret, reqs[0].header, reqs[0].body))
+}
+
+// Redelivering a delivery whose job waits for its next retry brings that job
+// forward: one job, due now, however often it is asked (a second job would run a
+// second retry chain against the receiver).
+func TestRedeliverOfAPendingDeliveryBringsItsJobForward(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := newReceiver(t, 500)
+	ep, _ := e.endpoint(r.srv.URL, AllEvents)
+	e.publish(uuid.NewString())
+	d := e.deliveries(ep)[0]
+	const jobsOf = `SELECT count(*) FROM river_job WHERE kind = 'outbox_deliver' AND args->>'deliveryId' = ?
+		AND state NOT IN ('completed', 'discarded', 'cancelled')`
+	const dueNow = jobsOf + ` AND state = 'available' AND scheduled_at <= now()`
+	require.NoError(t, e.db.Exec(`UPDATE river_job SET state = 'retryable', attempt = 3, scheduled_at = now() + interval '10 hours'
+		WHERE args->>'deliveryId' = ?`, d.ID).Error)
+	for range 3 {
+		_, err := e.svc.Redeliver(context.Background(), staff, models.RedeliverWebhookInput{DeliveryID: d.ID, Reason: "the 3PL is back"})
+		require.NoError(t, err)
+	}
+	var n, due int64
+	require.NoError(t, e.db.Raw(jobsOf, d.ID).Scan(&n).Error)
+	require.NoError(t, e.db.Raw(dueNow, d.ID).Scan(&due).Error)
+	require.EqualValues(t, 1, n, "one job per delivery")
+	require.EqualValues(t, 1, due, "the waiting job is due now")
+}
+
+// Look-alike spellings of internal addresses are refused in production: IPv4
+// embedded in IPv6 (mapped, the deprecated IPv4-compatible form, NAT64, 6to4), a
+// zone id, shared and reserved ranges, and names (numeric or with a trailing dot)
+// that resolve to loopback.
+func TestProductionRefusesLookalikeInternalTargets(t *testing.T) {
+	t.Parallel()
+	lookup := func(_ context.Context, host string) ([]netip.Addr, error) {
+		switch host {
+		case "localhost.", "2130706433", "0x7f.1", "017700000001":
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+		}
+		return nil, errors.New("no such host")
+	}
+	prod := Targets{Production: true, lookup: lookup}
+	for _, u := range []string{
+		"https://[::ffff:10.0.0.1]/in",
+		"https://[::ffff:169.254.169.254]/in",
+		"https://[::127.0.0.1]/in",
+		"https://[::10.0.0.1]/in",
+		"https://[::169.254.169.254]/in",
+		"https://[64:ff9b::10.0.0.1]/in",
+		"https://[2002:a00:1::1]/in",
+		"https://[fe80::1%25eth0]/in",
+		"https://[fc00::1]/in",
+		"https://100.64.0.1/in",
+		"https://255.255.255.255/in",
+		"https://localhost./in",
+		"https://2130706433/in",
+		"https://0x7f.1/in",
+		"https://017700000001/in",
+		"https://good.example@169.254.169.254/in",
+	} {
+		require.ErrorIs(t, prod.Check(context.Background(), u), ErrTargetRefused, u)
+	}
+	for _, a := range []string{"::127.0.0.1", "::10.0.0.1", "::ffff:127.0.0.1"} {
+		require.False(t, prod.allowed(netip.MustParseAddr(a)), "the dialler refuses %s", a)
+	}
 }
