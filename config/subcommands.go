@@ -128,3 +128,37 @@ func LoadWebhookLoad(getenv func(string) string) (*WebhookLoad, error) {
 	}
 	return c, nil
 }
+
+// BenchTools is the environment of the benchmark helpers (cmd/webhooksink and the
+// profiling build of the server); LoadBenchTools builds it.
+type BenchTools struct {
+	// SinkSecret is WEBHOOKSINK_SECRET (whsec_...), the outgoing webhook secret the
+	// sink verifies signatures with; empty: the sink does not verify.
+	SinkSecret Secret
+	// PprofAddr is SCOVILLE_PPROF_ADDR, a loopback IP and port for Go's profiles in
+	// a build with -tags benchpprof; empty: no profiles are served.
+	PprofAddr string
+}
+
+// LoadBenchTools reads the benchmark helpers' variables through getenv (os.Getenv
+// when nil); problems are joined, each naming its variable and none quoting a value.
+func LoadBenchTools(getenv func(string) string) (*BenchTools, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	l := &loader{getenv: getenv}
+	t := &BenchTools{PprofAddr: l.get("SCOVILLE_PPROF_ADDR")}
+	if l.get("WEBHOOKSINK_SECRET") != "" {
+		t.SinkSecret = l.prefixedSecret("WEBHOOKSINK_SECRET", "whsec_")
+	}
+	if t.PprofAddr != "" {
+		host, _, err := net.SplitHostPort(t.PprofAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			l.failf("SCOVILLE_PPROF_ADDR", "must be a loopback IP address with a port")
+		}
+	}
+	if len(l.errs) > 0 {
+		return nil, errors.Join(l.errs...)
+	}
+	return t, nil
+}

@@ -116,3 +116,23 @@ func TestLoadWebhookLoad(t *testing.T) {
 	}
 	require.NotContains(t, err.Error(), "CANARY")
 }
+
+func TestLoadBenchTools(t *testing.T) {
+	t.Parallel()
+	c, err := LoadBenchTools(env{}.get)
+	require.NoError(t, err)
+	require.Equal(t, &BenchTools{}, c)
+
+	c, err = LoadBenchTools(env{"WEBHOOKSINK_SECRET": canaryWebhook, "SCOVILLE_PPROF_ADDR": "127.0.0.1:6060"}.get)
+	require.NoError(t, err)
+	require.Equal(t, canaryWebhook, c.SinkSecret.Reveal())
+	require.Equal(t, "127.0.0.1:6060", c.PprofAddr)
+
+	for _, addr := range []string{"0.0.0.0:6060", ":6060", "10.0.0.1:6060", "localhost", "127.0.0.1"} {
+		_, err = LoadBenchTools(env{"SCOVILLE_PPROF_ADDR": addr}.get)
+		require.ErrorContains(t, err, "SCOVILLE_PPROF_ADDR", addr)
+	}
+	_, err = LoadBenchTools(env{"WEBHOOKSINK_SECRET": "sk_CANARYnotawebhook"}.get)
+	require.ErrorContains(t, err, "WEBHOOKSINK_SECRET")
+	require.NotContains(t, err.Error(), "CANARY")
+}

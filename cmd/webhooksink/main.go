@@ -26,13 +26,19 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/scoville/scoville/config"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9000", "where to listen (loopback)")
 	flag.Parse()
-	secret := os.Getenv("WEBHOOKSINK_SECRET")
-	s, err := newSink(secret)
+	env, err := config.LoadBenchTools(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "webhooksink:", err)
+		os.Exit(2)
+	}
+	s, err := newSink(env.SinkSecret.Reveal())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "webhooksink:", err)
 		os.Exit(2)
