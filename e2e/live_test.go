@@ -556,10 +556,15 @@ func TestLiveReconnectPushesTheCurrentState(t *testing.T) {
 	require.NoError(t, a.db.Raw(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE application_name = ? AND datname = current_database()`, live.ApplicationName).Scan(&killed).Error)
 	require.Equal(t, 1, killed)
-	// Committed at once, while the listener waits to reconnect.
+	// pg_terminate_backend only signals the backend: wait until it is gone, so the
+	// old connection cannot still deliver the change below.
+	require.Eventually(t, func() bool {
+		return a.count(`SELECT count(*) FROM pg_stat_activity WHERE application_name = '`+live.ApplicationName+`' AND datname = current_database()`) == 0
+	}, liveWait, 10*time.Millisecond, "the LISTEN connection is still there")
+	// Committed while the listener waits to reconnect.
 	require.NoError(t, announceStatus(a.db, f.subscriptionID, "PAST_DUE"))
 	c.untilStatus("PAST_DUE")
-	require.Equal(t, 2, a.liveListens())
+	require.Equal(t, 2, a.liveListens(), "the change arrived through the reconnected listener")
 }
 
 // Two API processes (RUN_WORKERS=false) on one database, the event applied by a
