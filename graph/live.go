@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -78,8 +77,9 @@ type LiveConfig struct {
 // the per-principal bound at connection_init, and a close (4403) when the token
 // expires.
 type liveTransport struct {
-	cfg    LiveConfig
-	logger *slog.Logger
+	cfg     LiveConfig
+	origins httpserver.Origins // cfg.AllowedOrigins, the CORS rule
+	logger  *slog.Logger
 }
 
 var _ graphql.Transport = liveTransport{}
@@ -94,7 +94,7 @@ func newLiveTransport(cfg LiveConfig, logger *slog.Logger) liveTransport {
 	if cfg.ReadLimit <= 0 {
 		cfg.ReadLimit = DefaultLiveReadLimit
 	}
-	return liveTransport{cfg: cfg, logger: logger}
+	return liveTransport{cfg: cfg, origins: httpserver.NewOrigins(cfg.AllowedOrigins), logger: logger}
 }
 
 // Supports takes every upgrade request, so none reaches a transport that would
@@ -109,7 +109,7 @@ func (t liveTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		WriteRequestError(w, http.StatusBadRequest, models.CodeBadRequest, "live updates need a WebSocket upgrade (GET)")
 		return
 	}
-	if origin := r.Header.Get("Origin"); origin != "" && !originAllowed(t.cfg.AllowedOrigins, origin) {
+	if origin := r.Header.Get("Origin"); origin != "" && !t.origins.Allows(origin) {
 		hub.Metrics().Refused(live.RefusedOrigin)
 		WriteRequestError(w, http.StatusForbidden, models.CodeForbidden, "live updates are not open to this origin")
 		return
@@ -361,12 +361,6 @@ func (t liveTransport) init(ctx context.Context, payload transport.InitPayload) 
 	s.bind(release, p.Expiry)
 	ctx = auth.WithPrincipal(ctx, p)
 	return live.WithCaller(ctx, live.Caller{Principal: principal, Address: s.addr}), nil, nil
-}
-
-// originAllowed applies CORS_ALLOWED_ORIGINS to a socket's Origin, as the CORS
-// middleware applies it to a request's.
-func originAllowed(allowed []string, origin string) bool {
-	return slices.Contains(allowed, "*") || slices.Contains(allowed, origin)
 }
 
 // offersSubprotocol reports whether the client offers name.

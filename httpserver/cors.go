@@ -26,6 +26,26 @@ func allowHeaders(names []string) string {
 	return strings.Join(canonical, ", ")
 }
 
+// Origins is CORS_ALLOWED_ORIGINS as a rule: the one place that says whether a
+// browser origin may call the API, over HTTP (CORS) and over a socket (live updates).
+type Origins struct {
+	any bool
+	set map[string]bool
+}
+
+// NewOrigins builds the rule of allowed ("*" allows any; config permits it in
+// development only). Origins are compared exactly, as browsers send them.
+func NewOrigins(allowed []string) Origins {
+	o := Origins{any: slices.Contains(allowed, "*"), set: map[string]bool{}}
+	for _, a := range allowed {
+		o.set[a] = true
+	}
+	return o
+}
+
+// Allows reports whether origin may call; an empty origin (no browser) never matches.
+func (o Origins) Allows(origin string) bool { return origin != "" && (o.any || o.set[origin]) }
+
 // corsMaxAge is how long (seconds) a browser may reuse a preflight answer.
 const corsMaxAge = "600"
 
@@ -38,12 +58,7 @@ const corsMaxAge = "600"
 // Every answer varies by Origin, so a cache never serves one origin's answer to
 // another.
 func CORS(allowed []string, next http.Handler) http.Handler {
-	anyOrigin := slices.Contains(allowed, "*")
-	set := map[string]bool{}
-	for _, o := range allowed {
-		set[o] = true
-	}
-	originAllowed := func(o string) bool { return o != "" && (anyOrigin || set[o]) }
+	originAllowed := NewOrigins(allowed).Allows
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
