@@ -124,6 +124,17 @@ func Enqueue(ctx context.Context, tx *gorm.DB, q Inserter, n Notification) error
 	if err != nil {
 		return fmt.Errorf("notifications: encode data: %w", err)
 	}
+	// The customer's KEY SHARE lock first: an erasure holding the customer makes
+	// this wait, and the issuer read after the wait is the committed one (an
+	// INSERT's own NOT EXISTS reads the snapshot taken before its wait).
+	var issuer string
+	switch err := sqlTx.QueryRowContext(ctx, `SELECT issuer FROM customers WHERE id = $1::uuid FOR KEY SHARE`,
+		n.CustomerID).Scan(&issuer); {
+	case err == nil && issuer == customers.ErasedIssuer:
+		return nil
+	case err != nil && !errors.Is(err, sql.ErrNoRows): // no row: the insert's foreign key refuses it
+		return fmt.Errorf("notifications: lock customer: %w", err)
+	}
 	var id string
 	err = sqlTx.QueryRowContext(ctx, `
 		INSERT INTO notifications (customer_id, kind, subscription_id, payment_id, data, dedupe_key)

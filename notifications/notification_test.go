@@ -7,12 +7,16 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/rivertest"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
+
+	"github.com/scoville/scoville/customers"
 )
 
 func TestEnqueue(t *testing.T) {
@@ -146,4 +150,53 @@ func TestEnqueue(t *testing.T) {
 		b.enqueue(t, valid()) // the baseline itself is accepted
 		b.requireCounts(t, 1, 1)
 	})
+}
+
+// TestEnqueueWritesNothingForACustomerErasedWhileItWaits erases the customer
+// (issuer changed under FOR UPDATE, as erasure does) while a caller that holds no
+// lock of its own enqueues a notice for them, and commits the erasure once the
+// enqueue waits on it: the enqueue must see the erasure and write nothing. The
+// NOT EXISTS of one INSERT reads the snapshot taken before its wait, so it let
+// the notice, invoice link included, in after the erasure.
+func TestEnqueueWritesNothingForACustomerErasedWhileItWaits(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	customerID := b.newCustomer(t, "ana@example.com")
+	subID, payID := b.newPayment(t, customerID)
+
+	erasure := b.db.Begin()
+	defer erasure.Rollback()
+	var xid string
+	require.NoError(t, erasure.Raw("SELECT txid_current()::text").Scan(&xid).Error)
+	require.NoError(t, erasure.Exec("SELECT id FROM customers WHERE id = ? FOR UPDATE", customerID).Error)
+	require.NoError(t, erasure.Exec("UPDATE customers SET issuer = ?, subject = ? WHERE id = ?",
+		customers.ErasedIssuer, uuid.NewString(), customerID).Error)
+
+	done := make(chan error, 1)
+	go func() {
+		done <- b.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			return Enqueue(ctx, tx, b.river, Notification{
+				CustomerID: customerID, Kind: KindPaymentFailed, SubscriptionID: &subID, PaymentID: &payID,
+				Data: map[string]string{DataAmount: "$24.00", DataURL: "https://invoice.stripe.com/i/erased"}, DedupeKey: "evt_erased:payment_failed",
+			})
+		})
+	}()
+	for { // until the enqueue waits on the erasure's lock
+		var waiting int64
+		require.NoError(t, b.db.Raw("SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND transactionid::text = ? AND NOT granted", xid).Scan(&waiting).Error)
+		if waiting > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the enqueue ended without waiting for the erasure: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	require.NoError(t, erasure.Commit().Error)
+	require.NoError(t, <-done)
+	var n int64
+	require.NoError(t, b.db.Raw("SELECT count(*) FROM notifications WHERE customer_id = ?", customerID).Scan(&n).Error)
+	require.Zero(t, n, "a notice was written for a customer erased while it waited")
 }

@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/scoville/scoville/eventindex"
 	"github.com/scoville/scoville/fulfilment"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/models"
@@ -236,6 +237,13 @@ func (r *Reconciler) found(ctx context.Context, rep *ReconcileReport, kind, idKe
 func (r *Reconciler) subscription(ctx context.Context, gs gateway.Subscription, readAt time.Time) (string, error) {
 	var res readResult
 	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		subjects := []eventindex.Subject{{Kind: eventindex.Subscription, Value: gs.ID}, {Kind: eventindex.StripeCustomer, Value: gs.CustomerID}}
+		if id := gs.Metadata[gateway.MetadataCustomerID]; models.ValidID(id) {
+			subjects = append(subjects, eventindex.Subject{Kind: eventindex.Customer, Value: id})
+		}
+		if _, err := eventindex.LockCustomers(ctx, tx, subjects); err != nil {
+			return err
+		}
 		var err error
 		res, err = r.syncer.applyRead(ctx, tx, gs, readAt)
 		return err
@@ -257,6 +265,9 @@ func (r *Reconciler) invoice(ctx context.Context, inv gateway.Invoice, read *gat
 	kind := ""
 	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		tx = tx.WithContext(ctx)
+		if err := lockInvoiceCustomers(ctx, tx, inv); err != nil {
+			return err
+		}
 		paid, complete, err := paidState(tx, inv.ID)
 		if err != nil || complete {
 			return err
@@ -295,6 +306,9 @@ func (r *Reconciler) failedInvoice(ctx context.Context, inv gateway.Invoice, rea
 	kind := ""
 	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		tx = tx.WithContext(ctx)
+		if err := lockInvoiceCustomers(ctx, tx, inv); err != nil {
+			return err
+		}
 		var pay models.Payment
 		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("stripe_invoice_id = ?", inv.ID).Take(&pay).Error
 		switch {
@@ -385,4 +399,15 @@ func ReconcileJob(interval time.Duration) *river.PeriodicJob {
 	return river.NewPeriodicJob(river.PeriodicInterval(interval),
 		func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
 		&river.PeriodicJobOpts{ID: "stripe_reconcile"})
+}
+
+// lockInvoiceCustomers takes the KEY SHARE lock of the customers inv names, as the
+// event worker does (eventindex.LockCustomers), before anything reads whether they
+// are erased: an erasure then either committed before (and is seen) or waits for
+// this transaction, so nothing personal is written after it.
+func lockInvoiceCustomers(ctx context.Context, tx *gorm.DB, inv gateway.Invoice) error {
+	_, err := eventindex.LockCustomers(ctx, tx, []eventindex.Subject{
+		{Kind: eventindex.Invoice, Value: inv.ID}, {Kind: eventindex.Subscription, Value: inv.SubscriptionID},
+		{Kind: eventindex.StripeCustomer, Value: inv.CustomerID}})
+	return err
 }

@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
@@ -215,4 +217,46 @@ func TestReconcileNeverRollsBackANewerEvent(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, rep.Findings)
 	require.True(t, b.row(t, sub.ID).CancelAtPeriodEnd, "an older read rolled back a newer event")
+}
+
+// TestReconcileShipsNothingToACustomerErasedMidRun erases the customer (issuer
+// changed under the customer's FOR UPDATE, as erasure does) while a reconciliation
+// applies a paid invoice of theirs, and commits the erasure once the run waits on
+// it: the run must see the erasure, so nothing ships to the erased customer's
+// address. Without the customer's lock the run read "not erased" before the
+// erasure locked, and wrote the shipment, address included, after it committed.
+func TestReconcileShipsNothingToACustomerErasedMidRun(t *testing.T) {
+	t.Parallel()
+	b, sub, now := newReconcileBench(t)
+	ctx := context.Background()
+	l := &listings{paid: []gateway.Invoice{b.invoiceView(t, sub, "in_erased_mid_run", "paid", now.AddDate(0, 0, -1))}}
+	r := b.reconciler(l, &now)
+
+	erasure := b.db.Begin()
+	defer erasure.Rollback()
+	var xid string
+	require.NoError(t, erasure.Raw("SELECT txid_current()::text").Scan(&xid).Error)
+	require.NoError(t, erasure.Exec("SELECT id FROM customers WHERE id = ? FOR UPDATE", sub.CustomerID).Error)
+	require.NoError(t, erasure.Exec("UPDATE customers SET issuer = ?, subject = ? WHERE id = ?",
+		customers.ErasedIssuer, uuid.NewString(), sub.CustomerID).Error)
+
+	done := make(chan error, 1)
+	go func() { _, err := r.Run(ctx); done <- err }()
+	// Wait until the run waits on the erasure's lock (wherever it takes it).
+	for {
+		var waiting int64
+		require.NoError(t, b.db.Raw("SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND transactionid::text = ? AND NOT granted", xid).Scan(&waiting).Error)
+		if waiting > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the run ended without waiting for the erasure: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	require.NoError(t, erasure.Commit().Error)
+	require.NoError(t, <-done)
+	require.EqualValues(t, 0, b.count(t, &models.Shipment{}, "stripe_invoice_id = ?", "in_erased_mid_run"),
+		"a box was shipped to a customer erased while the run applied their invoice")
 }
