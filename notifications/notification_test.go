@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
@@ -17,6 +16,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/customers"
+	"github.com/scoville/scoville/database/dbtest"
 )
 
 func TestEnqueue(t *testing.T) {
@@ -182,18 +182,7 @@ func TestEnqueueWritesNothingForACustomerErasedWhileItWaits(t *testing.T) {
 			})
 		})
 	}()
-	for { // until the enqueue waits on the erasure's lock
-		var waiting int64
-		require.NoError(t, b.db.Raw("SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND transactionid::text = ? AND NOT granted", xid).Scan(&waiting).Error)
-		if waiting > 0 {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("the enqueue ended without waiting for the erasure: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	dbtest.AwaitWaiter(t, b.db, xid, done) // the enqueue waits on the erasure's lock
 	require.NoError(t, erasure.Commit().Error)
 	require.NoError(t, <-done)
 	var n int64

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/scoville/scoville/customers"
+	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
@@ -242,19 +243,7 @@ func TestReconcileShipsNothingToACustomerErasedMidRun(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() { _, err := r.Run(ctx); done <- err }()
-	// Wait until the run waits on the erasure's lock (wherever it takes it).
-	for {
-		var waiting int64
-		require.NoError(t, b.db.Raw("SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND transactionid::text = ? AND NOT granted", xid).Scan(&waiting).Error)
-		if waiting > 0 {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("the run ended without waiting for the erasure: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	dbtest.AwaitWaiter(t, b.db, xid, done) // the run waits on the erasure's lock
 	require.NoError(t, erasure.Commit().Error)
 	require.NoError(t, <-done)
 	require.EqualValues(t, 0, b.count(t, &models.Shipment{}, "stripe_invoice_id = ?", "in_erased_mid_run"),

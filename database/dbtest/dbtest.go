@@ -19,6 +19,7 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/database"
@@ -322,4 +323,23 @@ func StoredEventPayloads(t testing.TB, db *gorm.DB) map[string]string {
 		out[r.ProviderEventID] = r.Payload
 	}
 	return out
+}
+
+// AwaitWaiter returns once some session waits for the transaction xid (on a lock
+// it holds), checking pg_locks rather than sleeping; it fails the test when done
+// yields first: the work ended without ever waiting for that transaction.
+func AwaitWaiter(t testing.TB, db *gorm.DB, xid string, done <-chan error) {
+	t.Helper()
+	for {
+		var waiting int64
+		require.NoError(t, db.Raw("SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND transactionid::text = ? AND NOT granted", xid).Scan(&waiting).Error)
+		if waiting > 0 {
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the work ended without waiting for transaction %s: %v", xid, err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
