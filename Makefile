@@ -8,7 +8,7 @@ export TEST_ARGS
 export TEST_PKGS
 
 .DEFAULT_GOAL := help
-.PHONY: help run test bench bench-webhooks bench-read bench-burst generate lint build migrate playground-assets
+.PHONY: help run test bench bench-webhooks bench-read bench-burst generate lint build migrate playground-assets image image-check
 
 help: ## list the targets
 	@echo "Usage: make <target>"
@@ -56,6 +56,12 @@ lint: ## go vet, staticcheck, a gofmt check and the Prometheus alerting rules (c
 
 build: ## build bin/scoville
 	$(GO) build -o $(BIN) .
+
+image: ## build the OCI image with buildah (IMAGE, default localhost/scoville:latest): scratch, static binary, CA bundle, uid 65532
+	@bash scripts/image.sh
+
+image-check: ## build the image and run its binary in production mode (migrate, serve, work) against a throwaway PostgreSQL
+	@bash scripts/image-check.sh
 
 migrate: build ## apply database migrations to DATABASE_URL
 	@if [ -z "$$DATABASE_URL" ]; then echo "error: set DATABASE_URL (the database to migrate)" >&2; exit 1; fi

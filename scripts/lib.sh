@@ -30,12 +30,18 @@ _SCOVILLE_PGDATA=""   # data directory of the throwaway cluster, if any
 _SCOVILLE_PGBIN=""    # directory holding initdb, pg_ctl, postgres
 _SCOVILLE_PGUSER=""   # user the cluster runs as ("" = ourselves)
 _SCOVILLE_CLEANED=""
+_SCOVILLE_DEFERRED=() # commands given to scoville_defer, run on exit
 
 scoville_log() { printf '==> %s\n' "$*" >&2; }
 scoville_die() {
 	printf 'error: %s\n' "$*" >&2
 	exit 1
 }
+
+# scoville_defer CMD...: run CMD on exit (newest first), after the processes
+# started through these helpers are stopped and before PostgreSQL is; its failure
+# is ignored.
+scoville_defer() { _SCOVILLE_DEFERRED+=("$(printf '%q ' "$@")"); }
 
 # scoville_tmpdir: create (once) the temporary directory of this run and print
 # nothing; the path is in $_SCOVILLE_TMP. Call it in the main shell, not in $(...).
@@ -165,7 +171,8 @@ scoville_chromium_found() {
 
 # scoville_require WHAT...: make sure the machine has what a command needs before
 # anything is built: each WHAT is postgresql (skipped when DATABASE_URL is set),
-# chromium or curl. As root with apt-get, what is missing is installed (and said);
+# chromium, curl, buildah, ca-certificates (the bundle file) or openssl. As root
+# with apt-get, what is missing is installed (and said);
 # otherwise the script stops at once with the one command to run.
 scoville_require() {
 	local what missing=()
@@ -174,6 +181,9 @@ scoville_require() {
 		postgresql) [[ -n ${DATABASE_URL:-} ]] || _scoville_find_pgbin >/dev/null || missing+=(postgresql) ;;
 		chromium) scoville_chromium_found || missing+=(chromium) ;;
 		curl) command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates) ;;
+		buildah) command -v buildah >/dev/null 2>&1 || missing+=(buildah) ;;
+		ca-certificates) [[ -s /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates) ;;
+		openssl) command -v openssl >/dev/null 2>&1 || missing+=(openssl) ;;
 		*) scoville_die "scoville_require: unknown requirement $what" ;;
 		esac
 	done
@@ -498,6 +508,9 @@ scoville_cleanup() {
 	done
 	for ((i = ${#_SCOVILLE_PIDS[@]} - 1; i >= 0; i--)); do
 		_scoville_stop_pid "${_SCOVILLE_PIDS[i]}"
+	done
+	for ((i = ${#_SCOVILLE_DEFERRED[@]} - 1; i >= 0; i--)); do
+		eval "${_SCOVILLE_DEFERRED[i]}" >/dev/null 2>&1
 	done
 	if [[ -n $_SCOVILLE_PGDATA && -f $_SCOVILLE_PGDATA/postmaster.pid ]]; then
 		scoville_log "PostgreSQL: stopping"
