@@ -5,7 +5,8 @@
 #      root's and read-only to others; its config runs /scoville serve as 65532:65532
 #      and exposes 8080;
 #   2. `keys generate`, then `migrate` with APP_ENV=production, DATABASE_URL a role
-#      that owns nothing and DATABASE_MIGRATION_URL the owner (split_database_roles);
+#      that owns nothing and DATABASE_MIGRATION_URL the owner (split_database_roles),
+#      which the servers below are not given;
 #   3. `serve` with RUN_WORKERS=false: /readyz and /healthz 200, an anonymous GraphQL
 #      query answered, /metrics only on METRICS_ADDR; `work`: its metrics answer;
 #      both processes run as uid and gid 65532 inside the container's root;
@@ -42,6 +43,10 @@ inspect() { buildah inspect --type image --format "$1" "$image"; }
 config="$(inspect '{{.OCIv1.Config.User}} {{.OCIv1.Config.Entrypoint}} {{.OCIv1.Config.Cmd}} {{.OCIv1.Config.ExposedPorts}}')"
 [[ $config == "$uid:$uid [/scoville] [serve] map[8080/tcp:{}]" ]] ||
 	scoville_die "image config: want user $uid:$uid, entrypoint /scoville, cmd serve, port 8080; got: $config"
+if revision="$(git rev-parse HEAD 2>/dev/null)"; then
+	label="$(inspect '{{index .OCIv1.Config.Labels "org.opencontainers.image.revision"}}')"
+	[[ $label == "$revision" || $label == "$revision-dirty" ]] || scoville_die "image revision label $label, want $revision"
+fi
 ctr="$(buildah from --pull=never --name "scoville-check-$$" "$image")"
 scoville_defer buildah rm "$ctr"
 root="$(buildah mount "$ctr")"
@@ -109,9 +114,9 @@ env_vars=(
 	APP_ENV=production
 	SSL_CERT_DIR=/etc/scoville-test-ca
 	"DATABASE_URL=$DATABASE_URL"
-	"DATABASE_MIGRATION_URL=${DATABASE_MIGRATION_URL:-}"
 	"OIDC_ISSUER_URL=$issuer"
 	OIDC_AUDIENCE=scoville-api
+	STEP_UP_AMR=mfa
 	STRIPE_SECRET_KEY=sk_test_imagecheck
 	STRIPE_WEBHOOK_SECRET=whsec_imagecheck
 	# Never called here; a loopback https address, so a stray call stays on the machine.
@@ -129,7 +134,9 @@ done
 
 # ---- migrate, as the job before a rollout.
 scoville_log "image: scoville migrate (production)"
-run_in_image migrate >"$tmp/migrate.log" 2>&1 </dev/null || {
+# Only the migration job holds the owner's URL; the replicas below do not.
+buildah run "${run_args[@]}" --env "DATABASE_MIGRATION_URL=${DATABASE_MIGRATION_URL:-}" "$ctr" -- /scoville migrate \
+	>"$tmp/migrate.log" 2>&1 </dev/null || {
 	scoville_show_log "$tmp/migrate.log"
 	scoville_die "scoville migrate failed in the image"
 }
