@@ -47,6 +47,7 @@ if revision="$(git rev-parse HEAD 2>/dev/null)"; then
 	label="$(inspect '{{index .OCIv1.Config.Labels "org.opencontainers.image.revision"}}')"
 	[[ $label == "$revision" || $label == "$revision-dirty" ]] || scoville_die "image revision label $label, want $revision"
 fi
+buildah rm "scoville-check-$$" >/dev/null 2>&1 || true # a leftover of a killed run with this pid
 ctr="$(buildah from --pull=never --name "scoville-check-$$" "$image")"
 scoville_defer buildah rm "$ctr"
 root="$(buildah mount "$ctr")"
