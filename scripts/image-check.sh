@@ -47,10 +47,16 @@ if revision="$(git rev-parse HEAD 2>/dev/null)"; then
 	label="$(inspect '{{index .OCIv1.Config.Labels "org.opencontainers.image.revision"}}')"
 	[[ $label == "$revision" || $label == "$revision-dirty" ]] || scoville_die "image revision label $label, want $revision"
 fi
-buildah rm "scoville-check-$$" >/dev/null 2>&1 || true # a leftover of a killed run with this pid
-ctr="$(buildah from --pull=never --name "scoville-check-$$" "$image")"
+# Commands that change buildah's storage run in the foreground, their output to a
+# file: a signal's cleanup then waits for them (bash runs a trap only after the
+# foreground command ends, but at once while it reads a $(...)), so none is left
+# running to create what the cleanup has just removed.
+ctr="scoville-check-$$"
+buildah rm "$ctr" >/dev/null 2>&1 || true # a leftover of a killed run with this pid
 scoville_defer buildah rm "$ctr"
-root="$(buildah mount "$ctr")"
+buildah from --pull=never --name "$ctr" "$image" >/dev/null
+buildah mount "$ctr" >"$tmp/root"
+root="$(<"$tmp/root")"
 files="$(cd "$root" && find . -type f -printf '%p %u:%g %m\n' | sort | tr '\n' ';')"
 want="./etc/group root:root 644;./etc/passwd root:root 644;./etc/ssl/certs/ca-certificates.crt root:root 644;./scoville root:root 755;"
 [[ $files == "$want" ]] || scoville_die "image files: want $want got $files"
@@ -103,10 +109,11 @@ scoville_wait_http "$issuer/.well-known/openid-configuration" "$issuer_pid" 30 -
 run_args=(--isolation chroot -v "$tmp/tls/ca:/etc/scoville-test-ca:ro")
 run_in_image() { buildah run "${run_args[@]}" "$ctr" -- /scoville "$@"; }
 
-keys="$(run_in_image keys generate 2>"$tmp/keys.log")" || {
+run_in_image keys generate >"$tmp/keys" 2>"$tmp/keys.log" || {
 	scoville_show_log "$tmp/keys.log"
 	scoville_die "scoville keys generate failed in the image"
 }
+keys="$(<"$tmp/keys")"
 http_port="$(scoville_free_port)" && metrics_port="$(scoville_free_port)" && work_metrics_port="$(scoville_free_port)" &&
 	smtp_port="$(scoville_free_port)" || scoville_die "no free ports"
 [[ $http_port != "$metrics_port" && $metrics_port != "$work_metrics_port" && $http_port != "$work_metrics_port" ]] ||
@@ -157,7 +164,7 @@ image_process() {
 	local -A parent=()
 	local found=()
 	for f in /proc/[0-9]*/stat; do
-		IFS= read -r line <"$f" 2>/dev/null || continue
+		{ IFS= read -r line <"$f"; } 2>/dev/null || continue
 		pid=${line%% *}
 		rest=${line##*) }
 		read -r _ ppid _ <<<"$rest"
