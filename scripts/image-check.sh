@@ -22,7 +22,7 @@
 # endpoint (Stripe, SMTP) is a loopback address: nothing leaves the machine.
 #
 #   DATABASE_URL    use this PostgreSQL (a superuser URL) instead of a throwaway one
-#   STORAGE_DRIVER  buildah's storage driver (default: buildah's)
+#   CONTAINERS_STORAGE_CONF  a storage.conf for buildah (see scripts/image.sh)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source-path=SCRIPTDIR/.. source=scripts/lib.sh

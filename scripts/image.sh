@@ -10,8 +10,9 @@
 #                   the commit's time in a clean checkout, so that a commit always
 #                   gives the same image on the same machine; now, when the tree has
 #                   changes)
-#   STORAGE_DRIVER  buildah's storage driver (default: buildah's, overlay here; vfs
-#                   where overlay cannot be mounted)
+#   CONTAINERS_STORAGE_CONF  a storage.conf for buildah (default: buildah's, overlay
+#                   in /var/lib/containers/storage); e.g. driver = "vfs" with a
+#                   graphroot of its own where overlay cannot be mounted
 #
 # buildah comes from Debian's package: when it is missing, the script installs it
 # (as root, with apt-get) or stops with the command to run.
