@@ -98,10 +98,14 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 			return nil, err
 		}
 	}
-	if cfg.IsProduction() && cfg.DatabaseMigrationURL == "" {
-		logger.WarnContext(ctx, "DATABASE_MIGRATION_URL is unset, so the server runs as the role that owns the schema: "+
-			"with the server's credentials anyone can alter, disable the triggers of, empty or drop any table, the audit log included. "+
-			"Set DATABASE_MIGRATION_URL to the owner and DATABASE_URL to a role that owns nothing (docs/security.md)")
+	if cfg.IsProduction() {
+		if owns, err := ownsTables(ctx, db); err != nil {
+			return nil, err
+		} else if owns {
+			logger.WarnContext(ctx, "the server's database role (DATABASE_URL) owns tables of the schema: "+
+				"with the server's credentials anyone can alter, disable the triggers of, empty or drop any table, the audit log included. "+
+				"Set DATABASE_MIGRATION_URL to the owner and DATABASE_URL to a role that owns nothing (docs/security.md)")
+		}
 	}
 
 	verifier, err := auth.NewVerifier(ctx, auth.Config{
@@ -395,4 +399,14 @@ func limitBody(n int64, next http.Handler) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, n)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// ownsTables reports whether the role the server connects as owns a table of its
+// schema. A replica given only DATABASE_URL, as a careful rollout runs it, does not.
+func ownsTables(ctx context.Context, db *gorm.DB) (bool, error) {
+	var owns bool
+	err := db.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user))`).Scan(&owns).Error
+	return owns, err
 }

@@ -68,3 +68,23 @@ func TestCloseIsFinal(t *testing.T) {
 	require.Error(t, a.app.Start(context.Background()))
 	require.Error(t, a.app.DB().Exec(`SELECT 1`).Error, "the pool is closed")
 }
+
+// The warning about a server that owns its schema follows the role it connects as,
+// not whether DATABASE_MIGRATION_URL is set: replicas of a careful rollout are given
+// only DATABASE_URL and must not warn.
+func TestProductionWarnsOnlyWhenTheServerOwnsTables(t *testing.T) {
+	const warning = "owns tables of the schema"
+	owner, keys := dbtest.NewURL(t, ""), freshDataKeys(t)
+	migrated := newTestApp(t, appOptions{env: map[string]string{"DATABASE_URL": owner, "DATA_ENCRYPTION_KEYS": keys}})
+	require.NotContains(t, migrated.logs.String(), warning, "development does not warn")
+
+	replica := newTestApp(t, appOptions{production: true, env: map[string]string{
+		"DATABASE_URL": dbtest.AppURL(t, owner), "DATABASE_MIGRATION_URL": "", "MIGRATE_ON_START": "false", "DATA_ENCRYPTION_KEYS": keys,
+	}})
+	require.NotContains(t, replica.logs.String(), warning, "a role that owns nothing")
+
+	asOwner := newTestApp(t, appOptions{production: true, env: map[string]string{
+		"DATABASE_URL": owner, "DATABASE_MIGRATION_URL": "", "MIGRATE_ON_START": "false", "DATA_ENCRYPTION_KEYS": keys,
+	}})
+	require.Contains(t, asOwner.logs.String(), warning, "the schema's owner")
+}
