@@ -147,7 +147,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		srv.AddTransport(newLiveTransport(*cfg.Live, cfg.Logger)) // first: it takes every upgrade request
 	}
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
+	srv.AddTransport(specGET{})
 	srv.AddTransport(singleJSONPost{})
 	docs := lru.New[*ast.QueryDocument](1000)
 	srv.SetQueryCache(docs)
@@ -214,7 +214,7 @@ func (t singleJSONPost) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	t.POST.Do(w, r, exec)
+	t.POST.Do(&specAnswer{ResponseWriter: w}, r, exec)
 }
 
 // WriteRequestError answers a request refused before GraphQL could read it, in the
