@@ -213,6 +213,14 @@ func (t singleJSONPost) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 			`the request body must be one JSON object: {"query": ..., "variables": {...}}`)
 		return
 	}
+	var params struct {
+		Query      string         `json:"query"`
+		Extensions map[string]any `json:"extensions"`
+	}
+	if json.Unmarshal(trimmed, &params) == nil && params.Query == "" && params.Extensions["persistedQuery"] == nil {
+		writeNoQuery(w)
+		return
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	t.POST.Do(&specAnswer{ResponseWriter: w}, r, exec)
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+
+	"github.com/scoville/scoville/models"
 )
 
 // specAnswer makes gqlgen's HTTP answers to request errors (a document that does
@@ -73,5 +75,17 @@ func answersJSON(h http.Header) bool {
 type specGET struct{ transport.GET }
 
 func (t specGET) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	if q := r.URL.Query(); q.Get("query") == "" && q.Get("extensions") == "" {
+		writeNoQuery(w)
+		return
+	}
 	t.GET.Do(&specAnswer{ResponseWriter: w}, r, exec)
+}
+
+// writeNoQuery refuses a request that carries neither a query nor a persisted
+// query's hash: it is not a GraphQL-over-HTTP request at all, so 400 under either
+// media type (a misspelt "query" key, say).
+func writeNoQuery(w http.ResponseWriter) {
+	WriteRequestError(w, http.StatusBadRequest, models.CodeBadRequest,
+		`the request has no query: send {"query": ...} or a persisted query's extensions.persistedQuery`)
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/scoville/scoville/models"
 )
 
 // specRequest sends one request with the given Accept header and returns the
@@ -95,4 +97,35 @@ func TestRequestErrorsFollowGraphQLOverHTTP(t *testing.T) {
 		}
 	}
 	require.Positive(t, ran.counter.n.Load())
+}
+
+// TestARequestWithoutAQueryIs400: a body with no query and no persisted query's
+// hash (a misspelt key) is not a GraphQL-over-HTTP request: 400 BAD_REQUEST under
+// either media type, over POST and GET, and nothing runs. A hash alone is a
+// request (the persisted-query protocol): the server answers that it does not
+// know it, 200 under application/json.
+func TestARequestWithoutAQueryIs400(t *testing.T) {
+	t.Parallel()
+	e := newTestEndpoint(t, HandlerConfig{})
+	for _, accept := range []string{"", "application/json", "application/graphql-response+json"} {
+		for _, body := range []string{`{"qeury": "{ __typename }"}`, `{}`, `{"query": "", "variables": {}}`} {
+			req := httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", accept)
+			res := e.do(req, customer)
+			require.Equal(t, http.StatusBadRequest, res.Status, "%s accepting %q: %s", body, accept, res.Raw)
+			require.Equal(t, models.CodeBadRequest, res.code())
+			require.NotContains(t, res.Raw, `"data"`)
+		}
+		req := httptest.NewRequest(http.MethodGet, "/graphql?qeury=%7B__typename%7D", nil)
+		req.Header.Set("Accept", accept)
+		res := e.do(req, nil)
+		require.Equal(t, http.StatusBadRequest, res.Status, "GET accepting %q: %s", accept, res.Raw)
+		require.Equal(t, models.CodeBadRequest, res.code())
+	}
+	require.Zero(t, e.counter.n.Load(), "nothing ran")
+
+	res := e.post(`{"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "`+strings.Repeat("ab", 32)+`"}}}`, nil)
+	require.Equal(t, http.StatusOK, res.Status, res.Raw)
+	require.Equal(t, "PERSISTED_QUERY_NOT_FOUND", res.code())
 }
