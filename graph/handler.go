@@ -104,6 +104,12 @@ type HandlerConfig struct {
 	// principal, or the client address when anonymous.
 	APQCaller func(context.Context) string
 
+	// PersistedDocuments, when set, switches on persisted-documents mode: callers
+	// who are not SUPPORT or ADMIN may run only its documents (sent whole, or by
+	// their sha256 as a persisted query), and any other document is refused with
+	// models.CodeDocumentNotAllowed. Nil: every document may run.
+	PersistedDocuments *PersistedDocuments
+
 	// countWork, when set, is given each validation's tally as it starts (tests).
 	countWork func(*validationWork)
 }
@@ -158,7 +164,14 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	srv.SetDisableSuggestion(!cfg.Introspection)
 	// The persisted-query lookup comes first, so the shape limit measures the
 	// document a hash stands for.
-	srv.Use(extension.AutomaticPersistedQuery{Cache: newAPQCache(cfg.APQCacheSize, cfg.APQPerCaller, DefaultAPQMaxQueryBytes, cfg.APQCaller)})
+	var queries graphql.Cache[string] = newAPQCache(cfg.APQCacheSize, cfg.APQPerCaller, DefaultAPQMaxQueryBytes, cfg.APQCaller)
+	if cfg.PersistedDocuments != nil {
+		queries = persistedFirst{docs: cfg.PersistedDocuments, Cache: queries}
+	}
+	srv.Use(extension.AutomaticPersistedQuery{Cache: queries})
+	if cfg.PersistedDocuments != nil {
+		srv.Use(persistedOnly{docs: cfg.PersistedDocuments})
+	}
 	srv.Use(shapeLimit{
 		maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases, maxFields: cfg.MaxFields, maxNodes: cfg.MaxNodes,
 		tokenLimit: cfg.ParserTokenLimit, cache: docs,
