@@ -124,7 +124,10 @@ type HandlerConfig struct {
 // and node limits in one linear pass, then validation with the field-merging rule
 // under a budget, then the introspection gate, the complexity limit and
 // cfg.Extensions (the rate limit), all before any resolver runs. Errors go through this package's presenter, with
-// "Did you mean" hints removed for callers who may not introspect.
+// "Did you mean" hints removed for callers who may not introspect. With
+// cfg.PersistedDocuments, callers who are not staff run only the manifest's
+// documents (persistedOnly, right after the persisted-query lookup). Request errors
+// answer as GraphQL over HTTP asks (specAnswer).
 func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
