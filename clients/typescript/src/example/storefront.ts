@@ -156,7 +156,7 @@ async function main(): Promise<void> {
   const live = customer.live();
   let stop = (): void => {};
   const sawActive = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no push with status ACTIVE within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => reject(new Error(`no push showing ACTIVE with the payment SUCCEEDED within ${timeoutMs} ms`)), timeoutMs);
     let first = true;
     stop = customer.follow(live, SubscriptionUpdatedDocument, { id: created.id }, (data) => {
       const s = data.subscriptionUpdated;
