@@ -40,6 +40,14 @@ bench-burst: ## the renewal burst drained after the last ack (10,000 events; 1,0
 generate: ## regenerate the GraphQL code (gqlgen)
 	$(GO) tool gqlgen generate
 
+.PHONY: clients clients-check
+clients: ## regenerate the client kit: clients/schema.graphql, the TypeScript client and the persisted-documents manifest
+	$(GO) run ./cmd/printschema > clients/schema.graphql.tmp && mv clients/schema.graphql.tmp clients/schema.graphql
+	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && npx graphql-codegen --config codegen.ts
+
+clients-check: ## CI's check of the client kit: regenerated output equal to the committed, tsc, the Node example and the graphql-http audit against a real server
+	@bash scripts/clients-check.sh
+
 playground-assets: ## re-fetch the Playground's GraphiQL/React files from npm (versions in playground/fetch-assets.sh)
 	@bash playground/fetch-assets.sh
 

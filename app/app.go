@@ -250,6 +250,13 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	})
 	a.onClose(liveUpdates.Close)
 	root.Updates = liveUpdates
+	var persisted *graph.PersistedDocuments
+	if cfg.PersistedDocumentsManifest != "" {
+		if persisted, err = graph.LoadPersistedDocuments(cfg.PersistedDocumentsManifest); err != nil {
+			return nil, err
+		}
+		logger.Info("persisted-documents mode: customers and anonymous callers run only the manifest's documents", "documents", persisted.Len())
+	}
 	gql := graph.NewHandler(graph.HandlerConfig{
 		Resolvers:     root,
 		MaxComplexity: cfg.GraphQLMaxComplexity,
@@ -266,7 +273,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 			InitTimeout: o.live.InitTimeout, PingInterval: o.live.PingInterval, ReadLimit: o.live.ReadLimit,
 			OnTokenFailure: func(reason string) { tokenFailures.WithLabelValues(reason).Inc() },
 		},
-		APQCaller: ratelimit.CallerKey,
+		APQCaller:          ratelimit.CallerKey,
+		PersistedDocuments: persisted,
 	})
 	authenticate := auth.Middleware(verifier, logger, func(reason string) { tokenFailures.WithLabelValues(reason).Inc() })
 

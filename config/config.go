@@ -161,6 +161,11 @@ type Config struct {
 	// GraphQLMaxDepth is GRAPHQL_MAX_DEPTH (2..100), default 15: how deep one
 	// operation may nest fields.
 	GraphQLMaxDepth int
+	// PersistedDocumentsManifest is PERSISTED_DOCUMENTS_MANIFEST, the path of a
+	// persisted-documents manifest (clients/persisted-documents.json: sha256 of
+	// each document mapped to its text). Set, callers who are not SUPPORT or ADMIN
+	// may run only its documents; empty (the default), any document may run.
+	PersistedDocumentsManifest string
 	// SMTPURL is SMTP_URL (smtp:// or smtps:// with host and port); required in
 	// production. Empty in development means notifications are only logged.
 	SMTPURL Secret
@@ -290,6 +295,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	c.GraphQLMaxComplexity, _ = l.intIn("GRAPHQL_MAX_COMPLEXITY", 5000, 10, 1_000_000)
 	c.GraphQLMaxDepth, _ = l.intIn("GRAPHQL_MAX_DEPTH", 15, 2, 100)
+	c.PersistedDocumentsManifest = l.regularFile("PERSISTED_DOCUMENTS_MANIFEST")
 	c.SMTPURL = l.smtpURL("SMTP_URL")
 	// Customers must hear of every change (SUB-3): production cannot just log them.
 	l.required("SMTP_URL", string(c.SMTPURL), false)
@@ -365,6 +371,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("idempotency_tombstone_retention", c.IdempotencyTombstoneRetention),
 		slog.Int("graphql_max_complexity", c.GraphQLMaxComplexity),
 		slog.Int("graphql_max_depth", c.GraphQLMaxDepth),
+		slog.String("persisted_documents_manifest", c.PersistedDocumentsManifest),
 		slog.Bool("smtp_url_set", c.SMTPURL != ""),
 		slog.String("playground_oidc_client_id", c.PlaygroundOIDCClientID),
 		slog.Bool("data_encryption_keys_set", c.DataEncryptionKeys != ""),

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -774,5 +776,27 @@ func TestLoadParsesWebhookTargetAllowedCIDRs(t *testing.T) {
 	for _, bad := range []string{"10.0.0.1/8", "hooks.internal", "10.0.0.0/33"} {
 		_, err := Load(devEnv().with(env{"WEBHOOK_TARGET_ALLOWED_CIDRS": bad}).get)
 		require.ErrorContains(t, err, "WEBHOOK_TARGET_ALLOWED_CIDRS", bad)
+	}
+}
+
+// PERSISTED_DOCUMENTS_MANIFEST is off by default; set, it must name a readable
+// regular file (its content is checked when the server loads it).
+func TestLoadPersistedDocumentsManifest(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load(devEnv().get)
+	require.NoError(t, err)
+	require.Empty(t, cfg.PersistedDocumentsManifest)
+
+	dir := t.TempDir()
+	manifest := filepath.Join(dir, "persisted-documents.json")
+	require.NoError(t, os.WriteFile(manifest, []byte("{}"), 0o600))
+	cfg, err = Load(prodEnv().with(env{"PERSISTED_DOCUMENTS_MANIFEST": " " + manifest + " "}).get)
+	require.NoError(t, err)
+	require.Equal(t, manifest, cfg.PersistedDocumentsManifest)
+
+	for _, bad := range []string{filepath.Join(dir, "missing.json"), dir} {
+		_, err := Load(devEnv().with(env{"PERSISTED_DOCUMENTS_MANIFEST": bad}).get)
+		require.ErrorContains(t, err, "PERSISTED_DOCUMENTS_MANIFEST")
+		require.NotContains(t, err.Error(), dir, "the message names the variable, not its value")
 	}
 }

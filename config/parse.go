@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -411,3 +412,24 @@ func (l *loader) countries(name, def string) []string {
 
 // checkoutUnsupported lists the codes Stripe refuses in allowed_countries.
 const checkoutUnsupported = "AS,CX,CC,CU,HM,IR,KP,MH,FM,NF,MP,PW,SD,SY,UM,VI"
+
+// regularFile reads a path that, when set, must name a regular file the process
+// can open; empty stays empty. Whether its content is right is for its user to
+// check (the message never quotes the path's content).
+func (l *loader) regularFile(name string) string {
+	v := l.get(name)
+	if v == "" {
+		return ""
+	}
+	f, err := os.Open(v)
+	if err != nil {
+		l.failf(name, "must name a readable file")
+		return ""
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		l.failf(name, "must name a regular file")
+		return ""
+	}
+	return v
+}

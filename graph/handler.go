@@ -104,6 +104,12 @@ type HandlerConfig struct {
 	// principal, or the client address when anonymous.
 	APQCaller func(context.Context) string
 
+	// PersistedDocuments, when set, switches on persisted-documents mode: callers
+	// who are not SUPPORT or ADMIN may run only its documents (sent whole, or by
+	// their sha256 as a persisted query), and any other document is refused with
+	// models.CodeDocumentNotAllowed. Nil: every document may run.
+	PersistedDocuments *PersistedDocuments
+
 	// countWork, when set, is given each validation's tally as it starts (tests).
 	countWork func(*validationWork)
 }
@@ -118,7 +124,10 @@ type HandlerConfig struct {
 // and node limits in one linear pass, then validation with the field-merging rule
 // under a budget, then the introspection gate, the complexity limit and
 // cfg.Extensions (the rate limit), all before any resolver runs. Errors go through this package's presenter, with
-// "Did you mean" hints removed for callers who may not introspect.
+// "Did you mean" hints removed for callers who may not introspect. With
+// cfg.PersistedDocuments, callers who are not staff run only the manifest's
+// documents (persistedOnly, right after the persisted-query lookup). Request errors
+// answer as GraphQL over HTTP asks (specAnswer).
 func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -147,7 +156,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		srv.AddTransport(newLiveTransport(*cfg.Live, cfg.Logger)) // first: it takes every upgrade request
 	}
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
+	srv.AddTransport(specGET{})
 	srv.AddTransport(singleJSONPost{})
 	docs := lru.New[*ast.QueryDocument](1000)
 	srv.SetQueryCache(docs)
@@ -158,7 +167,14 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	srv.SetDisableSuggestion(!cfg.Introspection)
 	// The persisted-query lookup comes first, so the shape limit measures the
 	// document a hash stands for.
-	srv.Use(extension.AutomaticPersistedQuery{Cache: newAPQCache(cfg.APQCacheSize, cfg.APQPerCaller, DefaultAPQMaxQueryBytes, cfg.APQCaller)})
+	var queries graphql.Cache[string] = newAPQCache(cfg.APQCacheSize, cfg.APQPerCaller, DefaultAPQMaxQueryBytes, cfg.APQCaller)
+	if cfg.PersistedDocuments != nil {
+		queries = persistedFirst{docs: cfg.PersistedDocuments, Cache: queries}
+	}
+	srv.Use(extension.AutomaticPersistedQuery{Cache: queries})
+	if cfg.PersistedDocuments != nil {
+		srv.Use(persistedOnly{docs: cfg.PersistedDocuments})
+	}
 	srv.Use(shapeLimit{
 		maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases, maxFields: cfg.MaxFields, maxNodes: cfg.MaxNodes,
 		tokenLimit: cfg.ParserTokenLimit, cache: docs,
@@ -213,8 +229,16 @@ func (t singleJSONPost) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 			`the request body must be one JSON object: {"query": ..., "variables": {...}}`)
 		return
 	}
+	var params struct {
+		Query      string         `json:"query"`
+		Extensions map[string]any `json:"extensions"`
+	}
+	if json.Unmarshal(trimmed, &params) == nil && params.Query == "" && params.Extensions["persistedQuery"] == nil {
+		writeNoQuery(w)
+		return
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	t.POST.Do(w, r, exec)
+	t.POST.Do(&specAnswer{ResponseWriter: w}, r, exec)
 }
 
 // WriteRequestError answers a request refused before GraphQL could read it, in the

@@ -19,8 +19,9 @@ import (
 )
 
 func init() {
-	// Refusals of the request's shape are protocol errors, like a parse failure:
-	// HTTP 422, not 200.
+	// Refusals of the request's shape are request errors, like a parse failure:
+	// HTTP 400 under application/graphql-response+json (200 under application/json,
+	// see specAnswer), never any data.
 	for _, c := range []string{models.CodeDepthLimit, models.CodeAliasLimit, models.CodeFieldLimit, models.CodeComplexityLimit, models.CodeDocumentTooComplex} {
 		errcode.RegisterErrorType(c, errcode.KindProtocol)
 	}

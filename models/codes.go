@@ -30,6 +30,10 @@ const (
 	// CodeServerBusy refuses a request, before any work, while the server has as
 	// many requests in flight as it takes; retry after extensions.retryAfter.
 	CodeServerBusy = "SERVER_BUSY"
+	// CodeDocumentNotAllowed refuses, in persisted-documents mode
+	// (PERSISTED_DOCUMENTS_MANIFEST), a document that is not in the manifest,
+	// sent whole or by a hash, from a caller who is not SUPPORT or ADMIN.
+	CodeDocumentNotAllowed = "DOCUMENT_NOT_ALLOWED"
 )
 
 // The UserErrorCode values of a mutation payload's userErrors: API.md's, and the
