@@ -246,12 +246,10 @@ func (w *Worker) applyOneSafely(ctx context.Context, tx *gorm.DB, it *applyItem)
 func (w *Worker) applyOne(ctx context.Context, tx *gorm.DB, it *applyItem) (subscriptions.Effect, error) {
 	var effect subscriptions.Effect
 	row, job := it.row, it.job
-	if err := eventindex.Record(ctx, tx, row.ID, it.subjects); err != nil {
-		return effect, err
-	}
-	// The lock order (eventindex.LockCustomers): the event, then its customers,
-	// then their subscriptions, payments and the rest, as erasure takes them.
-	erased, err := eventindex.LockCustomers(ctx, tx, it.subjects)
+	// The event's subjects, then the lock order (eventindex.LockCustomers): the
+	// event, then its customers, then their subscriptions, payments and the rest, as
+	// erasure takes them.
+	erased, err := eventindex.RecordAndLockCustomers(ctx, tx, row.ID, it.subjects)
 	if err != nil {
 		return effect, err
 	}
