@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/eventindex"
+	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/subscriptions"
 )
@@ -152,6 +153,7 @@ func (w *Worker) applyBatch(batch []*applyItem) []applied {
 		return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.ev.Seq, b.ev.Seq))
 	})
 	results := make([]applied, len(batch))
+	at := make([]time.Time, len(batch)) // when each was applied
 	deadline := time.Now().Add(applyTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -194,6 +196,7 @@ func (w *Worker) applyBatch(batch []*applyItem) []applied {
 				}
 			}
 			results[i] = w.applyOneSafely(ectx, tx.WithContext(ectx), it)
+			at[i] = time.Now().UTC()
 			ecancel()
 			if results[i].err == nil {
 				l.Status = models.WebhookProcessed // a second job of the same event finds it done
@@ -207,7 +210,7 @@ func (w *Worker) applyBatch(batch []*applyItem) []applied {
 				return err
 			}
 		}
-		return nil
+		return markApplied(ctx, tx, batch, results, at)
 	})
 	if err != nil {
 		// Nothing of the batch committed.
@@ -242,7 +245,7 @@ func (w *Worker) applyOneSafely(ctx context.Context, tx *gorm.DB, it *applyItem)
 
 // applyOne applies one event, locked RECEIVED and unchanged since it was read, in
 // tx: it indexes the event's subjects, locks its customers, applies it, and
-// records its status and its job's completion.
+// completes its job; markApplied then records its status.
 func (w *Worker) applyOne(ctx context.Context, tx *gorm.DB, it *applyItem) (subscriptions.Effect, error) {
 	var effect subscriptions.Effect
 	row, job := it.row, it.job
@@ -263,20 +266,51 @@ func (w *Worker) applyOne(ctx context.Context, tx *gorm.DB, it *applyItem) (subs
 			return effect, err
 		}
 	}
-	status := models.WebhookProcessed
-	if effect.Ignored {
-		status = models.WebhookIgnored
-	}
 	if job.Args.Replay {
 		effect.Outcome = "replayed: " + effect.Outcome
 	}
-	err = tx.Model(&models.WebhookEvent{}).Where("id = ?", row.ID).Updates(map[string]any{
-		"status": status, "outcome": truncate(effect.Outcome, 500), "attempts": job.Attempt,
-		"last_error": nil, "processed_at": time.Now().UTC(),
-		"subjects_indexed_at": gorm.Expr("coalesce(subjects_indexed_at, now())"),
-	}).Error
-	if err != nil {
-		return effect, err
-	}
 	return effect, completeInTx(ctx, tx, job)
+}
+
+// markApplied records the outcome of every event of the batch applied without an
+// error, in one statement of tx outside the savepoints (so the rows carry the
+// transaction's own id): status, outcome, attempt, the time it was applied, and
+// that its subjects are indexed.
+func markApplied(ctx context.Context, tx *gorm.DB, batch []*applyItem, results []applied, at []time.Time) error {
+	var (
+		ids, statuses, outcomes []string
+		attempts                []int32
+		times                   []time.Time
+	)
+	for i, it := range batch {
+		if results[i].err != nil {
+			continue
+		}
+		status := models.WebhookProcessed
+		if results[i].effect.Ignored {
+			status = models.WebhookIgnored
+		}
+		ids, statuses = append(ids, it.row.ID), append(statuses, string(status))
+		outcomes, attempts = append(outcomes, truncate(results[i].effect.Outcome, 500)), append(attempts, int32(it.job.Attempt))
+		times = append(times, at[i])
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	sqlTx, err := jobs.SQLTx(tx)
+	if err != nil {
+		return err
+	}
+	res, err := sqlTx.ExecContext(ctx, `UPDATE webhook_events e SET status = u.status, outcome = u.outcome,
+			attempts = u.attempts, last_error = NULL, processed_at = u.processed_at,
+			subjects_indexed_at = coalesce(e.subjects_indexed_at, now())
+		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[]) AS u (id, status, outcome, attempts, processed_at)
+		WHERE e.id = u.id`, ids, statuses, outcomes, attempts, times)
+	if err != nil {
+		return fmt.Errorf("webhooks: mark applied: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != int64(len(ids)) {
+		return fmt.Errorf("webhooks: mark applied: %d of %d events (%v)", n, len(ids), err)
+	}
+	return nil
 }

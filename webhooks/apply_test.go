@@ -140,6 +140,9 @@ func TestABatchRollsBackOnlyTheEventsThatFail(t *testing.T) {
 		"evt_0": models.WebhookProcessed, "evt_1": models.WebhookReceived, "evt_2": models.WebhookProcessed,
 		"evt_3": models.WebhookReceived, "evt_4": models.WebhookProcessed,
 	}, statuses(t, db))
+	var txs int64
+	require.NoError(t, db.Raw(`SELECT count(DISTINCT xmin::text) FROM webhook_events WHERE status = ?`, models.WebhookProcessed).Scan(&txs).Error)
+	require.EqualValues(t, 1, txs, "the applied events are marked by one statement of the batch's transaction, outside the savepoints")
 
 	// River's retries, through Work: each failed event applies once, the others not again.
 	delete(p.fail, "evt_1")
