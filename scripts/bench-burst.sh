@@ -28,6 +28,10 @@
 #   BURST_PROFILE=1     build the server with -tags benchpprof and take a CPU profile
 #                       of it during phase B's drain (BURST_PROFILE_SECONDS, default
 #                       15), kept in BURST_PROFILE_DIR (default: bench-burst-profiles)
+#   BURST_STATEMENTS=1  load pg_stat_statements and print, per phase, the statements
+#                       per event (all of them: route, workers, sender's checks) and
+#                       the 25 that took the most time (statements-NAME.txt in the
+#                       log directory)
 #   SCOVILLE_PG_DURABLE 1 (default), 0: the test settings
 #   DB_MAX_OPEN_CONNS, DB_MAX_IDLE_CONNS, WEBHOOK_WORKERS, JOB_WORKERS,
 #   JOB_POLL_INTERVAL, RATE_LIMIT_WEBHOOKS_PER_MINUTE: server settings (defaults
@@ -43,6 +47,7 @@ concurrency="${BURST_CONCURRENCY:-50}"
 profile="${BURST_PROFILE:-0}"
 profile_seconds="${BURST_PROFILE_SECONDS:-15}"
 profile_dir="${BURST_PROFILE_DIR:-bench-burst-profiles}"
+statements="${BURST_STATEMENTS:-0}"
 
 export DB_MAX_OPEN_CONNS="${DB_MAX_OPEN_CONNS:-15}"
 export DB_MAX_IDLE_CONNS="${DB_MAX_IDLE_CONNS:-$DB_MAX_OPEN_CONNS}"
@@ -56,6 +61,11 @@ psql="$(printf '%s\n' /usr/lib/postgresql/*/bin/psql 2>/dev/null | grep -v '\*' 
 command -v curl >/dev/null 2>&1 || scoville_die "curl is needed: sudo apt-get install -y curl"
 
 start_postgres
+if [[ $statements == 1 ]]; then
+	printf "shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n" >>"$_SCOVILLE_PGDATA/postgresql.conf"
+	_scoville_pg "$_SCOVILLE_PGBIN/pg_ctl" -D "$_SCOVILLE_PGDATA" -w -t 60 restart >/dev/null ||
+		scoville_die "PostgreSQL did not restart with pg_stat_statements"
+fi
 start_stripe_mock
 scoville_tmpdir
 tmp="$_SCOVILLE_TMP"
@@ -169,6 +179,7 @@ phase() {
 	local i st0 st1 ship0=0 ship1="-" bad0=0 bad1=0 exact=yes prof_pid="" since batches
 	settle
 	since="$(sql "SELECT now()")"
+	[[ $statements != 1 ]] || sql "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()" >/dev/null
 	if [[ -n ${sink_started:-} ]]; then
 		st0="$(sink_stats)"
 		ship0="$(printf '%s' "$st0" | jnum 'shipment.created')"
@@ -216,6 +227,16 @@ phase() {
 	# Applying transactions: each stamps the rows of the events it applied with
 	# its own transaction id (xmin), so the distinct ones count them.
 	batches="$(sql "SELECT count(DISTINCT xmin::text) FROM webhook_events WHERE processed_at >= '$since'")"
+	if [[ $statements == 1 ]]; then
+		sql "SELECT 'statements per event: ' || round(sum(calls)::numeric / $n, 1) FROM pg_stat_statements
+			WHERE query NOT LIKE '%pg_stat_statements%'" >"$tmp/statements-$name.txt"
+		"$psql" "$DATABASE_URL" -X -q -P pager=off -c "SELECT round(calls::numeric / $n, 2) AS per_event,
+			round(total_exec_time::numeric / $n * 1000) AS us_per_event, left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
+			FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT 25" \
+			>>"$tmp/statements-$name.txt"
+		scoville_log "phase $name: $(head -n 1 "$tmp/statements-$name.txt")"
+		cat "$tmp/statements-$name.txt" >&2
+	fi
 	if [[ $profile == 1 && $name == B ]]; then
 		for ((i = 0; i < (profile_seconds + 30) * 10; i++)); do
 			[[ ! -s $tmp/cpu-$name.pprof ]] || break
