@@ -37,11 +37,15 @@ import (
 //     key, then seq), and each event's order checks (the stamps of package
 //     subscriptions) read what the events before it in the batch wrote;
 //   - a lone event is applied at once: nothing waits on purpose, batches form while
-//     the committers are busy.
+//     the committers are busy;
+//   - committers never apply the same ordering key at once: an event whose key is in
+//     another committer's batch waits for that batch, so the committers work on
+//     disjoint subscriptions in parallel instead of queueing on the same rows.
 const (
-	// applyCommitters is how many batches one process applies at once: two keep the
-	// database busy while the other batch commits.
-	applyCommitters = 2
+	// applyCommitters is how many batches one process applies at once, on disjoint
+	// ordering keys: a batch is a chain of round trips and a commit, so a few keep
+	// the database busy while the others wait for answers or the disk.
+	applyCommitters = 4
 	// maxApplyBatch bounds a batch. Each event is a savepoint, a subtransaction with
 	// its own id, and PostgreSQL tracks at most 64 per transaction in shared memory
 	// before every snapshot of every session gets slower.
@@ -75,6 +79,33 @@ type applyQueue struct {
 	mu      sync.Mutex
 	pending []*applyItem
 	running int
+	busy    map[string]bool // ordering keys of the batches being applied
+}
+
+// take removes from the queue the next batch: up to maxApplyBatch items, in queue
+// order, of keys no other committer is applying, and marks their keys busy. The
+// caller holds q.mu.
+func (q *applyQueue) take() []*applyItem {
+	var batch []*applyItem
+	rest := q.pending[:0]
+	for _, it := range q.pending {
+		if len(batch) < maxApplyBatch && (it.key == "" || !q.busy[it.key]) {
+			batch = append(batch, it)
+		} else {
+			rest = append(rest, it)
+		}
+	}
+	clear(q.pending[len(rest):])
+	q.pending = rest
+	if q.busy == nil {
+		q.busy = map[string]bool{}
+	}
+	for _, it := range batch {
+		if it.key != "" {
+			q.busy[it.key] = true
+		}
+	}
+	return batch
 }
 
 // orderingKey is the subject whose events must apply in order: the subscription,
@@ -122,22 +153,27 @@ func (w *Worker) apply(it *applyItem) applied {
 	}
 }
 
-// applyLoop applies batches until the queue is empty.
+// applyLoop applies batches until nothing in the queue is free to take. What it
+// leaves waits for a key another committer is applying, and that committer takes
+// it once its batch is done.
 func (w *Worker) applyLoop() {
 	q := &w.queue
 	for {
 		q.mu.Lock()
-		n := min(len(q.pending), maxApplyBatch)
-		if n == 0 {
+		batch := q.take()
+		if len(batch) == 0 {
 			q.running--
 			q.mu.Unlock()
 			return
 		}
-		batch := slices.Clone(q.pending[:n])
-		q.pending = append(q.pending[:0], q.pending[n:]...)
 		q.mu.Unlock()
 
 		results := w.applyBatch(batch)
+		q.mu.Lock()
+		for _, it := range batch {
+			delete(q.busy, it.key)
+		}
+		q.mu.Unlock()
 		for i, it := range batch {
 			it.done <- results[i]
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
@@ -25,7 +26,9 @@ type probeApplier struct {
 	order  []string // provider ids, in the order Apply was called
 	fail   map[string]bool
 	panics map[string]bool
-	kill   map[string]bool // terminates the transaction's connection, as a crash would
+	kill   map[string]bool          // terminates the transaction's connection, as a crash would
+	gate   map[string]chan struct{} // Apply of that event waits until it is closed
+	begun  chan string              // nil, or told each event whose Apply began
 }
 
 func (p *probeApplier) Prepare(context.Context, subscriptions.Event) (*subscriptions.Prepared, error) {
@@ -36,7 +39,14 @@ func (p *probeApplier) Apply(ctx context.Context, tx *gorm.DB, ev subscriptions.
 	p.mu.Lock()
 	p.order = append(p.order, ev.ProviderEventID)
 	fail, panics, kill := p.fail[ev.ProviderEventID], p.panics[ev.ProviderEventID], p.kill[ev.ProviderEventID]
+	gate, begun := p.gate[ev.ProviderEventID], p.begun
 	p.mu.Unlock()
+	if begun != nil {
+		begun <- ev.ProviderEventID
+	}
+	if gate != nil {
+		<-gate
+	}
 	if err := tx.WithContext(ctx).Exec(`INSERT INTO apply_probe (event_id) VALUES (?)`, ev.ProviderEventID).Error; err != nil {
 		return subscriptions.Effect{}, err
 	}
@@ -66,7 +76,7 @@ func applySetup(t *testing.T, n int) (*Worker, *probeApplier, *gorm.DB, []models
 	for i := range rows {
 		rows[i] = storedEvent(t, b, fmt.Sprintf("evt_%d", i))
 	}
-	p := &probeApplier{fail: map[string]bool{}, panics: map[string]bool{}, kill: map[string]bool{}}
+	p := &probeApplier{fail: map[string]bool{}, panics: map[string]bool{}, kill: map[string]bool{}, gate: map[string]chan struct{}{}}
 	w := NewWorker(db, p, NewMetrics(prometheus.NewRegistry(), nil), slog.New(slog.DiscardHandler), nil)
 	return w, p, db, rows
 }
@@ -207,4 +217,50 @@ func TestABatchAppliesInSeqOrderAndEachEventOnce(t *testing.T) {
 	require.Equal(t, 1, done, "the second job of evt_1 finds it done")
 	require.Equal(t, []string{"evt_0", "evt_1", "evt_2", "evt_3"}, p.order, "each key's events in seq order, each once")
 	require.Equal(t, map[string]int{"evt_0": 1, "evt_1": 1, "evt_2": 1, "evt_3": 1}, probes(t, db))
+}
+
+// While a batch applies an event of one subscription, another committer applies
+// other subscriptions' events (no queueing behind it), but never a later event of
+// the same subscription: that one waits for the batch, and is applied after it.
+func TestCommittersApplyDisjointSubscriptionsAtOnce(t *testing.T) {
+	w, p, db, rows := applySetup(t, 3)
+	p.begun = make(chan string, 10)
+	hold := make(chan struct{})
+	p.gate["evt_0"] = hold
+	results := make(chan string, 3)
+	submit := func(row models.WebhookEvent, key string) {
+		it := itemFor(t, db, row, key)
+		go func() {
+			res := w.apply(it)
+			results <- fmt.Sprintf("%s: %v", it.ev.ProviderEventID, res.err)
+		}()
+	}
+
+	submit(rows[0], "sub_a")
+	require.Equal(t, "evt_0", <-p.begun, "the first event is being applied, and held there")
+	submit(rows[1], "sub_a")
+	for queued := false; !queued; {
+		select {
+		case id := <-p.begun:
+			t.Fatalf("%s is applied while its subscription's earlier event is held", id)
+		case <-time.After(time.Millisecond):
+		}
+		w.queue.mu.Lock()
+		queued = len(w.queue.pending) == 1
+		w.queue.mu.Unlock()
+	}
+	submit(rows[2], "sub_b")
+	require.Equal(t, "evt_2", <-p.begun, "another subscription's event does not wait for the held batch")
+	require.Equal(t, "evt_2: <nil>", <-results)
+	w.queue.mu.Lock()
+	waiting := len(w.queue.pending)
+	w.queue.mu.Unlock()
+	require.Equal(t, 1, waiting, "the same subscription's later event still waits in the queue, not in another batch")
+
+	close(hold)
+	require.Equal(t, "evt_0: <nil>", <-results)
+	require.Equal(t, "evt_1", <-p.begun, "then it is applied")
+	require.Equal(t, "evt_1: <nil>", <-results)
+	require.Equal(t, []string{"evt_0", "evt_2", "evt_1"}, p.order)
+	require.Equal(t, map[string]int{"evt_0": 1, "evt_1": 1, "evt_2": 1}, probes(t, db))
 }
