@@ -33,9 +33,10 @@ import (
 //   - an event that fails (an error, a panic, a lock it could not get) is rolled back
 //     to its savepoint alone and fails its own attempt, retried by River as before;
 //     the others of the batch commit;
-//   - events are applied in seq order per subject (a batch is sorted by its ordering
-//     key, then seq), and each event's order checks (the stamps of package
-//     subscriptions) read what the events before it in the batch wrote;
+//   - in a batch, the events of one ordering key are applied in seq order (sorted by
+//     key, then seq); across batches and processes the order checks of package
+//     subscriptions (the stamps) decide as before, and they read what the events
+//     before them in the batch wrote;
 //   - a lone event is applied at once: nothing waits on purpose, batches form while
 //     the committers are busy;
 //   - committers never apply the same ordering key at once: an event whose key is in
