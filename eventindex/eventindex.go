@@ -282,11 +282,29 @@ func Find(ctx context.Context, db *gorm.DB, subjects []Subject) ([]string, error
 // (customers.ErasedIssuer), read under the lock, so it holds for the rest of tx:
 // the worker then scrubs the event it applies, as erasure scrubbed the others.
 func LockCustomers(ctx context.Context, tx *gorm.DB, subjects []Subject) (erased bool, err error) {
+	return recordAndLock(ctx, tx, "", subjects)
+}
+
+// RecordAndLockCustomers is Record of eventID's subjects, then LockCustomers of
+// them, in one statement: the event worker's indexing and its second lock, in that
+// order, in one round trip.
+func RecordAndLockCustomers(ctx context.Context, tx *gorm.DB, eventID string, subjects []Subject) (erased bool, err error) {
+	return recordAndLock(ctx, tx, eventID, subjects)
+}
+
+// recordAndLock records subjects for eventID (none when eventID is empty), then
+// locks the customers they name.
+func recordAndLock(ctx context.Context, tx *gorm.DB, eventID string, subjects []Subject) (erased bool, err error) {
 	by := map[Kind][]string{}
 	for _, s := range subjects {
 		by[s.Kind] = append(by[s.Kind], s.Value)
 	}
-	if len(by[Customer])+len(by[StripeCustomer])+len(by[Subscription])+len(by[Invoice])+len(by[PaymentIntent]) == 0 {
+	lockable := len(by[Customer])+len(by[StripeCustomer])+len(by[Subscription])+len(by[Invoice])+len(by[PaymentIntent]) > 0
+	record := eventID != "" && len(subjects) > 0
+	if !lockable {
+		if record {
+			return false, Record(ctx, tx, eventID, subjects)
+		}
 		return false, nil
 	}
 	// IN over an empty list is not SQL: a value no row has stands in.
@@ -299,13 +317,25 @@ func LockCustomers(ctx context.Context, tx *gorm.DB, subjects []Subject) (erased
 		}
 		return []string{""}
 	}
+	var prefix string
+	var args []any
+	if record {
+		// A data-modifying WITH runs to completion whether or not the query reads
+		// it. Its order against the lock does not matter: it writes only the
+		// event's own index rows, under the event's lock.
+		prefix = `WITH recorded AS (INSERT INTO webhook_event_subjects (kind, value, event_id) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", len(subjects)), ", ") + ` ON CONFLICT DO NOTHING) `
+		for _, s := range subjects {
+			args = append(args, string(s.Kind), s.Value, eventID)
+		}
+	}
+	args = append(args, or(Customer), or(StripeCustomer), or(Subscription), or(Invoice), or(PaymentIntent))
 	var issuers []string
-	err = tx.WithContext(ctx).Raw(`SELECT issuer FROM customers WHERE id IN (
+	err = tx.WithContext(ctx).Raw(prefix+`SELECT issuer FROM customers WHERE id IN (
 			SELECT id FROM customers WHERE id IN ? OR stripe_customer_id IN ?
 			UNION SELECT customer_id FROM subscriptions WHERE stripe_subscription_id IN ?
 			UNION SELECT customer_id FROM payments WHERE stripe_invoice_id IN ? OR stripe_payment_intent_id IN ?)
-		ORDER BY id FOR KEY SHARE`,
-		or(Customer), or(StripeCustomer), or(Subscription), or(Invoice), or(PaymentIntent)).Scan(&issuers).Error
+		ORDER BY id FOR KEY SHARE`, args...).Scan(&issuers).Error
 	if err != nil {
 		return false, fmt.Errorf("eventindex: lock customers: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/database/dbtest"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/webhooks/webhooktest"
@@ -96,4 +97,55 @@ func TestIndexPendingOpensEachEventOnceAndFindMatchesWholeValues(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, ids, "%v", s)
 	}
+}
+
+// RecordAndLockCustomers indexes the event (Find sees it once committed), reports
+// an erased customer, and holds each named customer's KEY SHARE lock until the
+// transaction ends: an erasure's FOR UPDATE cannot have the row meanwhile. A
+// look-alike Stripe id locks nobody.
+func TestRecordAndLockCustomersIndexesThenLocks(t *testing.T) {
+	t.Parallel()
+	db := dbtest.NewSealed(t)
+	ctx := context.Background()
+	var alice, erased string
+	require.NoError(t, db.Raw(`INSERT INTO customers (issuer, subject, stripe_customer_id) VALUES ('https://idp.test', 'alice', 'cus_alice') RETURNING id`).Scan(&alice).Error)
+	require.NoError(t, db.Raw(`INSERT INTO customers (issuer, subject, stripe_customer_id) VALUES (?, 'gone', 'cus_gone') RETURNING id`,
+		customers.ErasedIssuer).Scan(&erased).Error)
+	obj := webhooktest.Invoice{ID: "in_1", Subscription: "sub_1", Customer: "cus_alice", Price: "price_1", Amount: 100, Currency: "eur",
+		PeriodStart: time.Now(), PeriodEnd: time.Now()}.Object()
+	event := store(t, db, "evt_1", obj, models.WebhookReceived)
+	subjects := FromObject(mustJSON(t, obj))
+
+	tx := db.Begin()
+	defer tx.Rollback()
+	gone, err := RecordAndLockCustomers(ctx, tx, event, subjects)
+	require.NoError(t, err)
+	require.False(t, gone)
+	lockedOut := func(id string) bool {
+		return db.Transaction(func(other *gorm.DB) error {
+			return other.Exec(`SELECT 1 FROM customers WHERE id = ? FOR UPDATE NOWAIT`, id).Error
+		}) != nil
+	}
+	require.True(t, lockedOut(alice), "the customer the event names is locked")
+	require.False(t, lockedOut(erased), "a customer the event does not name is not")
+	require.NoError(t, tx.Commit().Error)
+	ids, err := Find(ctx, db, []Subject{{StripeCustomer, "cus_alice"}})
+	require.NoError(t, err)
+	require.Equal(t, []string{event}, ids, "indexed by the same statement")
+
+	gone, err = RecordAndLockCustomers(ctx, db, event, []Subject{{StripeCustomer, "cus_gone"}, {StripeCustomer, "cus_alic"}})
+	require.NoError(t, err)
+	require.True(t, gone, "an erased customer named is reported")
+	_, err = RecordAndLockCustomers(ctx, db, event, subjects)
+	require.NoError(t, err, "recording the same subjects again adds nothing and fails nothing")
+	var n int64
+	require.NoError(t, db.Raw(`SELECT count(*) FROM webhook_event_subjects WHERE event_id = ?`, event).Scan(&n).Error)
+	require.EqualValues(t, len(subjects)+2, n)
+}
+
+func mustJSON(t *testing.T, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return b
 }

@@ -19,7 +19,8 @@
 # until the queue was empty. B's CPU less A's is what the endpoint adds per event.
 # Exits 1 when a result is not exact (webhookload's checks, or not exactly one
 # shipment.created per invoice at the receiver, or a signature that failed); a
-# missed time target is reported, not an error.
+# missed time target is reported, not an error. "applying transactions" counts the
+# transactions that applied the phase's events (events / transactions: the batch size).
 #
 #   BURST_EVENTS        events in phases A and B (default 10000)
 #   BURST_ONE_EVENTS    events for one subscription in phase C (default 1000; 0 skips C)
@@ -27,6 +28,10 @@
 #   BURST_PROFILE=1     build the server with -tags benchpprof and take a CPU profile
 #                       of it during phase B's drain (BURST_PROFILE_SECONDS, default
 #                       15), kept in BURST_PROFILE_DIR (default: bench-burst-profiles)
+#   BURST_STATEMENTS=1  load pg_stat_statements and print, per phase, the statements
+#                       per event (all of them: route, workers, sender's checks) and
+#                       the 25 that took the most time (statements-NAME.txt in the
+#                       log directory)
 #   SCOVILLE_PG_DURABLE 1 (default), 0: the test settings
 #   DB_MAX_OPEN_CONNS, DB_MAX_IDLE_CONNS, WEBHOOK_WORKERS, JOB_WORKERS,
 #   JOB_POLL_INTERVAL, RATE_LIMIT_WEBHOOKS_PER_MINUTE: server settings (defaults
@@ -42,6 +47,7 @@ concurrency="${BURST_CONCURRENCY:-50}"
 profile="${BURST_PROFILE:-0}"
 profile_seconds="${BURST_PROFILE_SECONDS:-15}"
 profile_dir="${BURST_PROFILE_DIR:-bench-burst-profiles}"
+statements="${BURST_STATEMENTS:-0}"
 
 export DB_MAX_OPEN_CONNS="${DB_MAX_OPEN_CONNS:-15}"
 export DB_MAX_IDLE_CONNS="${DB_MAX_IDLE_CONNS:-$DB_MAX_OPEN_CONNS}"
@@ -55,6 +61,11 @@ psql="$(printf '%s\n' /usr/lib/postgresql/*/bin/psql 2>/dev/null | grep -v '\*' 
 command -v curl >/dev/null 2>&1 || scoville_die "curl is needed: sudo apt-get install -y curl"
 
 start_postgres
+if [[ $statements == 1 ]]; then
+	printf "shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n" >>"$_SCOVILLE_PGDATA/postgresql.conf"
+	_scoville_pg "$_SCOVILLE_PGBIN/pg_ctl" -D "$_SCOVILLE_PGDATA" -w -t 60 restart >/dev/null ||
+		scoville_die "PostgreSQL did not restart with pg_stat_statements"
+fi
 start_stripe_mock
 scoville_tmpdir
 tmp="$_SCOVILLE_TMP"
@@ -165,8 +176,10 @@ register_endpoint() {
 # $tmp/phases.txt (times after the last acknowledgement; "-" when not measured).
 phase() {
 	local name=$1 n=$2 subs=$3 rc=0 s0 p0 s1 p1 send_s processed acks_per_s p99 applied last_applied last_ack empty delivered="-"
-	local i st0 st1 ship0=0 ship1="-" bad0=0 bad1=0 exact=yes prof_pid=""
+	local i st0 st1 ship0=0 ship1="-" bad0=0 bad1=0 exact=yes prof_pid="" since batches
 	settle
+	since="$(sql "SELECT now()")"
+	[[ $statements != 1 ]] || sql "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()" >/dev/null
 	if [[ -n ${sink_started:-} ]]; then
 		st0="$(sink_stats)"
 		ship0="$(printf '%s' "$st0" | jnum 'shipment.created')"
@@ -211,15 +224,28 @@ phase() {
 		scoville_log "phase $name: receiver: $st1"
 		[[ $ship1 -eq $n && $bad1 -eq 0 ]] || exact=no
 	fi
+	# Applying transactions: each stamps the rows of the events it applied with
+	# its own transaction id (xmin), so the distinct ones count them.
+	batches="$(sql "SELECT count(DISTINCT xmin::text) FROM webhook_events WHERE processed_at >= '$since'")"
+	if [[ $statements == 1 ]]; then
+		sql "SELECT 'statements per event: ' || round(sum(calls)::numeric / $n, 1) FROM pg_stat_statements
+			WHERE query NOT LIKE '%pg_stat_statements%'" >"$tmp/statements-$name.txt"
+		"$psql" "$DATABASE_URL" -X -q -P pager=off -c "SELECT round(calls::numeric / $n, 2) AS per_event,
+			round(total_exec_time::numeric / $n * 1000) AS us_per_event, left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
+			FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT 25" \
+			>>"$tmp/statements-$name.txt"
+		scoville_log "phase $name: $(head -n 1 "$tmp/statements-$name.txt")"
+		cat "$tmp/statements-$name.txt" >&2
+	fi
 	if [[ $profile == 1 && $name == B ]]; then
 		for ((i = 0; i < (profile_seconds + 30) * 10; i++)); do
 			[[ ! -s $tmp/cpu-$name.pprof ]] || break
 			sleep 0.1
 		done
 	fi
-	printf '%s %s %s %s %s %s %s %s %s %s %s %s\n' "$name" "$n" "$send_s" "$acks_per_s" "$p99" "$applied" \
+	printf '%s %s %s %s %s %s %s %s %s %s %s %s %s\n' "$name" "$n" "$send_s" "$acks_per_s" "$p99" "$applied" \
 		"$(calc "$empty - $last_ack")" "$delivered" "$(calc "1e6 * ($s1 - $s0) / $n")" "$(calc "1e6 * ($p1 - $p0) / $n")" \
-		"$ship1" "$exact" >>"$tmp/phases.txt"
+		"$ship1" "$exact" "${batches:-0}" >>"$tmp/phases.txt"
 }
 
 : >"$tmp/phases.txt"
@@ -247,9 +273,9 @@ cat <<EOF
  server: DB_MAX_OPEN_CONNS=$DB_MAX_OPEN_CONNS WEBHOOK_WORKERS=$WEBHOOK_WORKERS JOB_WORKERS=${JOB_WORKERS:-5} JOB_POLL_INTERVAL=$JOB_POLL_INTERVAL
  A: no endpoint   B: one endpoint for "*" at cmd/webhooksink   C: one subscription, endpoint on
 ----------------------------------------------------------------------------
- phase  events  acks/s   p99 ms  applied  queue empty  last delivery  server/pg CPU per event  shipment.created  exact
+ phase  events  acks/s   p99 ms  applied  queue empty  last delivery  server/pg CPU per event  shipment.created  exact  applying transactions
 EOF
-awk '{ printf " %-5s %7d %8.0f %7s %7s s %10s s %12s s %10s / %-6s us %14s    %s\n", $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12 }' "$tmp/phases.txt"
+awk '{ printf " %-5s %7d %8.0f %7s %7s s %10s s %12s s %10s / %-6s us %14s    %-5s  %s\n", $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 }' "$tmp/phases.txt"
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v != "-" && v <= t) ? "met" : "NOT MET" }'; }
 b_empty="$(awk '$1 == "B" { print $7 }' "$tmp/phases.txt")"
 c_empty="$(awk '$1 == "C" { print $7 }' "$tmp/phases.txt")"

@@ -42,6 +42,8 @@ type Applier interface {
 // Worker applies stored events. The effect, the event's new status and the job's
 // completion commit in one transaction, so a crash anywhere either loses the whole
 // attempt (and the job is retried) or none of it: each event applies exactly once.
+// Events prepared at about the same time share that transaction, each in a
+// savepoint of its own (apply.go); one that fails is rolled back alone.
 type Worker struct {
 	river.WorkerDefaults[ProcessArgs]
 	db      *gorm.DB
@@ -49,6 +51,7 @@ type Worker struct {
 	metrics *Metrics
 	logger  *slog.Logger
 	intake  saturation // nil: never yield
+	queue   applyQueue // prepared events waiting for their batch (apply.go)
 }
 
 // saturation is the route, as a worker sees it (Handler.Saturated).
@@ -184,58 +187,9 @@ func (w *Worker) work(ctx context.Context, job *river.Job[ProcessArgs]) (err err
 	if err != nil {
 		return w.failed(ctx, job, &row, err)
 	}
-	var effect subscriptions.Effect
-	err = w.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var locked struct {
-			Status     models.WebhookEventStatus
-			RowVersion string
-		}
-		if err := tx.Raw(`SELECT status, xmin::text AS row_version FROM webhook_events WHERE id = ? FOR UPDATE`, row.ID).
-			Take(&locked).Error; err != nil {
-			return err
-		}
-		if locked.Status != models.WebhookReceived {
-			return errDone
-		}
-		if locked.RowVersion != read.RowVersion {
-			return errRewritten
-		}
-		if err := eventindex.Record(ctx, tx, row.ID, subjects); err != nil {
-			return err
-		}
-		// The lock order (eventindex.LockCustomers): the event, then its customers,
-		// then their subscriptions, payments and the rest, as erasure takes them.
-		erased, err := eventindex.LockCustomers(ctx, tx, subjects)
-		if err != nil {
-			return err
-		}
-		if effect, err = w.applier.Apply(ctx, tx, ev, prepared); err != nil {
-			return err
-		}
-		if erased {
-			// About an erased customer: its personal fields go now, as erasure
-			// scrubbed the events stored before it (DAT-3).
-			if _, err := ScrubPersonal(ctx, tx, []*models.WebhookEvent{{ID: row.ID, Payload: row.Payload}}); err != nil {
-				return err
-			}
-		}
-		status := models.WebhookProcessed
-		if effect.Ignored {
-			status = models.WebhookIgnored
-		}
-		if job.Args.Replay {
-			effect.Outcome = "replayed: " + effect.Outcome
-		}
-		err = tx.Model(&models.WebhookEvent{}).Where("id = ?", row.ID).Updates(map[string]any{
-			"status": status, "outcome": truncate(effect.Outcome, 500), "attempts": job.Attempt,
-			"last_error": nil, "processed_at": time.Now().UTC(),
-			"subjects_indexed_at": gorm.Expr("coalesce(subjects_indexed_at, now())"),
-		}).Error
-		if err != nil {
-			return err
-		}
-		return completeInTx(ctx, tx, job)
-	})
+	res := w.apply(&applyItem{ctx: ctx, job: job, row: &row, version: read.RowVersion, ev: ev,
+		subjects: subjects, prepared: prepared, key: orderingKey(subjects)})
+	effect, err := res.effect, res.err
 	if errors.Is(err, errDone) {
 		return nil
 	}
