@@ -88,11 +88,16 @@ func TestMeIsOneStatementOfTheCallersOwnRows(t *testing.T) {
 	require.Equal(t, retired, plan(1)["id"], "a retired plan still shows")
 	require.Equal(t, map[string]any{"amount": float64(5100), "currency": "USD"}, plan(1)["price"])
 
-	t.Run("a selection through a fragment is one statement too", func(t *testing.T) {
-		before := statements.Load()
-		res := a.gql(token, `{ me { ... on Customer { subscriptions { id plan { name } } } } }`, nil)
-		require.EqualValues(t, 1, statements.Load()-before)
-		require.Equal(t, []string{mine.subscriptionID, older}, meSubscriptionIDs(t, res))
+	t.Run("a selection through fragments is one statement too", func(t *testing.T) {
+		for _, q := range []string{
+			`{ me { ... on Customer { subscriptions { id plan { name } } } } }`,
+			`query { me { ...C } } fragment C on Customer { ... { subscriptions { id plan { name } } } }`,
+		} {
+			before := statements.Load()
+			res := a.gql(token, q, nil)
+			require.EqualValues(t, 1, statements.Load()-before, q)
+			require.Equal(t, []string{mine.subscriptionID, older}, meSubscriptionIDs(t, res))
+		}
 	})
 	t.Run("a new e-mail in the token is written", func(t *testing.T) {
 		res := a.gql(a.token2("me-reader"), meQuery, nil)
