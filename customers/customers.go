@@ -44,49 +44,69 @@ func NewService(db *gorm.DB) *Service { return &Service{db: db} }
 // (models.Customer's tags), so they are compared here, in the application, and
 // written only when they changed.
 func (s *Service) Provision(ctx context.Context, p *auth.Principal) (*models.Customer, error) {
-	if p.Subject == "" || len(p.Subject) > maxSubjectLen || p.Issuer == "" {
-		return nil, ErrInvalidIdentity
+	if err := validPrincipal(p); err != nil {
+		return nil, err
 	}
-	email := ""
-	if p.EmailVerified {
-		email = cleanEmail(p.Email)
-	}
-	name := cleanName(p.Name)
-
 	db := s.db.WithContext(ctx)
 	for attempt := 0; attempt < 2; attempt++ {
-		var c models.Customer
-		err := byPrincipal(db, p, &c)
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			c = models.Customer{Issuer: p.Issuer, Subject: p.Subject, Email: email, Name: name}
-			// The unique key settles a race between first calls: the loser reads the winner's row.
-			res := db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "issuer"}, {Name: "subject"}}, DoNothing: true}).Create(&c)
-			if res.Error != nil {
-				return nil, fmt.Errorf("customers: provision: %w", res.Error)
-			}
-			if res.RowsAffected == 1 {
-				return &c, nil
-			}
-			continue
-		}
+		row, err := readByPrincipal(ctx, db, p)
 		if err != nil {
 			return nil, fmt.Errorf("customers: provision: %w", err)
 		}
-		changed := false
-		if email != "" && email != c.Email {
-			c.Email, changed = email, true
-		}
-		if name != nil && (c.Name == nil || *c.Name != *name) {
-			c.Name, changed = name, true
-		}
-		if changed {
-			if err := db.Select("email", "email_hash", "name", "updated_at").Updates(&c).Error; err != nil {
+		if row != nil {
+			c, err := row.open(db)
+			if err != nil {
 				return nil, fmt.Errorf("customers: provision: %w", err)
 			}
+			return s.refresh(db, p, c)
 		}
-		return &c, nil
+		email, name := tokenIdentity(p)
+		c := models.Customer{Issuer: p.Issuer, Subject: p.Subject, Email: email, Name: name}
+		// The unique key settles a race between first calls: the loser reads the winner's row.
+		res := db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "issuer"}, {Name: "subject"}}, DoNothing: true}).Create(&c)
+		if res.Error != nil {
+			return nil, fmt.Errorf("customers: provision: %w", res.Error)
+		}
+		if res.RowsAffected == 1 {
+			return &c, nil
+		}
 	}
 	return nil, errors.New("customers: provision: the customer row vanished while being created")
+}
+
+// validPrincipal refuses an identity that cannot key a customer.
+func validPrincipal(p *auth.Principal) error {
+	if p.Subject == "" || len(p.Subject) > maxSubjectLen || p.Issuer == "" {
+		return ErrInvalidIdentity
+	}
+	return nil
+}
+
+// tokenIdentity is the e-mail (only a verified one) and name the token offers.
+func tokenIdentity(p *auth.Principal) (email string, name *string) {
+	if p.EmailVerified {
+		email = cleanEmail(p.Email)
+	}
+	return email, cleanName(p.Name)
+}
+
+// refresh makes the stored customer c follow the token's e-mail and name, writing
+// only when they changed (so an unchanged caller's read writes nothing).
+func (s *Service) refresh(db *gorm.DB, p *auth.Principal, c *models.Customer) (*models.Customer, error) {
+	email, name := tokenIdentity(p)
+	changed := false
+	if email != "" && email != c.Email {
+		c.Email, changed = email, true
+	}
+	if name != nil && (c.Name == nil || *c.Name != *name) {
+		c.Name, changed = name, true
+	}
+	if changed {
+		if err := db.Select("email", "email_hash", "name", "updated_at").Updates(c).Error; err != nil {
+			return nil, fmt.Errorf("customers: provision: %w", err)
+		}
+	}
+	return c, nil
 }
 
 // Lookup returns the principal's customer without creating one, or nil when they have

@@ -786,8 +786,19 @@ func TestPlansOfAListAreLoadedInOneQuery(t *testing.T) {
 			planQueries.Add(1)
 		}
 	}))
-	resp := s.gql(tok, `{ me { subscriptions { id plan { id name interval } } } }`, nil)
-	require.Empty(t, resp.Errors)
-	require.Len(t, resp.Data["me"].(map[string]any)["subscriptions"], 5)
+	// The staff's list goes through the plan loader: one query for the five.
+	resp := s.gql(s.token("pia-support", "support"),
+		`query($e: String) { adminCustomers(email: $e) { edges { node { subscriptions { id plan { id name interval } } } } } }`,
+		map[string]any{"e": "pia@example.com"})
+	require.Empty(t, resp.Errors, resp.Raw)
+	edges := resp.Data["adminCustomers"].(map[string]any)["edges"].([]any)
+	require.Len(t, edges, 1)
+	require.Len(t, edges[0].(map[string]any)["node"].(map[string]any)["subscriptions"], 5)
 	require.EqualValues(t, 1, planQueries.Load(), "one batched plan query for five subscriptions")
+
+	// me reads the plans in its own statement (TestMeIsOneStatementOfTheCallersOwnRows): no plan query at all.
+	resp = s.gql(tok, `{ me { subscriptions { id plan { id name interval } } } }`, nil)
+	require.Empty(t, resp.Errors, resp.Raw)
+	require.Len(t, resp.Data["me"].(map[string]any)["subscriptions"], 5)
+	require.EqualValues(t, 1, planQueries.Load(), "me asked for no plan on its own")
 }

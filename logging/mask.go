@@ -41,9 +41,13 @@ func IsSensitiveKey(key string) bool {
 			return true
 		}
 	}
-	norm := strings.NewReplacer("_", "", "-", "", ".", "", " ", "").Replace(k)
-	return sensitiveKeyNames[norm]
+	return sensitiveKeyNames[keySeparators.Replace(k)]
 }
+
+// keySeparators drops what sensitiveKeyNames are written without. Built once: a
+// Replacer is safe for concurrent use, and building one per key cost every logged
+// attribute (each request's access line) an allocation-heavy setup.
+var keySeparators = strings.NewReplacer("_", "", "-", "", ".", "", " ", "")
 
 // maskAttr masks a's value when its key is sensitive (hidden: it sits under a
 // sensitive group), and masks secrets inside any text it carries otherwise.

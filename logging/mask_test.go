@@ -140,3 +140,17 @@ func TestRequestIDIsAddedAfterMasking(t *testing.T) {
 	New(&buf, slog.LevelInfo).InfoContext(WithRequestID(context.Background(), "req-1"), "x")
 	require.Contains(t, buf.String(), `"request_id":"req-1"`)
 }
+
+// BenchmarkIsSensitiveKeyAccessLine is IsSensitiveKey over the keys of the access
+// line every request logs at INFO (httpserver.Observe). Figures: docs/incoming/h-read.md.
+func BenchmarkIsSensitiveKeyAccessLine(b *testing.B) {
+	keys := []string{"method", "route", "status", "bytes", "duration_ms"}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, k := range keys {
+			if IsSensitiveKey(k) {
+				b.Fatal(k)
+			}
+		}
+	}
+}

@@ -16,4 +16,8 @@ type Customer struct {
 	StripeCustomerID *string
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+	// Subscriptions, when not nil, are the customer's subscriptions as Customer.
+	// subscriptions lists them, read with the customer in one statement for this
+	// request only; nil means not read (never stored, never cached).
+	Subscriptions []*Subscription `gorm:"-" json:"-"`
 }

@@ -71,6 +71,9 @@ type Subscription struct {
 	ProviderEventSeq *int64
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+	// Plan, when not nil, is the plan of PlanID, read with the subscription in one
+	// statement for this request only; nil means not read (never stored, never cached).
+	Plan *Plan `gorm:"-" json:"-"`
 }
 
 // PaymentStatus is the outcome of one invoice's payment, as Stripe reports it.

@@ -14,6 +14,9 @@ import (
 )
 
 func (r *customerResolver) Subscriptions(ctx context.Context, obj *models.Customer) ([]*models.Subscription, error) {
+	if obj.Subscriptions != nil {
+		return obj.Subscriptions, nil
+	}
 	return r.customerSubscriptions(ctx, obj.ID)
 }
 
@@ -21,6 +24,9 @@ func (r *queryResolver) Me(ctx context.Context) (*models.Customer, error) {
 	p, err := auth.RequireAuthenticated(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if selectsSubscriptions(ctx) {
+		return r.Subscriptions.Me(ctx, p)
 	}
 	return r.Customers.Provision(ctx, p)
 }

@@ -63,6 +63,9 @@ func (r *queryResolver) Subscription(ctx context.Context, id string) (*models.Su
 }
 
 func (r *subscriptionResolver) Plan(ctx context.Context, obj *models.Subscription) (*models.Plan, error) {
+	if obj.Plan != nil && obj.Plan.ID == obj.PlanID {
+		return obj.Plan, nil
+	}
 	return r.plan(ctx, obj.PlanID)
 }
 

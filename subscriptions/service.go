@@ -38,6 +38,7 @@ type Gateway interface {
 type Customers interface {
 	Provision(ctx context.Context, p *auth.Principal) (*models.Customer, error)
 	Lookup(ctx context.Context, p *auth.Principal) (*models.Customer, error)
+	ProvisionRead(ctx context.Context, p *auth.Principal, row *customers.Row) (*models.Customer, error)
 }
 
 // Config holds the service's policy knobs.

@@ -1,0 +1,156 @@
+package subscriptions
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/customers"
+	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/paging"
+	"github.com/scoville/scoville/sealing"
+)
+
+// meStatement reads the principal's customer, their newest subscriptions (as
+// ForCustomer orders and bounds them) and each one's plan with its product, in one
+// statement: one round trip and one snapshot. The subscriptions are found through
+// the customer row the token's identity selects, so no other customer's row can
+// appear; an erased customer's identity is no token's, so their row never does.
+var meStatement = "SELECT " + customers.RowColumns + `,
+	s.id, s.plan_id, s.status, s.stripe_subscription_id, s.stripe_item_id, s.current_period_start,
+	s.current_period_end, s.cancel_at_period_end, s.paused_until, s.shipping_address, s.provider_updated_at,
+	s.provider_event_seq, s.created_at, s.updated_at,
+	p.id, p.product_id, p.billing_interval, p.amount, p.currency, p.trial_days, p.stripe_price_id, p.active,
+	p.created_at, p.updated_at,
+	pr.name, pr.description, pr.stripe_product_id, pr.active, pr.created_at, pr.updated_at
+FROM customers AS c
+LEFT JOIN LATERAL (SELECT * FROM subscriptions WHERE subscriptions.customer_id = c.id
+	ORDER BY subscriptions.created_at DESC, subscriptions.id DESC LIMIT ?) AS s ON true
+LEFT JOIN plans AS p ON p.id = s.plan_id
+LEFT JOIN products AS pr ON pr.id = p.product_id
+WHERE c.issuer = ? AND c.subject = ?
+ORDER BY s.created_at DESC, s.id DESC`
+
+// meRow is one row of meStatement past the customer's columns; every column is
+// nullable (a customer without subscriptions gives one row of NULLs).
+type meRow struct {
+	id, planID, status                              sql.NullString
+	stripeSubscriptionID, stripeItemID              *string
+	periodStart, periodEnd, pausedUntil, providerAt *time.Time
+	cancelAtPeriodEnd                               sql.NullBool
+	address                                         []byte
+	providerSeq                                     *int64
+	createdAt, updatedAt                            sql.NullTime
+	planRowID, productID, interval, currency        sql.NullString
+	amount, trialDays                               sql.NullInt64
+	stripePriceID                                   *string
+	planActive                                      sql.NullBool
+	planCreatedAt, planUpdatedAt                    sql.NullTime
+	productName, productDescription                 sql.NullString
+	stripeProductID                                 *string
+	productActive                                   sql.NullBool
+	productCreatedAt, productUpdatedAt              sql.NullTime
+}
+
+func (r *meRow) targets() []any {
+	return []any{&r.id, &r.planID, &r.status, &r.stripeSubscriptionID, &r.stripeItemID, &r.periodStart,
+		&r.periodEnd, &r.cancelAtPeriodEnd, &r.pausedUntil, &r.address, &r.providerAt,
+		&r.providerSeq, &r.createdAt, &r.updatedAt,
+		&r.planRowID, &r.productID, &r.interval, &r.amount, &r.currency, &r.trialDays, &r.stripePriceID, &r.planActive,
+		&r.planCreatedAt, &r.planUpdatedAt,
+		&r.productName, &r.productDescription, &r.stripeProductID, &r.productActive, &r.productCreatedAt, &r.productUpdatedAt}
+}
+
+// Me returns the principal's customer, provisioned as customers.Provision does
+// (created on first sight, e-mail and name following the token, written only when
+// they changed), with Subscriptions set to their newest subscriptions (ForCustomer's
+// order and bound), each with its Plan (active or retired) and the plan's product.
+// A customer seen for the first time is returned without Subscriptions set (the
+// caller reads them as for any customer).
+func (s *Service) Me(ctx context.Context, p *auth.Principal) (*models.Customer, error) {
+	db := s.db.WithContext(ctx)
+	rows, err := db.Raw(meStatement, paging.MaxList, p.Issuer, p.Subject).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions: me: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var (
+		row   *customers.Row
+		subs  = []*models.Subscription{}
+		plans = map[string]*models.Plan{}
+	)
+	for rows.Next() {
+		var c customers.Row
+		var m meRow
+		if err := rows.Scan(append(c.Targets(), m.targets()...)...); err != nil {
+			return nil, fmt.Errorf("subscriptions: me: %w", err)
+		}
+		if row == nil {
+			row = &c
+		}
+		if !m.id.Valid {
+			continue
+		}
+		sub, err := m.subscription(s, c.ID(), plans)
+		if err != nil {
+			return nil, fmt.Errorf("subscriptions: me: %w", err)
+		}
+		subs = append(subs, sub)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("subscriptions: me: %w", err)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("subscriptions: me: %w", err)
+	}
+	c, err := s.customers.ProvisionRead(ctx, p, row)
+	if err != nil || row == nil {
+		return c, err
+	}
+	c.Subscriptions = subs
+	return c, nil
+}
+
+// subscription builds the row's subscription of customerID with its shipping
+// address opened, and its plan (one object per plan id) when the plan row exists.
+func (m *meRow) subscription(s *Service, customerID string, plans map[string]*models.Plan) (*models.Subscription, error) {
+	sub := &models.Subscription{
+		ID: m.id.String, CustomerID: customerID, PlanID: m.planID.String, Status: models.SubscriptionStatus(m.status.String),
+		StripeSubscriptionID: m.stripeSubscriptionID, StripeItemID: m.stripeItemID,
+		CurrentPeriodStart: m.periodStart, CurrentPeriodEnd: m.periodEnd, CancelAtPeriodEnd: m.cancelAtPeriodEnd.Bool,
+		PausedUntil: m.pausedUntil, ProviderUpdatedAt: m.providerAt, ProviderEventSeq: m.providerSeq,
+		CreatedAt: m.createdAt.Time, UpdatedAt: m.updatedAt.Time,
+	}
+	if len(m.address) > 0 {
+		plain, err := sealing.OpenColumn(s.db, "subscriptions", "shipping_address", sub.ID, m.address)
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(plain, &sub.ShippingAddress); err != nil {
+			return nil, fmt.Errorf("subscriptions.shipping_address of row %s: decode: %w", sub.ID, err)
+		}
+	}
+	if !m.planRowID.Valid {
+		return sub, nil
+	}
+	if plan, ok := plans[m.planRowID.String]; ok {
+		sub.Plan = plan
+		return sub, nil
+	}
+	plan := &models.Plan{
+		ID: m.planRowID.String, ProductID: m.productID.String, Interval: models.BillingInterval(m.interval.String),
+		Amount: m.amount.Int64, Currency: m.currency.String, TrialDays: int(m.trialDays.Int64), StripePriceID: m.stripePriceID,
+		Active: m.planActive.Bool, CreatedAt: m.planCreatedAt.Time, UpdatedAt: m.planUpdatedAt.Time,
+		Product: models.Product{
+			ID: m.productID.String, Name: m.productName.String, Description: m.productDescription.String,
+			StripeProductID: m.stripeProductID, Active: m.productActive.Bool,
+			CreatedAt: m.productCreatedAt.Time, UpdatedAt: m.productUpdatedAt.Time,
+		},
+	}
+	plans[plan.ID] = plan
+	sub.Plan = plan
+	return sub, nil
+}
