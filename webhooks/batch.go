@@ -37,7 +37,8 @@ const (
 	// requests, so no single request's context may cancel it.
 	batchTimeout = 10 * time.Second
 	// DefaultRemembered is how many stored event ids the route remembers, so that a
-	// repeat delivery of one is answered without a database round trip (about 6 MB).
+	// repeat delivery of one is answered without a database round trip. The set
+	// grows as ids arrive: an idle or read-only process holds none.
 	DefaultRemembered = 1 << 16
 )
 
@@ -100,13 +101,14 @@ func newBatcher(db *gorm.DB, queue *jobs.Client, committers, maxBatch int) *batc
 // stored, needs no write: the row exists and rows of webhook_events are never
 // deleted. A forgotten or never-seen id just takes the database path.
 type remembered struct {
-	ids  map[string]struct{}
-	ring []string // insertion order, for eviction
-	next int
+	ids      map[string]struct{}
+	ring     []string // insertion order, for eviction; grows to capacity as ids arrive
+	capacity int
+	next     int
 }
 
 func newRemembered(capacity int) remembered {
-	return remembered{ids: make(map[string]struct{}, capacity), ring: make([]string, max(capacity, 1))}
+	return remembered{ids: make(map[string]struct{}), capacity: max(capacity, 1)}
 }
 
 func (r *remembered) has(id string) bool {
@@ -118,12 +120,14 @@ func (r *remembered) add(id string) {
 	if r.has(id) {
 		return
 	}
-	if old := r.ring[r.next]; old != "" {
-		delete(r.ids, old)
-	}
-	r.ring[r.next] = id
 	r.ids[id] = struct{}{}
-	r.next = (r.next + 1) % len(r.ring)
+	if len(r.ring) < r.capacity {
+		r.ring = append(r.ring, id)
+		return
+	}
+	delete(r.ids, r.ring[r.next])
+	r.ring[r.next] = id
+	r.next = (r.next + 1) % r.capacity
 }
 
 // store queues one delivery and waits for its batch. It reports whether the event

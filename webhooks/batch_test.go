@@ -638,6 +638,11 @@ func TestRememberedForgetsTheOldest(t *testing.T) {
 	if len(r.ids) != 2 {
 		t.Errorf("%d ids held, want 2", len(r.ids))
 	}
+	r.add("d")
+	r.add("e")
+	if r.has("b") || r.has("c") || !r.has("d") || !r.has("e") || len(r.ids) != 2 {
+		t.Errorf("after d, e: %d ids held, want only d and e", len(r.ids))
+	}
 }
 
 // A delivery that finds every committer busy marks the route saturated; one that
