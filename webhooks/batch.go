@@ -12,10 +12,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/sealing"
+	"github.com/scoville/scoville/tracing"
 )
 
 // Group commit. Under load most of an acknowledgement's cost is per transaction
@@ -53,6 +55,7 @@ type delivery struct {
 	ev   envelope
 	body []byte
 	done chan outcome // buffered: the committer never waits for the request
+	span trace.Span   // the request's; the batch's span links to it
 }
 
 // arrived is a delivery with its rank of arrival in its batch, from 1.
@@ -142,7 +145,7 @@ func (b *batcher) store(ctx context.Context, ev envelope, body []byte) (bool, er
 		b.mu.Unlock()
 		return false, nil
 	}
-	d := &delivery{ev: ev, body: body, done: make(chan outcome, 1)}
+	d := &delivery{ev: ev, body: body, done: make(chan outcome, 1), span: trace.SpanFromContext(ctx)}
 	b.pending = append(b.pending, d)
 	if b.running < b.committers {
 		b.running++
@@ -274,6 +277,12 @@ func (b *batcher) write(batch []*delivery) (map[string]bool, error) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
+	causes := make([]trace.Span, len(distinct))
+	for i, d := range distinct {
+		causes[i] = d.span
+	}
+	ctx, endSpan := tracing.StartLinked(ctx, "webhooks.store_batch", causes)
+	defer endSpan()
 	inserted := make(map[string]bool, n)
 	err := b.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		sqlTx, err := jobs.SQLTx(tx)
