@@ -85,13 +85,14 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	// Traces: nil when no OTLP endpoint is set, and then nothing is instrumented.
 	// Closed last, so that the spans of the workers' last jobs are flushed.
 	tp := o.tracerProvider
-	if tp == nil {
-		var shutdown func(context.Context) error
-		if tp, shutdown, err = tracing.FromEnv(ctx, logger); err != nil {
+	if tp == nil && cfg.Traces {
+		sdk, err := tracing.FromEnv(ctx, logger)
+		if err != nil {
 			return nil, err
 		}
+		tp = sdk
 		a.onClose(func() {
-			if err := tracing.Shutdown(shutdown, 5*time.Second); err != nil {
+			if err := tracing.Shutdown(sdk, 5*time.Second); err != nil {
 				logger.Warn("traces not flushed at exit", "error", err)
 			}
 		})

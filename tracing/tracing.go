@@ -14,7 +14,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -38,42 +37,22 @@ const ServiceName = "scoville"
 // context (the traceparent and tracestate headers or metadata keys).
 var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
 
-// Enabled reports whether the environment asks for traces: an OTLP endpoint is set
-// (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT), and neither
-// OTEL_SDK_DISABLED=true nor OTEL_TRACES_EXPORTER=none turns them off.
-func Enabled(getenv func(string) string) bool {
-	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
-		return false
-	}
-	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")), "none") {
-		return false
-	}
-	return strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) != "" ||
-		strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_ENDPOINT")) != ""
-}
-
 // FromEnv builds the tracer provider the OTEL_* variables describe: spans batched
-// and sent over OTLP/HTTP to the endpoint, sampled as OTEL_TRACES_SAMPLER says
-// (default: parent-based, always on). When Enabled is false it returns a nil
-// provider and a shutdown that does nothing: no span is recorded or sent. The
-// shutdown flushes the spans still queued, within ctx.
-func FromEnv(ctx context.Context, logger *slog.Logger) (trace.TracerProvider, func(context.Context) error, error) {
-	noop := func(context.Context) error { return nil }
-	if !Enabled(os.Getenv) {
-		return nil, noop, nil
-	}
+// and sent over OTLP/HTTP to the endpoint they name, sampled as
+// OTEL_TRACES_SAMPLER says (default: parent-based, always on). Call it only when
+// config.Config.Traces is set; without it nothing is instrumented and no span is
+// recorded. Shutdown flushes it at exit.
+func FromEnv(ctx context.Context, logger *slog.Logger) (*sdktrace.TracerProvider, error) {
 	exporter, err := otlptracehttp.New(ctx)
 	if err != nil {
-		// The exporter's errors name variables, not their values.
-		return nil, noop, fmt.Errorf("tracing: OTEL_EXPORTER_OTLP_* is malformed: %w", err)
+		return nil, fmt.Errorf("tracing: the OTEL_EXPORTER_OTLP_* variables are malformed: %w", err)
 	}
 	// The SDK reports export failures to otel's global handler, which would print
 	// them with the standard logger; they go to the product's log instead.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		logger.Warn("traces not exported", "error", err)
 	}))
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(Resource(ctx)))
-	return tp, tp.Shutdown, nil
+	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(Resource(ctx))), nil
 }
 
 // Resource describes this process: the SDK's default attributes and those of
@@ -90,12 +69,12 @@ func Resource(ctx context.Context) *resource.Resource {
 	return res
 }
 
-// Shutdown runs shutdown with a bound of grace, so that an unreachable collector
-// cannot hold the process at exit.
-func Shutdown(shutdown func(context.Context) error, grace time.Duration) error {
+// Shutdown flushes tp's queued spans and stops it, within grace, so that an
+// unreachable collector cannot hold the process at exit.
+func Shutdown(tp *sdktrace.TracerProvider, grace time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	return shutdown(ctx)
+	return tp.Shutdown(ctx)
 }
 
 // ChildTracer is the tracer of the span in ctx, when that span is recording: a
