@@ -18,6 +18,7 @@ import (
 
 	"github.com/scoville/scoville/app"
 	"github.com/scoville/scoville/gateway/stripefake"
+	"github.com/scoville/scoville/notifications"
 	"github.com/scoville/scoville/tracing"
 	"github.com/scoville/scoville/webhooks"
 )
@@ -269,4 +270,62 @@ func TestTracingOffLeavesNoTraceContext(t *testing.T) {
 	require.Zero(t, s.count(`SELECT count(*) FROM river_job WHERE jsonb_exists(metadata, 'traceparent')`))
 	require.NotZero(t, s.count(`SELECT count(*) FROM river_job`))
 	require.Empty(t, global.spans())
+}
+
+// TestTraceCanary runs the log canary's flows with tracing on and looks for the
+// personal data, tokens and secrets they used in every span: its name, attributes,
+// events, links, status and resource. There must be none: spans carry names and
+// ids, never values.
+func TestTraceCanary(t *testing.T) {
+	t.Parallel()
+	rec := newSpanRecorder(t)
+	fake := newFakeStripe(t)
+	a := newTestApp(t, appOptions{
+		env:  map[string]string{"STRIPE_API_BASE": fake.URL, "STRIPE_SECRET_KEY": canaryStripeKey},
+		jobs: true,
+		options: []app.Option{app.WithStripeTimeouts(300*time.Millisecond, 2*time.Second),
+			app.WithJobRetryPolicy(fastRetry{}), app.WithTracerProvider(rec.tp)},
+	})
+	canaries := canaryScenario(t, a, fake)
+	rec.await(t, "river.work/"+notifications.SendArgs{}.Kind())
+	require.Eventually(t, func() bool {
+		return a.count(`SELECT count(*) FROM river_job WHERE state IN ('available', 'running')`) == 0
+	}, 20*time.Second, 20*time.Millisecond)
+
+	spans := rec.spans()
+	// The scan looks at spans of every kind.
+	for _, prefix := range []string{"mutation", "query", "Mutation.createSubscription", "Query.me", "stripe POST /v1/",
+		"SELECT ", "INSERT ", "UPDATE ", "POST /webhooks/stripe", "webhooks.store_batch", "river.insert_many", "river.work/"} {
+		require.NotEmpty(t, rec.named(prefix), "no span %q: %s", prefix, spanNames(spans))
+	}
+	for _, s := range spans {
+		text := strings.ToLower(spanText(s))
+		for _, c := range canaries {
+			require.NotContains(t, text, strings.ToLower(c), "span %q leaks a canary value: %s", s.Name, text)
+		}
+	}
+}
+
+// spanText is everything a span shows an operator, as text.
+func spanText(s tracetest.SpanStub) string {
+	var b strings.Builder
+	kvs := func(list []attribute.KeyValue) {
+		for _, kv := range list {
+			b.WriteString(" " + string(kv.Key) + "=" + kv.Value.Emit())
+		}
+	}
+	b.WriteString(s.Name + " status=" + s.Status.Description)
+	kvs(s.Attributes)
+	for _, e := range s.Events {
+		b.WriteString(" event=" + e.Name)
+		kvs(e.Attributes)
+	}
+	for _, l := range s.Links {
+		kvs(l.Attributes)
+	}
+	if s.Resource != nil {
+		kvs(s.Resource.Attributes())
+	}
+	b.WriteString(" scope=" + s.InstrumentationScope.Name)
+	return b.String()
 }
