@@ -151,6 +151,7 @@ func TestTraceOfOneSubscribe(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, resolver, spanNames(inTrace))
+	require.NotContains(t, spanNames(inTrace), "Subscription.id", "a field read from a loaded struct gets no span")
 	require.NotZero(t, stripeCalls, spanNames(inTrace))
 	require.NotZero(t, statements, spanNames(inTrace))
 	require.Contains(t, spanNames(inTrace), "stripe POST /v1/subscriptions")
