@@ -312,7 +312,7 @@ func spanText(s tracetest.SpanStub) string {
 	var b strings.Builder
 	kvs := func(list []attribute.KeyValue) {
 		for _, kv := range list {
-			b.WriteString(" " + string(kv.Key) + "=" + kv.Value.Emit())
+			b.WriteString(" " + string(kv.Key) + "=" + kv.Value.String())
 		}
 	}
 	b.WriteString(s.Name + " status=" + s.Status.Description)
