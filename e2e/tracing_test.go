@@ -166,6 +166,27 @@ func TestTraceOfOneSubscribe(t *testing.T) {
 		}
 	}
 	require.True(t, withPlaceholder)
+
+	// A nested field's resolver runs after its parent's returned: its span, and its
+	// SQL under it, still belong to the operation's trace.
+	resp = a.gql(token, `query Mine { me { subscriptions { id plan { name } } } }`, nil)
+	require.Empty(t, resp.Errors, resp.Raw)
+	mine := rec.await(t, "query Mine")[0]
+	var nested *tracetest.SpanStub
+	for _, s := range rec.named("Customer.subscriptions") {
+		if s.SpanContext.TraceID() == mine.SpanContext.TraceID() {
+			nested = &s
+		}
+	}
+	require.NotNil(t, nested, spanNames(rec.spans()))
+	require.Equal(t, mine.SpanContext.SpanID(), nested.Parent.SpanID())
+	var nestedSQL int
+	for _, s := range rec.spans() {
+		if s.Parent.SpanID() == nested.SpanContext.SpanID() {
+			nestedSQL++
+		}
+	}
+	require.NotZero(t, nestedSQL, "the nested resolver's statements are its children")
 }
 
 // newTracedHookShop is newHookShop's shop with its spans recorded by rec.

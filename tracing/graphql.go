@@ -69,6 +69,7 @@ func (g *GraphQL) InterceptResponse(ctx context.Context, next graphql.ResponseHa
 	ctx, span := g.tracer.Start(ctx, name,
 		trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
 	defer span.End()
+	ctx = context.WithValue(ctx, operationSpanKey{}, span)
 	resp := next(ctx)
 	if resp != nil && len(resp.Errors) > 0 {
 		code, _ := resp.Errors[0].Extensions["code"].(string)
@@ -78,17 +79,23 @@ func (g *GraphQL) InterceptResponse(ctx context.Context, next graphql.ResponseHa
 	return resp
 }
 
+// operationSpanKey holds the operation's span in its context.
+type operationSpanKey struct{}
+
 // InterceptField wraps a field resolved by a resolver method in a span named
-// Type.field; other fields (read from a struct already loaded) get none.
+// Type.field, a child of the operation's span: a nested field is resolved after its
+// parent field's resolver returned, so the operation is the one span that is still
+// open. Other fields (read from a struct already loaded) get none.
 func (g *GraphQL) InterceptField(ctx context.Context, next graphql.Resolver) (any, error) {
 	fc := graphql.GetFieldContext(ctx)
 	if fc == nil || !fc.IsResolver || fc.Field.Field == nil {
 		return next(ctx)
 	}
-	if !trace.SpanFromContext(ctx).IsRecording() {
+	op, ok := ctx.Value(operationSpanKey{}).(trace.Span)
+	if !ok || !op.IsRecording() {
 		return next(ctx)
 	}
-	ctx, span := g.tracer.Start(ctx, fc.Object+"."+fc.Field.Name, trace.WithAttributes(
+	ctx, span := g.tracer.Start(trace.ContextWithSpan(ctx, op), fc.Object+"."+fc.Field.Name, trace.WithAttributes(
 		attribute.String("graphql.field.parent_type", fc.Object),
 		attribute.String("graphql.field.name", fc.Field.Name),
 	))
