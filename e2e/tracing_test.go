@@ -249,6 +249,20 @@ func TestTraceFollowsAWebhookToItsJobAndOut(t *testing.T) {
 		}
 	}
 	require.True(t, reached, "the request's span does not lead to job %d's; work spans: %d", jobID, len(applied))
+	// And that job's span links to the request's directly.
+	require.Eventually(t, func() bool {
+		for _, w := range rec.named("river.work/" + webhooks.ProcessArgs{}.Kind()) {
+			if id, _ := attr(w, "river.job_id"); id.AsInt64() != jobID {
+				continue
+			}
+			for _, l := range w.Links {
+				if l.SpanContext.SpanID() == request.SpanContext.SpanID() {
+					return true
+				}
+			}
+		}
+		return false
+	}, 10*time.Second, 20*time.Millisecond, "job %d's span has no link to the request's", jobID)
 
 	// The outgoing webhook's traceparent names its delivery job's span.
 	ships := r.of("shipment.created")

@@ -18,7 +18,7 @@ import (
 // recording span carries that span's W3C trace context in its metadata
 // (traceparent), under a child span of the insert; a job is worked in a root span
 // linked to the span that inserted it, since it may run long after, in another
-// process. Spans carry the job's kind, queue, attempt and id; never its arguments,
+// process, and to the span its metadata names as its cause (CauseMetadata). Spans carry the job's kind, queue, attempt and id; never its arguments,
 // nor its error's text. Safe for concurrent use.
 type River struct {
 	river.MiddlewareDefaults
@@ -68,7 +68,7 @@ func (m *River) Work(ctx context.Context, job *rivertype.JobRow, doInner func(co
 			attribute.Int64("river.job_id", job.ID),
 		),
 	}
-	if sc := insertedBy(job.Metadata); sc.IsValid() {
+	for _, sc := range insertedBy(job.Metadata) {
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
 	}
 	ctx, span := m.tracer.Start(ctx, "river.work/"+job.Kind, opts...)
@@ -121,21 +121,56 @@ func withTraceContext(metadata []byte, carrier propagation.MapCarrier) []byte {
 	return out
 }
 
-// insertedBy is the span context a job's metadata names, or an invalid one.
-func insertedBy(metadata []byte) trace.SpanContext {
+// causeKey is the metadata key of a job's cause (CauseMetadata).
+const causeKey = "tracecause"
+
+// CauseMetadata is job metadata that names traceparent as the job's cause: the
+// job's span links to it, besides the span that inserted the job. For a job
+// inserted far from its cause (a batch job handing out one job per event).
+func CauseMetadata(traceparent string) []byte {
+	b, err := json.Marshal(map[string]string{causeKey: traceparent})
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// TraceParent is span's context as a W3C traceparent, when span is recording;
+// otherwise "".
+func TraceParent(span trace.Span) string {
+	if span == nil || !span.IsRecording() {
+		return ""
+	}
+	carrier := propagation.MapCarrier{}
+	Propagator.Inject(trace.ContextWithSpan(context.Background(), span), carrier)
+	return carrier.Get("traceparent")
+}
+
+// insertedBy is the valid span contexts a job's metadata names: the span that
+// inserted it, then its cause.
+func insertedBy(metadata []byte) []trace.SpanContext {
 	if len(metadata) == 0 {
-		return trace.SpanContext{}
+		return nil
 	}
 	var meta struct {
 		TraceParent string `json:"traceparent"`
 		TraceState  string `json:"tracestate"`
+		Cause       string `json:"tracecause"`
 	}
-	if err := json.Unmarshal(metadata, &meta); err != nil || meta.TraceParent == "" {
-		return trace.SpanContext{}
+	if err := json.Unmarshal(metadata, &meta); err != nil {
+		return nil
 	}
-	carrier := propagation.MapCarrier{"traceparent": meta.TraceParent}
-	if meta.TraceState != "" {
-		carrier["tracestate"] = meta.TraceState
+	var out []trace.SpanContext
+	for _, c := range []propagation.MapCarrier{
+		{"traceparent": meta.TraceParent, "tracestate": meta.TraceState},
+		{"traceparent": meta.Cause},
+	} {
+		if c["traceparent"] == "" {
+			continue
+		}
+		if sc := trace.SpanContextFromContext(Propagator.Extract(context.Background(), c)); sc.IsValid() {
+			out = append(out, sc)
+		}
 	}
-	return trace.SpanContextFromContext(Propagator.Extract(context.Background(), carrier))
+	return out
 }

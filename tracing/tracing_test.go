@@ -78,18 +78,33 @@ func TestJobMetadataCarriesTheInsertingSpan(t *testing.T) {
 	meta := withTraceContext([]byte(`{"river:unique": true, "note": "kept"}`), carrier)
 	require.Contains(t, string(meta), `"note":"kept"`)
 	require.Contains(t, string(meta), `"river:unique":true`)
-	require.Equal(t, span.SpanContext().SpanID(), insertedBy(meta).SpanID())
-	require.Equal(t, span.SpanContext().TraceID(), insertedBy(meta).TraceID())
+	require.Equal(t, []trace.SpanContext{span.SpanContext()}, withoutRemote(insertedBy(meta)))
 
 	fresh := withTraceContext(nil, carrier)
-	require.Equal(t, span.SpanContext().SpanID(), insertedBy(fresh).SpanID())
+	require.Equal(t, []trace.SpanContext{span.SpanContext()}, withoutRemote(insertedBy(fresh)))
+
+	// A job inserted far from its cause names it too: both are linked.
+	_, cause := tp.Tracer("test").Start(context.Background(), "request")
+	caused := withTraceContext(CauseMetadata(TraceParent(cause)), carrier)
+	require.Equal(t, []trace.SpanContext{span.SpanContext(), cause.SpanContext()}, withoutRemote(insertedBy(caused)))
+	cause.End()
+	require.Empty(t, TraceParent(cause), "an ended span is no cause")
 
 	for _, odd := range []string{`[1,2]`, `"x"`, `not json`} {
 		require.Equal(t, odd, string(withTraceContext([]byte(odd), carrier)))
 	}
-	for _, none := range []string{``, `{}`, `{"traceparent": "00-zz"}`, `{"traceparent": 7}`, `[`} {
-		require.False(t, insertedBy([]byte(none)).IsValid(), none)
+	for _, none := range []string{``, `{}`, `{"traceparent": "00-zz"}`, `{"traceparent": 7}`, `[`, `{"tracecause": "x"}`} {
+		require.Empty(t, insertedBy([]byte(none)), none)
 	}
 	require.Equal(t, `{}`, string(withTraceContext([]byte(`{}`), propagation.MapCarrier{})), "no span: unchanged")
 	require.True(t, strings.HasPrefix(carrier.Get("traceparent"), "00-"))
+}
+
+// withoutRemote clears the remote flag extraction sets, to compare span contexts.
+func withoutRemote(scs []trace.SpanContext) []trace.SpanContext {
+	out := make([]trace.SpanContext, len(scs))
+	for i, sc := range scs {
+		out[i] = sc.WithRemote(false)
+	}
+	return out
 }

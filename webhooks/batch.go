@@ -277,11 +277,12 @@ func (b *batcher) write(batch []*delivery) (map[string]bool, error) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	causes := make([]trace.Span, len(distinct))
+	requests := make([]trace.Span, len(distinct))
+	spans := make(map[string]trace.Span, len(distinct)) // by provider event id
 	for i, d := range distinct {
-		causes[i] = d.span
+		requests[i], spans[d.ev.ID] = d.span, d.span
 	}
-	ctx, endSpan := tracing.StartLinked(ctx, "webhooks.store_batch", causes)
+	ctx, endSpan := tracing.StartLinked(ctx, "webhooks.store_batch", requests)
 	defer endSpan()
 	inserted := make(map[string]bool, n)
 	err := b.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -316,6 +317,7 @@ func (b *batcher) write(batch []*delivery) (map[string]bool, error) {
 		}
 		defer rows.Close()
 		newIDs := make([]string, 0, n)
+		var causes map[string]string // row id -> the storing request's traceparent
 		for rows.Next() {
 			var id, providerID string
 			if err := rows.Scan(&id, &providerID); err != nil {
@@ -323,6 +325,12 @@ func (b *batcher) write(batch []*delivery) (map[string]bool, error) {
 			}
 			inserted[providerID] = true
 			newIDs = append(newIDs, id)
+			if tp := tracing.TraceParent(spans[providerID]); tp != "" {
+				if causes == nil {
+					causes = map[string]string{}
+				}
+				causes[id] = tp
+			}
 		}
 		if err := rows.Err(); err != nil {
 			return err
@@ -332,7 +340,7 @@ func (b *batcher) write(batch []*delivery) (map[string]bool, error) {
 		}
 		// One job for the batch (EnqueueArgs), which hands each event its own later.
 		// The fast variant skips reading the job row back: nothing here needs it.
-		count, err := b.queue.InsertManyFastTx(ctx, sqlTx, []river.InsertManyParams{{Args: EnqueueArgs{EventIDs: newIDs}}})
+		count, err := b.queue.InsertManyFastTx(ctx, sqlTx, []river.InsertManyParams{{Args: EnqueueArgs{EventIDs: newIDs, Causes: causes}}})
 		if err != nil {
 			return err
 		}
