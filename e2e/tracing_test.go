@@ -303,7 +303,8 @@ func TestTracingOffLeavesNoTraceContext(t *testing.T) {
 	ships := r.of("shipment.created")
 	require.Len(t, ships, 1)
 	require.Empty(t, ships[0].header.Get("traceparent"))
-	require.Zero(t, s.count(`SELECT count(*) FROM river_job WHERE jsonb_exists(metadata, 'traceparent')`))
+	require.Zero(t, s.count(`SELECT count(*) FROM river_job WHERE jsonb_exists(metadata, 'traceparent')
+		OR jsonb_exists(metadata, 'tracecause') OR jsonb_exists(args, 'causes')`))
 	require.NotZero(t, s.count(`SELECT count(*) FROM river_job`))
 	require.Empty(t, global.spans())
 }
