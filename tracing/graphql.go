@@ -46,13 +46,11 @@ func (g *GraphQL) InterceptResponse(ctx context.Context, next graphql.ResponseHa
 	opType, opName := "unknown", ""
 	if graphql.HasOperationContext(ctx) {
 		oc := graphql.GetOperationContext(ctx)
-		// Without a validated operation the name is unchecked client text.
+		// Without a validated operation the name is unchecked client text; with one
+		// it is the document's name of the operation run, a GraphQL Name.
 		if oc.Operation != nil {
 			opType = string(oc.Operation.Operation)
-			opName = oc.OperationName
-			if opName == "" {
-				opName = oc.Operation.Name
-			}
+			opName = oc.Operation.Name
 			if len(opName) > maxOperationName {
 				opName = opName[:maxOperationName]
 			}

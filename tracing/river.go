@@ -17,9 +17,10 @@ import (
 // River this module uses do not propagate trace context): a job inserted inside a
 // recording span carries that span's W3C trace context in its metadata
 // (traceparent), under a child span of the insert; a job is worked in a root span
-// linked to the span that inserted it, since it may run long after, in another
-// process, and to the span its metadata names as its cause (CauseMetadata). Spans carry the job's kind, queue, attempt and id; never its arguments,
-// nor its error's text. Safe for concurrent use.
+// linked to the span that inserted it (it may run long after, in another process)
+// and to the span its metadata names as its cause (CauseMetadata). Spans carry the
+// job's kind, queue, attempt and id; never its arguments, nor its error's text.
+// Safe for concurrent use.
 type River struct {
 	river.MiddlewareDefaults
 	tracer trace.Tracer
