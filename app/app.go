@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/audit"
@@ -42,6 +43,7 @@ import (
 	"github.com/scoville/scoville/ratelimit"
 	"github.com/scoville/scoville/resolvers"
 	"github.com/scoville/scoville/subscriptions"
+	"github.com/scoville/scoville/tracing"
 	"github.com/scoville/scoville/webhooks"
 )
 
@@ -80,9 +82,34 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 		}
 	}()
 
+	// Traces: nil when no OTLP endpoint is set, and then nothing is instrumented.
+	// Closed last, so that the spans of the workers' last jobs are flushed.
+	tp := o.tracerProvider
+	if tp == nil && cfg.Traces {
+		sdk, err := tracing.FromEnv(ctx, logger)
+		if err != nil {
+			return nil, err
+		}
+		tp = sdk
+		a.onClose(func() {
+			if err := tracing.Shutdown(sdk, 5*time.Second); err != nil {
+				logger.Warn("traces not flushed at exit", "error", err)
+			}
+		})
+	}
+	var riverMiddleware []rivertype.Middleware
+	if tp != nil {
+		riverMiddleware = append(riverMiddleware, tracing.NewRiver(tp))
+	}
+
 	db, err := openDB(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
+	}
+	if tp != nil {
+		if err := db.Use(tracing.SQL{}); err != nil {
+			return nil, err
+		}
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
@@ -137,7 +164,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 
 	// Two River clients on one pool: the inserter, which the services that enqueue
 	// and the workers take in their constructors, and the client that works the queue.
-	queue, err := jobs.NewInserter(db, cfg.JobMaxAttempts, logger)
+	queue, err := jobs.NewInserter(db, cfg.JobMaxAttempts, logger, riverMiddleware...)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +219,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 		WebhookWorkers: cfg.WebhookWorkers, DefaultWorkers: cfg.JobWorkers,
 		PollInterval: cfg.JobPollInterval, MaxAttempts: cfg.JobMaxAttempts,
 		RetryPolicy: o.jobRetry, RescueStuckJobsAfter: o.rescueStuckAfter, JobTimeout: o.jobTimeout,
-		Periodic: periodic,
+		Periodic: periodic, Middleware: riverMiddleware,
 	}, logger)
 	if err != nil {
 		return nil, err
@@ -257,6 +284,10 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 		}
 		logger.Info("persisted-documents mode: customers and anonymous callers run only the manifest's documents", "documents", persisted.Len())
 	}
+	extensions := []graphql.HandlerExtension{graph.NewMetrics(reg), limiter.GraphQL()}
+	if tp != nil {
+		extensions = append([]graphql.HandlerExtension{tracing.NewGraphQL(tp)}, extensions...)
+	}
 	gql := graph.NewHandler(graph.HandlerConfig{
 		Resolvers:     root,
 		MaxComplexity: cfg.GraphQLMaxComplexity,
@@ -267,7 +298,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 		Introspection: !cfg.IsProduction(),
 		Logger:        logger,
 		OnForbidden:   audit.NewRefusals(db, logger, reg).Record,
-		Extensions:    []graphql.HandlerExtension{graph.NewMetrics(reg), limiter.GraphQL()},
+		Extensions:    extensions,
 		Live: &graph.LiveConfig{
 			Hub: liveUpdates, Verifier: verifier, AllowedOrigins: cfg.CORSAllowedOrigins, Address: ratelimit.AddressKey,
 			InitTimeout: o.live.InitTimeout, PingInterval: o.live.PingInterval, ReadLimit: o.live.ReadLimit,
@@ -291,8 +322,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	// life); its own bounds apply (graph.LiveConfig). Keep request deadlines off it.
 	graphqlSockets := httpserver.Observe("graphql_live", logger, httpMetrics, limiter.PerAddress(ratelimit.ScopeAddress, gql))
 	mux.Handle("/graphql", graph.SplitUpgrades(httpserver.WebSocketUpgrade, graphqlSockets, graphqlRequests))
-	mux.Handle("POST /webhooks/stripe", httpserver.Observe("webhooks", logger, httpMetrics,
-		limiter.PerAddress(ratelimit.ScopeWebhook, inbox)))
+	var webhookRoute http.Handler = limiter.PerAddress(ratelimit.ScopeWebhook, inbox)
+	if tp != nil {
+		webhookRoute = tracing.Handler(tp, "POST /webhooks/stripe", webhookRoute)
+	}
+	mux.Handle("POST /webhooks/stripe", httpserver.Observe("webhooks", logger, httpMetrics, webhookRoute))
 	mux.Handle("GET /healthz", httpserver.Observe("healthz", logger, httpMetrics, httpserver.Healthz()))
 	mux.Handle("GET /readyz", httpserver.Observe("readyz", logger, httpMetrics,
 		httpserver.Readyz(func(ctx context.Context) error { return database.Ping(ctx, db) }, logger)))

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/scoville/scoville/notifications"
 	"github.com/scoville/scoville/subscriptions"
@@ -30,6 +31,7 @@ type options struct {
 	beforeEraseLookup       func()
 	webhookRootCAs          *x509.CertPool
 	live                    LiveLimits
+	tracerProvider          trace.TracerProvider
 }
 
 // LiveLimits are the live-update bounds and timings; a zero field keeps the default
@@ -110,4 +112,10 @@ func WithBeforeEraseLookup(hook func()) Option {
 // verifies (a test receiver's), instead of the system's.
 func WithWebhookRootCAs(pool *x509.CertPool) Option {
 	return func(o *options) { o.webhookRootCAs = pool }
+}
+
+// WithTracerProvider records traces on tp (a test's in-memory exporter) instead of
+// the provider the OTEL_* variables describe.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracerProvider = tp }
 }

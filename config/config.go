@@ -113,6 +113,11 @@ type Config struct {
 	// public (a receiver inside the brand's own network), written like
 	// TRUSTED_PROXIES. Empty: public addresses only.
 	WebhookTargetAllowedCIDRs []netip.Prefix
+	// Traces is whether the standard OTEL_* variables ask for traces: an OTLP
+	// endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT)
+	// is set, and neither OTEL_SDK_DISABLED=true nor OTEL_TRACES_EXPORTER=none turns
+	// them off. The exporter reads the variables themselves (package tracing).
+	Traces bool
 	// RateLimitAddress is RATE_LIMIT_ADDRESS_PER_MINUTE (1..1,000,000), default
 	// 1200: /graphql requests from one client address, whoever the caller.
 	RateLimitAddress int
@@ -279,6 +284,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	c.TrustedProxies = l.prefixes("TRUSTED_PROXIES")
 	c.WebhookTargetAllowedCIDRs = l.prefixes("WEBHOOK_TARGET_ALLOWED_CIDRS")
+	c.Traces = l.traces()
 	c.RateLimitAddress, _ = l.intIn("RATE_LIMIT_ADDRESS_PER_MINUTE", 1200, 1, 1_000_000)
 	c.RateLimitQueries, _ = l.intIn("RATE_LIMIT_QUERIES_PER_MINUTE", 300, 1, 1_000_000)
 	c.RateLimitMutations, _ = l.intIn("RATE_LIMIT_MUTATIONS_PER_MINUTE", 60, 1, 1_000_000)

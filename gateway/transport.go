@@ -5,8 +5,16 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/scoville/scoville/tracing"
 )
 
 // callTrace records what happened on the wire during one gateway call, because
@@ -72,16 +80,53 @@ func (tt *tracingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	return res, nil
 }
 
-// send is one request on the wire, timed until its headers arrive.
+// send is one request on the wire, timed until its headers arrive, and inside a
+// recording span (package tracing) a span of its own named after its method and
+// endpoint pattern: no id, query, body or header goes in it but Stripe's Request-Id.
 func (tt *tracingTransport) send(req *http.Request) (*http.Response, error) {
 	start := time.Now()
+	span := startSpan(req)
 	res, err := tt.next.RoundTrip(req)
 	status := 0
 	if err == nil {
 		status = res.StatusCode
 	}
 	tt.metrics.observeRequest(req, status, time.Since(start))
+	if span != nil {
+		endSpan(span, res, status)
+	}
 	return res, err
+}
+
+func startSpan(req *http.Request) trace.Span {
+	tracer, ok := tracing.ChildTracer(req.Context())
+	if !ok {
+		return nil
+	}
+	endpoint := EndpointPattern(req.URL.Path)
+	method := requestMethod(req.Method)
+	_, span := tracer.Start(req.Context(), "stripe "+method+" "+endpoint, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("http.request.method", method),
+			attribute.String("url.template", endpoint),
+			attribute.String("server.address", req.URL.Hostname()),
+		))
+	return span
+}
+
+func endSpan(span trace.Span, res *http.Response, status int) {
+	defer span.End()
+	if res == nil {
+		span.SetStatus(codes.Error, "no answer")
+		return
+	}
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	if id := res.Header.Get("Request-Id"); strings.HasPrefix(id, "req_") && len(id) <= 64 {
+		span.SetAttributes(attribute.String("stripe.request_id", id))
+	}
+	if status >= 400 {
+		span.SetStatus(codes.Error, strconv.Itoa(status))
+	}
 }
 
 // tracedBody marks a body that broke off mid-read (a timeout or reset after the

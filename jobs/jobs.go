@@ -59,6 +59,8 @@ type Config struct {
 	JobTimeout time.Duration
 	// Periodic jobs, such as maintenance, started by the elected leader only.
 	Periodic []*river.PeriodicJob
+	// Middleware runs around every insert and every job worked (tracing).
+	Middleware []rivertype.Middleware
 }
 
 // Recovery after a process dies. River hands a job that is still `running` to
@@ -116,6 +118,7 @@ func NewClient(db *gorm.DB, workers *river.Workers, cfg Config, logger *slog.Log
 		RescueStuckJobsAfter: rescue,
 		JobTimeout:           timeout,
 		PeriodicJobs:         cfg.Periodic,
+		Middleware:           cfg.Middleware,
 		Logger:               quiet(logger),
 	})
 	if err != nil {
@@ -126,13 +129,14 @@ func NewClient(db *gorm.DB, workers *river.Workers, cfg Config, logger *slog.Log
 
 // NewInserter builds a client that only enqueues: for commands and tools that must
 // add work without running it. maxAttempts is stamped on each job it inserts (zero:
-// the default), so it must agree with the working client's.
-func NewInserter(db *gorm.DB, maxAttempts int, logger *slog.Logger) (*Client, error) {
+// the default), so it must agree with the working client's. middleware runs around
+// every insert.
+func NewInserter(db *gorm.DB, maxAttempts int, logger *slog.Logger, middleware ...rivertype.Middleware) (*Client, error) {
 	sqlDB, err := db.DB()
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	c, err := river.NewClient(riverdatabasesql.New(sqlDB), &river.Config{MaxAttempts: orDefault(maxAttempts, DefaultMaxAttempts), Logger: quiet(logger)})
+	c, err := river.NewClient(riverdatabasesql.New(sqlDB), &river.Config{MaxAttempts: orDefault(maxAttempts, DefaultMaxAttempts), Middleware: middleware, Logger: quiet(logger)})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/scoville/scoville/tracing"
 )
 
 // RetrySchedule is the wait after each failed attempt (API.md); after the last
@@ -198,6 +200,9 @@ func (w *DeliverWorker) send(ctx context.Context, ep *endpointRow, msg *messageR
 	req.Header.Set("webhook-id", msg.ID)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
 	req.Header.Set("webhook-signature", sig)
+	// The delivery job's trace context, when traces are on: the receiver can join
+	// its own spans to this attempt.
+	tracing.Inject(req)
 	start := time.Now()
 	resp, err := w.client.Do(req)
 	if err != nil {

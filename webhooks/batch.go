@@ -12,10 +12,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/sealing"
+	"github.com/scoville/scoville/tracing"
 )
 
 // Group commit. Under load most of an acknowledgement's cost is per transaction
@@ -54,6 +56,7 @@ type delivery struct {
 	ev   envelope
 	body []byte
 	done chan outcome // buffered: the committer never waits for the request
+	span trace.Span   // the request's; the batch's span links to it
 }
 
 // arrived is a delivery with its rank of arrival in its batch, from 1.
@@ -146,7 +149,7 @@ func (b *batcher) store(ctx context.Context, ev envelope, body []byte) (bool, er
 		b.mu.Unlock()
 		return false, nil
 	}
-	d := &delivery{ev: ev, body: body, done: make(chan outcome, 1)}
+	d := &delivery{ev: ev, body: body, done: make(chan outcome, 1), span: trace.SpanFromContext(ctx)}
 	b.pending = append(b.pending, d)
 	if b.running < b.committers {
 		b.running++
@@ -278,6 +281,13 @@ func (b *batcher) write(batch []*delivery) (map[string]bool, error) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
+	requests := make([]trace.Span, len(distinct))
+	spans := make(map[string]trace.Span, len(distinct)) // by provider event id
+	for i, d := range distinct {
+		requests[i], spans[d.ev.ID] = d.span, d.span
+	}
+	ctx, endSpan := tracing.StartLinked(ctx, "webhooks.store_batch", requests)
+	defer endSpan()
 	inserted := make(map[string]bool, n)
 	err := b.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		sqlTx, err := jobs.SQLTx(tx)
@@ -311,6 +321,7 @@ func (b *batcher) write(batch []*delivery) (map[string]bool, error) {
 		}
 		defer rows.Close()
 		newIDs := make([]string, 0, n)
+		var causes map[string]string // row id -> the storing request's traceparent
 		for rows.Next() {
 			var id, providerID string
 			if err := rows.Scan(&id, &providerID); err != nil {
@@ -318,6 +329,12 @@ func (b *batcher) write(batch []*delivery) (map[string]bool, error) {
 			}
 			inserted[providerID] = true
 			newIDs = append(newIDs, id)
+			if tp := tracing.TraceParent(spans[providerID]); tp != "" {
+				if causes == nil {
+					causes = map[string]string{}
+				}
+				causes[id] = tp
+			}
 		}
 		if err := rows.Err(); err != nil {
 			return err
@@ -327,7 +344,7 @@ func (b *batcher) write(batch []*delivery) (map[string]bool, error) {
 		}
 		// One job for the batch (EnqueueArgs), which hands each event its own later.
 		// The fast variant skips reading the job row back: nothing here needs it.
-		count, err := b.queue.InsertManyFastTx(ctx, sqlTx, []river.InsertManyParams{{Args: EnqueueArgs{EventIDs: newIDs}}})
+		count, err := b.queue.InsertManyFastTx(ctx, sqlTx, []river.InsertManyParams{{Args: EnqueueArgs{EventIDs: newIDs, Causes: causes}}})
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/tracing"
 )
 
 // EnqueueArgs is the one job a batch of new events is stored with; it gives each
@@ -18,6 +19,9 @@ import (
 // waits for the answer, was about half of PostgreSQL's work on the route.
 type EnqueueArgs struct {
 	EventIDs []string `json:"eventIds"` // webhook_events.id
+	// Causes is, when traces are on, the traceparent of the request that stored
+	// each event, by id: its event job's span links to it (package tracing).
+	Causes map[string]string `json:"causes,omitempty"`
 }
 
 // Kind names the job in River.
@@ -80,6 +84,9 @@ func (w *EnqueueWorker) enqueue(ctx context.Context, job *river.Job[EnqueueArgs]
 	params := make([]river.InsertManyParams, len(job.Args.EventIDs))
 	for i, id := range job.Args.EventIDs {
 		params[i] = river.InsertManyParams{Args: ProcessArgs{EventID: id}}
+		if cause := job.Args.Causes[id]; cause != "" {
+			params[i].InsertOpts = &river.InsertOpts{Metadata: tracing.CauseMetadata(cause)}
+		}
 	}
 	return w.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		sqlTx, err := jobs.SQLTx(tx)

@@ -1,0 +1,368 @@
+package e2e
+
+import (
+	"context"
+	"crypto/x509"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/scoville/scoville/app"
+	"github.com/scoville/scoville/gateway/stripefake"
+	"github.com/scoville/scoville/notifications"
+	"github.com/scoville/scoville/tracing"
+	"github.com/scoville/scoville/webhooks"
+)
+
+// spanRecorder is a tracer provider that keeps every ended span in memory.
+type spanRecorder struct {
+	tp  *sdktrace.TracerProvider
+	exp *tracetest.InMemoryExporter
+}
+
+func newSpanRecorder(t *testing.T) *spanRecorder {
+	t.Helper()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return &spanRecorder{tp: tp, exp: exp}
+}
+
+func (r *spanRecorder) spans() tracetest.SpanStubs { return r.exp.GetSpans() }
+
+// named is the spans whose name starts with prefix.
+func (r *spanRecorder) named(prefix string) tracetest.SpanStubs {
+	var out tracetest.SpanStubs
+	for _, s := range r.spans() {
+		if strings.HasPrefix(s.Name, prefix) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// await waits until a span named with prefix has ended, and returns those.
+func (r *spanRecorder) await(t *testing.T, prefix string) tracetest.SpanStubs {
+	t.Helper()
+	require.Eventually(t, func() bool { return len(r.named(prefix)) > 0 }, 20*time.Second, 20*time.Millisecond,
+		"no span %q; spans: %s", prefix, spanNames(r.spans()))
+	return r.named(prefix)
+}
+
+func spanNames(spans tracetest.SpanStubs) string {
+	names := make([]string, len(spans))
+	for i, s := range spans {
+		names[i] = s.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func attr(s tracetest.SpanStub, key string) (attribute.Value, bool) {
+	for _, kv := range s.Attributes {
+		if string(kv.Key) == key {
+			return kv.Value, true
+		}
+	}
+	return attribute.Value{}, false
+}
+
+// caused is every span reachable from the span from: its descendants in its trace,
+// and the spans linked to any of them (a job linked to the span that inserted it,
+// a batch linked to the requests it stored), and so on.
+func (r *spanRecorder) caused(from trace.SpanContext) tracetest.SpanStubs {
+	spans := r.spans()
+	seen := map[trace.SpanID]bool{from.SpanID(): true}
+	queue := []trace.SpanID{from.SpanID()}
+	var out tracetest.SpanStubs
+	for len(queue) > 0 {
+		id := queue[0]
+		queue = queue[1:]
+		for _, s := range spans {
+			if seen[s.SpanContext.SpanID()] {
+				continue
+			}
+			follows := s.Parent.SpanID() == id
+			for _, l := range s.Links {
+				follows = follows || l.SpanContext.SpanID() == id
+			}
+			if follows {
+				seen[s.SpanContext.SpanID()] = true
+				queue = append(queue, s.SpanContext.SpanID())
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// One subscribe through the real GraphQL handler against stripe-mock is one trace:
+// the operation's root span, the resolver's, the Stripe calls (named by method and
+// endpoint) and the SQL statements (with placeholders), all children of it.
+func TestTraceOfOneSubscribe(t *testing.T) {
+	t.Parallel()
+	rec := newSpanRecorder(t)
+	a := newTestApp(t, appOptions{options: []app.Option{app.WithTracerProvider(rec.tp)}})
+	a.seed()
+	token := a.token("trace-subscriber")
+	resp := a.gql(token, `mutation Subscribe($input: CreateSubscriptionInput!) {
+		createSubscription(input: $input) { subscription { id } userErrors { code } } }`,
+		map[string]any{"input": map[string]any{"planId": mildMonthly, "idempotencyKey": "trace-subscribe-1",
+			"shippingAddress": map[string]any{"name": "Tia Trace", "line1": "3 Root Span Road", "city": "Traceburg", "postalCode": "10115", "country": "DE"}}})
+	require.Empty(t, resp.Errors, resp.Raw)
+	require.Empty(t, userErrorCodes(resp.Data["createSubscription"].(map[string]any)), resp.Raw)
+
+	ops := rec.await(t, "mutation Subscribe")
+	require.Len(t, ops, 1)
+	op := ops[0]
+	require.False(t, op.Parent.IsValid(), "the operation is the root of its trace")
+	typ, _ := attr(op, "graphql.operation.type")
+	name, _ := attr(op, "graphql.operation.name")
+	require.Equal(t, "mutation", typ.AsString())
+	require.Equal(t, "Subscribe", name.AsString())
+
+	var inTrace tracetest.SpanStubs
+	for _, s := range rec.spans() {
+		if s.SpanContext.TraceID() == op.SpanContext.TraceID() {
+			inTrace = append(inTrace, s)
+		}
+	}
+	var resolver, stripeCalls, statements int
+	for _, s := range inTrace {
+		switch {
+		case s.Name == "Mutation.createSubscription":
+			resolver++
+			require.Equal(t, op.SpanContext.SpanID(), s.Parent.SpanID())
+		case strings.HasPrefix(s.Name, "stripe "):
+			stripeCalls++
+			tmpl, _ := attr(s, "url.template")
+			require.True(t, strings.HasPrefix(tmpl.AsString(), "/v1/"), s.Name)
+			require.NotContains(t, s.Name, "cus_", "ids are not in the name")
+		case func() bool { _, ok := attr(s, "db.query.text"); return ok }():
+			statements++
+		}
+	}
+	require.Equal(t, 1, resolver, spanNames(inTrace))
+	require.NotContains(t, spanNames(inTrace), "Subscription.id", "a field read from a loaded struct gets no span")
+	require.NotZero(t, stripeCalls, spanNames(inTrace))
+	require.NotZero(t, statements, spanNames(inTrace))
+	require.Contains(t, spanNames(inTrace), "stripe POST /v1/subscriptions")
+
+	// Placeholders, never values: the subscriber's idempotency key went into SQL as a
+	// parameter.
+	var withPlaceholder bool
+	for _, s := range inTrace {
+		if text, ok := attr(s, "db.query.text"); ok {
+			require.NotContains(t, text.AsString(), "trace-subscribe-1")
+			withPlaceholder = withPlaceholder || strings.Contains(text.AsString(), "$1")
+		}
+	}
+	require.True(t, withPlaceholder)
+
+	// A nested field's resolver runs after its parent's returned: its span, and its
+	// SQL under it, still belong to the operation's trace.
+	resp = a.gql(token, `query Mine { me { subscriptions { id plan { name } } } }`, nil)
+	require.Empty(t, resp.Errors, resp.Raw)
+	mine := rec.await(t, "query Mine")[0]
+	var nested *tracetest.SpanStub
+	for _, s := range rec.named("Customer.subscriptions") {
+		if s.SpanContext.TraceID() == mine.SpanContext.TraceID() {
+			nested = &s
+		}
+	}
+	require.NotNil(t, nested, spanNames(rec.spans()))
+	require.Equal(t, mine.SpanContext.SpanID(), nested.Parent.SpanID())
+	var nestedSQL int
+	for _, s := range rec.spans() {
+		if s.Parent.SpanID() == nested.SpanContext.SpanID() {
+			nestedSQL++
+		}
+	}
+	require.NotZero(t, nestedSQL, "the nested resolver's statements are its children")
+}
+
+// newTracedHookShop is newHookShop's shop with its spans recorded by rec.
+func newTracedHookShop(t *testing.T, rec *spanRecorder, r *hookReceiver) *shop {
+	t.Helper()
+	fake := stripefake.New()
+	t.Cleanup(fake.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(r.srv.Certificate())
+	a := newTestApp(t, appOptions{
+		env:  map[string]string{"STRIPE_API_BASE": fake.URL},
+		jobs: true,
+		options: []app.Option{app.WithStripeTimeouts(300*time.Millisecond, 2*time.Second),
+			app.WithMailer(&recordingMailer{}), app.WithJobRetryPolicy(fastRetry{}), app.WithWebhookRootCAs(pool),
+			app.WithTracerProvider(rec.tp)},
+	})
+	a.seedAt(fake.URL)
+	fake.SetNewSubscriptionStatus("active")
+	return &shop{testApp: a, stripe: fake}
+}
+
+// A signed webhook's request span leads, through the links River's jobs carry, to
+// the span of the job that applied its event; the outgoing webhook that event
+// caused carries the traceparent of its delivery job's span.
+func TestTraceFollowsAWebhookToItsJobAndOut(t *testing.T) {
+	t.Parallel()
+	rec := newSpanRecorder(t)
+	r := newHookReceiver(t)
+	s := newTracedHookShop(t, rec, r)
+	admin := s.token("trace-admin", "admin")
+	resp, payload := s.createEndpoint(admin, r.srv.URL+"/3pl", "trace-ep", "shipment.created")
+	require.Empty(t, resp.Errors, resp.Raw)
+	require.Empty(t, userErrorCodes(payload), resp.Raw)
+
+	p := &person{subject: "trace-hooks", email: "tess.trace@trace.example", name: "Tess Trace", street: "1 Span Street", city: "Linkton"}
+	s.enrol(p, 1)
+	s.awaitOutbox()
+
+	// The job that applied the event.
+	var eventRowID string
+	require.NoError(t, s.db.Raw(`SELECT id FROM webhook_events WHERE provider_event_id = ?`, p.event).Scan(&eventRowID).Error)
+	var jobID int64
+	require.NoError(t, s.db.Raw(`SELECT id FROM river_job WHERE kind = ? AND args->>'eventId' = ?`,
+		webhooks.ProcessArgs{}.Kind(), eventRowID).Scan(&jobID).Error)
+	require.NotZero(t, jobID)
+	applied := rec.await(t, "river.work/"+webhooks.ProcessArgs{}.Kind())
+
+	var request *tracetest.SpanStub
+	for _, req := range rec.named("POST /webhooks/stripe") {
+		status, _ := attr(req, "http.response.status_code")
+		if status.AsInt64() == 200 {
+			request = &req
+		}
+	}
+	require.NotNil(t, request, spanNames(rec.spans()))
+	var reached bool
+	for _, c := range rec.caused(request.SpanContext) {
+		if id, ok := attr(c, "river.job_id"); ok && id.AsInt64() == jobID && strings.HasPrefix(c.Name, "river.work/") {
+			reached = true
+		}
+	}
+	require.True(t, reached, "the request's span does not lead to job %d's; work spans: %d", jobID, len(applied))
+	// And that job's span links to the request's directly.
+	require.Eventually(t, func() bool {
+		for _, w := range rec.named("river.work/" + webhooks.ProcessArgs{}.Kind()) {
+			if id, _ := attr(w, "river.job_id"); id.AsInt64() != jobID {
+				continue
+			}
+			for _, l := range w.Links {
+				if l.SpanContext.SpanID() == request.SpanContext.SpanID() {
+					return true
+				}
+			}
+		}
+		return false
+	}, 10*time.Second, 20*time.Millisecond, "job %d's span has no link to the request's", jobID)
+
+	// The outgoing webhook's traceparent names its delivery job's span.
+	ships := r.of("shipment.created")
+	require.Len(t, ships, 1)
+	parent := ships[0].header.Get("traceparent")
+	sc := trace.SpanContextFromContext(tracing.Propagator.Extract(context.Background(),
+		propagation.MapCarrier{"traceparent": parent}))
+	require.True(t, sc.IsValid(), "traceparent %q", parent)
+	var delivery *tracetest.SpanStub
+	for _, d := range rec.await(t, "river.work/") {
+		if d.SpanContext.SpanID() == sc.SpanID() && d.SpanContext.TraceID() == sc.TraceID() {
+			delivery = &d
+		}
+	}
+	require.NotNil(t, delivery, "no span %s", parent)
+	queue, _ := attr(*delivery, "messaging.destination.name")
+	require.Equal(t, "outbox", queue.AsString())
+}
+
+// With no OTLP endpoint tracing is off: the same flows record no span (not even
+// through otel's global provider) and leave no trace context in job metadata nor
+// in outgoing webhooks.
+func TestTracingOffLeavesNoTraceContext(t *testing.T) {
+	t.Parallel()
+	global := newSpanRecorder(t)
+	otel.SetTracerProvider(global.tp)
+	t.Cleanup(func() { otel.SetTracerProvider(noop.NewTracerProvider()) })
+	r := newHookReceiver(t)
+	s := newHookShop(t, r)
+	admin := s.token("untraced-admin", "admin")
+	resp, payload := s.createEndpoint(admin, r.srv.URL+"/3pl", "untraced-ep", "shipment.created")
+	require.Empty(t, resp.Errors, resp.Raw)
+	require.Empty(t, userErrorCodes(payload), resp.Raw)
+	p := &person{subject: "untraced", email: "una.untraced@trace.example", name: "Una Untraced", street: "2 Quiet Lane", city: "Darkton"}
+	s.enrol(p, 1)
+	s.awaitOutbox()
+
+	ships := r.of("shipment.created")
+	require.Len(t, ships, 1)
+	require.Empty(t, ships[0].header.Get("traceparent"))
+	require.Zero(t, s.count(`SELECT count(*) FROM river_job WHERE jsonb_exists(metadata, 'traceparent')
+		OR jsonb_exists(metadata, 'tracecause') OR jsonb_exists(args, 'causes')`))
+	require.NotZero(t, s.count(`SELECT count(*) FROM river_job`))
+	require.Empty(t, global.spans())
+}
+
+// TestTraceCanary runs the log canary's flows with tracing on and looks for the
+// personal data, tokens and secrets they used in every span: its name, attributes,
+// events, links, status and resource. There must be none: spans carry names and
+// ids, never values.
+func TestTraceCanary(t *testing.T) {
+	t.Parallel()
+	rec := newSpanRecorder(t)
+	fake := newFakeStripe(t)
+	a := newTestApp(t, appOptions{
+		env:  map[string]string{"STRIPE_API_BASE": fake.URL, "STRIPE_SECRET_KEY": canaryStripeKey},
+		jobs: true,
+		options: []app.Option{app.WithStripeTimeouts(300*time.Millisecond, 2*time.Second),
+			app.WithJobRetryPolicy(fastRetry{}), app.WithTracerProvider(rec.tp)},
+	})
+	canaries := canaryScenario(t, a, fake)
+	rec.await(t, "river.work/"+notifications.SendArgs{}.Kind())
+	require.Eventually(t, func() bool {
+		return a.count(`SELECT count(*) FROM river_job WHERE state IN ('available', 'running')`) == 0
+	}, 20*time.Second, 20*time.Millisecond)
+
+	spans := rec.spans()
+	// The scan looks at spans of every kind.
+	for _, prefix := range []string{"mutation", "query", "Mutation.createSubscription", "Query.me", "stripe POST /v1/",
+		"SELECT ", "INSERT ", "UPDATE ", "POST /webhooks/stripe", "webhooks.store_batch", "river.insert_many", "river.work/"} {
+		require.NotEmpty(t, rec.named(prefix), "no span %q: %s", prefix, spanNames(spans))
+	}
+	for _, s := range spans {
+		text := strings.ToLower(spanText(s))
+		for _, c := range canaries {
+			require.NotContains(t, text, strings.ToLower(c), "span %q leaks a canary value: %s", s.Name, text)
+		}
+	}
+}
+
+// spanText is everything a span shows an operator, as text.
+func spanText(s tracetest.SpanStub) string {
+	var b strings.Builder
+	kvs := func(list []attribute.KeyValue) {
+		for _, kv := range list {
+			b.WriteString(" " + string(kv.Key) + "=" + kv.Value.String())
+		}
+	}
+	b.WriteString(s.Name + " status=" + s.Status.Description)
+	kvs(s.Attributes)
+	for _, e := range s.Events {
+		b.WriteString(" event=" + e.Name)
+		kvs(e.Attributes)
+	}
+	for _, l := range s.Links {
+		kvs(l.Attributes)
+	}
+	if s.Resource != nil {
+		kvs(s.Resource.Attributes())
+	}
+	b.WriteString(" scope=" + s.InstrumentationScope.Name)
+	return b.String()
+}
