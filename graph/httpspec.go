@@ -33,6 +33,7 @@ type specAnswer struct {
 	requestError bool
 	status       int  // the request error's status, written with its body
 	wrote        bool // the request error's status is written
+	get          bool // the request is a GET
 }
 
 func (w *specAnswer) WriteHeader(code int) {
@@ -43,6 +44,11 @@ func (w *specAnswer) WriteHeader(code int) {
 	w.status = code
 	if code == http.StatusUnprocessableEntity && answersJSON(w.Header()) {
 		w.status = http.StatusOK
+	}
+	if code == http.StatusNotAcceptable && w.get {
+		// gqlgen's GET refuses a mutation with 406; the specification asks for 405.
+		w.status = http.StatusMethodNotAllowed
+		w.Header().Set("Allow", http.MethodPost)
 	}
 }
 
@@ -114,7 +120,8 @@ func answersJSON(h http.Header) bool {
 	return err == nil && mt == "application/json"
 }
 
-// specGET is gqlgen's GET transport with specAnswer's statuses and bodies.
+// specGET is gqlgen's GET transport with specAnswer's statuses and bodies, and
+// 405 (Allow: POST) for a mutation, which it never runs.
 type specGET struct{ transport.GET }
 
 func (t specGET) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
@@ -122,7 +129,7 @@ func (t specGET) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphEx
 		writeNoQuery(w)
 		return
 	}
-	sw := &specAnswer{ResponseWriter: w}
+	sw := &specAnswer{ResponseWriter: w, get: true}
 	t.GET.Do(sw, r, exec)
 	sw.finish()
 }
