@@ -125,13 +125,20 @@ func answersJSON(h http.Header) bool {
 type specGET struct{ transport.GET }
 
 func (t specGET) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	if q := r.URL.Query(); q.Get("query") == "" && q.Get("extensions") == "" {
+	if q := r.URL.Query(); q.Get("query") == "" && !hasPersistedQuery(q.Get("extensions")) {
 		writeNoQuery(w)
 		return
 	}
 	sw := &specAnswer{ResponseWriter: w, get: true}
 	t.GET.Do(sw, r, exec)
 	sw.finish()
+}
+
+// hasPersistedQuery reports whether a GET's extensions parameter carries a
+// persisted query (as the POST transport's check asks of a body's extensions).
+func hasPersistedQuery(extensions string) bool {
+	var ext map[string]any
+	return json.Unmarshal([]byte(extensions), &ext) == nil && ext["persistedQuery"] != nil
 }
 
 // writeNoQuery refuses a request that carries neither a query nor a persisted
