@@ -171,7 +171,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.PersistedDocuments != nil {
 		queries = persistedFirst{docs: cfg.PersistedDocuments, Cache: queries}
 	}
-	srv.Use(extension.AutomaticPersistedQuery{Cache: queries})
+	srv.Use(codedAPQ{extension.AutomaticPersistedQuery{Cache: queries}})
 	if cfg.PersistedDocuments != nil {
 		srv.Use(persistedOnly{docs: cfg.PersistedDocuments})
 	}
