@@ -129,7 +129,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 		if owns, err := ownsTables(ctx, db); err != nil {
 			return nil, err
 		} else if owns {
-			logger.WarnContext(ctx, "the server's database role (DATABASE_URL) owns tables of the schema: "+
+			logger.WarnContext(ctx, "the server's database role (DATABASE_URL) owns tables of the schema, or can act as their owner (a superuser, a member of the owning role): "+
 				"with the server's credentials anyone can alter, disable the triggers of, empty or drop any table, the audit log included. "+
 				"Set DATABASE_MIGRATION_URL to the owner and DATABASE_URL to a role that owns nothing (docs/security.md)")
 		}
@@ -444,11 +444,13 @@ func limitBody(n int64, next http.Handler) http.Handler {
 }
 
 // ownsTables reports whether the role the server connects as owns a table of its
-// schema. A replica given only DATABASE_URL, as a careful rollout runs it, does not.
+// schema or can act as its owner (a superuser, a member of the owning role: either
+// may alter or drop it). A replica given only DATABASE_URL, as a careful rollout
+// runs it, cannot.
 func ownsTables(ctx context.Context, db *gorm.DB) (bool, error) {
 	var owns bool
 	err := db.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
 		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user))`).Scan(&owns).Error
+		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND pg_catalog.pg_has_role(c.relowner, 'MEMBER'))`).Scan(&owns).Error
 	return owns, err
 }

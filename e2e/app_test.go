@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"database/sql"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -87,4 +89,51 @@ func TestProductionWarnsOnlyWhenTheServerOwnsTables(t *testing.T) {
 		"DATABASE_URL": owner, "DATABASE_MIGRATION_URL": "", "MIGRATE_ON_START": "false", "DATA_ENCRYPTION_KEYS": keys,
 	}})
 	require.Contains(t, asOwner.logs.String(), warning, "the schema's owner")
+}
+
+// A role that can act as the tables' owner can alter or drop them as the owner
+// can: a superuser, and a member of the owning role. Production warns for both,
+// not only for the owner itself (here the tables belong to a role that cannot
+// log in, as when the migration job's role is not the cluster's superuser).
+func TestProductionWarnsWhenTheServerCanActAsTheOwner(t *testing.T) {
+	const warning = "owns tables of the schema"
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	owningRole, memberRole := "t_owner_"+suffix, "t_member_"+suffix
+	admin, err := sql.Open("pgx", dbtest.AdminURL(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { // after the database (registered below) is dropped
+		defer admin.Close()
+		for _, role := range []string{memberRole, owningRole} {
+			_, err := admin.Exec(`DROP ROLE IF EXISTS "` + role + `"`)
+			require.NoError(t, err)
+		}
+	})
+	owner, keys := dbtest.NewURL(t, ""), freshDataKeys(t)
+	newTestApp(t, appOptions{env: map[string]string{"DATABASE_URL": owner, "DATA_ENCRYPTION_KEYS": keys}})
+
+	db, err := sql.Open("pgx", owner)
+	require.NoError(t, err)
+	defer db.Close()
+	for _, stmt := range []string{
+		`CREATE ROLE "` + owningRole + `" NOLOGIN`,
+		`CREATE ROLE "` + memberRole + `" LOGIN PASSWORD 'member' IN ROLE "` + owningRole + `"`,
+		`DO $$ DECLARE r record; BEGIN
+			FOR r IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+				WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') LOOP
+				EXECUTE format('ALTER TABLE %I OWNER TO %I', r.relname, '` + owningRole + `');
+			END LOOP; END $$`,
+	} {
+		_, err := db.Exec(stmt)
+		require.NoError(t, err)
+	}
+	member, err := url.Parse(owner)
+	require.NoError(t, err)
+	member.User = url.UserPassword(memberRole, "member")
+
+	for who, dsn := range map[string]string{"the superuser": owner, "a member of the owning role": member.String()} {
+		a := newTestApp(t, appOptions{production: true, env: map[string]string{
+			"DATABASE_URL": dsn, "DATABASE_MIGRATION_URL": "", "MIGRATE_ON_START": "false", "DATA_ENCRYPTION_KEYS": keys,
+		}})
+		require.Contains(t, a.logs.String(), warning, who)
+	}
 }

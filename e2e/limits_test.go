@@ -172,7 +172,8 @@ func TestGraphQLLimitsRefuseBeforeAnyResolver(t *testing.T) {
 		vars, _ := json.Marshal(planInput("limits-get-1"))
 		q := url.Values{"query": {createPlanMutation}, "variables": {string(vars)}}
 		res := a.raw(limitsRequest{method: http.MethodGet, path: "/graphql?" + q.Encode(), token: admin})
-		require.Equal(t, http.StatusNotAcceptable, res.Status, res.Raw)
+		require.Equal(t, http.StatusMethodNotAllowed, res.Status, "GraphQL over HTTP: a mutation over GET is 405: %s", res.Raw)
+		require.Equal(t, http.MethodPost, res.Header.Get("Allow"))
 		require.Contains(t, res.Errors[0].Message, "GET requests only allow query operations")
 		require.Zero(t, a.planRows(), "no plan was created")
 

@@ -5,8 +5,14 @@ import (
 	"context"
 	"sync"
 
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/clientip"
+	"github.com/scoville/scoville/models"
 )
 
 // DefaultAPQPerCaller is how many persisted queries one caller may have in the
@@ -144,4 +150,21 @@ func (c *apqCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.byHash)
+}
+
+// codedAPQ is gqlgen's automatic persisted queries with a code on every refusal:
+// gqlgen's own refusals of a persistedQuery extension it cannot read, of another
+// version, or whose hash is not the sha256 of the query sent with it carry none,
+// and clients branch on extensions.code. They are BAD_REQUEST; the unknown hash
+// keeps its PERSISTED_QUERY_NOT_FOUND, which clients answer by sending the query.
+type codedAPQ struct {
+	extension.AutomaticPersistedQuery
+}
+
+func (a codedAPQ) MutateOperationParameters(ctx context.Context, params *graphql.RawParams) *gqlerror.Error {
+	err := a.AutomaticPersistedQuery.MutateOperationParameters(ctx, params)
+	if err != nil && err.Extensions["code"] == nil {
+		errcode.Set(err, models.CodeBadRequest)
+	}
+	return err
 }

@@ -171,7 +171,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.PersistedDocuments != nil {
 		queries = persistedFirst{docs: cfg.PersistedDocuments, Cache: queries}
 	}
-	srv.Use(extension.AutomaticPersistedQuery{Cache: queries})
+	srv.Use(codedAPQ{extension.AutomaticPersistedQuery{Cache: queries}})
 	if cfg.PersistedDocuments != nil {
 		srv.Use(persistedOnly{docs: cfg.PersistedDocuments})
 	}
@@ -238,7 +238,9 @@ func (t singleJSONPost) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	t.POST.Do(&specAnswer{ResponseWriter: w}, r, exec)
+	sw := &specAnswer{ResponseWriter: w}
+	t.POST.Do(sw, r, exec)
+	sw.finish()
 }
 
 // WriteRequestError answers a request refused before GraphQL could read it, in the

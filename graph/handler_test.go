@@ -257,7 +257,8 @@ func TestRequestShapeIsRefused(t *testing.T) {
 		t.Parallel()
 		e := newTestEndpoint(t, HandlerConfig{})
 		res := e.get(url.Values{"query": {`mutation { deleteMyAccount(input: {confirm: true, idempotencyKey: "k1"}) { deleted } }`}}, customer)
-		require.Equal(t, http.StatusNotAcceptable, res.Status, res.Raw)
+		require.Equal(t, http.StatusMethodNotAllowed, res.Status, res.Raw)
+		require.Equal(t, http.MethodPost, res.Header.Get("Allow"))
 		require.Contains(t, res.Errors[0].Message, "GET requests only allow query operations")
 		require.Zero(t, e.counter.n.Load(), "the mutation's resolver never ran")
 	})
@@ -401,7 +402,7 @@ func TestPersistedQueriesKeepTheLimits(t *testing.T) {
 		_ = e.postAPQ(m, true, nil)
 		before := e.counter.n.Load()
 		res := e.get(url.Values{"extensions": {apqExtensions(m)}}, customer)
-		require.Equal(t, http.StatusNotAcceptable, res.Status, res.Raw)
+		require.Equal(t, http.StatusMethodNotAllowed, res.Status, res.Raw)
 		require.Equal(t, before, e.counter.n.Load())
 	})
 	t.Run("large queries are not kept", func(t *testing.T) {

@@ -117,11 +117,13 @@ func TestARequestWithoutAQueryIs400(t *testing.T) {
 			require.Equal(t, models.CodeBadRequest, res.code())
 			require.NotContains(t, res.Raw, `"data"`)
 		}
-		req := httptest.NewRequest(http.MethodGet, "/graphql?qeury=%7B__typename%7D", nil)
-		req.Header.Set("Accept", accept)
-		res := e.do(req, nil)
-		require.Equal(t, http.StatusBadRequest, res.Status, "GET accepting %q: %s", accept, res.Raw)
-		require.Equal(t, models.CodeBadRequest, res.code())
+		for _, params := range []string{"qeury=%7B__typename%7D", "extensions=%7B%7D", "extensions=%7B%22persistedQuery%22%3Anull%7D"} {
+			req := httptest.NewRequest(http.MethodGet, "/graphql?"+params, nil)
+			req.Header.Set("Accept", accept)
+			res := e.do(req, nil)
+			require.Equal(t, http.StatusBadRequest, res.Status, "GET %s accepting %q: %s", params, accept, res.Raw)
+			require.Equal(t, models.CodeBadRequest, res.code(), "GET %s accepting %q: %s", params, accept, res.Raw)
+		}
 	}
 	require.Zero(t, e.counter.n.Load(), "nothing ran")
 
