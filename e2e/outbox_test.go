@@ -120,6 +120,15 @@ func (s *shop) createEndpoint(token, url, key string, types ...string) (gqlRespo
 		map[string]any{"url": url, "eventTypes": types, "reason": "the 3PL goes live", "idempotencyKey": key}, endpointSelection)
 }
 
+// addEndpoint is createEndpoint that must succeed; it returns the created payload.
+func (s *shop) addEndpoint(token, url, key string, types ...string) map[string]any {
+	s.t.Helper()
+	resp, payload := s.createEndpoint(token, url, key, types...)
+	require.Empty(s.t, resp.Errors, resp.Raw)
+	require.Empty(s.t, userErrorCodes(payload), resp.Raw)
+	return payload
+}
+
 // awaitOutbox waits until no outgoing delivery job is left to run.
 func (s *shop) awaitOutbox() {
 	s.t.Helper()
@@ -138,9 +147,7 @@ func TestOutgoingWebhooksOneMessagePerFactSignedAndErased(t *testing.T) {
 	r := newHookReceiver(t)
 	s := newHookShop(t, r)
 	admin := s.token("ops-admin", "admin")
-	resp, payload := s.createEndpoint(admin, r.srv.URL+"/3pl", "ep-1", "*")
-	require.Empty(t, resp.Errors, resp.Raw)
-	require.Empty(t, userErrorCodes(payload), resp.Raw)
+	payload := s.addEndpoint(admin, r.srv.URL+"/3pl", "ep-1", "*")
 	secret := payload["secret"].(string)
 	require.True(t, strings.HasPrefix(secret, "whsec_"))
 
@@ -195,7 +202,7 @@ func TestOutgoingWebhooksOneMessagePerFactSignedAndErased(t *testing.T) {
 	require.NoError(t, s.db.Raw(`SELECT d.id FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id
 		WHERE m.event_type = 'shipment.created'`).Scan(&deliveryID).Error)
 	support := s.token("ops-support", "support")
-	resp = s.gql(support, `{ webhookDeliveries(status: DELIVERED, first: 10) { edges { node {
+	resp := s.gql(support, `{ webhookDeliveries(status: DELIVERED, first: 10) { edges { node {
 		id messageId eventType status attempts lastStatusCode lastError deliveredAt nextAttemptAt } } } }`, nil)
 	require.Empty(t, resp.Errors, resp.Raw)
 	edges := resp.Data["webhookDeliveries"].(map[string]any)["edges"].([]any)

@@ -217,9 +217,7 @@ func TestTraceFollowsAWebhookToItsJobAndOut(t *testing.T) {
 	r := newHookReceiver(t)
 	s := newTracedHookShop(t, rec, r)
 	admin := s.token("trace-admin", "admin")
-	resp, payload := s.createEndpoint(admin, r.srv.URL+"/3pl", "trace-ep", "shipment.created")
-	require.Empty(t, resp.Errors, resp.Raw)
-	require.Empty(t, userErrorCodes(payload), resp.Raw)
+	s.addEndpoint(admin, r.srv.URL+"/3pl", "trace-ep", "shipment.created")
 
 	p := &person{subject: "trace-hooks", email: "tess.trace@trace.example", name: "Tess Trace", street: "1 Span Street", city: "Linkton"}
 	s.enrol(p, 1)
@@ -293,9 +291,7 @@ func TestTracingOffLeavesNoTraceContext(t *testing.T) {
 	r := newHookReceiver(t)
 	s := newHookShop(t, r)
 	admin := s.token("untraced-admin", "admin")
-	resp, payload := s.createEndpoint(admin, r.srv.URL+"/3pl", "untraced-ep", "shipment.created")
-	require.Empty(t, resp.Errors, resp.Raw)
-	require.Empty(t, userErrorCodes(payload), resp.Raw)
+	s.addEndpoint(admin, r.srv.URL+"/3pl", "untraced-ep", "shipment.created")
 	p := &person{subject: "untraced", email: "una.untraced@trace.example", name: "Una Untraced", street: "2 Quiet Lane", city: "Darkton"}
 	s.enrol(p, 1)
 	s.awaitOutbox()
