@@ -150,3 +150,54 @@ func TestMeAfterErasureShowsNothingOfTheErasedCustomer(t *testing.T) {
 	require.Equal(t, "me-erased@example.com", me["email"], "the token's e-mail, not the erased customer's")
 	require.NotContains(t, res.Raw, f.subscriptionID)
 }
+
+// TestMeAnswersAsTheLoaderDoes: for a customer with more subscriptions than a list
+// holds, several created in the same instant, with addresses, periods, pauses and
+// plans of their own, me's one statement gives the answer staff get for the same
+// customer through the loaders (adminCustomers): the same newest subscriptions, in
+// the same order (ties by id), with the same fields; under two aliases and through
+// @include and @skip too.
+func TestMeAnswersAsTheLoaderDoes(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{})
+	f := a.fixture("price_me_many", "cus_me_many", "sub_me_many")
+	a.issuerSubject(f.customerID, "me-many")
+	retired := a.otherPlan("price_me_many_retired", 5100)
+	require.NoError(t, a.db.Exec(`UPDATE plans SET active = false WHERE id = ?`, retired).Error)
+	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
+	for i := range 30 {
+		plan, status := f.planID, models.SubscriptionActive
+		if i%3 == 0 {
+			plan, status = retired, models.SubscriptionCanceled
+		}
+		id := a.addSubscription(f.customerID, plan, status, t0.Add(time.Duration(i/4)*time.Minute)) // four per instant
+		if i%2 == 0 {
+			require.NoError(t, a.db.Exec(`UPDATE subscriptions SET current_period_end = ?, paused_until = ?, cancel_at_period_end = true WHERE id = ?`,
+				t0.AddDate(0, 1, i), t0.AddDate(0, 0, i), id).Error)
+		}
+	}
+	const fields = `id status cancelAtPeriodEnd currentPeriodEnd pausedUntil createdAt updatedAt
+		shippingAddress { name line1 line2 city postalCode region country }
+		plan { id name description interval active price { amount currency } }`
+	token := a.token("me-many")
+	require.Empty(t, a.gql(token, `{ me { id } }`, nil).Errors) // the token's e-mail, for staff to find
+
+	staff := a.gql(a.token("me-many-support", "support"), `query($email: String) { adminCustomers(email: $email) {
+		edges { node { subscriptions { `+fields+` } } } } }`, map[string]any{"email": "me-many@example.com"})
+	require.Empty(t, staff.Errors, staff.Raw)
+	edges := staff.Data["adminCustomers"].(map[string]any)["edges"].([]any)
+	require.Len(t, edges, 1)
+	want := edges[0].(map[string]any)["node"].(map[string]any)["subscriptions"].([]any)
+	require.Len(t, want, 25, "a list holds the newest 25")
+
+	for _, q := range []string{
+		`{ me { subscriptions { ` + fields + ` } } }`,
+		`{ me { a: subscriptions { id } subscriptions { ` + fields + ` } } }`,
+		`query($yes: Boolean = true, $no: Boolean = false) { me { subscriptions @include(if: $yes) { ` + fields + ` } x: subscriptions @skip(if: $no) { id } } }`,
+		`{ me { ... on Customer { subscriptions { ` + fields + ` } } } }`,
+	} {
+		res := a.gql(token, q, nil)
+		require.Empty(t, res.Errors, res.Raw)
+		require.Equal(t, want, res.Data["me"].(map[string]any)["subscriptions"], q)
+	}
+}

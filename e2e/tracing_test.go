@@ -169,6 +169,7 @@ func TestTraceOfOneSubscribe(t *testing.T) {
 
 	// A nested field's resolver runs after its parent's returned: its span, and its
 	// SQL under it, still belong to the operation's trace.
+	// (me reads the subscriptions with the customer; their payments come after.)
 	resp = a.gql(token, `query Mine { me { subscriptions { id payments(first: 5) { edges { node { id } } } } } }`, nil)
 	require.Empty(t, resp.Errors, resp.Raw)
 	mine := rec.await(t, "query Mine")[0]
@@ -361,4 +362,48 @@ func spanText(s tracetest.SpanStub) string {
 	}
 	b.WriteString(" scope=" + s.InstrumentationScope.Name)
 	return b.String()
+}
+
+// An operation's name is the client's text: a GraphQL Name can spell a Stripe key
+// or id, a snake-cased e-mail address or a card number. Only a plain name (letters
+// and digits, no long run of digits, bounded) goes into a span; any other leaves
+// the operation unnamed there, as the answer is the same.
+func TestTraceKeepsOnlyPlainOperationNames(t *testing.T) {
+	t.Parallel()
+	rec := newSpanRecorder(t)
+	a := newTestApp(t, appOptions{options: []app.Option{app.WithTracerProvider(rec.tp)}})
+	a.seed()
+	token := a.token("trace-names")
+	smuggled := []string{
+		"sk_live_51Canary7kEyOfSomeone",
+		"una_untraced_trace_example",
+		"Card4242424242424242",
+		"Phone4915112345678",
+		"A" + strings.Repeat("b", 64),
+	}
+	for _, name := range smuggled {
+		resp := a.gql(token, "query "+name+" { me { id } }", nil)
+		require.Empty(t, resp.Errors, resp.Raw)
+	}
+	resp := a.gql(token, `query MyOrders2 { me { id } }`, nil)
+	require.Empty(t, resp.Errors, resp.Raw)
+	kept := rec.await(t, "query MyOrders2")
+	name, _ := attr(kept[0], "graphql.operation.name")
+	require.Equal(t, "MyOrders2", name.AsString())
+
+	require.Eventually(t, func() bool { return len(rec.named("query")) == len(smuggled)+1 }, 20*time.Second, 20*time.Millisecond)
+	for _, s := range rec.spans() {
+		text := strings.ToLower(spanText(s))
+		for _, name := range smuggled {
+			require.NotContains(t, text, strings.ToLower(name), "span %q carries the client's name", s.Name)
+		}
+	}
+	require.Len(t, rec.named("query MyOrders2"), 1)
+	for _, s := range rec.named("query") {
+		if s.Name != "query MyOrders2" {
+			require.Equal(t, "query", s.Name)
+			_, named := attr(s, "graphql.operation.name")
+			require.False(t, named)
+		}
+	}
 }

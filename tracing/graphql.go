@@ -10,15 +10,19 @@ import (
 )
 
 // maxOperationName bounds the client's operation name in a span.
-const maxOperationName = 100
+const maxOperationName = 64
+
+// maxOperationDigits bounds a run of digits in an operation name kept in a span:
+// longer runs can spell a card, phone or order number.
+const maxOperationDigits = 4
 
 // GraphQL is a gqlgen handler extension that starts a span per GraphQL operation
 // (a root span: incoming trace headers are not trusted) and a child span per field
 // whose value comes from a resolver method (root fields and fields with their own
 // resolver, which are the ones that may do I/O). Spans carry the operation's type
-// and name and schema names of fields; never the document, its literals, aliases or
-// variables, nor error messages (only their extensions.code). Safe for concurrent
-// use.
+// and plain name (plainName) and schema names of fields; never the document, its
+// literals, aliases or variables, nor error messages (only their extensions.code).
+// Safe for concurrent use.
 type GraphQL struct {
 	tracer trace.Tracer
 }
@@ -47,13 +51,11 @@ func (g *GraphQL) InterceptResponse(ctx context.Context, next graphql.ResponseHa
 	if graphql.HasOperationContext(ctx) {
 		oc := graphql.GetOperationContext(ctx)
 		// Without a validated operation the name is unchecked client text; with one
-		// it is the document's name of the operation run, a GraphQL Name.
+		// it is the document's name of the operation run, a GraphQL Name, still the
+		// client's text: only a plain one is kept.
 		if oc.Operation != nil {
 			opType = string(oc.Operation.Operation)
-			opName = oc.Operation.Name
-			if len(opName) > maxOperationName {
-				opName = opName[:maxOperationName]
-			}
+			opName = plainName(oc.Operation.Name)
 		}
 	}
 	name := opType
@@ -103,6 +105,30 @@ func (g *GraphQL) InterceptField(ctx context.Context, next graphql.Resolver) (an
 		span.SetStatus(codes.Error, "")
 	}
 	return res, err
+}
+
+// plainName is name when it is a plain operation name: letters and digits only,
+// starting with a letter, at most maxOperationName long, no run of more than
+// maxOperationDigits digits. Anything else (an underscore, as in Stripe's keys and
+// ids or a snake-cased e-mail address, a long number) gives "".
+func plainName(name string) string {
+	if len(name) > maxOperationName {
+		return ""
+	}
+	digits := 0
+	for i, r := range name {
+		switch {
+		case r >= '0' && r <= '9' && i > 0:
+			if digits++; digits > maxOperationDigits {
+				return ""
+			}
+		case r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
+			digits = 0
+		default:
+			return ""
+		}
+	}
+	return name
 }
 
 // boundedCode keeps an error code that looks like one of ours (UPPER_SNAKE, short);
