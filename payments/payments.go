@@ -42,6 +42,15 @@ func ForInvoice(tx *gorm.DB, inv gateway.Invoice, sub *models.Subscription) (pay
 	if err != nil {
 		return nil, false, err
 	}
+	pay, isNew = ForInvoiceLocked(pay, inv, sub)
+	return pay, isNew, nil
+}
+
+// ForInvoiceLocked is ForInvoice of a payment the caller locked already in its
+// transaction (Lock of the invoice's stripe_invoice_id; nil: none), so the row is
+// read and locked once.
+func ForInvoiceLocked(locked *models.Payment, inv gateway.Invoice, sub *models.Subscription) (pay *models.Payment, isNew bool) {
+	pay = locked
 	if pay == nil {
 		pay, isNew = &models.Payment{SubscriptionID: sub.ID, CustomerID: sub.CustomerID, StripeInvoiceID: inv.ID}, true
 	}
@@ -51,7 +60,7 @@ func ForInvoice(tx *gorm.DB, inv gateway.Invoice, sub *models.Subscription) (pay
 	if inv.PaymentIntentID != "" {
 		pay.StripePaymentIntentID = &inv.PaymentIntentID
 	}
-	return pay, isNew, nil
+	return pay, isNew
 }
 
 // Save inserts (isNew) or updates pay inside tx: the one place a payment row is

@@ -42,7 +42,11 @@ func (s *Syncer) paymentForCharge(ctx context.Context, tx *gorm.DB, read chargeR
 	if inv.Status != "paid" {
 		return nil, nil
 	}
-	if _, _, err := s.recordPaid(ctx, tx, nil, *inv, sub); err != nil {
+	locked, err := payments.Lock(tx, "stripe_invoice_id = ?", inv.ID)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.recordPaid(ctx, tx, nil, *inv, sub, locked); err != nil {
 		return nil, err
 	}
 	return payments.Lock(tx, "stripe_invoice_id = ?", inv.ID)

@@ -39,8 +39,9 @@ func (s *Syncer) subscriptionFor(ctx context.Context, tx *gorm.DB, stripeSubID s
 // than the payment's last event: then only what is missing is added. A trial's
 // invoice for nothing records no payment and ships nothing (nil payment). A
 // paid period whose invoice credits time a box was already sent for is held as
-// a mismatch too (creditedShipped): recorded, alerted, not shipped.
-func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gateway.Invoice, sub *models.Subscription) (*models.Payment, string, error) {
+// a mismatch too (creditedShipped): recorded, alerted, not shipped. locked is
+// the invoice's payment as the caller locked it in tx (payments.Lock; nil: none).
+func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gateway.Invoice, sub *models.Subscription, locked *models.Payment) (*models.Payment, string, error) {
 	erased, err := customers.Erased(ctx, tx, sub.CustomerID)
 	if err != nil {
 		return nil, "", err
@@ -65,10 +66,7 @@ func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gat
 	if mismatch == "" && line != nil && line.trial && inv.Total == 0 && inv.AmountPaid == 0 {
 		return nil, "trial: nothing charged, and nothing ships until the first paid period", nil
 	}
-	pay, isNew, err := payments.ForInvoice(tx, inv, sub)
-	if err != nil {
-		return nil, "", err
-	}
+	pay, isNew := payments.ForInvoiceLocked(locked, inv, sub)
 	fresh := isNew || st == nil || st.newer(pay.ProviderUpdatedAt, pay.ProviderEventSeq)
 	if fresh {
 		payments.SetPaid(pay, inv.AmountPaid, inv.Currency)
@@ -308,11 +306,11 @@ func (s *Syncer) applyInvoicePaid(ctx context.Context, tx *gorm.DB, o origin, in
 	if sub == nil {
 		return Effect{Ignored: true, Outcome: "invoice of a subscription not ours"}, nil
 	}
-	paidBefore, completeBefore, err := paidState(tx, inv.ID)
+	locked, paidBefore, completeBefore, err := lockPaidState(tx, inv.ID)
 	if err != nil {
 		return Effect{}, err
 	}
-	pay, outcome, err := s.recordPaid(ctx, tx, &st, inv, sub)
+	pay, outcome, err := s.recordPaid(ctx, tx, &st, inv, sub, locked)
 	if err != nil {
 		return Effect{}, err
 	}

@@ -339,18 +339,25 @@ func (r *Reconciler) failedInvoice(ctx context.Context, inv gateway.Invoice, rea
 // refunded since), and complete: paid with its one shipment, or held for a
 // mismatch (which ships nothing until support acts). The payment is locked.
 func paidState(tx *gorm.DB, invoiceID string) (paid, complete bool, err error) {
-	pay, err := payments.Lock(tx, "stripe_invoice_id = ?", invoiceID)
+	_, paid, complete, err = lockPaidState(tx, invoiceID)
+	return paid, complete, err
+}
+
+// lockPaidState is paidState, and the payment it locked (nil: none), for the
+// caller to go on with.
+func lockPaidState(tx *gorm.DB, invoiceID string) (pay *models.Payment, paid, complete bool, err error) {
+	pay, err = payments.Lock(tx, "stripe_invoice_id = ?", invoiceID)
 	if err != nil || pay == nil || !payments.Paid(pay) {
-		return false, false, err
+		return pay, false, false, err
 	}
 	if pay.Mismatch != nil {
-		return true, true, nil
+		return pay, true, true, nil
 	}
 	shipped, err := fulfilment.Exists(tx, invoiceID)
 	if err != nil {
-		return false, false, err
+		return nil, false, false, err
 	}
-	return true, shipped, nil
+	return pay, true, shipped, nil
 }
 
 // ReconcileArgs is the periodic reconciliation job.
