@@ -18,7 +18,8 @@ import (
 // Create records ship, PENDING, inside tx: the one place a shipment row is created.
 // A period ships once: when the invoice's shipment exists already, nothing is
 // written and created is false, so replays and reconciliation may call it freely.
-func Create(ctx context.Context, tx *gorm.DB, ship *models.Shipment) (created bool, err error) {
+// planName is the name of ship's plan, as shipment.created carries it.
+func Create(ctx context.Context, tx *gorm.DB, ship *models.Shipment, planName string) (created bool, err error) {
 	ship.Status = models.ShipmentPending
 	res := tx.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(ship)
 	if res.Error != nil {
@@ -27,7 +28,7 @@ func Create(ctx context.Context, tx *gorm.DB, ship *models.Shipment) (created bo
 	if res.RowsAffected != 1 {
 		return false, nil
 	}
-	if err := outbox.ShipmentCreated(ctx, tx, ship); err != nil {
+	if err := outbox.ShipmentCreated(ctx, tx, ship, planName); err != nil {
 		return false, err
 	}
 	return true, live.Announce(tx, ship.SubscriptionID)

@@ -46,19 +46,19 @@ func TestAPaidPeriodShipsOnce(t *testing.T) {
 
 	first := want
 	first.Status = models.ShipmentCanceled // whatever the caller says, a new shipment is PENDING
-	created, err := Create(ctx, db, &first)
+	created, err := Create(ctx, db, &first, "Hot box")
 	require.NoError(t, err)
 	require.True(t, created)
 	require.Equal(t, models.ShipmentPending, first.Status)
 
 	// A replay of the invoice, in its own transaction or in one that rolls back.
 	again := want
-	created, err = Create(ctx, db, &again)
+	created, err = Create(ctx, db, &again, "Hot box")
 	require.NoError(t, err)
 	require.False(t, created, "a period ships once")
 	require.Error(t, db.Transaction(func(tx *gorm.DB) error {
 		again := want
-		if _, err := Create(ctx, tx, &again); err != nil {
+		if _, err := Create(ctx, tx, &again, "Hot box"); err != nil {
 			return err
 		}
 		return gorm.ErrInvalidTransaction // roll back

@@ -601,7 +601,7 @@ func TestErasureForgetsTheAddressAndTellsReceivers(t *testing.T) {
 	ship := &models.Shipment{ID: uuid.NewString(), SubscriptionID: uuid.NewString(), CustomerID: customer, PlanID: planID,
 		PeriodStart: time.Now(), PeriodEnd: time.Now().AddDate(0, 1, 0),
 		Address: models.Address{Name: "Ana Canary", Line1: "1 Canary Lane", City: "Austin", PostalCode: "78701", Country: "US"}}
-	require.NoError(t, e.db.Transaction(func(tx *gorm.DB) error { return ShipmentCreated(context.Background(), tx, ship) }))
+	require.NoError(t, e.db.Transaction(func(tx *gorm.DB) error { return ShipmentCreated(context.Background(), tx, ship, "Hot box") }))
 	var msg messageRow
 	require.NoError(t, e.db.Take(&msg, "id = ?", MessageID(EventShipmentCreated, ship.ID)).Error)
 	require.Contains(t, string(msg.Payload), "1 Canary Lane")

@@ -155,16 +155,11 @@ type ShipmentData struct {
 
 // ShipmentCreated publishes shipment.created for ship, created in tx. A shipment
 // is created once per paid invoice, and the message id is the shipment's.
-func ShipmentCreated(ctx context.Context, tx *gorm.DB, ship *models.Shipment) error {
+// planName is the name of ship's plan (its product's), as the caller read it.
+func ShipmentCreated(ctx context.Context, tx *gorm.DB, ship *models.Shipment, planName string) error {
 	endpoints, err := subscribed(ctx, tx, EventShipmentCreated)
 	if err != nil || len(endpoints) == 0 {
 		return err
-	}
-	var planName string
-	err = tx.WithContext(ctx).Table("plans").Joins("JOIN products ON products.id = plans.product_id").
-		Where("plans.id = ?", ship.PlanID).Limit(1).Pluck("products.name", &planName).Error
-	if err != nil {
-		return fmt.Errorf("outbox: plan name: %w", err)
 	}
 	addr := ship.Address
 	return publishTo(ctx, tx, endpoints, EventShipmentCreated, ship.ID, ship.CustomerID, ShipmentData{

@@ -150,7 +150,7 @@ func TestTheLaterScrubForgetsAShipmentMessageWrittenBesideTheErasure(t *testing.
 	require.NoError(t, db.Transaction(func(tx *gorm.DB) error {
 		return outbox.ShipmentCreated(ctx, tx, &models.Shipment{ID: uuid.NewString(), CustomerID: erin.id, SubscriptionID: uuid.NewString(),
 			PlanID: uuid.NewString(), PeriodStart: time.Now(), PeriodEnd: time.Now(),
-			Address: models.Address{Name: "Erin Late", Line1: "9 Hidden Road", City: "Nowhere", PostalCode: "1", Country: "DE"}})
+			Address: models.Address{Name: "Erin Late", Line1: "9 Hidden Road", City: "Nowhere", PostalCode: "1", Country: "DE"}}, "Hot box")
 	}))
 	text := func() string {
 		var msgs []sealedMessage

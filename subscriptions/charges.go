@@ -46,7 +46,7 @@ func (s *Syncer) paymentForCharge(ctx context.Context, tx *gorm.DB, read chargeR
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := s.recordPaid(ctx, tx, nil, *inv, sub, locked); err != nil {
+	if _, _, _, err := s.recordPaid(ctx, tx, nil, *inv, sub, locked); err != nil {
 		return nil, err
 	}
 	return payments.Lock(tx, "stripe_invoice_id = ?", inv.ID)

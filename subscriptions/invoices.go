@@ -41,30 +41,41 @@ func (s *Syncer) subscriptionFor(ctx context.Context, tx *gorm.DB, stripeSubID s
 // paid period whose invoice credits time a box was already sent for is held as
 // a mismatch too (creditedShipped): recorded, alerted, not shipped. locked is
 // the invoice's payment as the caller locked it in tx (payments.Lock; nil: none).
-func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gateway.Invoice, sub *models.Subscription, locked *models.Payment) (*models.Payment, string, error) {
+// plan is the plan, with its product, that the invoice's period line bills (nil:
+// none read), for the caller to reuse.
+func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gateway.Invoice, sub *models.Subscription, locked *models.Payment) (pay *models.Payment, outcome string, plan *models.Plan, err error) {
+	pay, outcome, line, err := s.recordPaidLine(ctx, tx, st, inv, sub, locked)
+	if line != nil {
+		plan = line.plan
+	}
+	return pay, outcome, plan, err
+}
+
+// recordPaidLine is recordPaid, returning the period line it read.
+func (s *Syncer) recordPaidLine(ctx context.Context, tx *gorm.DB, st *stamp, inv gateway.Invoice, sub *models.Subscription, locked *models.Payment) (*models.Payment, string, *periodLine, error) {
 	erased, err := customers.Erased(ctx, tx, sub.CustomerID)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	if erased {
 		inv = withoutPersonal(inv)
 	}
 	line, mismatch, err := s.checkCharged(tx, inv)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	kind := "amount_mismatch"
 	if mismatch == "" && line != nil && !line.trial {
 		credited, err := creditedShipped(tx, inv, sub, line)
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		if credited != "" {
 			mismatch, kind = credited, alertCreditedShippedPeriod
 		}
 	}
 	if mismatch == "" && line != nil && line.trial && inv.Total == 0 && inv.AmountPaid == 0 {
-		return nil, "trial: nothing charged, and nothing ships until the first paid period", nil
+		return nil, "trial: nothing charged, and nothing ships until the first paid period", line, nil
 	}
 	pay, isNew := payments.ForInvoiceLocked(locked, inv, sub)
 	fresh := isNew || st == nil || st.newer(pay.ProviderUpdatedAt, pay.ProviderEventSeq)
@@ -81,7 +92,7 @@ func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gat
 		pay.Mismatch = &mismatch
 	}
 	if err := payments.Save(tx, pay, isNew); err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	switch {
 	case mismatch != "":
@@ -92,16 +103,16 @@ func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gat
 		s.metrics.alerts.WithLabelValues(kind).Inc()
 		s.logger.WarnContext(ctx, msg,
 			"alert", kind, "payment_id", pay.ID, "subscription_id", sub.ID, "stripe_invoice_id", inv.ID, "mismatch", mismatch)
-		return pay, "payment recorded; mismatch: " + mismatch, nil
+		return pay, "payment recorded; mismatch: " + mismatch, line, nil
 	case line == nil:
-		return pay, "payment recorded; the invoice bills no period, so nothing ships", nil
+		return pay, "payment recorded; the invoice bills no period, so nothing ships", line, nil
 	case line.trial:
-		return pay, "payment recorded; the period is a trial, so nothing ships", nil
+		return pay, "payment recorded; the period is a trial, so nothing ships", line, nil
 	case erased:
 		// Nobody to ship to: the person and their address are gone (DAT-3).
 		s.logger.WarnContext(ctx, "paid period of an erased customer; nothing ships", "payment_id", pay.ID,
 			"subscription_id", sub.ID, "stripe_invoice_id", inv.ID)
-		return pay, "payment recorded; the customer is erased, so nothing ships", nil
+		return pay, "payment recorded; the customer is erased, so nothing ships", line, nil
 	}
 	addr := sub.ShippingAddress
 	if addr.Line1 == "" && inv.CustomerShipping != nil {
@@ -112,15 +123,15 @@ func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gat
 		StripeInvoiceID: inv.ID, PeriodStart: line.PeriodStart.UTC(), PeriodEnd: line.PeriodEnd.UTC(),
 		Address: addr,
 	}
-	created, err := fulfilment.Create(ctx, tx, &ship)
+	created, err := fulfilment.Create(ctx, tx, &ship, line.plan.Name())
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	if created {
 		s.logger.InfoContext(ctx, "shipment created", "shipment_id", ship.ID, "subscription_id", sub.ID, "payment_id", pay.ID,
 			"stripe_invoice_id", inv.ID)
 	}
-	return pay, "payment succeeded; shipment for the period", nil
+	return pay, "payment succeeded; shipment for the period", line, nil
 }
 
 // periodLine is the invoice line that bills the subscription's period, and the
@@ -128,6 +139,7 @@ func (s *Syncer) recordPaid(ctx context.Context, tx *gorm.DB, st *stamp, inv gat
 type periodLine struct {
 	gateway.InvoiceLine
 	planID string
+	plan   *models.Plan // with its product
 	trial  bool
 }
 
@@ -257,7 +269,7 @@ func periodProblems(l gateway.InvoiceLine, plan *models.Plan) (*periodLine, []st
 	if want := plan.Amount * max(l.Quantity, 1); !trial && l.Amount != want {
 		problems = append(problems, "line amount "+figure(l.Amount)+" instead of "+figure(want))
 	}
-	return &periodLine{InvoiceLine: l, planID: plan.ID, trial: trial}, problems
+	return &periodLine{InvoiceLine: l, planID: plan.ID, plan: plan, trial: trial}, problems
 }
 
 // prorationProblems checks a proration line: a credit or charge for part of a
@@ -310,15 +322,17 @@ func (s *Syncer) applyInvoicePaid(ctx context.Context, tx *gorm.DB, o origin, in
 	if err != nil {
 		return Effect{}, err
 	}
-	pay, outcome, err := s.recordPaid(ctx, tx, &st, inv, sub, locked)
+	pay, outcome, plan, err := s.recordPaid(ctx, tx, &st, inv, sub, locked)
 	if err != nil {
 		return Effect{}, err
 	}
 	if pay == nil {
 		return Effect{Outcome: outcome}, nil
 	}
-	label, err := planLabel(tx, sub.PlanID)
-	if err != nil {
+	var label string
+	if plan != nil && plan.ID == sub.PlanID {
+		label = labelOf(plan) // the plan the invoice bills, read once
+	} else if label, err = planLabel(tx, sub.PlanID); err != nil {
 		return Effect{}, err
 	}
 	data := map[string]string{

@@ -56,10 +56,12 @@ func (l *statementLog) matching(re *regexp.Regexp) int {
 
 var (
 	paymentLocks = regexp.MustCompile(`(?is)FROM\s+"?payments"?\b.*FOR UPDATE`)
+	planReads    = regexp.MustCompile(`(?is)FROM\s+"?plans"?\b`)
 )
 
 // TestAPaidInvoiceReadsEachRowOnce checks the apply path of invoice.paid (issue
-// 18): the payment is read and locked by one statement, with an endpoint
+// 18): the payment is read and locked by one statement, and the plan is read
+// once for the checks, the notice and shipment.created, with an endpoint
 // subscribed to every type, and again when the same event comes back.
 func TestAPaidInvoiceReadsEachRowOnce(t *testing.T) {
 	t.Parallel()
@@ -76,6 +78,7 @@ func TestAPaidInvoiceReadsEachRowOnce(t *testing.T) {
 		effect := b.effect(t, ctx, ev)
 		require.False(t, effect.Ignored, round)
 		require.Equal(t, 1, log.matching(paymentLocks), "%s: payment locks in:\n%s", round, strings.Join(log.sql, "\n"))
+		require.Equal(t, 1, log.matching(planReads), "%s: plan reads in:\n%s", round, strings.Join(log.sql, "\n"))
 		t.Logf("%s: %d statements through gorm", round, len(log.sql))
 	}
 	var shipments int64

@@ -148,7 +148,7 @@ func (s *Syncer) applyState(ctx context.Context, tx *gorm.DB, sub *models.Subscr
 // planByPrice returns our plan sold at a Stripe price, or nil.
 func planByPrice(tx *gorm.DB, priceID string) (*models.Plan, error) {
 	var plan models.Plan
-	err := tx.Where("stripe_price_id = ?", priceID).Take(&plan).Error
+	err := tx.Joins("Product").Where("plans.stripe_price_id = ?", priceID).Take(&plan).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, nil
 	}
@@ -406,7 +406,12 @@ func planLabel(tx *gorm.DB, planID string) (string, error) {
 	if err := tx.Joins("Product").Where("plans.id = ?", planID).Take(&plan).Error; err != nil {
 		return "", fmt.Errorf("subscriptions: plan label: %w", err)
 	}
-	return plan.Name() + ", " + strings.ToLower(string(plan.Interval)) + "ly", nil
+	return labelOf(&plan), nil
+}
+
+// labelOf is planLabel of a plan read with its product.
+func labelOf(plan *models.Plan) string {
+	return plan.Name() + ", " + strings.ToLower(string(plan.Interval)) + "ly"
 }
 
 // noticeChange tells the customer of a subscription change (SUB-3), from an event or
