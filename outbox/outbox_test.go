@@ -794,3 +794,34 @@ func TestProductionRefusesLookalikeInternalTargets(t *testing.T) {
 		require.False(t, prod.allowed(netip.MustParseAddr(a)), "the dialler refuses %s", a)
 	}
 }
+
+// TestEndpointsReadOnceDeliverAsEachReadWould checks that messages published under
+// WithEndpointsReadOnce go to exactly the endpoints a read per message type finds:
+// subscribed to the type or to every type, and enabled.
+func TestEndpointsReadOnceDeliverAsEachReadWould(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	all, _ := e.endpoint("https://all.example/in", AllEvents)
+	paid, _ := e.endpoint("https://paid.example/in", EventPaymentSucceeded)
+	lookalike, _ := e.endpoint("https://refunds.example/in", EventPaymentRefunded, EventShipmentCreated)
+	off, _ := e.endpoint("https://off.example/in", AllEvents)
+	require.NoError(t, e.db.Exec(`UPDATE webhook_endpoints SET enabled = false WHERE id = ?`, off).Error)
+	for _, once := range []bool{false, true} {
+		ctx := context.Background()
+		if once {
+			ctx = WithEndpointsReadOnce(ctx)
+		}
+		require.NoError(t, e.db.Transaction(func(tx *gorm.DB) error {
+			for _, typ := range []string{EventPaymentSucceeded, EventSubscriptionUpdated} {
+				if err := Publish(ctx, tx, typ, uuid.NewString(), "", map[string]string{}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	require.Len(t, e.deliveries(all), 4)
+	require.Len(t, e.deliveries(paid), 2)
+	require.Empty(t, e.deliveries(lookalike))
+	require.Empty(t, e.deliveries(off))
+}

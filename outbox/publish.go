@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -74,14 +76,56 @@ func Publish(ctx context.Context, tx *gorm.DB, eventType, factKey, customerID st
 	return publishTo(ctx, tx, endpoints, eventType, factKey, customerID, data)
 }
 
+// endpointsKey carries an endpointsRead in a context (WithEndpointsReadOnce).
+type endpointsKey struct{}
+
+// endpointsRead is the enabled endpoints as first read under one context.
+type endpointsRead struct {
+	mu     sync.Mutex
+	loaded bool
+	rows   []endpointRow // id and event types, in id order
+}
+
+// WithEndpointsReadOnce returns ctx under which every message published reads the
+// enabled endpoints from the one read the first message made, instead of asking
+// once per message type: for one unit of work (applying one event) inside one
+// transaction, which sees those endpoints as that read did. Never carry it over
+// to another transaction or a retry.
+func WithEndpointsReadOnce(ctx context.Context) context.Context {
+	return context.WithValue(ctx, endpointsKey{}, &endpointsRead{})
+}
+
 // subscribed returns the enabled endpoints subscribed to eventType.
 func subscribed(ctx context.Context, tx *gorm.DB, eventType string) ([]string, error) {
+	if read, ok := ctx.Value(endpointsKey{}).(*endpointsRead); ok {
+		return read.subscribed(ctx, tx, eventType)
+	}
 	var endpoints []string
 	err := tx.WithContext(ctx).Model(&endpointRow{}).
 		Where("enabled AND (event_types @> to_jsonb(?::text) OR event_types @> to_jsonb(?::text))", eventType, AllEvents).
 		Order("id").Pluck("id", &endpoints).Error
 	if err != nil {
 		return nil, fmt.Errorf("outbox: endpoints for %s: %w", eventType, err)
+	}
+	return endpoints, nil
+}
+
+// subscribed is subscribed of the endpoints read once.
+func (r *endpointsRead) subscribed(ctx context.Context, tx *gorm.DB, eventType string) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.loaded {
+		err := tx.WithContext(ctx).Model(&endpointRow{}).Select("id", "event_types").Where("enabled").Order("id").Find(&r.rows).Error
+		if err != nil {
+			return nil, fmt.Errorf("outbox: endpoints: %w", err)
+		}
+		r.loaded = true
+	}
+	var endpoints []string
+	for _, ep := range r.rows {
+		if slices.Contains(ep.EventTypes, eventType) || slices.Contains(ep.EventTypes, AllEvents) {
+			endpoints = append(endpoints, ep.ID)
+		}
 	}
 	return endpoints, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/notifications"
+	"github.com/scoville/scoville/outbox"
 )
 
 // Event is one verified Stripe event as the inbox stored it. Seq is its arrival
@@ -182,6 +183,8 @@ func (s *Syncer) Apply(ctx context.Context, tx *gorm.DB, ev Event, p *Prepared) 
 	if !ok || p.value == nil {
 		return Effect{Ignored: true, Outcome: "event type not handled"}, nil
 	}
+	// The event's messages share one read of the endpoints subscribed.
+	ctx = outbox.WithEndpointsReadOnce(ctx)
 	return h.apply(s, ctx, tx.WithContext(ctx), ev, p.value)
 }
 

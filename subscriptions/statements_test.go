@@ -55,14 +55,16 @@ func (l *statementLog) matching(re *regexp.Regexp) int {
 }
 
 var (
-	paymentLocks = regexp.MustCompile(`(?is)FROM\s+"?payments"?\b.*FOR UPDATE`)
-	planReads    = regexp.MustCompile(`(?is)FROM\s+"?plans"?\b`)
+	paymentLocks  = regexp.MustCompile(`(?is)FROM\s+"?payments"?\b.*FOR UPDATE`)
+	planReads     = regexp.MustCompile(`(?is)FROM\s+"?plans"?\b`)
+	endpointReads = regexp.MustCompile(`(?is)FROM\s+"?webhook_endpoints"?\b`)
 )
 
 // TestAPaidInvoiceReadsEachRowOnce checks the apply path of invoice.paid (issue
 // 18): the payment is read and locked by one statement, and the plan is read
-// once for the checks, the notice and shipment.created, with an endpoint
-// subscribed to every type, and again when the same event comes back.
+// once for the checks, the notice and shipment.created, and the endpoints once for
+// all of the event's messages, with an endpoint subscribed to every type, and
+// again when the same event comes back.
 func TestAPaidInvoiceReadsEachRowOnce(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
@@ -79,6 +81,7 @@ func TestAPaidInvoiceReadsEachRowOnce(t *testing.T) {
 		require.False(t, effect.Ignored, round)
 		require.Equal(t, 1, log.matching(paymentLocks), "%s: payment locks in:\n%s", round, strings.Join(log.sql, "\n"))
 		require.Equal(t, 1, log.matching(planReads), "%s: plan reads in:\n%s", round, strings.Join(log.sql, "\n"))
+		require.Equal(t, 1, log.matching(endpointReads), "%s: endpoint reads in:\n%s", round, strings.Join(log.sql, "\n"))
 		t.Logf("%s: %d statements through gorm", round, len(log.sql))
 	}
 	var shipments int64
