@@ -22,11 +22,27 @@ const ErasedIssuer = "urn:scoville:erased"
 // the customer's KEY SHARE lock (eventindex.LockCustomers) the answer holds for
 // the rest of the transaction: erasure needs the customer FOR UPDATE.
 func Erased(ctx context.Context, db *gorm.DB, id string) (bool, error) {
+	locked, _ := ctx.Value(lockedKey{}).(map[string]bool)
+	if erased, ok := locked[id]; ok {
+		return erased, nil
+	}
 	var n int64
 	if err := db.WithContext(ctx).Model(&models.Customer{}).Where("id = ? AND issuer = ?", id, ErasedIssuer).Count(&n).Error; err != nil {
 		return false, fmt.Errorf("customers: erased: %w", err)
 	}
 	return n > 0, nil
+}
+
+// lockedKey carries, in a context, what WithLocked was given.
+type lockedKey struct{}
+
+// WithLocked returns ctx under which Erased answers for the customers in erased
+// (id: whether erased) without asking the database: what a transaction read of
+// customers while taking their KEY SHARE lock (eventindex.RecordAndLockEach), so
+// the answers hold until it ends. Use ctx only inside that transaction (and, with
+// savepoints, only after the lock inside the same one).
+func WithLocked(ctx context.Context, erased map[string]bool) context.Context {
+	return context.WithValue(ctx, lockedKey{}, erased)
 }
 
 // Get returns the customer with id read in db, or nil when there is none.

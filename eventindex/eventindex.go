@@ -13,7 +13,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -292,9 +291,25 @@ func RecordAndLockCustomers(ctx context.Context, tx *gorm.DB, eventID string, su
 	return recordAndLock(ctx, tx, eventID, subjects)
 }
 
+// RecordAndLockEach is RecordAndLockCustomers, reporting for each customer it
+// locked (by id) whether that customer is erased: read under the lock, so each
+// answer holds for the rest of tx (customers.WithLocked passes them on).
+func RecordAndLockEach(ctx context.Context, tx *gorm.DB, eventID string, subjects []Subject) (erased map[string]bool, err error) {
+	return recordAndLockEach(ctx, tx, eventID, subjects)
+}
+
 // recordAndLock records subjects for eventID (none when eventID is empty), then
 // locks the customers they name.
 func recordAndLock(ctx context.Context, tx *gorm.DB, eventID string, subjects []Subject) (erased bool, err error) {
+	each, err := recordAndLockEach(ctx, tx, eventID, subjects)
+	for _, e := range each {
+		erased = erased || e
+	}
+	return erased, err
+}
+
+// recordAndLockEach is recordAndLock, reporting each customer locked.
+func recordAndLockEach(ctx context.Context, tx *gorm.DB, eventID string, subjects []Subject) (erased map[string]bool, err error) {
 	by := map[Kind][]string{}
 	for _, s := range subjects {
 		by[s.Kind] = append(by[s.Kind], s.Value)
@@ -303,9 +318,9 @@ func recordAndLock(ctx context.Context, tx *gorm.DB, eventID string, subjects []
 	record := eventID != "" && len(subjects) > 0
 	if !lockable {
 		if record {
-			return false, Record(ctx, tx, eventID, subjects)
+			return nil, Record(ctx, tx, eventID, subjects)
 		}
-		return false, nil
+		return nil, nil
 	}
 	// IN over an empty list is not SQL: a value no row has stands in.
 	or := func(k Kind) []string {
@@ -330,14 +345,18 @@ func recordAndLock(ctx context.Context, tx *gorm.DB, eventID string, subjects []
 		}
 	}
 	args = append(args, or(Customer), or(StripeCustomer), or(Subscription), or(Invoice), or(PaymentIntent))
-	var issuers []string
-	err = tx.WithContext(ctx).Raw(prefix+`SELECT issuer FROM customers WHERE id IN (
+	var locked []struct{ ID, Issuer string }
+	err = tx.WithContext(ctx).Raw(prefix+`SELECT id, issuer FROM customers WHERE id IN (
 			SELECT id FROM customers WHERE id IN ? OR stripe_customer_id IN ?
 			UNION SELECT customer_id FROM subscriptions WHERE stripe_subscription_id IN ?
 			UNION SELECT customer_id FROM payments WHERE stripe_invoice_id IN ? OR stripe_payment_intent_id IN ?)
-		ORDER BY id FOR KEY SHARE`, args...).Scan(&issuers).Error
+		ORDER BY id FOR KEY SHARE`, args...).Scan(&locked).Error
 	if err != nil {
-		return false, fmt.Errorf("eventindex: lock customers: %w", err)
+		return nil, fmt.Errorf("eventindex: lock customers: %w", err)
 	}
-	return slices.Contains(issuers, customers.ErasedIssuer), nil
+	erased = make(map[string]bool, len(locked))
+	for _, c := range locked {
+		erased[c.ID] = c.Issuer == customers.ErasedIssuer
+	}
+	return erased, nil
 }

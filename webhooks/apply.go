@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/eventindex"
 	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/models"
@@ -289,11 +291,14 @@ func (w *Worker) applyOne(ctx context.Context, tx *gorm.DB, it *applyItem) (subs
 	// The event's subjects, then the lock order (eventindex.LockCustomers): the
 	// event, then its customers, then their subscriptions, payments and the rest, as
 	// erasure takes them.
-	erased, err := eventindex.RecordAndLockCustomers(ctx, tx, row.ID, it.subjects)
+	each, err := eventindex.RecordAndLockEach(ctx, tx, row.ID, it.subjects)
 	if err != nil {
 		return effect, err
 	}
-	if effect, err = w.applier.Apply(ctx, tx, it.ev, it.prepared); err != nil {
+	erased := slices.Contains(slices.Collect(maps.Values(each)), true)
+	// What the lock read stands for the rest of tx: the apply need not ask again.
+	ctx = customers.WithLocked(ctx, each)
+	if effect, err = w.applier.Apply(ctx, tx.WithContext(ctx), it.ev, it.prepared); err != nil {
 		return effect, err
 	}
 	if erased {
