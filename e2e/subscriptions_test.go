@@ -773,12 +773,22 @@ func TestStartCheckoutReplaysTheSameSession(t *testing.T) {
 	s.requireKeyReused(t, tok, "startCheckout", "StartCheckoutInput", in, "checkoutUrl sessionId")
 }
 
+// TestPlansOfAListAreLoadedInOneQuery: where the subscriptions come without their
+// plans (the staff's customer list), every subscription of every listed customer gets
+// its own plan, and all of them cost one plan query.
 func TestPlansOfAListAreLoadedInOneQuery(t *testing.T) {
 	t.Parallel()
 	s := newShop(t)
 	tok := s.token("pia")
+	want := map[string]string{} // subscription id -> its plan id
 	for i, plan := range []string{hotMonthly, hotQuarterly, mildMonthly, hotMonthly, mildMonthly} {
-		s.subscribe(tok, fmt.Sprintf("n1-%d", i), plan)
+		id, _ := s.subscribe(tok, fmt.Sprintf("n1-%d", i), plan)
+		want[id] = plan
+	}
+	other := s.token("quinn")
+	for i, plan := range []string{mildMonthly, hotQuarterly} {
+		id, _ := s.subscribe(other, fmt.Sprintf("n1-q%d", i), plan)
+		want[id] = plan
 	}
 	var planQueries atomic.Int64
 	require.NoError(t, s.db.Callback().Query().After("gorm:query").Register("count_plan_queries", func(db *gorm.DB) {
@@ -796,9 +806,26 @@ func TestPlansOfAListAreLoadedInOneQuery(t *testing.T) {
 	require.Len(t, edges[0].(map[string]any)["node"].(map[string]any)["subscriptions"], 5)
 	require.EqualValues(t, 1, planQueries.Load(), "one batched plan query for five subscriptions")
 
+	// Two customers' lists in one response: each subscription its own plan, still one query.
+	resp = s.gql(s.token("pia-support", "support"),
+		`{ adminCustomers(first: 50) { edges { node { subscriptions { id plan { id name interval price { amount currency } } } } } } }`, nil)
+	require.Empty(t, resp.Errors, resp.Raw)
+	got := map[string]string{}
+	for _, edge := range resp.Data["adminCustomers"].(map[string]any)["edges"].([]any) {
+		for _, item := range edge.(map[string]any)["node"].(map[string]any)["subscriptions"].([]any) {
+			sub := item.(map[string]any)
+			plan := sub["plan"].(map[string]any)
+			require.NotEmpty(t, plan["name"], resp.Raw)
+			require.NotEmpty(t, plan["price"].(map[string]any)["currency"], resp.Raw)
+			got[sub["id"].(string)] = plan["id"].(string)
+		}
+	}
+	require.Equal(t, want, got, "every subscription of both customers carries its own plan")
+	require.EqualValues(t, 2, planQueries.Load(), "one batched plan query for both customers' seven subscriptions")
+
 	// me reads the plans in its own statement (TestMeIsOneStatementOfTheCallersOwnRows): no plan query at all.
 	resp = s.gql(tok, `{ me { subscriptions { id plan { id name interval } } } }`, nil)
 	require.Empty(t, resp.Errors, resp.Raw)
 	require.Len(t, resp.Data["me"].(map[string]any)["subscriptions"], 5)
-	require.EqualValues(t, 1, planQueries.Load(), "me asked for no plan on its own")
+	require.EqualValues(t, 2, planQueries.Load(), "me asked for no plan on its own")
 }
