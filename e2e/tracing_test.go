@@ -109,9 +109,7 @@ func (r *spanRecorder) caused(from trace.SpanContext) tracetest.SpanStubs {
 // endpoint) and the SQL statements (with placeholders), all children of it.
 func TestTraceOfOneSubscribe(t *testing.T) {
 	t.Parallel()
-	rec := newSpanRecorder(t)
-	a := newTestApp(t, appOptions{options: []app.Option{app.WithTracerProvider(rec.tp)}})
-	a.seed()
+	a, rec := newTracedApp(t)
 	token := a.token("trace-subscriber")
 	resp := a.gql(token, `mutation Subscribe($input: CreateSubscriptionInput!) {
 		createSubscription(input: $input) { subscription { id } userErrors { code } } }`,
@@ -188,6 +186,15 @@ func TestTraceOfOneSubscribe(t *testing.T) {
 		}
 	}
 	require.NotZero(t, nestedSQL, "the nested resolver's statements are its children")
+}
+
+// newTracedApp is a seeded test app whose spans rec records.
+func newTracedApp(t *testing.T) (*testApp, *spanRecorder) {
+	t.Helper()
+	rec := newSpanRecorder(t)
+	a := newTestApp(t, appOptions{options: []app.Option{app.WithTracerProvider(rec.tp)}})
+	a.seed()
+	return a, rec
 }
 
 // newTracedHookShop is newHookShop's shop with its spans recorded by rec.
@@ -370,9 +377,7 @@ func spanText(s tracetest.SpanStub) string {
 // the operation unnamed there, as the answer is the same.
 func TestTraceKeepsOnlyPlainOperationNames(t *testing.T) {
 	t.Parallel()
-	rec := newSpanRecorder(t)
-	a := newTestApp(t, appOptions{options: []app.Option{app.WithTracerProvider(rec.tp)}})
-	a.seed()
+	a, rec := newTracedApp(t)
 	token := a.token("trace-names")
 	smuggled := []string{
 		"sk_live_51Canary7kEyOfSomeone",
