@@ -91,3 +91,38 @@ func TestAPaidInvoiceReadsEachRowOnce(t *testing.T) {
 	require.NoError(t, b.db.Table("webhook_messages").Where("event_type = ?", "shipment.created").Count(&messages).Error)
 	require.EqualValues(t, 1, messages)
 }
+
+// TestAPaidInvoiceOfAnEarlierPlanShipsThatPlan checks the plan read once when the
+// invoice bills plan A while the subscription is now on plan B: shipment.created
+// names plan A, the plan paid for, by id and by name.
+func TestAPaidInvoiceOfAnEarlierPlanShipsThatPlan(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	require.NoError(t, b.db.Exec(`INSERT INTO webhook_endpoints (id, url, event_types, secret) VALUES (?, ?, '["*"]', '\x00')`,
+		uuid.NewString(), "https://3pl.example/in").Error)
+	sub := b.subscribe(t)
+	created := time.Now().Truncate(time.Second)
+	inv := paidInvoiceOf(t, b, sub, "in_earlier_plan", created)
+	var a, other struct{ ID, Name string }
+	require.NoError(t, b.db.Raw(`SELECT plans.id, products.name FROM plans JOIN products ON products.id = plans.product_id WHERE plans.id = ?`, sub.PlanID).Scan(&a).Error)
+	require.NoError(t, b.db.Raw(`SELECT plans.id, products.name FROM plans JOIN products ON products.id = plans.product_id
+		WHERE plans.id <> ? AND products.name <> ? ORDER BY plans.id LIMIT 1`, a.ID, a.Name).Scan(&other).Error)
+	require.NotEmpty(t, other.ID)
+	require.NoError(t, b.db.Exec(`UPDATE subscriptions SET plan_id = ? WHERE id = ?`, other.ID, sub.ID).Error)
+
+	effect := b.effect(t, context.Background(), asStored(t, 1, evInvoicePaid, created, inv))
+	require.False(t, effect.Ignored)
+	var msg sealedMessage
+	require.NoError(t, b.db.Where("event_type = ?", "shipment.created").Take(&msg).Error)
+	require.Contains(t, string(msg.Payload), `"planId":"`+a.ID+`"`)
+	require.Contains(t, string(msg.Payload), `"planName":"`+a.Name+`"`)
+}
+
+// sealedMessage is an outbox message row read with its payload opened.
+type sealedMessage struct {
+	ID        string `gorm:"type:uuid;primaryKey"`
+	EventType string
+	Payload   []byte `gorm:"serializer:sealed"`
+}
+
+func (sealedMessage) TableName() string { return "webhook_messages" }
