@@ -170,6 +170,15 @@ func (c *liveClient) next() liveMessage {
 // closed reads until the server closes the socket and returns the close code.
 func (c *liveClient) closed() websocket.StatusCode {
 	c.t.Helper()
+	return c.closedAfter(func(m liveMessage) {
+		require.NotEqual(c.t, "next", m.Type, "no operation may run: %s", m.Payload)
+	})
+}
+
+// closedAfter reads until the server closes the socket, handing every message before
+// the close to check, and returns the close code.
+func (c *liveClient) closedAfter(check func(liveMessage)) websocket.StatusCode {
+	c.t.Helper()
 	for {
 		m, err := c.read()
 		if err != nil {
@@ -177,7 +186,7 @@ func (c *liveClient) closed() websocket.StatusCode {
 			require.NotEqual(c.t, websocket.StatusCode(-1), code, "the socket ended without a close frame: %v", err)
 			return code
 		}
-		require.NotEqual(c.t, "next", m.Type, "no operation may run: %s", m.Payload)
+		check(m)
 	}
 }
 

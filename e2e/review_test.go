@@ -114,16 +114,10 @@ func TestLiveOperationIDInUseClosesTheSocket(t *testing.T) {
 // operation id (which was running), and returns the close code.
 func (c *liveClient) closedSkipping(id string) websocket.StatusCode {
 	c.t.Helper()
-	for {
-		m, err := c.read()
-		if err != nil {
-			code := websocket.CloseStatus(err)
-			require.NotEqual(c.t, websocket.StatusCode(-1), code, "the socket ended without a close frame: %v", err)
-			return code
-		}
+	return c.closedAfter(func(m liveMessage) {
 		require.Equal(c.t, id, m.ID, "%s: %s", m.Type, m.Payload)
 		require.NotEqual(c.t, "next", m.Type, "no second operation may run under id %s: %s", id, m.Payload)
-	}
+	})
 }
 
 // A request that asks for an upgrade other than a WebSocket GET (a POST with
