@@ -111,7 +111,7 @@ func NewClient(db *gorm.DB, workers *river.Workers, cfg Config, logger *slog.Log
 		FetchPollInterval: poll,
 		// A producer fetches at most as many jobs as it has free workers, then waits
 		// this long before fetching again: it bounds a busy queue's throughput at
-		// workers per cooldown (10 per 50 ms was 200 events/s, half the CPU idle).
+		// workers per cooldown, so a long cooldown leaves the CPU idle under load.
 		FetchCooldown:        min(poll, 10*time.Millisecond),
 		MaxAttempts:          orDefault(cfg.MaxAttempts, DefaultMaxAttempts),
 		RetryPolicy:          rescuedAtOnce{next: retry, rescueAfter: rescue},
