@@ -193,7 +193,7 @@ func (w *Worker) applyBatch(batch []*applyItem) []applied {
 	})
 	results := make([]applied, len(batch))
 	at := make([]time.Time, len(batch)) // when each was applied
-	deadline := time.Now().Add(applyTimeout)
+	deadline := time.Now().Add(cmp.Or(w.batchTimeout, applyTimeout))
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	alone := len(batch) == 1

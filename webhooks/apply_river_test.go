@@ -3,6 +3,7 @@ package webhooks
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,9 +69,13 @@ func riverBatch(t *testing.T, arm, disarm func(*probeApplier, *gorm.DB)) (*probe
 	}
 	arm(p, db)
 
+	// Held batches must not run out of time on a slow machine: the test decides
+	// when they end, not a deadline.
+	w.batchTimeout = 2 * time.Minute
 	workers := river.NewWorkers()
 	river.AddWorker(workers, w)
-	client, err := jobs.NewClient(db, workers, jobs.Config{PollInterval: 20 * time.Millisecond, RetryPolicy: retryNow{}}, w.logger)
+	client, err := jobs.NewClient(db, workers, jobs.Config{PollInterval: 20 * time.Millisecond, RetryPolicy: retryNow{},
+		JobTimeout: 2 * time.Minute, RescueStuckJobsAfter: 4 * time.Minute}, w.logger)
 	require.NoError(t, err)
 	ctx := context.Background()
 	insert := func(rows []models.WebhookEvent) {
@@ -79,27 +84,38 @@ func riverBatch(t *testing.T, arm, disarm func(*probeApplier, *gorm.DB)) (*probe
 			require.NoError(t, err)
 		}
 	}
-	insert(rows[:applyCommitters])
 	require.NoError(t, client.Start(ctx))
 	t.Cleanup(func() { _ = jobs.Stop(client, 10*time.Second) })
+	release := sync.OnceFunc(func() {
+		for _, h := range holds {
+			close(h)
+		}
+	})
+	t.Cleanup(release) // before Stop: a failed test must not leave Apply held
 
-	for begun := map[string]bool{}; len(begun) < applyCommitters; {
-		begun[<-p.begun] = true
+	// One at a time, each begun before the next is inserted, so that each is the
+	// lone event of its committer's batch (two arriving together would share one).
+	for _, r := range rows[:applyCommitters] {
+		insert([]models.WebhookEvent{r})
+		select {
+		case id := <-p.begun:
+			require.Equal(t, r.ProviderEventID, id)
+		case <-time.After(time.Minute):
+			t.Fatalf("%s was not begun", r.ProviderEventID)
+		}
 	}
 	insert(rows[applyCommitters:])
 	require.Eventually(t, func() bool {
 		w.queue.mu.Lock()
 		defer w.queue.mu.Unlock()
 		return len(w.queue.pending) == len(rows)-applyCommitters
-	}, 20*time.Second, 5*time.Millisecond, "the later events queue behind the held committers")
-	for _, h := range holds {
-		close(h)
-	}
+	}, time.Minute, 5*time.Millisecond, "the later events queue behind the held committers")
+	release()
 	require.Eventually(t, func() bool {
 		var n int64
 		require.NoError(t, db.Raw(`SELECT count(*) FROM river_job WHERE errors IS NOT NULL`).Scan(&n).Error)
 		return n > 0
-	}, 20*time.Second, 10*time.Millisecond, "an attempt failed")
+	}, time.Minute, 10*time.Millisecond, "an attempt failed")
 	p.mu.Lock()
 	disarm(p, db)
 	p.mu.Unlock()
@@ -108,7 +124,7 @@ func riverBatch(t *testing.T, arm, disarm func(*probeApplier, *gorm.DB)) (*probe
 		var n int64
 		require.NoError(t, db.Raw(`SELECT count(*) FROM river_job WHERE state = 'completed'`).Scan(&n).Error)
 		return n == int64(len(rows))
-	}, 20*time.Second, 10*time.Millisecond)
+	}, time.Minute, 10*time.Millisecond)
 	want := map[string]int{}
 	for _, r := range rows {
 		want[r.ProviderEventID] = 1

@@ -52,6 +52,9 @@ type Worker struct {
 	logger  *slog.Logger
 	intake  saturation // nil: never yield
 	queue   applyQueue // prepared events waiting for their batch (apply.go)
+	// batchTimeout bounds a batch's transaction; zero is applyTimeout. Tests that
+	// hold a batch on purpose lengthen it.
+	batchTimeout time.Duration
 }
 
 // saturation is the route, as a worker sees it (Handler.Saturated).
