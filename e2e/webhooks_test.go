@@ -369,19 +369,28 @@ func TestWebhookPaymentLifecycle(t *testing.T) {
 	require.Equal(t, 200, a.deliver(webhooktest.Event("evt_other", "customer.created", t0, webhooktest.Object{"id": "cus_x", "object": "customer"}, nil)))
 	require.Equal(t, "IGNORED", a.awaitEvent("evt_other"))
 
-	_, metrics := a.get("/metrics")
-	for _, want := range []string{
-		`scoville_payment_alerts_total{kind="refund"} 2`,
-		`scoville_payment_alerts_total{kind="dispute"} 1`,
-		`scoville_payment_alerts_total{kind="fraud_warning"} 1`,
-		`scoville_payments_total{outcome="failed"} 1`, // the late report changed nothing
-		`scoville_payments_total{outcome="succeeded"} 1`,
-		`scoville_webhook_events_processed_total{outcome="ignored",type="other"} 1`,
-		`scoville_webhook_processing_seconds_count{type="invoice.paid"} 1`,
-		`scoville_webhook_queue_depth 0`,
-	} {
-		require.Contains(t, metrics, want)
-	}
+	// A job counts its event after the commit that awaitEvent saw: the counters
+	// catch up a moment later.
+	var missing []string
+	require.Eventually(t, func() bool {
+		_, metrics := a.get("/metrics")
+		missing = missing[:0]
+		for _, want := range []string{
+			`scoville_payment_alerts_total{kind="refund"} 2`,
+			`scoville_payment_alerts_total{kind="dispute"} 1`,
+			`scoville_payment_alerts_total{kind="fraud_warning"} 1`,
+			`scoville_payments_total{outcome="failed"} 1`, // the late report changed nothing
+			`scoville_payments_total{outcome="succeeded"} 1`,
+			`scoville_webhook_events_processed_total{outcome="ignored",type="other"} 1`,
+			`scoville_webhook_processing_seconds_count{type="invoice.paid"} 1`,
+			`scoville_webhook_queue_depth 0`,
+		} {
+			if !strings.Contains(metrics, want) {
+				missing = append(missing, want)
+			}
+		}
+		return len(missing) == 0
+	}, 10*time.Second, 20*time.Millisecond, "metrics missing: %v", &missing)
 	logs := a.logs.String()
 	require.Contains(t, logs, `"alert":"dispute"`)
 	require.Contains(t, logs, `"alert":"fraud_warning"`)
