@@ -64,13 +64,22 @@ func (r *meRow) targets() []any {
 		&r.productName, &r.productDescription, &r.stripeProductID, &r.productActive, &r.productCreatedAt, &r.productUpdatedAt}
 }
 
+// MeRead says what Me reads beyond the customer, their subscriptions and plans.
+type MeRead struct {
+	// ShippingAddress opens each subscription's sealed shipping address. Without
+	// it the address is not decrypted and ShippingAddress is left empty: only for
+	// a caller that will not show it.
+	ShippingAddress bool
+}
+
 // Me returns the principal's customer, provisioned as customers.Provision does
 // (created on first sight, e-mail and name following the token, written only when
 // they changed), with Subscriptions set to their newest subscriptions (ForCustomer's
-// order and bound), each with its Plan (active or retired) and the plan's product.
-// A customer seen for the first time is returned without Subscriptions set (the
-// caller reads them as for any customer).
-func (s *Service) Me(ctx context.Context, p *auth.Principal) (*models.Customer, error) {
+// order and bound), each with its Plan (active or retired) and the plan's product,
+// and with its shipping address when read asks for it. A customer seen for the
+// first time is returned without Subscriptions set (the caller reads them as for
+// any customer).
+func (s *Service) Me(ctx context.Context, p *auth.Principal, read MeRead) (*models.Customer, error) {
 	db := s.db.WithContext(ctx)
 	rows, err := db.Raw(meStatement, paging.MaxList, p.Issuer, p.Subject).Rows()
 	if err != nil {
@@ -94,7 +103,7 @@ func (s *Service) Me(ctx context.Context, p *auth.Principal) (*models.Customer, 
 		if !m.id.Valid {
 			continue
 		}
-		sub, err := m.subscription(s, c.ID(), plans)
+		sub, err := m.subscription(s, c.ID(), plans, read)
 		if err != nil {
 			return nil, fmt.Errorf("subscriptions: me: %w", err)
 		}
@@ -114,9 +123,10 @@ func (s *Service) Me(ctx context.Context, p *auth.Principal) (*models.Customer, 
 	return c, nil
 }
 
-// subscription builds the row's subscription of customerID with its shipping
-// address opened, and its plan (one object per plan id) when the plan row exists.
-func (m *meRow) subscription(s *Service, customerID string, plans map[string]*models.Plan) (*models.Subscription, error) {
+// subscription builds the row's subscription of customerID, with its shipping
+// address opened when read asks for it, and its plan (one object per plan id)
+// when the plan row exists.
+func (m *meRow) subscription(s *Service, customerID string, plans map[string]*models.Plan, read MeRead) (*models.Subscription, error) {
 	sub := &models.Subscription{
 		ID: m.id.String, CustomerID: customerID, PlanID: m.planID.String, Status: models.SubscriptionStatus(m.status.String),
 		StripeSubscriptionID: m.stripeSubscriptionID, StripeItemID: m.stripeItemID,
@@ -124,7 +134,7 @@ func (m *meRow) subscription(s *Service, customerID string, plans map[string]*mo
 		PausedUntil: m.pausedUntil, ProviderUpdatedAt: m.providerAt, ProviderEventSeq: m.providerSeq,
 		CreatedAt: m.createdAt.Time, UpdatedAt: m.updatedAt.Time,
 	}
-	if len(m.address) > 0 {
+	if read.ShippingAddress && len(m.address) > 0 {
 		plain, err := sealing.OpenColumn(s.db, "subscriptions", "shipping_address", sub.ID, m.address)
 		if err != nil {
 			return nil, err
