@@ -90,15 +90,21 @@ func (s *Service) Me(ctx context.Context, p *auth.Principal, read MeRead) (*mode
 		row   *customers.Row
 		subs  = []*models.Subscription{}
 		plans = map[string]*models.Plan{}
+		// Every row holds the same customer: the first row's is kept, the later
+		// ones' go to scratch. One meRow serves every row: subscription copies
+		// what it keeps, and Scan gives each pointer column a new value or nil.
+		first, scratch customers.Row
+		m              meRow
+		targets        = append(first.Targets(), m.targets()...)
 	)
 	for rows.Next() {
-		var c customers.Row
-		var m meRow
-		if err := rows.Scan(append(c.Targets(), m.targets()...)...); err != nil {
+		if err := rows.Scan(targets...); err != nil {
 			return nil, fmt.Errorf("subscriptions: me: %w", err)
 		}
+		c := &scratch
 		if row == nil {
-			row = &c
+			row, c = &first, &first
+			copy(targets, scratch.Targets())
 		}
 		if !m.id.Valid {
 			continue
