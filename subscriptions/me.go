@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/scoville/scoville/auth"
@@ -33,6 +35,28 @@ LEFT JOIN plans AS p ON p.id = s.plan_id
 LEFT JOIN products AS pr ON pr.id = p.product_id
 WHERE c.issuer = ? AND c.subject = ?
 ORDER BY s.created_at DESC, s.id DESC`
+
+// meStatementPG is meStatement with PostgreSQL's numbered parameters ($1, $2,
+// ...) in place of gorm's question marks, in their order.
+var meStatementPG = numberParameters(meStatement)
+
+// numberParameters replaces each ? of q with $1, $2, ... in order (q holds no ?
+// other than its parameters).
+func numberParameters(q string) string {
+	var b strings.Builder
+	n := 0
+	for {
+		i := strings.IndexByte(q, '?')
+		if i < 0 {
+			b.WriteString(q)
+			return b.String()
+		}
+		n++
+		b.WriteString(q[:i])
+		b.WriteString("$" + strconv.Itoa(n))
+		q = q[i+1:]
+	}
+}
 
 // meRow is one row of meStatement past the customer's columns; every column is
 // nullable (a customer without subscriptions gives one row of NULLs).
@@ -80,8 +104,13 @@ type MeRead struct {
 // first time is returned without Subscriptions set (the caller reads them as for
 // any customer).
 func (s *Service) Me(ctx context.Context, p *auth.Principal, read MeRead) (*models.Customer, error) {
-	db := s.db.WithContext(ctx)
-	rows, err := db.Raw(meStatement, paging.MaxList, p.Issuer, p.Subject).Rows()
+	// The text goes into gorm's statement as it is, with its parameters numbered
+	// once (meStatementPG): Raw would rebuild it byte by byte on every call. The
+	// statement still runs through gorm's callbacks (logging, tracing, counting).
+	tx := s.db.WithContext(ctx).Raw("")
+	tx.Statement.SQL.WriteString(meStatementPG)
+	tx.Statement.Vars = append(tx.Statement.Vars, paging.MaxList, p.Issuer, p.Subject)
+	rows, err := tx.Rows()
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: me: %w", err)
 	}
