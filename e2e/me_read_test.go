@@ -201,3 +201,50 @@ func TestMeAnswersAsTheLoaderDoes(t *testing.T) {
 		require.Equal(t, want, res.Data["me"].(map[string]any)["subscriptions"], q)
 	}
 }
+
+// TestMeOpensShippingAddressesOnlyWhenAsked: me reads its subscriptions' sealed
+// addresses only for a query that selects them (directly, under an alias, in a
+// fragment). A value that cannot be opened shows which queries open it: those that
+// do not select the address answer; those that do fail, as before.
+func TestMeOpensShippingAddressesOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{})
+	f := a.fixture("price_me_sealed", "cus_me_sealed", "sub_me_sealed")
+	a.issuerSubject(f.customerID, "me-sealed")
+	token := a.token("me-sealed")
+	require.NoError(t, a.db.Exec(`UPDATE subscriptions SET shipping_address = convert_to('not sealed', 'UTF8') WHERE id = ?`, f.subscriptionID).Error)
+
+	for _, q := range []string{
+		meQuery,
+		`{ me { subscriptions { id status } a: subscriptions { cancelAtPeriodEnd } } }`,
+		`{ me { ...C } } fragment C on Customer { subscriptions { ... on Subscription { id } } }`,
+	} {
+		require.Equal(t, []string{f.subscriptionID}, meSubscriptionIDsAny(t, a.gql(token, q, nil)), q)
+	}
+	for _, q := range []string{
+		`{ me { subscriptions { id shippingAddress { city } } } }`,
+		`{ me { subscriptions { id } a: subscriptions { shippingAddress { city } } } }`,
+		`{ me { ...C } } fragment C on Customer { subscriptions { ...S } } fragment S on Subscription { shippingAddress { city } }`,
+		`{ me { subscriptions { ... on Subscription { shippingAddress { city } } } } }`,
+	} {
+		res := a.gql(token, q, nil)
+		require.NotEmpty(t, res.Errors, q)
+	}
+}
+
+// meSubscriptionIDsAny is meSubscriptionIDs for answers whose subscriptions may
+// come under an alias: the ids in any list of the answer's me.
+func meSubscriptionIDsAny(t *testing.T, res gqlResponse) []string {
+	t.Helper()
+	require.Empty(t, res.Errors, res.Raw)
+	var ids []string
+	for _, v := range res.Data["me"].(map[string]any) {
+		list, _ := v.([]any)
+		for _, s := range list {
+			if id, ok := s.(map[string]any)["id"].(string); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}

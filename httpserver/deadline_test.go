@@ -5,9 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,4 +104,240 @@ type hijackRecorder struct{ *httptest.ResponseRecorder }
 
 func (hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return nil, nil, errors.New("not a connection")
+}
+
+// The answer leaves at the deadline, complete, while a handler that ignores its
+// context still runs; what the handler writes after it is refused.
+func TestDeadlineAnswersWhileTheHandlerStillRuns(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var returned atomic.Bool
+	late := make(chan error, 1)
+	srv := httptest.NewServer(httpserver.Deadline(20*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer returned.Store(true)
+		select {
+		case <-release:
+		case <-time.After(30 * time.Second):
+		}
+		_, err := w.Write([]byte(`{"data":{"late":true}}`))
+		late <- err
+	})))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+
+	resp, err := srv.Client().Post(srv.URL, "application/json", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.False(t, returned.Load(), "the answer came before the handler returned")
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	requireTimeoutBody(t, b)
+
+	close(release)
+	require.ErrorIs(t, <-late, http.ErrHandlerTimeout)
+}
+
+// The handler's answer and the deadline race at the worst points: the handler
+// writes as its context ends, or returns then, or returns about at the deadline.
+// A handler that returns after the deadline has not answered in time; the client
+// gets exactly one answer, whole, and nothing reaches the writer after ServeHTTP
+// returned.
+func TestDeadlineRaceAtTheDeadlineGivesOneWholeAnswer(t *testing.T) {
+	t.Parallel()
+	for i := range 300 {
+		var h http.Handler
+		late := i%3 != 2
+		switch i % 3 {
+		case 0:
+			// Writes as the context ends.
+			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				<-r.Context().Done()
+				w.Header().Set("Content-Type", "application/graphql-response+json")
+				_, _ = w.Write([]byte(`{"data":{}}`))
+			})
+		case 1:
+			// Has written, and returns as the context ends.
+			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/graphql-response+json")
+				_, _ = w.Write([]byte(`{"data":{}}`))
+				<-r.Context().Done()
+			})
+		default:
+			// Returns about when the deadline comes: before or after.
+			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/graphql-response+json")
+				_, _ = w.Write([]byte(`{"data":{}}`))
+				deadline, _ := r.Context().Deadline()
+				for time.Now().Before(deadline) {
+				}
+			})
+		}
+		rec := &guardedRecorder{ResponseRecorder: httptest.NewRecorder()}
+		httpserver.Deadline(time.Millisecond, h).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/graphql", nil))
+		rec.end()
+		switch rec.Code {
+		case http.StatusOK:
+			require.False(t, late, "a handler that returned after its deadline was answered for")
+			require.Equal(t, "application/graphql-response+json", rec.Header().Get("Content-Type"))
+			require.JSONEq(t, `{"data":{}}`, rec.Body.String())
+		case http.StatusServiceUnavailable:
+			require.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+			requireTimeoutBody(t, rec.Body.Bytes())
+		default:
+			t.Fatalf("status %d", rec.Code)
+		}
+	}
+}
+
+// A handler's panic is passed on; before the deadline nothing was answered (the
+// caller's recovery answers), after it the deadline's answer stands.
+func TestDeadlinePassesPanicsOn(t *testing.T) {
+	t.Parallel()
+	t.Run("before the deadline", func(t *testing.T) {
+		t.Parallel()
+		var ctx context.Context
+		h := httpserver.Deadline(20*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx = r.Context()
+			_, _ = w.Write([]byte(`{"data":{}}`))
+			panic("boom")
+		}))
+		rec := &guardedRecorder{ResponseRecorder: httptest.NewRecorder()}
+		require.PanicsWithValue(t, "boom", func() {
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/graphql", nil))
+		})
+		rec.end()
+		<-ctx.Done()
+		// Past the deadline too: a deadline answer would come now, and must not.
+		time.Sleep(40 * time.Millisecond)
+		require.Equal(t, 0, rec.writes(), "nothing was answered")
+	})
+	t.Run("after the deadline", func(t *testing.T) {
+		t.Parallel()
+		h := httpserver.Deadline(time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done()
+			for {
+				// The deadline's answer is out once a write is refused.
+				if _, err := w.Write([]byte("x")); err != nil {
+					panic("boom")
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}))
+		rec := &guardedRecorder{ResponseRecorder: httptest.NewRecorder()}
+		require.PanicsWithValue(t, "boom", func() {
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/graphql", nil))
+		})
+		rec.end()
+		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+		requireTimeoutBody(t, rec.Body.Bytes())
+	})
+}
+
+// A handler cannot push part of its answer out before it returns: the answer is
+// buffered whole, so a flush is refused and the answer comes once, at the end.
+func TestDeadlineRefusesFlushes(t *testing.T) {
+	t.Parallel()
+	var flushErr error
+	h := httpserver.Deadline(time.Minute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"data":`))
+		flushErr = http.NewResponseController(w).Flush()
+		_, _ = w.Write([]byte(`{}}`))
+	}))
+	rec := &guardedRecorder{ResponseRecorder: httptest.NewRecorder()}
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/graphql", nil))
+	rec.end()
+	require.ErrorIs(t, flushErr, http.ErrNotSupported)
+	require.False(t, rec.Flushed)
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+	require.JSONEq(t, `{"data":{}}`, rec.Body.String())
+}
+
+// A client that goes away gets 503 without a body, as http.TimeoutHandler
+// answered; the handler's context is canceled, not past its deadline.
+func TestDeadlineClientGone(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	var handlerErr error
+	h := httpserver.Deadline(time.Minute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cancel()
+		<-r.Context().Done()
+		handlerErr = r.Context().Err()
+		_, _ = w.Write([]byte(`{"data":{}}`))
+	}))
+	rec := &guardedRecorder{ResponseRecorder: httptest.NewRecorder()}
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/graphql", nil).WithContext(ctx))
+	rec.end()
+	require.ErrorIs(t, handlerErr, context.Canceled)
+	// The client's going and the handler's answer race: either is one whole answer.
+	if rec.Code == http.StatusServiceUnavailable {
+		require.Empty(t, rec.Body.String())
+	} else {
+		require.JSONEq(t, `{"data":{}}`, rec.Body.String())
+	}
+}
+
+func requireTimeoutBody(t *testing.T, b []byte) {
+	t.Helper()
+	var body struct {
+		Errors []struct {
+			Message    string
+			Extensions map[string]any
+		}
+	}
+	require.NoError(t, json.Unmarshal(b, &body), string(b))
+	require.Len(t, body.Errors, 1)
+	require.Equal(t, "REQUEST_TIMEOUT", body.Errors[0].Extensions["code"])
+}
+
+// guardedRecorder is a recorder that fails the test when it is written to after
+// the handler that holds it returned (end), and counts the writes before.
+type guardedRecorder struct {
+	*httptest.ResponseRecorder
+	mu    sync.Mutex
+	ended bool
+	n     int
+}
+
+func (g *guardedRecorder) use() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ended {
+		panic("written after ServeHTTP returned")
+	}
+	g.n++
+}
+
+func (g *guardedRecorder) end() {
+	g.mu.Lock()
+	g.ended = true
+	g.mu.Unlock()
+}
+
+func (g *guardedRecorder) writes() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.n
+}
+
+func (g *guardedRecorder) WriteHeader(code int) {
+	g.use()
+	g.ResponseRecorder.WriteHeader(code)
+}
+
+func (g *guardedRecorder) Write(b []byte) (int, error) {
+	g.use()
+	return g.ResponseRecorder.Write(b)
+}
+
+func (g *guardedRecorder) Flush() {
+	g.use()
+	g.ResponseRecorder.Flush()
 }

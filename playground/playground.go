@@ -56,8 +56,16 @@ type Config struct {
 
 // Handler serves the page and its assets. Build it with New.
 type Handler struct {
-	path   string
-	csp    string
+	path  string
+	csp   string
+	build func() (*content, error) // once, on the first request
+	load  func() (map[string]*asset, error)
+}
+
+// content is what the first request builds: the assets are read and compressed
+// only when someone opens the IDE, so a server nobody opens it on holds none of
+// them in memory.
+type content struct {
 	page   []byte
 	assets map[string]*asset // by URL path
 }
@@ -94,8 +102,9 @@ const PageCacheControl = "no-store"
 // policy: no space, quote, comma or semicolon can reach the header.
 var originPattern = regexp.MustCompile(`^https?://[A-Za-z0-9.\-]+(:[0-9]+)?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]+)?$`)
 
-// New builds the handler: it hashes and compresses the embedded assets once and
-// renders the page for cfg.
+// New checks cfg and builds the handler. The embedded assets are hashed and
+// compressed (once per process) and the page rendered on the handler's first
+// request, not here.
 func New(cfg Config) (*Handler, error) {
 	if cfg.Path == "" {
 		cfg.Path = DefaultPath
@@ -121,18 +130,6 @@ func New(cfg Config) (*Handler, error) {
 		return nil, errors.New("playground: a client id needs an IssuerURL to sign in with")
 	}
 
-	all, err := loadAssets()
-	if err != nil {
-		return nil, err
-	}
-	h := &Handler{path: cfg.Path, csp: ContentSecurityPolicy(issuerOrigin), assets: map[string]*asset{}}
-	urls := map[string]string{}
-	for name, a := range all {
-		u := cfg.Path + "/static/" + a.hash + "/" + path.Base(name)
-		h.assets[u] = a
-		urls[name] = u
-	}
-
 	tmpl, err := template.ParseFS(files, "assets/page.html")
 	if err != nil {
 		return nil, fmt.Errorf("playground: page template: %w", err)
@@ -145,7 +142,6 @@ func New(cfg Config) (*Handler, error) {
 		Issuer:      cfg.IssuerURL,
 		ClientID:    cfg.ClientID,
 		Scopes:      Scopes,
-		URL:         urls,
 	}
 	if cfg.Production {
 		data.Title = "Scoville Playground (production)"
@@ -158,12 +154,30 @@ func New(cfg Config) (*Handler, error) {
 	case cfg.ClientID == "":
 		data.Notice = `Sign-in is not configured (PLAYGROUND_OIDC_CLIENT_ID is empty). Paste a token in the Headers tab: {"Authorization": "Bearer <token>"} (make run prints some).`
 	}
+	h := &Handler{path: cfg.Path, csp: ContentSecurityPolicy(issuerOrigin), load: loadAssets}
+	h.build = sync.OnceValues(func() (*content, error) { return render(h.load, tmpl, data) })
+	return h, nil
+}
+
+// render builds the page for data, with the assets' URLs, and the assets by URL.
+func render(load func() (map[string]*asset, error), tmpl *template.Template, data pageData) (*content, error) {
+	all, err := load()
+	if err != nil {
+		return nil, err
+	}
+	c := &content{assets: map[string]*asset{}}
+	data.URL = map[string]string{}
+	for name, a := range all {
+		u := data.Path + "/static/" + a.hash + "/" + path.Base(name)
+		c.assets[u] = a
+		data.URL[name] = u
+	}
 	var buf bytes.Buffer
 	if err := tmpl.Execute(&buf, data); err != nil {
 		return nil, fmt.Errorf("playground: render page: %w", err)
 	}
-	h.page = buf.Bytes()
-	return h, nil
+	c.page = buf.Bytes()
+	return c, nil
 }
 
 // ContentSecurityPolicy is the policy of the page: scripts, styles, images and fonts
@@ -194,16 +208,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	c, err := h.build()
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
 	if r.URL.Path == h.path {
 		hd := w.Header()
 		hd.Set("Content-Security-Policy", h.csp)
 		hd.Set("Content-Type", "text/html; charset=utf-8")
 		hd.Set("Cache-Control", PageCacheControl)
 		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(h.page))
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(c.page))
 		return
 	}
-	a, ok := h.assets[r.URL.Path]
+	a, ok := c.assets[r.URL.Path]
 	if !ok {
 		http.NotFound(w, r)
 		return

@@ -11,6 +11,7 @@ import (
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/graph"
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/subscriptions"
 )
 
 func (r *customerResolver) Subscriptions(ctx context.Context, obj *models.Customer) ([]*models.Subscription, error) {
@@ -25,8 +26,8 @@ func (r *queryResolver) Me(ctx context.Context) (*models.Customer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if selectsSubscriptions(ctx) {
-		return r.Subscriptions.Me(ctx, p)
+	if subs, addresses := subscriptionReads(ctx); subs {
+		return r.Subscriptions.Me(ctx, p, subscriptions.MeRead{ShippingAddress: addresses})
 	}
 	return r.Customers.Provision(ctx, p)
 }

@@ -31,6 +31,12 @@
 #   SCOVILLE_PG_DURABLE  1 (default here): PostgreSQL's durable defaults; 0: the
 #                      test settings
 #   DB_MAX_OPEN_CONNS, DB_MAX_IDLE_CONNS  the server's pool (defaults: the server's)
+#   BENCH_PROFILE=1    build the server with -tags benchpprof and, during the last
+#                      round's wrk, take a CPU profile and an allocation profile of
+#                      it (BENCH_PROFILE_SECONDS, default: BENCH_SECONDS less 3), then
+#                      the heap in use; kept in BENCH_PROFILE_DIR (default:
+#                      bench-read-profiles). Profiling costs CPU: that round's
+#                      CPU/req is not comparable with the others.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source-path=SCRIPTDIR/.. source=scripts/lib.sh
@@ -42,7 +48,10 @@ connections="${BENCH_CONNECTIONS:-32}"
 customers="${BENCH_CUSTOMERS:-10000}"
 tokens="${BENCH_TOKENS:-1000}"
 scale="${PGBENCH_SCALE:-1}"
-for v in rounds seconds connections customers tokens scale; do
+profile="${BENCH_PROFILE:-0}"
+profile_dir="${BENCH_PROFILE_DIR:-bench-read-profiles}"
+profile_seconds="${BENCH_PROFILE_SECONDS:-$((seconds > 4 ? seconds - 3 : 1))}"
+for v in rounds seconds connections customers tokens scale profile_seconds; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || scoville_die "$v must be a whole number, 1 or more (got '${!v}')"
 done
 
@@ -63,6 +72,15 @@ scoville_bench_setup readload
 pgbench=$SCOVILLE_PGBENCH
 tmp="$_SCOVILLE_TMP"
 idp_url=$SCOVILLE_IDP_URL
+server_bin="$tmp/scoville"
+pprof_env=()
+if [[ $profile == 1 ]]; then
+	scoville_log "building the server with -tags benchpprof"
+	go build -tags benchpprof -o "$tmp/scoville-pprof" .
+	server_bin="$tmp/scoville-pprof"
+	pprof_port="$(scoville_free_port)" || scoville_die "no free port for pprof"
+	pprof_env=(SCOVILLE_PPROF_ADDR="127.0.0.1:$pprof_port")
+fi
 
 # ---- server. All the load comes from one address and from BENCH_TOKENS callers:
 # the rate and in-flight limits are as high as they go, so that the measurement is
@@ -70,13 +88,13 @@ idp_url=$SCOVILLE_IDP_URL
 port="$(scoville_free_port)" || scoville_die "no free port for the server"
 server_url="http://127.0.0.1:$port"
 scoville_log "server: starting on 127.0.0.1:$port (log: $tmp/server.log)"
-APP_ENV=development HTTP_ADDR="127.0.0.1:$port" LOG_LEVEL="${LOG_LEVEL:-warn}" MIGRATE_ON_START=true \
+env APP_ENV=development HTTP_ADDR="127.0.0.1:$port" LOG_LEVEL="${LOG_LEVEL:-warn}" MIGRATE_ON_START=true \
 	OIDC_ISSUER_URL="$idp_url" OIDC_AUDIENCE=scoville-api \
 	STRIPE_SECRET_KEY="${STRIPE_SECRET_KEY:-sk_test_123}" STRIPE_WEBHOOK_SECRET=whsec_bench_read \
 	DATABASE_URL="$DATABASE_URL" STRIPE_API_BASE="$STRIPE_API_BASE" \
 	RATE_LIMIT_ADDRESS_PER_MINUTE=1000000 RATE_LIMIT_QUERIES_PER_MINUTE=1000000 \
-	RATE_LIMIT_INFLIGHT_PER_CALLER=10000 RATE_LIMIT_INFLIGHT_PER_ADDRESS=100000 \
-	"$tmp/scoville" >"$tmp/server.log" 2>&1 </dev/null &
+	RATE_LIMIT_INFLIGHT_PER_CALLER=10000 RATE_LIMIT_INFLIGHT_PER_ADDRESS=100000 "${pprof_env[@]}" \
+	"$server_bin" >"$tmp/server.log" 2>&1 </dev/null &
 server_pid=$!
 scoville_await "$server_pid" "$server_url/readyz" 60 "the server did not become ready ($server_url/readyz)" "$tmp/server.log"
 
@@ -158,10 +176,30 @@ for ((r = 1; r <= rounds; r++)); do
 		sleep 0.5
 	done) &
 	sampler=$!
+	profiler=
+	if [[ $profile == 1 && $r -eq $rounds ]]; then
+		(sleep 1
+			curl -s -m $((profile_seconds + 30)) -o "$tmp/allocs.pprof" \
+				"http://127.0.0.1:$pprof_port/debug/pprof/allocs?seconds=$profile_seconds" &
+			curl -s -m $((profile_seconds + 30)) -o "$tmp/cpu.pprof" \
+				"http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=$profile_seconds"
+			wait
+			curl -s -m 30 -o "$tmp/heap.pprof" "http://127.0.0.1:$pprof_port/debug/pprof/heap") &
+		profiler=$!
+	fi
 	wrk -t2 -c "$connections" -d "${seconds}s" -s "$tmp/me.lua" "$server_url/graphql" -- "$tmp/tokens.txt" >"$tmp/wrk.log" 2>&1 || true
 	kill "$sampler" 2>/dev/null || true
 	wait "$sampler" 2>/dev/null || true
 	cpu1="$(cpu_seconds "$server_pid")"
+	if [[ -n $profiler ]]; then
+		wait "$profiler" || true
+		mkdir -p "$profile_dir"
+		for f in cpu allocs heap; do
+			[[ ! -s $tmp/$f.pprof ]] || cp "$tmp/$f.pprof" "$profile_dir/$f.pprof"
+		done
+		cp "$server_bin" "$profile_dir/scoville"
+		scoville_log "profiles of round $r: go tool pprof -top $profile_dir/scoville $profile_dir/cpu.pprof (allocs.pprof: -sample_index=alloc_space; heap.pprof: in use after wrk)"
+	fi
 	line="$(grep '^BENCH ' "$tmp/wrk.log" || true)"
 	[[ -n $line ]] || {
 		scoville_show_log "$tmp/wrk.log"

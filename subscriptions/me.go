@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/scoville/scoville/auth"
@@ -33,6 +35,28 @@ LEFT JOIN plans AS p ON p.id = s.plan_id
 LEFT JOIN products AS pr ON pr.id = p.product_id
 WHERE c.issuer = ? AND c.subject = ?
 ORDER BY s.created_at DESC, s.id DESC`
+
+// meStatementPG is meStatement with PostgreSQL's numbered parameters ($1, $2,
+// ...) in place of gorm's question marks, in their order.
+var meStatementPG = numberParameters(meStatement)
+
+// numberParameters replaces each ? of q with $1, $2, ... in order (q holds no ?
+// other than its parameters).
+func numberParameters(q string) string {
+	var b strings.Builder
+	n := 0
+	for {
+		i := strings.IndexByte(q, '?')
+		if i < 0 {
+			b.WriteString(q)
+			return b.String()
+		}
+		n++
+		b.WriteString(q[:i])
+		b.WriteString("$" + strconv.Itoa(n))
+		q = q[i+1:]
+	}
+}
 
 // meRow is one row of meStatement past the customer's columns; every column is
 // nullable (a customer without subscriptions gives one row of NULLs).
@@ -64,15 +88,29 @@ func (r *meRow) targets() []any {
 		&r.productName, &r.productDescription, &r.stripeProductID, &r.productActive, &r.productCreatedAt, &r.productUpdatedAt}
 }
 
+// MeRead says what Me reads beyond the customer, their subscriptions and plans.
+type MeRead struct {
+	// ShippingAddress opens each subscription's sealed shipping address. Without
+	// it the address is not decrypted and ShippingAddress is left empty: only for
+	// a caller that will not show it.
+	ShippingAddress bool
+}
+
 // Me returns the principal's customer, provisioned as customers.Provision does
 // (created on first sight, e-mail and name following the token, written only when
 // they changed), with Subscriptions set to their newest subscriptions (ForCustomer's
-// order and bound), each with its Plan (active or retired) and the plan's product.
-// A customer seen for the first time is returned without Subscriptions set (the
-// caller reads them as for any customer).
-func (s *Service) Me(ctx context.Context, p *auth.Principal) (*models.Customer, error) {
-	db := s.db.WithContext(ctx)
-	rows, err := db.Raw(meStatement, paging.MaxList, p.Issuer, p.Subject).Rows()
+// order and bound), each with its Plan (active or retired) and the plan's product,
+// and with its shipping address when read asks for it. A customer seen for the
+// first time is returned without Subscriptions set (the caller reads them as for
+// any customer).
+func (s *Service) Me(ctx context.Context, p *auth.Principal, read MeRead) (*models.Customer, error) {
+	// The text goes into gorm's statement as it is, with its parameters numbered
+	// once (meStatementPG): Raw would rebuild it byte by byte on every call. The
+	// statement still runs through gorm's callbacks (logging, tracing, counting).
+	tx := s.db.WithContext(ctx).Raw("")
+	tx.Statement.SQL.WriteString(meStatementPG)
+	tx.Statement.Vars = append(tx.Statement.Vars, paging.MaxList, p.Issuer, p.Subject)
+	rows, err := tx.Rows()
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: me: %w", err)
 	}
@@ -81,20 +119,26 @@ func (s *Service) Me(ctx context.Context, p *auth.Principal) (*models.Customer, 
 		row   *customers.Row
 		subs  = []*models.Subscription{}
 		plans = map[string]*models.Plan{}
+		// Every row holds the same customer: the first row's is kept, the later
+		// ones' go to scratch. One meRow serves every row: subscription copies
+		// what it keeps, and Scan gives each pointer column a new value or nil.
+		first, scratch customers.Row
+		m              meRow
+		targets        = append(first.Targets(), m.targets()...)
 	)
 	for rows.Next() {
-		var c customers.Row
-		var m meRow
-		if err := rows.Scan(append(c.Targets(), m.targets()...)...); err != nil {
+		if err := rows.Scan(targets...); err != nil {
 			return nil, fmt.Errorf("subscriptions: me: %w", err)
 		}
+		c := &scratch
 		if row == nil {
-			row = &c
+			row, c = &first, &first
+			copy(targets, scratch.Targets())
 		}
 		if !m.id.Valid {
 			continue
 		}
-		sub, err := m.subscription(s, c.ID(), plans)
+		sub, err := m.subscription(s, c.ID(), plans, read)
 		if err != nil {
 			return nil, fmt.Errorf("subscriptions: me: %w", err)
 		}
@@ -114,9 +158,10 @@ func (s *Service) Me(ctx context.Context, p *auth.Principal) (*models.Customer, 
 	return c, nil
 }
 
-// subscription builds the row's subscription of customerID with its shipping
-// address opened, and its plan (one object per plan id) when the plan row exists.
-func (m *meRow) subscription(s *Service, customerID string, plans map[string]*models.Plan) (*models.Subscription, error) {
+// subscription builds the row's subscription of customerID, with its shipping
+// address opened when read asks for it, and its plan (one object per plan id)
+// when the plan row exists.
+func (m *meRow) subscription(s *Service, customerID string, plans map[string]*models.Plan, read MeRead) (*models.Subscription, error) {
 	sub := &models.Subscription{
 		ID: m.id.String, CustomerID: customerID, PlanID: m.planID.String, Status: models.SubscriptionStatus(m.status.String),
 		StripeSubscriptionID: m.stripeSubscriptionID, StripeItemID: m.stripeItemID,
@@ -124,7 +169,7 @@ func (m *meRow) subscription(s *Service, customerID string, plans map[string]*mo
 		PausedUntil: m.pausedUntil, ProviderUpdatedAt: m.providerAt, ProviderEventSeq: m.providerSeq,
 		CreatedAt: m.createdAt.Time, UpdatedAt: m.updatedAt.Time,
 	}
-	if len(m.address) > 0 {
+	if read.ShippingAddress && len(m.address) > 0 {
 		plain, err := sealing.OpenColumn(s.db, "subscriptions", "shipping_address", sub.ID, m.address)
 		if err != nil {
 			return nil, err
