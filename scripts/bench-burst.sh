@@ -30,8 +30,8 @@
 #                       15), kept in BURST_PROFILE_DIR (default: bench-burst-profiles)
 #   BURST_STATEMENTS=1  load pg_stat_statements and print, per phase, the statements
 #                       per event (all of them: route, workers, sender's checks) and
-#                       the 25 that took the most time (statements-NAME.txt in the
-#                       log directory)
+#                       the BURST_STATEMENTS_TOP (default 25) that took the most
+#                       time (statements-NAME.txt in the log directory)
 #   SCOVILLE_PG_DURABLE 1 (default), 0: the test settings
 #   DB_MAX_OPEN_CONNS, DB_MAX_IDLE_CONNS, WEBHOOK_WORKERS, JOB_WORKERS,
 #   JOB_POLL_INTERVAL, RATE_LIMIT_WEBHOOKS_PER_MINUTE: server settings (defaults
@@ -48,6 +48,7 @@ profile="${BURST_PROFILE:-0}"
 profile_seconds="${BURST_PROFILE_SECONDS:-15}"
 profile_dir="${BURST_PROFILE_DIR:-bench-burst-profiles}"
 statements="${BURST_STATEMENTS:-0}"
+statements_top="${BURST_STATEMENTS_TOP:-25}"
 
 export DB_MAX_OPEN_CONNS="${DB_MAX_OPEN_CONNS:-15}"
 export DB_MAX_IDLE_CONNS="${DB_MAX_IDLE_CONNS:-$DB_MAX_OPEN_CONNS}"
@@ -232,7 +233,7 @@ phase() {
 			WHERE query NOT LIKE '%pg_stat_statements%'" >"$tmp/statements-$name.txt"
 		"$psql" "$DATABASE_URL" -X -q -P pager=off -c "SELECT round(calls::numeric / $n, 2) AS per_event,
 			round(total_exec_time::numeric / $n * 1000) AS us_per_event, left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
-			FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT 25" \
+			FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT $statements_top" \
 			>>"$tmp/statements-$name.txt"
 		scoville_log "phase $name: $(head -n 1 "$tmp/statements-$name.txt")"
 		cat "$tmp/statements-$name.txt" >&2
