@@ -3,6 +3,7 @@ package webhooks
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"maps"
 	"slices"
@@ -283,8 +284,8 @@ func (w *Worker) applyOneSafely(ctx context.Context, tx *gorm.DB, it *applyItem)
 }
 
 // applyOne applies one event, locked RECEIVED and unchanged since it was read, in
-// tx: it indexes the event's subjects, locks its customers, applies it, and
-// completes its job; markApplied then records its status.
+// tx: it indexes the event's subjects, locks its customers and applies it;
+// markApplied then records its status and completes its job.
 func (w *Worker) applyOne(ctx context.Context, tx *gorm.DB, it *applyItem) (subscriptions.Effect, error) {
 	var effect subscriptions.Effect
 	row, job := it.row, it.job
@@ -311,13 +312,13 @@ func (w *Worker) applyOne(ctx context.Context, tx *gorm.DB, it *applyItem) (subs
 	if job.Args.Replay {
 		effect.Outcome = "replayed: " + effect.Outcome
 	}
-	return effect, completeInTx(ctx, tx, job)
+	return effect, nil
 }
 
 // markApplied records the outcome of every event of the batch applied without an
 // error, in one statement of tx outside the savepoints (so the rows carry the
 // transaction's own id): status, outcome, attempt, the time it was applied, and
-// that its subjects are indexed.
+// that its subjects are indexed. It then completes their jobs (completeApplied).
 func markApplied(ctx context.Context, tx *gorm.DB, batch []*applyItem, results []applied, at []time.Time) error {
 	var (
 		ids, statuses, outcomes []string
@@ -353,6 +354,37 @@ func markApplied(ctx context.Context, tx *gorm.DB, batch []*applyItem, results [
 	}
 	if n, err := res.RowsAffected(); err != nil || n != int64(len(ids)) {
 		return fmt.Errorf("webhooks: mark applied: %d of %d events (%v)", n, len(ids), err)
+	}
+	return completeApplied(ctx, sqlTx, batch, results)
+}
+
+// completeApplied completes, in tx and in one statement per River client, the jobs
+// of the events applied without an error, as completeInTx does for one. An item
+// whose context has no River client (a test calling Work directly) is left to
+// River, which completes it after Work returns as usual.
+func completeApplied(ctx context.Context, sqlTx *sql.Tx, batch []*applyItem, results []applied) error {
+	var (
+		clients []*jobs.Client
+		ids     [][]int64
+	)
+	for i, it := range batch {
+		if results[i].err != nil {
+			continue
+		}
+		client, err := river.ClientFromContextSafely[*sql.Tx](it.ctx)
+		if err != nil {
+			continue
+		}
+		k := slices.Index(clients, client)
+		if k < 0 {
+			clients, ids, k = append(clients, client), append(ids, nil), len(clients)
+		}
+		ids[k] = append(ids[k], it.job.ID)
+	}
+	for k, client := range clients {
+		if err := jobs.CompleteManyTx(ctx, sqlTx, client, ids[k]); err != nil {
+			return fmt.Errorf("webhooks: %w", err)
+		}
 	}
 	return nil
 }
