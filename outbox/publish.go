@@ -168,9 +168,10 @@ func publishTo(ctx context.Context, tx *gorm.DB, endpoints []string, eventType, 
 	return nil
 }
 
-// enqueue inserts the job delivering d in sqlTx.
+// enqueue inserts the job delivering d in sqlTx, or defers it to the caller's one
+// insert of its transaction's jobs (jobs.WithDeferredInserts).
 func enqueue(ctx context.Context, sqlTx *sql.Tx, deliveryID string) error {
-	_, err := inserter.InsertTx(ctx, sqlTx, DeliverArgs{DeliveryID: deliveryID}, &river.InsertOpts{
+	err := jobs.InsertTx(ctx, inserter, sqlTx, DeliverArgs{DeliveryID: deliveryID}, &river.InsertOpts{
 		Queue: jobs.QueueOutbox, MaxAttempts: len(RetrySchedule) + 1,
 	})
 	if err != nil {

@@ -194,6 +194,9 @@ func (w *Worker) applyBatch(batch []*applyItem) []applied {
 	})
 	results := make([]applied, len(batch))
 	at := make([]time.Time, len(batch)) // when each was applied
+	// The jobs each event enqueues, inserted together once the batch is applied:
+	// those of an event rolled back to its savepoint are dropped with it.
+	later := make([]*jobs.Deferred, len(batch))
 	deadline := time.Now().Add(cmp.Or(w.batchTimeout, applyTimeout))
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -229,6 +232,7 @@ func (w *Worker) applyBatch(batch []*applyItem) []applied {
 			// cancellation: a statement cut off by one job would break the
 			// connection that the whole batch is written on.
 			ectx, ecancel := context.WithDeadline(context.WithoutCancel(it.ctx), deadline)
+			ectx, later[i] = jobs.WithDeferredInserts(ectx)
 			if !alone {
 				if err := tx.Exec("SAVEPOINT apply").Error; err != nil {
 					ecancel()
@@ -250,7 +254,7 @@ func (w *Worker) applyBatch(batch []*applyItem) []applied {
 				return err
 			}
 		}
-		return markApplied(ctx, tx, batch, results, at)
+		return markApplied(ctx, tx, batch, results, at, later)
 	})
 	if err != nil {
 		// Nothing of the batch committed.
@@ -318,17 +322,20 @@ func (w *Worker) applyOne(ctx context.Context, tx *gorm.DB, it *applyItem) (subs
 // markApplied records the outcome of every event of the batch applied without an
 // error, in one statement of tx outside the savepoints (so the rows carry the
 // transaction's own id): status, outcome, attempt, the time it was applied, and
-// that its subjects are indexed. It then completes their jobs (completeApplied).
-func markApplied(ctx context.Context, tx *gorm.DB, batch []*applyItem, results []applied, at []time.Time) error {
+// that its subjects are indexed. It then inserts the jobs their apply enqueued
+// (later, by item), and completes their own jobs (completeApplied).
+func markApplied(ctx context.Context, tx *gorm.DB, batch []*applyItem, results []applied, at []time.Time, later []*jobs.Deferred) error {
 	var (
 		ids, statuses, outcomes []string
 		attempts                []int32
 		times                   []time.Time
+		enqueued                []*jobs.Deferred
 	)
 	for i, it := range batch {
 		if results[i].err != nil {
 			continue
 		}
+		enqueued = append(enqueued, later[i])
 		status := models.WebhookProcessed
 		if results[i].effect.Ignored {
 			status = models.WebhookIgnored
@@ -354,6 +361,9 @@ func markApplied(ctx context.Context, tx *gorm.DB, batch []*applyItem, results [
 	}
 	if n, err := res.RowsAffected(); err != nil || n != int64(len(ids)) {
 		return fmt.Errorf("webhooks: mark applied: %d of %d events (%v)", n, len(ids), err)
+	}
+	if err := jobs.InsertDeferredTx(ctx, sqlTx, enqueued...); err != nil {
+		return fmt.Errorf("webhooks: %w", err)
 	}
 	return completeApplied(ctx, sqlTx, batch, results)
 }
