@@ -16,6 +16,7 @@ import (
 	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/eventindex"
 	"github.com/scoville/scoville/jobs"
+	"github.com/scoville/scoville/live"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/subscriptions"
 )
@@ -197,6 +198,7 @@ func (w *Worker) applyBatch(batch []*applyItem) []applied {
 	// The jobs each event enqueues, inserted together once the batch is applied:
 	// those of an event rolled back to its savepoint are dropped with it.
 	later := make([]*jobs.Deferred, len(batch))
+	announced := make([]*live.Later, len(batch)) // and their live announcements
 	deadline := time.Now().Add(cmp.Or(w.batchTimeout, applyTimeout))
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -233,6 +235,7 @@ func (w *Worker) applyBatch(batch []*applyItem) []applied {
 			// connection that the whole batch is written on.
 			ectx, ecancel := context.WithDeadline(context.WithoutCancel(it.ctx), deadline)
 			ectx, later[i] = jobs.WithDeferredInserts(ectx)
+			ectx, announced[i] = live.WithAnnounceLater(ectx)
 			if !alone {
 				if err := tx.Exec("SAVEPOINT apply").Error; err != nil {
 					ecancel()
@@ -254,7 +257,7 @@ func (w *Worker) applyBatch(batch []*applyItem) []applied {
 				return err
 			}
 		}
-		return markApplied(ctx, tx, batch, results, at, later)
+		return markApplied(ctx, tx, batch, results, at, later, announced)
 	})
 	if err != nil {
 		// Nothing of the batch committed.
@@ -323,19 +326,22 @@ func (w *Worker) applyOne(ctx context.Context, tx *gorm.DB, it *applyItem) (subs
 // error, in one statement of tx outside the savepoints (so the rows carry the
 // transaction's own id): status, outcome, attempt, the time it was applied, and
 // that its subjects are indexed. It then inserts the jobs their apply enqueued
-// (later, by item), and completes their own jobs (completeApplied).
-func markApplied(ctx context.Context, tx *gorm.DB, batch []*applyItem, results []applied, at []time.Time, later []*jobs.Deferred) error {
+// (later, by item), makes their live announcements (announced, by item), and
+// completes their own jobs (completeApplied).
+func markApplied(ctx context.Context, tx *gorm.DB, batch []*applyItem, results []applied, at []time.Time,
+	later []*jobs.Deferred, announced []*live.Later) error {
 	var (
 		ids, statuses, outcomes []string
 		attempts                []int32
 		times                   []time.Time
 		enqueued                []*jobs.Deferred
+		announce                []*live.Later
 	)
 	for i, it := range batch {
 		if results[i].err != nil {
 			continue
 		}
-		enqueued = append(enqueued, later[i])
+		enqueued, announce = append(enqueued, later[i]), append(announce, announced[i])
 		status := models.WebhookProcessed
 		if results[i].effect.Ignored {
 			status = models.WebhookIgnored
@@ -363,6 +369,9 @@ func markApplied(ctx context.Context, tx *gorm.DB, batch []*applyItem, results [
 		return fmt.Errorf("webhooks: mark applied: %d of %d events (%v)", n, len(ids), err)
 	}
 	if err := jobs.InsertDeferredTx(ctx, sqlTx, enqueued...); err != nil {
+		return fmt.Errorf("webhooks: %w", err)
+	}
+	if err := live.AnnounceLater(ctx, sqlTx, announce...); err != nil {
 		return fmt.Errorf("webhooks: %w", err)
 	}
 	return completeApplied(ctx, sqlTx, batch, results)
