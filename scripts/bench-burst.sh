@@ -31,7 +31,8 @@
 #   BURST_STATEMENTS=1  load pg_stat_statements and print, per phase, the statements
 #                       per event (all of them: route, workers, sender's checks) and
 #                       the BURST_STATEMENTS_TOP (default 25) that took the most
-#                       time (statements-NAME.txt in the log directory)
+#                       time (statements-NAME.txt in the log directory); at the
+#                       end, the indexes no query scanned on tables written
 #   SCOVILLE_PG_DURABLE 1 (default), 0: the test settings
 #   DB_MAX_OPEN_CONNS, DB_MAX_IDLE_CONNS, WEBHOOK_WORKERS, JOB_WORKERS,
 #   JOB_POLL_INTERVAL, RATE_LIMIT_WEBHOOKS_PER_MINUTE: server settings (defaults
@@ -262,6 +263,14 @@ if [[ -s $tmp/cpu-B.pprof ]]; then
 	cp "$tmp/cpu-B.pprof" "$profile_dir/cpu-B.pprof"
 	cp "$tmp/scoville" "$profile_dir/scoville"
 	scoville_log "CPU profile of phase B's drain: go tool pprof -top $profile_dir/scoville $profile_dir/cpu-B.pprof"
+fi
+
+if [[ $statements == 1 ]]; then
+	# Indexes every insert of the run updated but no query of it read.
+	scoville_log "indexes never scanned since the cluster started (idx_scan = 0), on tables written:"
+	"$psql" "$DATABASE_URL" -X -q -P pager=off -c "SELECT i.relname AS table, i.indexrelname AS index, t.n_tup_ins AS inserts
+		FROM pg_stat_user_indexes i JOIN pg_stat_user_tables t USING (relid)
+		WHERE i.idx_scan = 0 AND t.n_tup_ins > 0 ORDER BY t.n_tup_ins DESC, 2" >&2
 fi
 
 settings="$(sql "SELECT concat_ws(' ', 'PostgreSQL', current_setting('server_version'), 'fsync=' || current_setting('fsync'),
