@@ -2,6 +2,7 @@ package live
 
 import (
 	"context"
+	"database/sql"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -131,6 +132,50 @@ func TestRolledBackAnnouncementWakesNoOne(t *testing.T) {
 	s.announce(t, "followed", true)
 	ids, _ = woken(t, f)
 	require.Equal(t, []string{"followed"}, ids)
+}
+
+// Under WithAnnounceLater, Announce only records: a transaction that commits
+// without AnnounceLater wakes no one; AnnounceLater then makes the announcements
+// recorded, each id once, with one statement at its commit.
+func TestAnnouncementsRecordedLaterAreMadeByAnnounceLater(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t, nil)
+	caller := Caller{Principal: "p", Address: "a"}
+	barrier, err := s.hub.Follow(caller, "barrier", "")
+	require.NoError(t, err)
+	s.listening(t, 1)
+	woken(t, barrier)
+	a, err := s.hub.Follow(caller, "a", "")
+	require.NoError(t, err)
+	woken(t, a)
+	b, err := s.hub.Follow(caller, "b", "")
+	require.NoError(t, err)
+	woken(t, b)
+	for len(barrier.signal) > 0 {
+		woken(t, barrier)
+	}
+
+	ctx, _ := WithAnnounceLater(context.Background())
+	require.NoError(t, s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return Announce(tx, "a") }))
+	s.announce(t, "barrier", true)
+	woken(t, barrier)
+	asleep(t, a, "an announcement recorded for later and never made")
+
+	ctx, later := WithAnnounceLater(context.Background())
+	require.NoError(t, s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, id := range []string{"a", "b", "a"} {
+			if err := Announce(tx, id); err != nil {
+				return err
+			}
+		}
+		sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
+		require.True(t, ok)
+		return AnnounceLater(ctx, sqlTx, later, nil)
+	}))
+	ids, _ := woken(t, a)
+	require.Equal(t, []string{"a"}, ids)
+	ids, _ = woken(t, b)
+	require.Equal(t, []string{"b"}, ids)
 }
 
 // A lost LISTEN connection reconnects, and every follower is then woken for its

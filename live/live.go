@@ -12,7 +12,11 @@
 package live
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
+	"slices"
+	"sync"
 
 	"gorm.io/gorm"
 )
@@ -30,7 +34,64 @@ const Channel = "scoville_subscription"
 // in one transaction are delivered once. Call it in the transaction that writes the
 // change, after the write.
 func Announce(tx *gorm.DB, subscriptionID string) error {
+	if later, ok := tx.Statement.Context.Value(laterKey{}).(*Later); ok {
+		later.add(subscriptionID)
+		return nil
+	}
 	if err := tx.Exec("SELECT pg_notify(?, ?)", Channel, subscriptionID).Error; err != nil {
+		return fmt.Errorf("live: announce: %w", err)
+	}
+	return nil
+}
+
+// Later holds the announcements made under one context of WithAnnounceLater, for
+// AnnounceLater to make in the same transaction, together with those of other
+// units of work: one statement instead of one per announcement.
+type Later struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (l *Later) add(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !slices.Contains(l.ids, id) {
+		l.ids = append(l.ids, id)
+	}
+}
+
+type laterKey struct{}
+
+// WithAnnounceLater returns ctx under which Announce, on a transaction handle
+// carrying it, records the id in the returned Later instead of notifying. The
+// caller must pass it to AnnounceLater in the same transaction before committing,
+// or drop it with the work that announced (a savepoint rolled back): what commits
+// is announced, and nothing else, as with Announce.
+func WithAnnounceLater(ctx context.Context) (context.Context, *Later) {
+	l := &Later{}
+	return context.WithValue(ctx, laterKey{}, l), l
+}
+
+// AnnounceLater makes in tx, in one statement, the announcements ls hold; nil
+// entries are skipped.
+func AnnounceLater(ctx context.Context, tx *sql.Tx, ls ...*Later) error {
+	var ids []string
+	for _, l := range ls {
+		if l == nil {
+			continue
+		}
+		l.mu.Lock()
+		for _, id := range l.ids {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+		l.mu.Unlock()
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id`, Channel, ids); err != nil {
 		return fmt.Errorf("live: announce: %w", err)
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/customers"
+	"github.com/scoville/scoville/jobs"
 )
 
 // Kind names what a notification reports; it picks the message Compose renders.
@@ -150,7 +151,8 @@ func Enqueue(ctx context.Context, tx *gorm.DB, q Inserter, n Notification) error
 	if err != nil {
 		return fmt.Errorf("notifications: insert %s: %w", n.Kind, err)
 	}
-	if _, err := q.InsertTx(ctx, sqlTx, SendArgs{NotificationID: id}, nil); err != nil {
+	// Inserted now, or with the other jobs of the transaction (jobs.WithDeferredInserts).
+	if err := jobs.InsertTx(ctx, q, sqlTx, SendArgs{NotificationID: id}, nil); err != nil {
 		return fmt.Errorf("notifications: enqueue send: %w", err)
 	}
 	return nil

@@ -825,3 +825,59 @@ func TestEndpointsReadOnceDeliverAsEachReadWould(t *testing.T) {
 	require.Empty(t, e.deliveries(lookalike))
 	require.Empty(t, e.deliveries(off))
 }
+
+// writesKey marks a context whose writes countWrites counts.
+type writesKey struct{}
+
+// countWrites registers, on db, callbacks that count every write statement run
+// under a context carrying a *atomic.Int32 under writesKey.
+func countWrites(t *testing.T, db *gorm.DB) {
+	t.Helper()
+	count := func(tx *gorm.DB) {
+		if n, ok := tx.Statement.Context.Value(writesKey{}).(*atomic.Int32); ok {
+			n.Add(1)
+		}
+	}
+	cb := db.Callback()
+	require.NoError(t, cb.Create().After("gorm:create").Register("test:count_create", count))
+	require.NoError(t, cb.Update().After("gorm:update").Register("test:count_update", count))
+	require.NoError(t, cb.Delete().After("gorm:delete").Register("test:count_delete", count))
+	require.NoError(t, cb.Raw().After("gorm:raw").Register("test:count_raw", count))
+}
+
+// A success is recorded by one statement (issue 18): the attempt, the delivery
+// DELIVERED and the endpoint's failing time cleared, all or nothing, as the
+// transaction of a failure records it.
+func TestASuccessIsRecordedByOneStatement(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := newReceiver(t, 204)
+	ep, _, d := e.firstDelivery(r.srv.URL+"/in", EventPaymentSucceeded)
+	require.NoError(t, e.db.Model(&endpointRow{}).Where("id = ?", ep).Update("failing_since", time.Now().Add(-time.Hour)).Error)
+	countWrites(t, e.db)
+	w := e.worker(r)
+
+	writes := &atomic.Int32{}
+	require.NoError(t, w.Work(context.WithValue(context.Background(), writesKey{}, writes), job(d.ID, 1)))
+	require.EqualValues(t, 1, writes.Load(), "write statements of one success")
+	got := e.delivery(d.ID)
+	require.Equal(t, statusDelivered, got.Status)
+	require.Equal(t, 1, got.Attempts)
+	require.Equal(t, 204, *got.LastStatusCode)
+	require.NotNil(t, got.DeliveredAt)
+	require.Nil(t, got.NextAttemptAt)
+	var attempts []attemptRow
+	require.NoError(t, e.db.Where("delivery_id = ?", d.ID).Find(&attempts).Error)
+	require.Len(t, attempts, 1)
+	require.Equal(t, 204, *attempts[0].StatusCode)
+	require.Nil(t, attempts[0].Error)
+	var row endpointRow
+	require.NoError(t, e.db.Take(&row, "id = ?", ep).Error)
+	require.Nil(t, row.FailingSince, "a success ends the failing time")
+
+	// Run again, the job finds the delivery done and writes nothing.
+	writes.Store(0)
+	require.NoError(t, w.Work(context.WithValue(context.Background(), writesKey{}, writes), job(d.ID, 2)))
+	require.Zero(t, writes.Load())
+	require.Len(t, r.requests(), 1)
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,10 +15,10 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/sealing"
 )
 
 // Event types of API.md.
@@ -141,23 +142,44 @@ func publishTo(ctx context.Context, tx *gorm.DB, endpoints []string, eventType, 
 	if err != nil {
 		return fmt.Errorf("outbox: encode %s: %w", eventType, err)
 	}
-	msg := messageRow{ID: MessageID(eventType, factKey), EventType: eventType, Payload: body}
-	if customerID != "" {
-		msg.CustomerID = &customerID
+	// The message and its deliveries in one statement: the deliveries are written
+	// only when the message is, and none when it exists already (the fact was
+	// recorded before). The payload is sealed here, bound to its row, as the
+	// sealed field of messageRow would seal it.
+	msgID := MessageID(eventType, factKey)
+	sealed, err := sealing.SealColumn(tx, messageRow{}.TableName(), "payload", msgID, body)
+	if err != nil {
+		return fmt.Errorf("outbox: seal %s: %w", eventType, err)
 	}
-	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&msg)
+	var customer *string
+	if customerID != "" {
+		customer = &customerID
+	}
+	deliveries := make([]deliveryRow, len(endpoints))
+	ids := make([]string, len(endpoints))
+	for i, ep := range endpoints {
+		deliveries[i] = deliveryRow{ID: uuid.NewString(), MessageID: msgID, EndpointID: ep, Status: statusPending}
+		ids[i] = deliveries[i].ID
+	}
+	now := time.Now()
+	// Both lists are of UUIDs (ours, and endpoint ids read from their table), so
+	// they pass safely as array literals.
+	res := tx.Exec(`WITH message AS (
+			INSERT INTO webhook_messages (id, event_type, customer_id, payload, created_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING RETURNING id)
+		INSERT INTO webhook_deliveries (id, message_id, endpoint_id, status, attempts, created_at, updated_at)
+		SELECT d.id, message.id, d.endpoint_id, ?, 0, ?, ?
+		FROM message CROSS JOIN unnest(?::uuid[], ?::uuid[]) AS d (id, endpoint_id)`,
+		msgID, eventType, customer, sealed, now, statusPending, now, now,
+		"{"+strings.Join(ids, ",")+"}", "{"+strings.Join(endpoints, ",")+"}")
 	if res.Error != nil {
 		return fmt.Errorf("outbox: insert %s: %w", eventType, res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return nil // the fact's message exists: written when the fact was
 	}
-	deliveries := make([]deliveryRow, len(endpoints))
-	for i, ep := range endpoints {
-		deliveries[i] = deliveryRow{ID: uuid.NewString(), MessageID: msg.ID, EndpointID: ep, Status: statusPending}
-	}
-	if err := tx.Create(&deliveries).Error; err != nil {
-		return fmt.Errorf("outbox: insert deliveries: %w", err)
+	if res.RowsAffected != int64(len(endpoints)) {
+		return fmt.Errorf("outbox: insert %s: %d deliveries for %d endpoints", eventType, res.RowsAffected, len(endpoints))
 	}
 	for _, d := range deliveries {
 		if err := enqueue(ctx, sqlTx, d.ID); err != nil {
@@ -168,9 +190,10 @@ func publishTo(ctx context.Context, tx *gorm.DB, endpoints []string, eventType, 
 	return nil
 }
 
-// enqueue inserts the job delivering d in sqlTx.
+// enqueue inserts the job delivering d in sqlTx, or defers it to the caller's one
+// insert of its transaction's jobs (jobs.WithDeferredInserts).
 func enqueue(ctx context.Context, sqlTx *sql.Tx, deliveryID string) error {
-	_, err := inserter.InsertTx(ctx, sqlTx, DeliverArgs{DeliveryID: deliveryID}, &river.InsertOpts{
+	err := jobs.InsertTx(ctx, inserter, sqlTx, DeliverArgs{DeliveryID: deliveryID}, &river.InsertOpts{
 		Queue: jobs.QueueOutbox, MaxAttempts: len(RetrySchedule) + 1,
 	})
 	if err != nil {

@@ -30,8 +30,9 @@
 #                       15), kept in BURST_PROFILE_DIR (default: bench-burst-profiles)
 #   BURST_STATEMENTS=1  load pg_stat_statements and print, per phase, the statements
 #                       per event (all of them: route, workers, sender's checks) and
-#                       the 25 that took the most time (statements-NAME.txt in the
-#                       log directory)
+#                       the BURST_STATEMENTS_TOP (default 25) that took the most
+#                       time (statements-NAME.txt in the log directory); at the
+#                       end, the indexes no query scanned on tables written
 #   SCOVILLE_PG_DURABLE 1 (default), 0: the test settings
 #   DB_MAX_OPEN_CONNS, DB_MAX_IDLE_CONNS, WEBHOOK_WORKERS, JOB_WORKERS,
 #   JOB_POLL_INTERVAL, RATE_LIMIT_WEBHOOKS_PER_MINUTE: server settings (defaults
@@ -48,6 +49,7 @@ profile="${BURST_PROFILE:-0}"
 profile_seconds="${BURST_PROFILE_SECONDS:-15}"
 profile_dir="${BURST_PROFILE_DIR:-bench-burst-profiles}"
 statements="${BURST_STATEMENTS:-0}"
+statements_top="${BURST_STATEMENTS_TOP:-25}"
 
 export DB_MAX_OPEN_CONNS="${DB_MAX_OPEN_CONNS:-15}"
 export DB_MAX_IDLE_CONNS="${DB_MAX_IDLE_CONNS:-$DB_MAX_OPEN_CONNS}"
@@ -232,7 +234,7 @@ phase() {
 			WHERE query NOT LIKE '%pg_stat_statements%'" >"$tmp/statements-$name.txt"
 		"$psql" "$DATABASE_URL" -X -q -P pager=off -c "SELECT round(calls::numeric / $n, 2) AS per_event,
 			round(total_exec_time::numeric / $n * 1000) AS us_per_event, left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
-			FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT 25" \
+			FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT $statements_top" \
 			>>"$tmp/statements-$name.txt"
 		scoville_log "phase $name: $(head -n 1 "$tmp/statements-$name.txt")"
 		cat "$tmp/statements-$name.txt" >&2
@@ -261,6 +263,14 @@ if [[ -s $tmp/cpu-B.pprof ]]; then
 	cp "$tmp/cpu-B.pprof" "$profile_dir/cpu-B.pprof"
 	cp "$tmp/scoville" "$profile_dir/scoville"
 	scoville_log "CPU profile of phase B's drain: go tool pprof -top $profile_dir/scoville $profile_dir/cpu-B.pprof"
+fi
+
+if [[ $statements == 1 ]]; then
+	# Indexes every insert of the run updated but no query of it read.
+	scoville_log "indexes never scanned since the cluster started (idx_scan = 0), on tables written:"
+	"$psql" "$DATABASE_URL" -X -q -P pager=off -c "SELECT i.relname AS table, i.indexrelname AS index, t.n_tup_ins AS inserts
+		FROM pg_stat_user_indexes i JOIN pg_stat_user_tables t USING (relid)
+		WHERE i.idx_scan = 0 AND t.n_tup_ins > 0 ORDER BY t.n_tup_ins DESC, 2" >&2
 fi
 
 settings="$(sql "SELECT concat_ws(' ', 'PostgreSQL', current_setting('server_version'), 'fsync=' || current_setting('fsync'),

@@ -58,13 +58,15 @@ var (
 	paymentLocks  = regexp.MustCompile(`(?is)FROM\s+"?payments"?\b.*FOR UPDATE`)
 	planReads     = regexp.MustCompile(`(?is)FROM\s+"?plans"?\b`)
 	endpointReads = regexp.MustCompile(`(?is)FROM\s+"?webhook_endpoints"?\b`)
+	outboxWrites  = regexp.MustCompile(`(?is)INSERT\s+INTO\s+"?webhook_(messages|deliveries)"?\b`)
 )
 
 // TestAPaidInvoiceReadsEachRowOnce checks the apply path of invoice.paid (issue
 // 18): the payment is read and locked by one statement, and the plan is read
 // once for the checks, the notice and shipment.created, and the endpoints once for
 // all of the event's messages, with an endpoint subscribed to every type, and
-// again when the same event comes back.
+// again when the same event comes back. Each message is written with its
+// delivery by one statement.
 func TestAPaidInvoiceReadsEachRowOnce(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
@@ -74,6 +76,9 @@ func TestAPaidInvoiceReadsEachRowOnce(t *testing.T) {
 	sub := b.subscribe(t)
 	created := time.Now().Truncate(time.Second)
 	ev := asStored(t, 1, evInvoicePaid, created, paidInvoiceOf(t, b, sub, "in_once", created))
+	// The messages written: payment.succeeded and shipment.created first; the
+	// replay tries payment.succeeded again (found written) and ships nothing new.
+	writes := map[string]int{"first delivery": 2, "replay": 1}
 	for _, round := range []string{"first delivery", "replay"} {
 		log := &statementLog{}
 		ctx := context.WithValue(context.Background(), statementLogKey{}, log)
@@ -82,6 +87,7 @@ func TestAPaidInvoiceReadsEachRowOnce(t *testing.T) {
 		require.Equal(t, 1, log.matching(paymentLocks), "%s: payment locks in:\n%s", round, strings.Join(log.sql, "\n"))
 		require.Equal(t, 1, log.matching(planReads), "%s: plan reads in:\n%s", round, strings.Join(log.sql, "\n"))
 		require.Equal(t, 1, log.matching(endpointReads), "%s: endpoint reads in:\n%s", round, strings.Join(log.sql, "\n"))
+		require.Equal(t, writes[round], log.matching(outboxWrites), "%s: message writes in:\n%s", round, strings.Join(log.sql, "\n"))
 		t.Logf("%s: %d statements through gorm", round, len(log.sql))
 	}
 	var shipments int64

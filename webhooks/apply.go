@@ -3,6 +3,7 @@ package webhooks
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"maps"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/eventindex"
 	"github.com/scoville/scoville/jobs"
+	"github.com/scoville/scoville/live"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/subscriptions"
 )
@@ -193,6 +195,10 @@ func (w *Worker) applyBatch(batch []*applyItem) []applied {
 	})
 	results := make([]applied, len(batch))
 	at := make([]time.Time, len(batch)) // when each was applied
+	// The jobs each event enqueues, inserted together once the batch is applied:
+	// those of an event rolled back to its savepoint are dropped with it.
+	later := make([]*jobs.Deferred, len(batch))
+	announced := make([]*live.Later, len(batch)) // and their live announcements
 	deadline := time.Now().Add(cmp.Or(w.batchTimeout, applyTimeout))
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -228,6 +234,8 @@ func (w *Worker) applyBatch(batch []*applyItem) []applied {
 			// cancellation: a statement cut off by one job would break the
 			// connection that the whole batch is written on.
 			ectx, ecancel := context.WithDeadline(context.WithoutCancel(it.ctx), deadline)
+			ectx, later[i] = jobs.WithDeferredInserts(ectx)
+			ectx, announced[i] = live.WithAnnounceLater(ectx)
 			if !alone {
 				if err := tx.Exec("SAVEPOINT apply").Error; err != nil {
 					ecancel()
@@ -249,7 +257,7 @@ func (w *Worker) applyBatch(batch []*applyItem) []applied {
 				return err
 			}
 		}
-		return markApplied(ctx, tx, batch, results, at)
+		return markApplied(ctx, tx, batch, results, at, later, announced)
 	})
 	if err != nil {
 		// Nothing of the batch committed.
@@ -283,8 +291,8 @@ func (w *Worker) applyOneSafely(ctx context.Context, tx *gorm.DB, it *applyItem)
 }
 
 // applyOne applies one event, locked RECEIVED and unchanged since it was read, in
-// tx: it indexes the event's subjects, locks its customers, applies it, and
-// completes its job; markApplied then records its status.
+// tx: it indexes the event's subjects, locks its customers and applies it;
+// markApplied then records its status and completes its job.
 func (w *Worker) applyOne(ctx context.Context, tx *gorm.DB, it *applyItem) (subscriptions.Effect, error) {
 	var effect subscriptions.Effect
 	row, job := it.row, it.job
@@ -311,23 +319,29 @@ func (w *Worker) applyOne(ctx context.Context, tx *gorm.DB, it *applyItem) (subs
 	if job.Args.Replay {
 		effect.Outcome = "replayed: " + effect.Outcome
 	}
-	return effect, completeInTx(ctx, tx, job)
+	return effect, nil
 }
 
 // markApplied records the outcome of every event of the batch applied without an
 // error, in one statement of tx outside the savepoints (so the rows carry the
 // transaction's own id): status, outcome, attempt, the time it was applied, and
-// that its subjects are indexed.
-func markApplied(ctx context.Context, tx *gorm.DB, batch []*applyItem, results []applied, at []time.Time) error {
+// that its subjects are indexed. It then inserts the jobs their apply enqueued
+// (later, by item), makes their live announcements (announced, by item), and
+// completes their own jobs (completeApplied).
+func markApplied(ctx context.Context, tx *gorm.DB, batch []*applyItem, results []applied, at []time.Time,
+	later []*jobs.Deferred, announced []*live.Later) error {
 	var (
 		ids, statuses, outcomes []string
 		attempts                []int32
 		times                   []time.Time
+		enqueued                []*jobs.Deferred
+		announce                []*live.Later
 	)
 	for i, it := range batch {
 		if results[i].err != nil {
 			continue
 		}
+		enqueued, announce = append(enqueued, later[i]), append(announce, announced[i])
 		status := models.WebhookProcessed
 		if results[i].effect.Ignored {
 			status = models.WebhookIgnored
@@ -353,6 +367,43 @@ func markApplied(ctx context.Context, tx *gorm.DB, batch []*applyItem, results [
 	}
 	if n, err := res.RowsAffected(); err != nil || n != int64(len(ids)) {
 		return fmt.Errorf("webhooks: mark applied: %d of %d events (%v)", n, len(ids), err)
+	}
+	if err := jobs.InsertDeferredTx(ctx, sqlTx, enqueued...); err != nil {
+		return fmt.Errorf("webhooks: %w", err)
+	}
+	if err := live.AnnounceLater(ctx, sqlTx, announce...); err != nil {
+		return fmt.Errorf("webhooks: %w", err)
+	}
+	return completeApplied(ctx, sqlTx, batch, results)
+}
+
+// completeApplied completes, in tx and in one statement per River client, the jobs
+// of the events applied without an error, as completeInTx does for one. An item
+// whose context has no River client (a test calling Work directly) is left to
+// River, which completes it after Work returns as usual.
+func completeApplied(ctx context.Context, sqlTx *sql.Tx, batch []*applyItem, results []applied) error {
+	var (
+		clients []*jobs.Client
+		ids     [][]int64
+	)
+	for i, it := range batch {
+		if results[i].err != nil {
+			continue
+		}
+		client, err := river.ClientFromContextSafely[*sql.Tx](it.ctx)
+		if err != nil {
+			continue
+		}
+		k := slices.Index(clients, client)
+		if k < 0 {
+			clients, ids, k = append(clients, client), append(ids, nil), len(clients)
+		}
+		ids[k] = append(ids[k], it.job.ID)
+	}
+	for k, client := range clients {
+		if err := jobs.CompleteManyTx(ctx, sqlTx, client, ids[k]); err != nil {
+			return fmt.Errorf("webhooks: %w", err)
+		}
 	}
 	return nil
 }

@@ -22,15 +22,48 @@ type retryNow struct{}
 func (retryNow) NextRetry(*rivertype.JobRow) time.Time { return time.Now() }
 
 // Through a real River client, whose jobs are completed inside the batch
-// (JobCompleteTx in each event's savepoint): in a batch of four, the event that
-// fails has its savepoint rolled back, so River retries its job, which then
-// applies it once; the other three jobs are completed once, at their first
-// attempt, and each event is applied once.
+// (together, outside the savepoints, after the events are marked applied): in a
+// batch of four, the event that fails has its savepoint rolled back, so River
+// retries its job, which then applies it once; the other three jobs are completed
+// once, at their first attempt, by the batch's own statement, and each event is
+// applied once. The jobs the applier enqueues are inserted by the batch too, after
+// the savepoints: once per event applied, none for the attempt rolled back.
 func TestABatchUnderRiverCompletesOnlyTheJobsOfAppliedEvents(t *testing.T) {
-	_, db := riverBatch(t, func(p *probeApplier, _ *gorm.DB) { p.fail["evt_5"] = true },
-		func(p *probeApplier, _ *gorm.DB) { p.fail["evt_5"] = false })
+	_, db := riverBatch(t, func(p *probeApplier, db *gorm.DB) {
+		p.fail["evt_5"] = true
+		q, err := jobs.NewInserter(db, 0, nil)
+		require.NoError(t, err)
+		p.followUps = q
+	}, func(p *probeApplier, _ *gorm.DB) { p.fail["evt_5"] = false })
 	requireRetried(t, db, []string{"evt_5"})
-	require.Equal(t, int64(1), distinctVersions(t, db, "evt_4", "evt_6", "evt_7"), "the others committed together")
+	committed := []string{"evt_4", "evt_6", "evt_7"}
+	require.Equal(t, int64(1), distinctVersions(t, db, committed...), "the others committed together")
+	// A row written in a savepoint carries the savepoint's own id: one completion
+	// per event would leave each job row with another version than its event's.
+	var versions int64
+	require.NoError(t, db.Raw(`SELECT count(DISTINCT v) FROM (
+			SELECT xmin::text AS v FROM webhook_events WHERE provider_event_id IN ?
+			UNION ALL
+			SELECT j.xmin::text FROM river_job j JOIN webhook_events e ON e.id::text = j.args->>'eventId'
+			WHERE e.provider_event_id IN ?) AS written`, committed, committed).Scan(&versions).Error)
+	require.Equal(t, int64(1), versions, "the jobs were completed by the statement that marked their events applied, outside the savepoints")
+
+	var followUps []struct {
+		EventID string
+		N       int
+		Written int
+	}
+	require.NoError(t, db.Raw(`SELECT j.args->>'eventId' AS event_id, count(*) AS n,
+			count(*) FILTER (WHERE j.xmin = e.xmin) AS written
+		FROM river_job j JOIN webhook_events e ON e.provider_event_id = j.args->>'eventId'
+		WHERE j.kind = ? GROUP BY 1 ORDER BY 1`, followUpArgs{}.Kind()).Scan(&followUps).Error)
+	require.Len(t, followUps, 8, "a follow-up per event")
+	for _, f := range followUps {
+		require.Equal(t, 1, f.N, "%s: one follow-up, none of the attempt rolled back", f.EventID)
+		if slices.Contains(committed, f.EventID) {
+			require.Equal(t, 1, f.Written, "%s: inserted with the batch's own writes, outside the savepoints", f.EventID)
+		}
+	}
 }
 
 // A batch whose commit fails after every event's job was completed in it: the

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
+	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/subscriptions"
 )
@@ -29,7 +30,19 @@ type probeApplier struct {
 	kill   map[string]bool          // terminates the transaction's connection, as a crash would
 	gate   map[string]chan struct{} // Apply of that event waits until it is closed
 	begun  chan string              // nil, or told each event whose Apply began
+	// followUps, when set, enqueues a followUpArgs job per Apply, as an applier's
+	// notices and outgoing messages do (jobs.InsertTx).
+	followUps jobs.Inserter
 }
+
+// followUpArgs is the job a probe's Apply enqueues, on a queue nobody works.
+type followUpArgs struct {
+	EventID string `json:"eventId"`
+}
+
+func (followUpArgs) Kind() string { return "apply_probe_follow_up" }
+
+func (followUpArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: "apply_probe"} }
 
 func (p *probeApplier) Prepare(context.Context, subscriptions.Event) (*subscriptions.Prepared, error) {
 	return &subscriptions.Prepared{}, nil
@@ -39,7 +52,7 @@ func (p *probeApplier) Apply(ctx context.Context, tx *gorm.DB, ev subscriptions.
 	p.mu.Lock()
 	p.order = append(p.order, ev.ProviderEventID)
 	fail, panics, kill := p.fail[ev.ProviderEventID], p.panics[ev.ProviderEventID], p.kill[ev.ProviderEventID]
-	gate, begun := p.gate[ev.ProviderEventID], p.begun
+	gate, begun, followUps := p.gate[ev.ProviderEventID], p.begun, p.followUps
 	p.mu.Unlock()
 	if begun != nil {
 		begun <- ev.ProviderEventID
@@ -49,6 +62,15 @@ func (p *probeApplier) Apply(ctx context.Context, tx *gorm.DB, ev subscriptions.
 	}
 	if err := tx.WithContext(ctx).Exec(`INSERT INTO apply_probe (event_id) VALUES (?)`, ev.ProviderEventID).Error; err != nil {
 		return subscriptions.Effect{}, err
+	}
+	if followUps != nil {
+		sqlTx, err := jobs.SQLTx(tx)
+		if err != nil {
+			return subscriptions.Effect{}, err
+		}
+		if err := jobs.InsertTx(ctx, followUps, sqlTx, followUpArgs{EventID: ev.ProviderEventID}, nil); err != nil {
+			return subscriptions.Effect{}, err
+		}
 	}
 	switch {
 	case fail:
