@@ -573,7 +573,11 @@ func TestLiveReconnectPushesTheCurrentState(t *testing.T) {
 	// Committed while the listener waits to reconnect.
 	require.NoError(t, announceStatus(a.db, f.subscriptionID, "PAST_DUE"))
 	c.untilStatus("PAST_DUE")
-	require.Equal(t, 2, a.liveListens(), "the change arrived through the reconnected listener")
+	// Normally the reconnected listener's wake brings it. On a loaded machine the
+	// first listener's own wake (every follower pushed its state once LISTEN is in
+	// place) can be read so late that it already carries PAST_DUE: also not lost.
+	// live's TestReconnectWakesEveryFollower holds the reconnect case alone.
+	require.Eventually(t, func() bool { return a.liveListens() == 2 }, liveWait, 10*time.Millisecond, "the listener reconnected")
 }
 
 // Two API processes (RUN_WORKERS=false) on one database, the event applied by a
