@@ -204,6 +204,10 @@ func (w *Worker) applyBatch(batch []*applyItem) []applied {
 	defer cancel()
 	alone := len(batch) == 1
 	err := w.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		sqlTx, err := jobs.SQLTx(tx)
+		if err != nil {
+			return err
+		}
 		ids := make([]string, len(batch))
 		for i, it := range batch {
 			ids[i] = it.row.ID
@@ -234,7 +238,7 @@ func (w *Worker) applyBatch(batch []*applyItem) []applied {
 			// cancellation: a statement cut off by one job would break the
 			// connection that the whole batch is written on.
 			ectx, ecancel := context.WithDeadline(context.WithoutCancel(it.ctx), deadline)
-			ectx, later[i] = jobs.WithDeferredInserts(ectx)
+			ectx, later[i] = jobs.WithDeferredInserts(ectx, sqlTx)
 			ectx, announced[i] = live.WithAnnounceLater(ectx)
 			if !alone {
 				if err := tx.Exec("SAVEPOINT apply").Error; err != nil {
