@@ -134,9 +134,11 @@ func TestRolledBackAnnouncementWakesNoOne(t *testing.T) {
 	require.Equal(t, []string{"followed"}, ids)
 }
 
-// Under WithAnnounceLater, Announce only records: a transaction that commits
-// without AnnounceLater wakes no one; AnnounceLater then makes the announcements
-// recorded, each id once, with one statement at its commit.
+// Under WithAnnounceLater, Announce in the Later's transaction only records, and
+// AnnounceLater then makes the announcements recorded, each id once, with one
+// statement at its commit. An Announce in another transaction, or in the same one
+// after AnnounceLater, is made at once: a context that reaches other work loses
+// no announcement.
 func TestAnnouncementsRecordedLaterAreMadeByAnnounceLater(t *testing.T) {
 	t.Parallel()
 	s := newSetup(t, nil)
@@ -145,37 +147,46 @@ func TestAnnouncementsRecordedLaterAreMadeByAnnounceLater(t *testing.T) {
 	require.NoError(t, err)
 	s.listening(t, 1)
 	woken(t, barrier)
-	a, err := s.hub.Follow(caller, "a", "")
-	require.NoError(t, err)
-	woken(t, a)
-	b, err := s.hub.Follow(caller, "b", "")
-	require.NoError(t, err)
-	woken(t, b)
+	follows := map[string]*Follow{}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		f, err := s.hub.Follow(caller, id, "")
+		require.NoError(t, err)
+		woken(t, f)
+		follows[id] = f
+	}
 	for len(barrier.signal) > 0 {
 		woken(t, barrier)
 	}
 
-	ctx, _ := WithAnnounceLater(context.Background())
-	require.NoError(t, s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return Announce(tx, "a") }))
-	s.announce(t, "barrier", true)
-	woken(t, barrier)
-	asleep(t, a, "an announcement recorded for later and never made")
-
-	ctx, later := WithAnnounceLater(context.Background())
-	require.NoError(t, s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	var ctx context.Context
+	require.NoError(t, s.db.Transaction(func(tx *gorm.DB) error {
+		sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
+		require.True(t, ok)
+		var later *Later
+		ctx, later = WithAnnounceLater(context.Background(), sqlTx)
+		tx = tx.WithContext(ctx)
 		for _, id := range []string{"a", "b", "a"} {
 			if err := Announce(tx, id); err != nil {
 				return err
 			}
 		}
-		sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
-		require.True(t, ok)
-		return AnnounceLater(ctx, sqlTx, later, nil)
+		require.NoError(t, s.db.WithContext(ctx).Transaction(func(other *gorm.DB) error { return Announce(other, "c") }))
+		ids, _ := woken(t, follows["c"])
+		require.Equal(t, []string{"c"}, ids, "another transaction's announcement, at its commit")
+		if err := AnnounceLater(ctx, sqlTx, later, nil); err != nil {
+			return err
+		}
+		return Announce(tx, "d")
 	}))
-	ids, _ := woken(t, a)
+	for _, id := range []string{"a", "b", "d"} {
+		ids, _ := woken(t, follows[id])
+		require.Equal(t, []string{id}, ids)
+	}
+
+	// The context outlives its transaction.
+	require.NoError(t, s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return Announce(tx, "a") }))
+	ids, _ := woken(t, follows["a"])
 	require.Equal(t, []string{"a"}, ids)
-	ids, _ = woken(t, b)
-	require.Equal(t, []string{"b"}, ids)
 }
 
 // A lost LISTEN connection reconnects, and every follower is then woken for its

@@ -34,8 +34,7 @@ const Channel = "scoville_subscription"
 // in one transaction are delivered once. Call it in the transaction that writes the
 // change, after the write.
 func Announce(tx *gorm.DB, subscriptionID string) error {
-	if later, ok := tx.Statement.Context.Value(laterKey{}).(*Later); ok {
-		later.add(subscriptionID)
+	if later, ok := tx.Statement.Context.Value(laterKey{}).(*Later); ok && later.add(tx, subscriptionID) {
 		return nil
 	}
 	if err := tx.Exec("SELECT pg_notify(?, ?)", Channel, subscriptionID).Error; err != nil {
@@ -44,36 +43,45 @@ func Announce(tx *gorm.DB, subscriptionID string) error {
 	return nil
 }
 
-// Later holds the announcements made under one context of WithAnnounceLater, for
-// AnnounceLater to make in the same transaction, together with those of other
+// Later holds the announcements made in one transaction under one context of
+// WithAnnounceLater, for AnnounceLater to make in it, together with those of other
 // units of work: one statement instead of one per announcement.
 type Later struct {
-	mu  sync.Mutex
-	ids []string
+	mu   sync.Mutex
+	tx   *sql.Tx // the transaction whose announcements it holds
+	made bool    // AnnounceLater took them: later ones are made at once
+	ids  []string
 }
 
-func (l *Later) add(id string) {
+// add records id when the announcement belongs to l: made on a handle of l's
+// transaction before AnnounceLater.
+func (l *Later) add(tx *gorm.DB, id string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx); !ok || sqlTx != l.tx || l.made {
+		return false
+	}
 	if !slices.Contains(l.ids, id) {
 		l.ids = append(l.ids, id)
 	}
+	return true
 }
 
 type laterKey struct{}
 
-// WithAnnounceLater returns ctx under which Announce, on a transaction handle
-// carrying it, records the id in the returned Later instead of notifying. The
-// caller must pass it to AnnounceLater in the same transaction before committing,
-// or drop it with the work that announced (a savepoint rolled back): what commits
-// is announced, and nothing else, as with Announce.
-func WithAnnounceLater(ctx context.Context) (context.Context, *Later) {
-	l := &Later{}
+// WithAnnounceLater returns ctx under which Announce, on a handle of tx carrying
+// it, records the id in the returned Later instead of notifying. The caller must
+// pass it to AnnounceLater in tx before committing, or drop it with the work that
+// announced (a savepoint rolled back): what commits is announced, and nothing
+// else, as with Announce. An Announce in another transaction, or after
+// AnnounceLater, notifies at once: ctx reaching other work loses no announcement.
+func WithAnnounceLater(ctx context.Context, tx *sql.Tx) (context.Context, *Later) {
+	l := &Later{tx: tx}
 	return context.WithValue(ctx, laterKey{}, l), l
 }
 
-// AnnounceLater makes in tx, in one statement, the announcements ls hold; nil
-// entries are skipped.
+// AnnounceLater makes in tx, in one statement, the announcements ls hold; one made
+// under them afterwards is made at once. nil entries are skipped.
 func AnnounceLater(ctx context.Context, tx *sql.Tx, ls ...*Later) error {
 	var ids []string
 	for _, l := range ls {
@@ -81,6 +89,7 @@ func AnnounceLater(ctx context.Context, tx *sql.Tx, ls ...*Later) error {
 			continue
 		}
 		l.mu.Lock()
+		l.made = true
 		for _, id := range l.ids {
 			if !slices.Contains(ids, id) {
 				ids = append(ids, id)

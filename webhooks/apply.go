@@ -239,7 +239,7 @@ func (w *Worker) applyBatch(batch []*applyItem) []applied {
 			// connection that the whole batch is written on.
 			ectx, ecancel := context.WithDeadline(context.WithoutCancel(it.ctx), deadline)
 			ectx, later[i] = jobs.WithDeferredInserts(ectx, sqlTx)
-			ectx, announced[i] = live.WithAnnounceLater(ectx)
+			ectx, announced[i] = live.WithAnnounceLater(ectx, sqlTx)
 			if !alone {
 				if err := tx.Exec("SAVEPOINT apply").Error; err != nil {
 					ecancel()
