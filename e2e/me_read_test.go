@@ -218,6 +218,8 @@ func TestMeOpensShippingAddressesOnlyWhenAsked(t *testing.T) {
 		meQuery,
 		`{ me { subscriptions { id status } a: subscriptions { cancelAtPeriodEnd } } }`,
 		`{ me { ...C } } fragment C on Customer { subscriptions { ... on Subscription { id } } }`,
+		`{ me { __typename subscriptions { __typename id } } }`,
+		`{ me { subscriptions { id } } ...Q } fragment Q on Query { me { subscriptions { status } } }`,
 	} {
 		require.Equal(t, []string{f.subscriptionID}, meSubscriptionIDsAny(t, a.gql(token, q, nil)), q)
 	}
@@ -226,6 +228,14 @@ func TestMeOpensShippingAddressesOnlyWhenAsked(t *testing.T) {
 		`{ me { subscriptions { id } a: subscriptions { shippingAddress { city } } } }`,
 		`{ me { ...C } } fragment C on Customer { subscriptions { ...S } } fragment S on Subscription { shippingAddress { city } }`,
 		`{ me { subscriptions { ... on Subscription { shippingAddress { city } } } } }`,
+		// Look-alikes: me selected twice under one key (merged) or two, a fragment
+		// spread at two places, fragments nested in fragments.
+		`{ me { subscriptions { id } } ...Q } fragment Q on Query { me { subscriptions { shippingAddress { city } } } }`,
+		`{ me { subscriptions { id } } me { subscriptions { shippingAddress { city } } } }`,
+		`{ a: me { subscriptions { id } } b: me { subscriptions { shippingAddress { city } } } }`,
+		`{ me { ...C subscriptions { id } } } fragment C on Customer { subscriptions { ...S } x: subscriptions { ...S } } fragment S on Subscription { shippingAddress { city } }`,
+		`{ me { ... { ... on Customer { subscriptions { ... { ... on Subscription { addr: shippingAddress { city } } } } } } } }`,
+		`query($yes: Boolean = true) { me { subscriptions { id } s: subscriptions @include(if: $yes) { shippingAddress @skip(if: false) { city } } } }`,
 	} {
 		res := a.gql(token, q, nil)
 		require.NotEmpty(t, res.Errors, q)

@@ -107,6 +107,11 @@ func (bw *deadlineWriter) writeHeaderLocked(code int) {
 	if bw.answered || bw.wroteHeader {
 		return
 	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		// An informational answer (103 Early Hints) cannot precede a buffered
+		// one: it is dropped, and the final status comes after it.
+		return
+	}
 	bw.wroteHeader = true
 	bw.code = code
 }

@@ -341,3 +341,23 @@ func (g *guardedRecorder) Flush() {
 	g.use()
 	g.ResponseRecorder.Flush()
 }
+
+// An informational status (103 Early Hints) is not the answer's status: the
+// handler's final status, written after it, is the one the client gets.
+func TestDeadlineInformationalStatusIsNotTheAnswer(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(httpserver.Deadline(time.Minute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</app.js>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.WriteHeader(http.StatusTeapot)
+		_, _ = w.Write([]byte(`{"data":null}`))
+	})))
+	defer srv.Close()
+	res, err := srv.Client().Post(srv.URL, "application/json", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	defer func() { _ = res.Body.Close() }()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusTeapot, res.StatusCode)
+	require.JSONEq(t, `{"data":null}`, string(body))
+}
