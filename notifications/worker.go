@@ -12,6 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
+
+	"github.com/scoville/scoville/models"
 )
 
 // Message is one e-mail, ready to send.
@@ -49,20 +51,13 @@ func NewSendWorker(db *gorm.DB, mailer Mailer, logger *slog.Logger) *SendWorker 
 	return &SendWorker{db: db, mailer: mailer, logger: logger}
 }
 
-// sendRow is a notification as the worker reads it, with its customer's address
-// in the same statement: the customers row's id (empty when there is none) and
-// its e-mail, sealed at rest and opened by the seal bound to that row (hence the
-// table name). It is the one place the address is read.
-type sendRow struct {
-	ID         string `gorm:"type:uuid;primaryKey"` // the customer's
-	Email      string `gorm:"serializer:sealed"`
+// notificationRow is the part of a notifications row the worker reads.
+type notificationRow struct {
 	CustomerID string
 	Kind       string
 	Data       []byte
 	SentAt     *time.Time
 }
-
-func (sendRow) TableName() string { return "customers" }
 
 // Work sends the notification once. A missing notification or customer address is
 // not an error (there is nothing to retry); a mailer error is, and River retries it.
@@ -71,20 +66,22 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if _, err := uuid.Parse(id); err != nil {
 		return river.JobCancel(errors.New("notifications: job has no valid notification id"))
 	}
-	var n sendRow
-	res := w.db.WithContext(ctx).Raw(`SELECT c.id, c.email, n.customer_id, n.kind, n.data, n.sent_at
-		FROM notifications n LEFT JOIN customers c ON c.id = n.customer_id WHERE n.id = ?`, id).Scan(&n)
-	if res.Error != nil {
-		return fmt.Errorf("notifications: load %s: %w", id, res.Error)
-	}
-	if res.RowsAffected == 0 {
+	var n notificationRow
+	err := w.db.WithContext(ctx).Table("notifications").
+		Select("customer_id", "kind", "data", "sent_at").
+		Where("id = ?", id).Take(&n).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
 		w.logger.WarnContext(ctx, "notification not sent: no such notification", "notification_id", id)
 		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("notifications: load %s: %w", id, err)
 	}
 	log := w.logger.With("notification_id", id, "kind", n.Kind, "customer_id", n.CustomerID)
 	if n.SentAt != nil {
 		return nil // sent by an earlier attempt
 	}
+
 	var data map[string]string
 	if err := json.Unmarshal(n.Data, &data); err != nil {
 		log.ErrorContext(ctx, "notification not sent: its data is not a map of strings")
@@ -97,10 +94,11 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		log.ErrorContext(ctx, "notification not sent: cannot compose it", "error", err.Error())
 		return river.JobCancel(err)
 	}
-	if n.ID == "" {
-		return fmt.Errorf("notifications: recipient of customer %s: %w", n.CustomerID, gorm.ErrRecordNotFound)
+
+	to, err := w.recipient(ctx, n.CustomerID)
+	if err != nil {
+		return err
 	}
-	to := strings.TrimSpace(n.Email)
 	if to == "" {
 		log.InfoContext(ctx, "notification skipped: customer has no e-mail")
 		return w.markSent(ctx, id)
@@ -113,6 +111,18 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	}
 	log.InfoContext(ctx, "notification sent")
 	return nil
+}
+
+// recipient is the customer's address as it is now, "" when they have none. It is
+// the one place the address is read: it is sealed at rest, and models.Customer's
+// sealed field opens it (the row id is selected with it, as the seal requires).
+func (w *SendWorker) recipient(ctx context.Context, customerID string) (string, error) {
+	var c models.Customer
+	err := w.db.WithContext(ctx).Select("id", "email").Take(&c, "id = ?", customerID).Error
+	if err != nil {
+		return "", fmt.Errorf("notifications: recipient of customer %s: %w", customerID, err)
+	}
+	return strings.TrimSpace(c.Email), nil
 }
 
 func (w *SendWorker) markSent(ctx context.Context, id string) error {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/riverqueue/river/rivertest"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
-	"gorm.io/gorm"
 )
 
 // workerBundle is a database with one queued payment_failed notification, and a
@@ -66,9 +64,6 @@ func (b *workerBundle) sentAt(t *testing.T) *time.Time {
 	return sentAt
 }
 
-// countKey marks a context whose statements a test counts.
-type countKey struct{}
-
 // requireCleanLogs checks the project rule: no address, name, link or body in a log.
 func (b *workerBundle) requireCleanLogs(t *testing.T) {
 	t.Helper()
@@ -100,28 +95,6 @@ func TestSendWorker(t *testing.T) {
 		require.Contains(t, b.logs.String(), `"notification_id":"`+b.id+`"`)
 		require.Contains(t, b.logs.String(), `"kind":"payment_failed"`)
 		b.requireCleanLogs(t)
-	})
-
-	t.Run("reads the notification with its address in one statement", func(t *testing.T) {
-		t.Parallel()
-		b := setupWorker(t, address)
-		var statements atomic.Int32
-		count := func(tx *gorm.DB) {
-			if tx.Statement.Context.Value(countKey{}) != nil {
-				statements.Add(1)
-			}
-		}
-		cb := b.db.Callback()
-		require.NoError(t, cb.Query().After("gorm:query").Register("test:count_query", count))
-		require.NoError(t, cb.Row().After("gorm:row").Register("test:count_row", count))
-		require.NoError(t, cb.Raw().After("gorm:raw").Register("test:count_raw", count))
-		require.NoError(t, b.worker.Work(context.WithValue(context.Background(), countKey{}, true), &river.Job[SendArgs]{
-			JobRow: &rivertype.JobRow{ID: 1, Attempt: 1, Kind: SendArgs{}.Kind()},
-			Args:   SendArgs{NotificationID: b.id},
-		}))
-		require.Len(t, b.mailer.messages(), 1)
-		require.Equal(t, address, b.mailer.messages()[0].To)
-		require.EqualValues(t, 2, statements.Load(), "the read, then the record that it was sent")
 	})
 
 	t.Run("a mailer error is returned for River to retry, without the address", func(t *testing.T) {
