@@ -104,17 +104,26 @@ func (s setup) announce(t *testing.T, id string, commit bool) {
 	}
 }
 
-// A rolled-back announcement wakes no one; the committed one after it (delivered
-// in commit order on the one connection) proves the rolled-back one would have
-// arrived first.
-func TestRolledBackAnnouncementWakesNoOne(t *testing.T) {
-	t.Parallel()
+// newBarrierSetup is a listening hub with one caller's follow of "barrier", its
+// first push taken: an announcement of "barrier" committed after another shows,
+// when it wakes, that the other would have arrived first.
+func newBarrierSetup(t *testing.T) (setup, Caller, *Follow) {
+	t.Helper()
 	s := newSetup(t, nil)
 	caller := Caller{Principal: "p", Address: "a"}
 	barrier, err := s.hub.Follow(caller, "barrier", "")
 	require.NoError(t, err)
 	s.listening(t, 1)
 	woken(t, barrier) // the first push, merged or not with the one after LISTEN
+	return s, caller, barrier
+}
+
+// A rolled-back announcement wakes no one; the committed one after it (delivered
+// in commit order on the one connection) proves the rolled-back one would have
+// arrived first.
+func TestRolledBackAnnouncementWakesNoOne(t *testing.T) {
+	t.Parallel()
+	s, caller, barrier := newBarrierSetup(t)
 	f, err := s.hub.Follow(caller, "followed", "")
 	require.NoError(t, err)
 	_, everything := woken(t, f)
@@ -141,12 +150,7 @@ func TestRolledBackAnnouncementWakesNoOne(t *testing.T) {
 // no announcement.
 func TestAnnouncementsRecordedLaterAreMadeByAnnounceLater(t *testing.T) {
 	t.Parallel()
-	s := newSetup(t, nil)
-	caller := Caller{Principal: "p", Address: "a"}
-	barrier, err := s.hub.Follow(caller, "barrier", "")
-	require.NoError(t, err)
-	s.listening(t, 1)
-	woken(t, barrier)
+	s, caller, barrier := newBarrierSetup(t)
 	follows := map[string]*Follow{}
 	for _, id := range []string{"a", "b", "c", "d"} {
 		f, err := s.hub.Follow(caller, id, "")
