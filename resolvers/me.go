@@ -60,27 +60,9 @@ func eachField(set ast.SelectionSet, name string, depth int, fn func(*ast.Field)
 	return true
 }
 
-// selectsField walks set, through inline fragments and fragment spreads, for a
-// field called name. It allocates nothing (gqlgen's CollectFields did, per request).
+// selectsField reports whether set selects a field called name, through inline
+// fragments and fragment spreads (yes where it cannot tell). It allocates nothing
+// (gqlgen's CollectFields did, per request).
 func selectsField(set ast.SelectionSet, name string, depth int) bool {
-	if depth > maxSelectionDepth {
-		return true
-	}
-	for _, s := range set {
-		switch s := s.(type) {
-		case *ast.Field:
-			if s.Name == name {
-				return true
-			}
-		case *ast.InlineFragment:
-			if selectsField(s.SelectionSet, name, depth+1) {
-				return true
-			}
-		case *ast.FragmentSpread:
-			if s.Definition == nil || selectsField(s.Definition.SelectionSet, name, depth+1) {
-				return true
-			}
-		}
-	}
-	return false
+	return !eachField(set, name, depth, func(*ast.Field) bool { return false })
 }
