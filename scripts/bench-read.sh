@@ -11,7 +11,8 @@
 #   2. wrk -t2 -c BENCH_CONNECTIONS: the query below, each request with the next
 #      token (so the server sees BENCH_TOKENS different callers):
 #        { me { id email subscriptions { id status plan { name interval price { amount currency } } } } }
-# Prints every round's figures, and whether the targets of the median round hold:
+# Prints every round's figures (PostgreSQL's CPU per pgbench transaction and per
+# request beside the server's), and whether the targets of the median round hold:
 # at least 40% of pgbench's tps, p99 at most 15 ms, server memory (RSS, the highest
 # sampled while wrk runs) at most 50 MiB. Then stops the server and counts the
 # ERROR lines its log holds (a clean shutdown logs none). Exits 1 only when a
@@ -154,6 +155,21 @@ cpu_seconds() {
 	}
 	awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($12 + $13) / t }' <<<"${stat##*) }"
 }
+# pg_cpu_seconds: CPU of every process of the throwaway cluster, the backends that
+# ended included (the postmaster has waited for them); 0 with DATABASE_URL set.
+pg_cpu_seconds() {
+	local pm total=0 child stat
+	[[ -n ${_SCOVILLE_PGDATA:-} && -f $_SCOVILLE_PGDATA/postmaster.pid ]] || {
+		echo 0
+		return
+	}
+	pm="$(head -n 1 "$_SCOVILLE_PGDATA/postmaster.pid")"
+	for child in "$pm" $(pgrep -P "$pm" 2>/dev/null); do
+		stat="$(cat "/proc/$child/stat" 2>/dev/null)" || continue
+		total="$(awk -v a="$total" -v t="$(getconf CLK_TCK)" '{ printf "%.2f", a + ($12 + $13 + $14 + $15) / t }' <<<"${stat##*) }")"
+	done
+	printf '%s\n' "$total"
+}
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 : >"$tmp/rounds.txt"
@@ -161,15 +177,19 @@ failed=0
 for ((r = 1; r <= rounds; r++)); do
 	scoville_sql "CHECKPOINT" >/dev/null 2>&1 || true
 	scoville_log "round $r/$rounds: pgbench -S, $connections clients, ${seconds}s"
+	pgcpu0="$(pg_cpu_seconds)"
 	scoville_run "$pgbench" -n -S -c "$connections" -j 2 -T "$seconds" "$DATABASE_URL" >"$tmp/pgbench.log" 2>&1 || {
 		scoville_show_log "$tmp/pgbench.log"
 		scoville_die "pgbench failed"
 	}
 	tps="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$tmp/pgbench.log")"
 	[[ -n $tps ]] || scoville_die "could not read tps from pgbench's output"
+	pgcpu1="$(pg_cpu_seconds)"
+	txns="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$tmp/pgbench.log")"
 
 	scoville_log "round $r/$rounds: wrk -t2 -c$connections -d${seconds}s, $tokens callers"
 	cpu0="$(cpu_seconds "$server_pid")"
+	pgcpu2="$(pg_cpu_seconds)"
 	: >"$tmp/rss.txt"
 	(while kill -0 "$server_pid" 2>/dev/null; do
 		rss_kib "$server_pid" >>"$tmp/rss.txt"
@@ -191,6 +211,7 @@ for ((r = 1; r <= rounds; r++)); do
 	kill "$sampler" 2>/dev/null || true
 	wait "$sampler" 2>/dev/null || true
 	cpu1="$(cpu_seconds "$server_pid")"
+	pgcpu3="$(pg_cpu_seconds)"
 	if [[ -n $profiler ]]; then
 		wait "$profiler" || true
 		mkdir -p "$profile_dir"
@@ -213,9 +234,11 @@ for ((r = 1; r <= rounds; r++)); do
 		failed=1
 	fi
 	awk -v tps="$tps" -v n="$requests" -v d="$duration" -v p50="$p50" -v p99="$p99" -v rss="${rss:-0}" \
-		-v c0="$cpu0" -v c1="$cpu1" -v st="$status" -v so="$socket" 'BEGIN {
+		-v c0="$cpu0" -v c1="$cpu1" -v st="$status" -v so="$socket" \
+		-v q0="$pgcpu0" -v q1="$pgcpu1" -v q2="$pgcpu2" -v q3="$pgcpu3" -v tx="${txns:-0}" 'BEGIN {
 		rps = n / (d / 1e6)
-		printf "%.1f %.1f %.1f %.2f %.2f %.1f %.0f %d %d\n", tps, rps, 100 * rps / tps, p50 / 1000, p99 / 1000, rss / 1024, 1e6 * (c1 - c0) / n, st, so
+		printf "%.1f %.1f %.1f %.2f %.2f %.1f %.0f %d %d %.0f %.0f\n", tps, rps, 100 * rps / tps, p50 / 1000, p99 / 1000, rss / 1024, 1e6 * (c1 - c0) / n, st, so,
+			(tx > 0 ? 1e6 * (q1 - q0) / tx : 0), 1e6 * (q3 - q2) / n
 	}' >>"$tmp/rounds.txt"
 	scoville_log "round $r/$rounds: $(tail -n 1 "$tmp/rounds.txt")"
 done
@@ -241,12 +264,13 @@ cat <<REPORT
  $customers customers with 1-3 subscriptions, $tokens callers; pgbench -S scale $scale
  query: $query
 ----------------------------------------------------------------------------
- round  pgbench tps    req/s  req/pgbench  p50 / p99 ms   RSS MiB  CPU/req
+ round  pgbench tps    req/s  req/pgbench  p50 / p99 ms   RSS MiB  CPU/req  PG/txn  PG/req
 REPORT
-awk '{ printf " %5d %11.1f %8.1f %10.1f %%  %5.2f / %-6.2f %7.1f %6d us%s\n", NR, $1, $2, $3, $4, $5, $6, $7, ($8 + $9 > 0 ? "  FAILED: " $8 " non-2xx, " $9 " socket errors" : "") }' "$tmp/rounds.txt"
+awk '{ printf " %5d %11.1f %8.1f %10.1f %%  %5.2f / %-6.2f %7.1f %6d us %5d us %5d us%s\n", NR, $1, $2, $3, $4, $5, $6, $7, $10, $11, ($8 + $9 > 0 ? "  FAILED: " $8 " non-2xx, " $9 " socket errors" : "") }' "$tmp/rounds.txt"
 cat <<REPORT
 ----------------------------------------------------------------------------
- (RSS: the server's highest sampled while wrk ran; CPU/req: the server's CPU per request)
+ (RSS: the server's highest sampled while wrk ran; CPU/req: the server's CPU per request;
+  PG/txn: PostgreSQL's CPU per pgbench transaction; PG/req: PostgreSQL's CPU per request)
  req/s / pgbench tps   median $median_ratio %   target >= 40 %: $(verdict "$median_ratio" 40 ">=")
  p99                   median $median_p99 ms   target <= 15 ms: $(verdict "$median_p99" 15 "<=")
  server RSS            highest $max_rss MiB   target <= 50 MiB: $(verdict "$max_rss" 50 "<=")
