@@ -338,7 +338,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	// sign-in through the OIDC issuer (PLAYGROUND_OIDC_CLIENT_ID).
 	ide, err := playground.New(playground.Config{
 		Endpoint: "/graphql", IssuerURL: cfg.OIDCIssuerURL,
-		ClientID: cfg.PlaygroundOIDCClientID, Production: cfg.IsProduction(),
+		ClientID: cfg.PlaygroundOIDCClientID, Production: cfg.IsProduction(), Logger: logger,
 	})
 	if err != nil {
 		return nil, err

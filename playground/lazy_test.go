@@ -1,8 +1,12 @@
 package playground
 
 import (
+	"bytes"
+	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -33,4 +37,22 @@ func TestAssetsAreReadOnTheFirstRequest(t *testing.T) {
 	for u := range c.assets {
 		require.Contains(t, string(c.page), u)
 	}
+}
+
+// A page that cannot be built is a 500 that says nothing to the browser, and an
+// ERROR line for the operator on each request that meets it.
+func TestABuildThatFailsIsLogged(t *testing.T) {
+	t.Parallel()
+	var logged bytes.Buffer
+	h, err := New(Config{Endpoint: "/graphql", Logger: slog.New(slog.NewJSONHandler(&logged, nil))})
+	require.NoError(t, err)
+	h.load = func() (map[string]*asset, error) { return nil, errors.New("embedded asset vendor/x.js: broken") }
+	for range 2 {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, DefaultPath, nil))
+		require.Equal(t, http.StatusInternalServerError, rec.Code)
+		require.NotContains(t, rec.Body.String(), "vendor/x.js")
+	}
+	require.Equal(t, 2, strings.Count(logged.String(), `"level":"ERROR"`), logged.String())
+	require.Contains(t, logged.String(), "vendor/x.js: broken")
 }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
@@ -52,14 +53,18 @@ type Config struct {
 	ClientID string
 	// Production only changes the wording on the page; the policy is the same.
 	Production bool
+	// Logger hears of a page that could not be built (nil: discarded), which is
+	// then answered with a bare 500 on every request.
+	Logger *slog.Logger
 }
 
 // Handler serves the page and its assets. Build it with New.
 type Handler struct {
-	path  string
-	csp   string
-	build func() (*content, error) // once, on the first request
-	load  func() (map[string]*asset, error)
+	path   string
+	csp    string
+	build  func() (*content, error) // once, on the first request
+	load   func() (map[string]*asset, error)
+	logger *slog.Logger
 }
 
 // content is what the first request builds: the assets are read and compressed
@@ -154,7 +159,11 @@ func New(cfg Config) (*Handler, error) {
 	case cfg.ClientID == "":
 		data.Notice = `Sign-in is not configured (PLAYGROUND_OIDC_CLIENT_ID is empty). Paste a token in the Headers tab: {"Authorization": "Bearer <token>"} (make run prints some).`
 	}
-	h := &Handler{path: cfg.Path, csp: ContentSecurityPolicy(issuerOrigin), load: loadAssets}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{path: cfg.Path, csp: ContentSecurityPolicy(issuerOrigin), load: loadAssets, logger: logger}
 	h.build = sync.OnceValues(func() (*content, error) { return render(h.load, tmpl, data) })
 	return h, nil
 }
@@ -210,6 +219,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := h.build()
 	if err != nil {
+		h.logger.ErrorContext(r.Context(), "playground: the IDE could not be built", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
