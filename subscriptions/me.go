@@ -2,15 +2,18 @@ package subscriptions
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/customers"
+	"github.com/scoville/scoville/database"
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/paging"
 	"github.com/scoville/scoville/sealing"
@@ -58,25 +61,27 @@ func numberParameters(q string) string {
 	}
 }
 
-// meRow is one row of meStatement past the customer's columns; every column is
-// nullable (a customer without subscriptions gives one row of NULLs).
+// meRow is one row of meStatement past the customer's columns, in pgx's types;
+// every column is nullable (a customer without subscriptions gives one row of
+// NULLs). uuid columns are read as their text.
 type meRow struct {
-	id, planID, status                              sql.NullString
+	id, planID, status                              pgtype.Text
 	stripeSubscriptionID, stripeItemID              *string
 	periodStart, periodEnd, pausedUntil, providerAt *time.Time
-	cancelAtPeriodEnd                               sql.NullBool
+	cancelAtPeriodEnd                               pgtype.Bool
 	address                                         []byte
 	providerSeq                                     *int64
-	createdAt, updatedAt                            sql.NullTime
-	planRowID, productID, interval, currency        sql.NullString
-	amount, trialDays                               sql.NullInt64
+	createdAt, updatedAt                            pgtype.Timestamptz
+	planRowID, productID, interval, currency        pgtype.Text
+	amount                                          pgtype.Int8
+	trialDays                                       pgtype.Int4
 	stripePriceID                                   *string
-	planActive                                      sql.NullBool
-	planCreatedAt, planUpdatedAt                    sql.NullTime
-	productName, productDescription                 sql.NullString
+	planActive                                      pgtype.Bool
+	planCreatedAt, planUpdatedAt                    pgtype.Timestamptz
+	productName, productDescription                 pgtype.Text
 	stripeProductID                                 *string
-	productActive                                   sql.NullBool
-	productCreatedAt, productUpdatedAt              sql.NullTime
+	productActive                                   pgtype.Bool
+	productCreatedAt, productUpdatedAt              pgtype.Timestamptz
 }
 
 func (r *meRow) targets() []any {
@@ -104,17 +109,8 @@ type MeRead struct {
 // first time is returned without Subscriptions set (the caller reads them as for
 // any customer).
 func (s *Service) Me(ctx context.Context, p *auth.Principal, read MeRead) (*models.Customer, error) {
-	// The text goes into gorm's statement as it is, with its parameters numbered
-	// once (meStatementPG): Raw would rebuild it byte by byte on every call. The
-	// statement still runs through gorm's callbacks (logging, tracing, counting).
-	tx := s.db.WithContext(ctx).Raw("")
-	tx.Statement.SQL.WriteString(meStatementPG)
-	tx.Statement.Vars = append(tx.Statement.Vars, paging.MaxList, p.Issuer, p.Subject)
-	rows, err := tx.Rows()
-	if err != nil {
-		return nil, fmt.Errorf("subscriptions: me: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
+	// The statement runs on pgx itself (database.Query: gorm's hooks still see it),
+	// scanning into typed values; its parameters are numbered once (meStatementPG).
 	var (
 		row   *customers.Row
 		subs  = []*models.Subscription{}
@@ -126,28 +122,28 @@ func (s *Service) Me(ctx context.Context, p *auth.Principal, read MeRead) (*mode
 		m              meRow
 		targets        = append(first.Targets(), m.targets()...)
 	)
-	for rows.Next() {
-		if err := rows.Scan(targets...); err != nil {
-			return nil, fmt.Errorf("subscriptions: me: %w", err)
+	err := database.Query(ctx, s.db, meStatementPG, []any{paging.MaxList, p.Issuer, p.Subject}, func(rows pgx.Rows) error {
+		for rows.Next() {
+			if err := rows.Scan(targets...); err != nil {
+				return err
+			}
+			c := &scratch
+			if row == nil {
+				row, c = &first, &first
+				copy(targets, scratch.Targets())
+			}
+			if !m.id.Valid {
+				continue
+			}
+			sub, err := m.subscription(s, c.ID(), plans, read)
+			if err != nil {
+				return err
+			}
+			subs = append(subs, sub)
 		}
-		c := &scratch
-		if row == nil {
-			row, c = &first, &first
-			copy(targets, scratch.Targets())
-		}
-		if !m.id.Valid {
-			continue
-		}
-		sub, err := m.subscription(s, c.ID(), plans, read)
-		if err != nil {
-			return nil, fmt.Errorf("subscriptions: me: %w", err)
-		}
-		subs = append(subs, sub)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("subscriptions: me: %w", err)
-	}
-	if err := rows.Close(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("subscriptions: me: %w", err)
 	}
 	c, err := s.customers.ProvisionRead(ctx, p, row)
@@ -187,7 +183,7 @@ func (m *meRow) subscription(s *Service, customerID string, plans map[string]*mo
 	}
 	plan := &models.Plan{
 		ID: m.planRowID.String, ProductID: m.productID.String, Interval: models.BillingInterval(m.interval.String),
-		Amount: m.amount.Int64, Currency: m.currency.String, TrialDays: int(m.trialDays.Int64), StripePriceID: m.stripePriceID,
+		Amount: m.amount.Int64, Currency: m.currency.String, TrialDays: int(m.trialDays.Int32), StripePriceID: m.stripePriceID,
 		Active: m.planActive.Bool, CreatedAt: m.planCreatedAt.Time, UpdatedAt: m.planUpdatedAt.Time,
 		Product: models.Product{
 			ID: m.productID.String, Name: m.productName.String, Description: m.productDescription.String,

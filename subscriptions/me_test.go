@@ -73,3 +73,23 @@ func TestMeReadsEachRowAlone(t *testing.T) {
 		require.Equal(t, models.Address{}, sub.ShippingAddress)
 	}
 }
+
+// BenchmarkMe is the service's side of make bench-read: a customer with three
+// subscriptions read by Me as the query without addresses reads them.
+func BenchmarkMe(b *testing.B) {
+	bb := newBench(b)
+	for range 3 {
+		bb.subscribe(b)
+	}
+	ctx := context.Background()
+	me, err := bb.svc.Me(ctx, bb.principal, MeRead{})
+	require.NoError(b, err)
+	require.Len(b, me.Subscriptions, 3)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := bb.svc.Me(ctx, bb.principal, MeRead{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

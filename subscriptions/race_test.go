@@ -51,7 +51,7 @@ type bench struct {
 	seq       atomic.Int64      // arrival order of events, as the inbox numbers them
 }
 
-func newBench(t *testing.T) *bench {
+func newBench(t testing.TB) *bench {
 	t.Helper()
 	ctx := context.Background()
 	db := dbtest.NewSealed(t)

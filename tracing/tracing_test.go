@@ -5,12 +5,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/scoville/scoville/database"
 	"github.com/scoville/scoville/database/dbtest"
 )
 
@@ -62,6 +64,40 @@ func TestSQLSpansCarryPlaceholdersNeverValues(t *testing.T) {
 	exp.Reset()
 	require.NoError(t, db.WithContext(context.Background()).Raw(`SELECT ?::text`, "untraced").Scan(&v).Error)
 	require.Empty(t, exp.GetSpans(), "no span outside a recording one")
+}
+
+// A read run natively on pgx (database.Query) gets its span as any statement does:
+// under the caller's, with its text, the rows it read, and no values.
+func TestSQLSpansCoverNativeReads(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	require.NoError(t, db.Use(SQL{}))
+	tp, exp := newRecorder(t)
+
+	ctx, root := tp.Tracer("test").Start(context.Background(), "root")
+	read := 0
+	require.NoError(t, database.Query(ctx, db, `SELECT g FROM generate_series(1, 2) AS g WHERE $1::text <> ''`, []any{"canary-native"},
+		func(rows pgx.Rows) error {
+			for rows.Next() {
+				read++
+			}
+			return nil
+		}))
+	root.End()
+	require.Equal(t, 2, read)
+
+	spans := exp.GetSpans()
+	require.Len(t, spans, 2, "the read and the root")
+	s := spans[0]
+	require.Equal(t, root.SpanContext().SpanID(), s.Parent.SpanID())
+	require.Equal(t, "SELECT", s.Name)
+	attrs := map[string]string{}
+	for _, kv := range s.Attributes {
+		attrs[string(kv.Key)] = kv.Value.Emit()
+		require.NotContains(t, kv.Value.Emit(), "canary")
+	}
+	require.Contains(t, attrs["db.query.text"], "$1::text")
+	require.Equal(t, "2", attrs["db.response.returned_rows"])
 }
 
 // The trace context goes into a job's metadata beside what is there, and comes
