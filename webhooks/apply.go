@@ -55,6 +55,12 @@ const (
 	// its own id, and PostgreSQL tracks at most 64 per transaction in shared memory
 	// before every snapshot of every session gets slower.
 	maxApplyBatch = 32
+	// applyReaders bounds the events one process reads at once. A worker holds a
+	// connection only while it reads its event (and records a failure); a batch
+	// holds one per committer. So the webhook queue takes at most applyCommitters
+	// + applyReaders connections however many workers wait for their batch, and
+	// many workers are what make the batches large under a burst.
+	applyReaders = 4
 	// applyTimeout bounds one batch's transaction, below the jobs' timeout. The batch
 	// belongs to several jobs, so no single job's context may cancel it.
 	applyTimeout = 8 * time.Second
