@@ -280,7 +280,7 @@ cat <<EOF
 ============================================================================
  Renewal burst ($concurrency senders, each event delivered twice; times after the last ack)
  $settings
- server: DB_MAX_OPEN_CONNS=$DB_MAX_OPEN_CONNS WEBHOOK_WORKERS=$WEBHOOK_WORKERS JOB_WORKERS=${JOB_WORKERS:-5} JOB_POLL_INTERVAL=$JOB_POLL_INTERVAL
+ server: DB_MAX_OPEN_CONNS=$DB_MAX_OPEN_CONNS WEBHOOK_WORKERS=$WEBHOOK_WORKERS JOB_WORKERS=${JOB_WORKERS:-20} JOB_POLL_INTERVAL=$JOB_POLL_INTERVAL
  A: no endpoint   B: one endpoint for "*" at cmd/webhooksink   C: one subscription, endpoint on
 ----------------------------------------------------------------------------
  phase  events  acks/s   p99 ms  applied  queue empty  last delivery  server/pg CPU per event  shipment.created  exact  applying transactions
