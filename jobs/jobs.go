@@ -43,7 +43,7 @@ const DefaultMaxAttempts = 12
 
 // Config sets the queue's knobs; zero values take the defaults.
 type Config struct {
-	WebhookWorkers int           // concurrency of QueueWebhooks; default 50
+	WebhookWorkers int           // concurrency of QueueWebhooks; default 100
 	DefaultWorkers int           // concurrency of QueueDefault; default 20
 	OutboxWorkers  int           // concurrency of QueueOutbox; default 10
 	PollInterval   time.Duration // how often to look for new jobs; default 200ms
@@ -104,7 +104,7 @@ func NewClient(db *gorm.DB, workers *river.Workers, cfg Config, logger *slog.Log
 	c, err := river.NewClient(riverdatabasesql.New(sqlDB), &river.Config{
 		Queues: map[string]river.QueueConfig{
 			QueueDefault:  {MaxWorkers: orDefault(cfg.DefaultWorkers, 20)},
-			QueueWebhooks: {MaxWorkers: orDefault(cfg.WebhookWorkers, 50)},
+			QueueWebhooks: {MaxWorkers: orDefault(cfg.WebhookWorkers, 100)},
 			QueueOutbox:   {MaxWorkers: orDefault(cfg.OutboxWorkers, 10)},
 		},
 		Workers:           workers,
