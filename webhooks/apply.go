@@ -48,9 +48,10 @@ import (
 //     disjoint subscriptions in parallel instead of queueing on the same rows.
 const (
 	// applyCommitters is how many batches one process applies at once, on disjoint
-	// ordering keys: a batch is a chain of round trips and a commit, so two keep
-	// the database busy while the other waits for answers or the disk. More split
-	// a burst into smaller batches, whose fixed statements then cost more per event.
+	// ordering keys: a batch is a chain of round trips and a commit, so with two
+	// one keeps the database busy while the other waits for answers or the disk.
+	// More split a burst into smaller batches, whose fixed statements then cost
+	// more per event.
 	applyCommitters = 2
 	// maxApplyBatch bounds a batch. Each event is a savepoint, a subtransaction with
 	// its own id, and PostgreSQL tracks at most 64 per transaction in shared memory
