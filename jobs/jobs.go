@@ -43,8 +43,8 @@ const DefaultMaxAttempts = 12
 
 // Config sets the queue's knobs; zero values take the defaults.
 type Config struct {
-	WebhookWorkers int           // concurrency of QueueWebhooks; default 10
-	DefaultWorkers int           // concurrency of QueueDefault; default 5
+	WebhookWorkers int           // concurrency of QueueWebhooks; default 100
+	DefaultWorkers int           // concurrency of QueueDefault; default 20
 	OutboxWorkers  int           // concurrency of QueueOutbox; default 10
 	PollInterval   time.Duration // how often to look for new jobs; default 200ms
 	MaxAttempts    int           // tries before a job is discarded; default 12
@@ -103,8 +103,8 @@ func NewClient(db *gorm.DB, workers *river.Workers, cfg Config, logger *slog.Log
 	}
 	c, err := river.NewClient(riverdatabasesql.New(sqlDB), &river.Config{
 		Queues: map[string]river.QueueConfig{
-			QueueDefault:  {MaxWorkers: orDefault(cfg.DefaultWorkers, 5)},
-			QueueWebhooks: {MaxWorkers: orDefault(cfg.WebhookWorkers, 10)},
+			QueueDefault:  {MaxWorkers: orDefault(cfg.DefaultWorkers, 20)},
+			QueueWebhooks: {MaxWorkers: orDefault(cfg.WebhookWorkers, 100)},
 			QueueOutbox:   {MaxWorkers: orDefault(cfg.OutboxWorkers, 10)},
 		},
 		Workers:           workers,

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -38,6 +40,16 @@ const (
 	// maxInFlight bounds one endpoint's attempts waiting for its answer at once in
 	// a process, so a slow endpoint holds at most that many of the queue's workers.
 	maxInFlight = 3
+	// fastAnswer: an endpoint whose recent answers (in this process) came sooner,
+	// and none of whose attempts has waited longer, answers fast. A delivery to a
+	// fast endpoint that has its share waits for a slot, at most slotWait, beside at
+	// most maxWaiting others, instead of being snoozed: a slot frees within about an
+	// answer's time. Any other endpoint's delivery is snoozed at once, so a slow
+	// endpoint (or one turning slow) holds at most maxInFlight workers, and a fast
+	// one at most maxInFlight + maxWaiting, each for about an answer's time.
+	fastAnswer = 50 * time.Millisecond
+	slotWait   = fastAnswer
+	maxWaiting = maxInFlight
 	// maxErrorLen bounds a recorded error.
 	maxErrorLen = 200
 )
@@ -63,12 +75,30 @@ type DeliverWorker struct {
 	now     func() time.Time
 	logger  *slog.Logger
 
-	mu       sync.Mutex
-	inFlight map[string]int
+	mu     sync.Mutex
+	shares map[string]*share // by endpoint id
 
 	// afterSend, in tests, runs between the receiver's answer and its recording
 	// (a crash there).
 	afterSend func()
+	// waiting, in tests, runs when a delivery starts to wait for a slot; wait,
+	// when set, bounds that wait instead of slotWait.
+	waiting func()
+	wait    time.Duration
+}
+
+// share is one endpoint's part of the queue's workers in this process.
+type share struct {
+	sending  []time.Time   // when each attempt waiting for its answer began, oldest first
+	waiting  int           // deliveries waiting for a slot
+	answered bool          // answer holds something
+	answer   time.Duration // recent answer time, a moving average
+	freed    chan struct{} // nil, or closed when a slot frees
+}
+
+// fast reports whether the endpoint answers fast (fastAnswer) at now.
+func (s *share) fast(now time.Time) bool {
+	return s.answered && s.answer < fastAnswer && (len(s.sending) == 0 || now.Sub(s.sending[0]) < fastAnswer)
 }
 
 // NewDeliverWorker builds the worker; now is the clock (nil: time.Now) that picks
@@ -81,7 +111,7 @@ func NewDeliverWorker(db *gorm.DB, targets Targets, now func() time.Time, logger
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &DeliverWorker{db: db, targets: targets, client: targets.client(AttemptTimeout), now: now, logger: logger,
-		inFlight: map[string]int{}}
+		shares: map[string]*share{}}
 }
 
 // Timeout bounds an attempt: the request and recording its answer.
@@ -99,21 +129,97 @@ func retryAfter(n int) time.Duration {
 	return RetrySchedule[min(max(n, 1), len(RetrySchedule))-1]
 }
 
-func (w *DeliverWorker) acquire(endpointID string) bool {
+// acquire takes a slot of the endpoint's share and returns when the attempt
+// began, or, when none is free (and the endpoint is not fast enough to wait
+// for one), how long to snooze the delivery.
+func (w *DeliverWorker) acquire(ctx context.Context, endpointID string) (began time.Time, snooze time.Duration) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.inFlight[endpointID] >= maxInFlight {
-		return false
+	s := w.shares[endpointID]
+	if s == nil {
+		s = &share{}
+		w.shares[endpointID] = s
 	}
-	w.inFlight[endpointID]++
-	return true
+	var timer *time.Timer
+	for {
+		now := w.now()
+		if len(s.sending) < maxInFlight {
+			if timer != nil {
+				s.waiting--
+				timer.Stop()
+			}
+			s.sending = append(s.sending, now)
+			w.mu.Unlock()
+			return now, 0
+		}
+		fast := s.fast(now)
+		if timer == nil && (!fast || s.waiting >= maxWaiting) {
+			w.mu.Unlock()
+			return time.Time{}, snoozeFor(fast)
+		}
+		started := timer == nil
+		if started {
+			s.waiting++
+			timer = time.NewTimer(cmp.Or(w.wait, slotWait))
+		} else if !fast {
+			s.waiting--
+			w.mu.Unlock()
+			timer.Stop()
+			return time.Time{}, snoozeFor(false)
+		}
+		if s.freed == nil {
+			s.freed = make(chan struct{})
+		}
+		freed := s.freed
+		w.mu.Unlock()
+		if started && w.waiting != nil {
+			w.waiting()
+		}
+		select {
+		case <-freed:
+			w.mu.Lock()
+		case <-timer.C:
+			w.mu.Lock()
+			s.waiting--
+			fast = s.fast(w.now())
+			w.mu.Unlock()
+			return time.Time{}, snoozeFor(fast)
+		case <-ctx.Done():
+			w.mu.Lock()
+			s.waiting--
+			w.mu.Unlock()
+			timer.Stop()
+			return time.Time{}, snoozeFor(false)
+		}
+	}
 }
 
-func (w *DeliverWorker) release(endpointID string) {
+// snoozeFor is how long a delivery that found its endpoint's share taken waits:
+// briefly when the endpoint answers fast (its slots free soon), else 1 to 3 s.
+func snoozeFor(fast bool) time.Duration {
+	if fast {
+		return 100*time.Millisecond + rand.N(200*time.Millisecond)
+	}
+	return time.Second + rand.N(2*time.Second)
+}
+
+// release gives back the slot of the attempt that began then, now that its
+// answer (or its error) is in, and wakes the deliveries waiting for it.
+func (w *DeliverWorker) release(endpointID string, began time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.inFlight[endpointID]--; w.inFlight[endpointID] <= 0 {
-		delete(w.inFlight, endpointID)
+	s := w.shares[endpointID]
+	took := w.now().Sub(began)
+	if i := slices.Index(s.sending, began); i >= 0 {
+		s.sending = slices.Delete(s.sending, i, i+1)
+	}
+	if s.answered {
+		s.answer = (3*s.answer + took) / 4
+	} else {
+		s.answer, s.answered = took, true
+	}
+	if s.freed != nil {
+		close(s.freed)
+		s.freed = nil
 	}
 }
 
@@ -147,15 +253,16 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 	if !ep.Enabled {
 		return w.record(ctx, job, &d, &ep, &msg, attempt{err: "endpoint disabled", skipped: true})
 	}
-	if !w.acquire(ep.ID) {
+	began, snooze := w.acquire(ctx, ep.ID)
+	if snooze > 0 {
 		// This endpoint has its share of the workers: come back later rather than
 		// hold one of the other endpoints' (a snooze counts no attempt).
-		return river.JobSnooze(time.Second + rand.N(2*time.Second))
+		return river.JobSnooze(snooze)
 	}
 	// The share bounds attempts waiting on the endpoint: it is given back once the
 	// answer is in, not held while the answer is recorded.
 	a := func() attempt {
-		defer w.release(ep.ID)
+		defer w.release(ep.ID, began)
 		return w.send(ctx, &ep, &msg)
 	}()
 	if w.afterSend != nil {

@@ -881,3 +881,139 @@ func TestASuccessIsRecordedByOneStatement(t *testing.T) {
 	require.Zero(t, writes.Load())
 	require.Len(t, r.requests(), 1)
 }
+
+// heldReceiver answers its first `fast` requests at once and holds every later one
+// until release is closed (at cleanup at the latest); arrived counts the requests.
+func heldReceiver(t *testing.T, fast int64) (srv *httptest.Server, arrived *atomic.Int64, release func()) {
+	arrived = &atomic.Int64{}
+	held := make(chan struct{})
+	srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if arrived.Add(1) > fast {
+			<-held
+		}
+		w.WriteHeader(204)
+	}))
+	release = sync.OnceFunc(func() { close(held) })
+	t.Cleanup(srv.Close)
+	t.Cleanup(release)
+	return srv, arrived, release
+}
+
+// An endpoint that answers fast and has its share: its next delivery waits for a
+// slot and is sent once one frees, instead of being snoozed for seconds.
+func TestAFastEndpointsNextDeliveryWaitsForASlot(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	srv, arrived, release := heldReceiver(t, 1)
+	ep, _ := e.endpoint(srv.URL, EventPaymentSucceeded)
+	for range maxInFlight + 2 {
+		e.publish(uuid.NewString())
+	}
+	ds := e.deliveries(ep)
+	tg := e.targets
+	tg.RootCAs = poolOf(srv)
+	w := NewDeliverWorker(e.db, tg, func() time.Time { return e.now }, nil)
+	w.wait = time.Minute // the test releases the slots, not a deadline
+	waiting := make(chan struct{}, 1)
+	w.waiting = func() { waiting <- struct{}{} }
+
+	require.NoError(t, w.Work(context.Background(), job(ds[0].ID, 1)), "answered at once: the endpoint is fast")
+	var wg sync.WaitGroup
+	for _, d := range ds[1 : maxInFlight+1] {
+		wg.Go(func() { assert.NoError(t, w.Work(context.Background(), job(d.ID, 1))) })
+	}
+	require.Eventually(t, func() bool { return arrived.Load() == maxInFlight+1 }, 10*time.Second, 5*time.Millisecond)
+	result := make(chan error, 1)
+	go func() { result <- w.Work(context.Background(), job(ds[maxInFlight+1].ID, 1)) }()
+	select {
+	case <-waiting:
+	case err := <-result:
+		t.Fatalf("the delivery did not wait for a slot: %v", err)
+	}
+	release()
+	require.NoError(t, <-result)
+	wg.Wait()
+	for _, d := range ds {
+		require.Equal(t, statusDelivered, e.delivery(d.ID).Status)
+	}
+	require.EqualValues(t, maxInFlight+2, arrived.Load())
+}
+
+// The attacker's endpoint answers fast at first, then holds every request. Its
+// attempts hold their workers, but no more than its share: its other deliveries
+// are snoozed, not left waiting for a slot, and the queue's other workers deliver
+// the other endpoint's messages meanwhile, however long waits may be.
+func TestASlowEndpointNextToAFastOneLeavesTheOtherWorkersFree(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	slow, arrived, release := heldReceiver(t, 1)
+	fast := newReceiver(t, 204)
+	slowID, _ := e.endpoint(slow.URL, EventPaymentSucceeded)
+	for range 2*maxInFlight + 1 {
+		e.publish(uuid.NewString())
+	}
+	fastID, _ := e.endpoint(fast.srv.URL, EventPaymentSucceeded)
+	for range 2 * maxInFlight {
+		e.publish(uuid.NewString()) // to both endpoints
+	}
+	pool := newPool()
+	pool.AddCert(slow.Certificate())
+	pool.AddCert(fast.srv.Certificate())
+	tg := e.targets
+	tg.RootCAs = pool
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	w := NewDeliverWorker(e.db, tg, func() time.Time { return time.Unix(0, clock.Load()) }, nil)
+	w.wait = time.Hour // only the endpoint's slowness may end a wait
+
+	toSlow, toFast := e.deliveries(slowID), e.deliveries(fastID)
+	require.NoError(t, w.Work(context.Background(), job(toSlow[0].ID, 1)), "answered at once: the endpoint looks fast")
+	// Its next attempts are held, and have been for longer than a fast answer.
+	var held sync.WaitGroup
+	for _, d := range toSlow[1 : maxInFlight+1] {
+		held.Go(func() { _ = w.Work(context.Background(), job(d.ID, 1)) })
+	}
+	require.Eventually(t, func() bool { return arrived.Load() == maxInFlight+1 }, 10*time.Second, 5*time.Millisecond)
+	clock.Add(int64(fastAnswer))
+
+	// Two workers left, the queue alternating between the endpoints.
+	queue := make(chan deliveryRow, len(toSlow)+len(toFast))
+	for i := range max(len(toSlow), len(toFast)) {
+		if j := maxInFlight + 1 + i; j < len(toSlow) {
+			queue <- toSlow[j]
+		}
+		if i < len(toFast) {
+			queue <- toFast[i]
+		}
+	}
+	close(queue)
+	var snoozed atomic.Int64
+	var workers sync.WaitGroup
+	for range 2 {
+		workers.Go(func() {
+			for d := range queue {
+				err := w.Work(context.Background(), job(d.ID, 1))
+				var snooze *rivertype.JobSnoozeError
+				if errors.As(err, &snooze) {
+					snoozed.Add(1)
+					continue
+				}
+				assert.NoError(t, err)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the slow endpoint's deliveries hold the other workers")
+	}
+	for _, d := range toFast {
+		require.Equal(t, statusDelivered, e.delivery(d.ID).Status)
+	}
+	require.EqualValues(t, len(toSlow)-maxInFlight-1, snoozed.Load(), "each of the slow endpoint's other deliveries snoozed")
+	require.EqualValues(t, maxInFlight+1, arrived.Load())
+	release()
+	held.Wait()
+}

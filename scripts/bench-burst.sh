@@ -53,7 +53,7 @@ statements_top="${BURST_STATEMENTS_TOP:-25}"
 
 export DB_MAX_OPEN_CONNS="${DB_MAX_OPEN_CONNS:-15}"
 export DB_MAX_IDLE_CONNS="${DB_MAX_IDLE_CONNS:-$DB_MAX_OPEN_CONNS}"
-export WEBHOOK_WORKERS="${WEBHOOK_WORKERS:-10}"
+export WEBHOOK_WORKERS="${WEBHOOK_WORKERS:-100}"
 export JOB_POLL_INTERVAL="${JOB_POLL_INTERVAL:-200ms}"
 export RATE_LIMIT_WEBHOOKS_PER_MINUTE="${RATE_LIMIT_WEBHOOKS_PER_MINUTE:-1000000}"
 export SCOVILLE_PG_DURABLE="${SCOVILLE_PG_DURABLE:-1}"
@@ -280,7 +280,7 @@ cat <<EOF
 ============================================================================
  Renewal burst ($concurrency senders, each event delivered twice; times after the last ack)
  $settings
- server: DB_MAX_OPEN_CONNS=$DB_MAX_OPEN_CONNS WEBHOOK_WORKERS=$WEBHOOK_WORKERS JOB_WORKERS=${JOB_WORKERS:-5} JOB_POLL_INTERVAL=$JOB_POLL_INTERVAL
+ server: DB_MAX_OPEN_CONNS=$DB_MAX_OPEN_CONNS WEBHOOK_WORKERS=$WEBHOOK_WORKERS JOB_WORKERS=${JOB_WORKERS:-20} JOB_POLL_INTERVAL=$JOB_POLL_INTERVAL
  A: no endpoint   B: one endpoint for "*" at cmd/webhooksink   C: one subscription, endpoint on
 ----------------------------------------------------------------------------
  phase  events  acks/s   p99 ms  applied  queue empty  last delivery  server/pg CPU per event  shipment.created  exact  applying transactions

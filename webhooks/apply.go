@@ -48,13 +48,21 @@ import (
 //     disjoint subscriptions in parallel instead of queueing on the same rows.
 const (
 	// applyCommitters is how many batches one process applies at once, on disjoint
-	// ordering keys: a batch is a chain of round trips and a commit, so a few keep
-	// the database busy while the others wait for answers or the disk.
-	applyCommitters = 4
+	// ordering keys: a batch is a chain of round trips and a commit, so with two
+	// one keeps the database busy while the other waits for answers or the disk.
+	// More split a burst into smaller batches, whose fixed statements then cost
+	// more per event.
+	applyCommitters = 2
 	// maxApplyBatch bounds a batch. Each event is a savepoint, a subtransaction with
 	// its own id, and PostgreSQL tracks at most 64 per transaction in shared memory
 	// before every snapshot of every session gets slower.
 	maxApplyBatch = 32
+	// applyReaders bounds the events one process reads at once. A worker holds a
+	// connection only while it reads its event (and records a failure); a batch
+	// holds one per committer. So the webhook queue takes at most applyCommitters
+	// + applyReaders connections however many workers wait for their batch, and
+	// many workers are what make the batches large under a burst.
+	applyReaders = 4
 	// applyTimeout bounds one batch's transaction, below the jobs' timeout. The batch
 	// belongs to several jobs, so no single job's context may cancel it.
 	applyTimeout = 8 * time.Second

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
@@ -285,4 +287,41 @@ func TestCommittersApplyDisjointSubscriptionsAtOnce(t *testing.T) {
 	require.Equal(t, "evt_1: <nil>", <-results)
 	require.Equal(t, []string{"evt_0", "evt_2", "evt_1"}, p.order)
 	require.Equal(t, map[string]int{"evt_0": 1, "evt_1": 1, "evt_2": 1}, probes(t, db))
+}
+
+// However many workers wait for their batches, at most applyReaders of them read
+// their events at once: the connections they hold stay bounded as the workers grow.
+func TestWorkersReadAtMostApplyReadersEventsAtOnce(t *testing.T) {
+	const workers = 4 * applyReaders
+	w, _, db, rows := applySetup(t, workers)
+	var reading, most atomic.Int32
+	readsEvent := func(tx *gorm.DB) bool {
+		_, ok := tx.Statement.Dest.(*versionedEvent)
+		return ok
+	}
+	cb := db.Callback().Query()
+	require.NoError(t, cb.Before("gorm:query").Register("test:reading", func(tx *gorm.DB) {
+		if readsEvent(tx) {
+			n := reading.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			time.Sleep(5 * time.Millisecond) // reads overlap when nothing bounds them
+		}
+	}))
+	require.NoError(t, cb.After("gorm:query").Register("test:read", func(tx *gorm.DB) {
+		if readsEvent(tx) {
+			reading.Add(-1)
+		}
+	}))
+	var wg sync.WaitGroup
+	for _, r := range rows {
+		wg.Go(func() {
+			job := &river.Job[ProcessArgs]{JobRow: &rivertype.JobRow{ID: 1, Attempt: 1, MaxAttempts: 3}, Args: ProcessArgs{EventID: r.ID}}
+			assert.NoError(t, w.Work(context.Background(), job))
+		})
+	}
+	wg.Wait()
+	require.Equal(t, workers, len(probes(t, db)), "every event applied")
+	require.LessOrEqual(t, most.Load(), int32(applyReaders))
+	require.Positive(t, most.Load())
 }

@@ -50,8 +50,9 @@ type Worker struct {
 	applier Applier
 	metrics *Metrics
 	logger  *slog.Logger
-	intake  saturation // nil: never yield
-	queue   applyQueue // prepared events waiting for their batch (apply.go)
+	intake  saturation    // nil: never yield
+	queue   applyQueue    // prepared events waiting for their batch (apply.go)
+	reads   chan struct{} // a slot per event read at once (applyReaders)
 	// batchTimeout bounds a batch's transaction; zero is applyTimeout. Tests that
 	// hold a batch on purpose lengthen it.
 	batchTimeout time.Duration
@@ -92,7 +93,7 @@ func yield(ctx context.Context, intake saturation) {
 // NewWorker builds the worker. It holds back while intake, the route of the same
 // process, is saturated; a nil intake (a process without the route) never waits.
 func NewWorker(db *gorm.DB, applier Applier, metrics *Metrics, logger *slog.Logger, intake *Handler) *Worker {
-	w := &Worker{db: db, applier: applier, metrics: metrics, logger: logger}
+	w := &Worker{db: db, applier: applier, metrics: metrics, logger: logger, reads: make(chan struct{}, applyReaders)}
 	if intake != nil {
 		w.intake = intake
 	}
@@ -160,7 +161,7 @@ func (w *Worker) work(ctx context.Context, job *river.Job[ProcessArgs]) (err err
 	// lock below can tell whether the event was rewritten since without reading and
 	// opening the payload again.
 	var read versionedEvent
-	err = w.db.WithContext(ctx).Select("*, xmin::text AS row_version").Take(&read, "id = ?", job.Args.EventID).Error
+	err = w.read(ctx, &read, job.Args.EventID)
 	row = read.WebhookEvent
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		w.logger.WarnContext(ctx, "webhook job for an event that does not exist", "webhook_event_id", job.Args.EventID)
@@ -212,6 +213,19 @@ func (w *Worker) work(ctx context.Context, job *river.Job[ProcessArgs]) (err err
 	w.logger.InfoContext(ctx, "webhook applied", "event_id", row.ProviderEventID, "event_type", row.Type, "outcome", outcome,
 		"attempt", job.Attempt, "replay", job.Args.Replay, "duration_ms", time.Since(start).Milliseconds())
 	return nil
+}
+
+// read reads the event and its row's version, one of at most applyReaders reads
+// of this process at once: the connections the workers hold are then bounded by
+// applyReaders and not by their number, which a burst wants large.
+func (w *Worker) read(ctx context.Context, into *versionedEvent, id string) error {
+	select {
+	case w.reads <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-w.reads }()
+	return w.db.WithContext(ctx).Select("*, xmin::text AS row_version").Take(into, "id = ?", id).Error
 }
 
 // completeInTx marks the job done in the effect's transaction. Outside a River
