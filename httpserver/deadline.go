@@ -64,6 +64,10 @@ func Deadline(d time.Duration, next http.Handler) http.Handler {
 	})
 }
 
+// jsonContentType is the Content-Type of an answer that set none, shared as
+// securityHeaders are.
+var jsonContentType = one("application/json")
+
 // errDeadline is the cause of a request context that Deadline ended, which tells
 // it from a client that went away.
 var errDeadline = errors.New("httpserver: request deadline")
@@ -146,7 +150,7 @@ func (bw *deadlineWriter) answer() {
 	dst := bw.w.Header()
 	if _, ok := bw.h["Content-Type"]; !ok {
 		// As the deadline's answer: JSON unless the handler said otherwise.
-		dst.Set("Content-Type", "application/json")
+		dst["Content-Type"] = jsonContentType
 	}
 	maps.Copy(dst, bw.h)
 	if !bw.wroteHeader {
