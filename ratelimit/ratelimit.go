@@ -246,18 +246,19 @@ func (r *Refusal) Error() string {
 // refused request costs nothing, so a caller who waits retryAfter gets through.
 func (l *Limiter) Take(ctx context.Context, charges ...Charge) *Refusal {
 	addr := addressKey(ctx)
-	caller := "addr " + addr
-	if p, ok := auth.PrincipalFrom(ctx); ok {
-		caller = "principal " + p.Issuer + " " + p.Subject
-	}
+	caller := "" // named when a charge is per caller
 	type taken struct {
 		res   *rate.Reservation
 		scope Scope
 	}
 	now := l.now()
-	var all []taken
+	var room [4]taken
+	all := room[:0]
 	for _, c := range charges {
 		if b := l.perCaller[c.Scope]; b != nil {
+			if caller == "" {
+				caller = callerKey(ctx, addr)
+			}
 			all = append(all, taken{b.reserve(caller, c.N, now), c.Scope})
 		}
 		if b := l.perAddr[c.Scope]; b != nil {
@@ -278,6 +279,9 @@ func (l *Limiter) Take(ctx context.Context, charges ...Charge) *Refusal {
 		}
 	}
 	if refusal == nil && l.shared != nil {
+		if caller == "" {
+			caller = callerKey(ctx, addr)
+		}
 		refusal = l.shared.take(ctx, caller, charges)
 	}
 	if refusal == nil {
@@ -299,6 +303,14 @@ func AddressKey(ctx context.Context) string { return addressKey(ctx) }
 // keyed by the full address, rotating through the /64 would give every request a
 // fresh bucket.
 func addressKey(ctx context.Context) string {
+	if sw, ok := ctx.Value(slotKey{}).(*statusWriter); ok {
+		return sw.addr
+	}
+	return addressKeyOf(ctx)
+}
+
+// addressKeyOf is addressKey found from the client address.
+func addressKeyOf(ctx context.Context) string {
 	a := clientip.From(ctx)
 	if !a.IsValid() {
 		return "unknown"
@@ -318,15 +330,17 @@ func addressKey(ctx context.Context) string {
 // GraphQL extension answer its own refusals with 429 and Retry-After.
 func (l *Limiter) PerAddress(scope Scope, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ref := l.Take(r.Context(), Charge{Scope: scope, N: 1}); ref != nil {
+		// The address key is found once: the limits below read it from sw.
+		sw := &statusWriter{ResponseWriter: w, addr: addressKeyOf(r.Context())}
+		ctx := context.WithValue(r.Context(), slotKey{}, sw)
+		if ref := l.Take(ctx, Charge{Scope: scope, N: 1}); ref != nil {
 			if scope == ScopeAddress {
 				l.holdFlood(r.Context(), ref)
 			}
 			WriteRefusal(w, ref)
 			return
 		}
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), slotKey{}, sw)))
+		next.ServeHTTP(sw, r.WithContext(ctx))
 	})
 }
 
@@ -371,6 +385,7 @@ type slotKey struct{}
 // the operation was refused by the rate limit.
 type statusWriter struct {
 	http.ResponseWriter
+	addr    string // the request's address key (addressKey), set before the handler runs
 	refusal *Refusal
 	wrote   bool
 }
@@ -403,9 +418,12 @@ func markRefused(ctx context.Context, ref *Refusal) {
 
 // CallerKey names the caller of ctx as every per-caller limit counts it: the
 // principal, or the client address (an IPv6 client by its /64) when anonymous.
-func CallerKey(ctx context.Context) string {
+func CallerKey(ctx context.Context) string { return callerKey(ctx, addressKey(ctx)) }
+
+// callerKey is CallerKey given the address key of ctx.
+func callerKey(ctx context.Context, addr string) string {
 	if p, ok := auth.PrincipalFrom(ctx); ok {
 		return "principal " + p.Issuer + " " + p.Subject
 	}
-	return "addr " + addressKey(ctx)
+	return "addr " + addr
 }
