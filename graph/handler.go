@@ -181,7 +181,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	})
 	srv.Use(introspectionGate{open: cfg.Introspection})
 	srv.Use(socketOnly{})
-	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity, complexity.WithFixedScalarValue(0)))
+	srv.Use(newPricedOnce(cfg.MaxComplexity, complexity.WithFixedScalarValue(0)))
 	if cfg.OnForbidden != nil {
 		srv.Use(RefusalsOnce{})
 	}
