@@ -42,6 +42,7 @@ import (
 	"github.com/scoville/scoville/playground"
 	"github.com/scoville/scoville/privacy"
 	"github.com/scoville/scoville/ratelimit"
+	"github.com/scoville/scoville/requestscope"
 	"github.com/scoville/scoville/resolvers"
 	"github.com/scoville/scoville/subscriptions"
 	"github.com/scoville/scoville/tracing"
@@ -451,10 +452,10 @@ func graphqlRoute(p graphqlParts) http.Handler {
 	return graph.SplitUpgrades(httpserver.WebSocketUpgrade, sockets, requests)
 }
 
-// publicHandler wraps every public route: a request id, the client address, the
-// security headers.
+// publicHandler wraps every public route: one scope for the request's values
+// (requestscope), a request id, the client address, the security headers.
 func publicHandler(trusted []netip.Prefix, mux http.Handler) http.Handler {
-	return httpserver.RequestID(clientip.Resolver{Trusted: trusted}.Middleware(httpserver.SecurityHeaders(mux)))
+	return requestscope.Middleware(httpserver.RequestID(clientip.Resolver{Trusted: trusted}.Middleware(httpserver.SecurityHeaders(mux))))
 }
 
 // limitBody refuses bodies over n bytes with 413 before any parsing.

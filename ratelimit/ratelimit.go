@@ -23,6 +23,7 @@ import (
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/clientip"
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/requestscope"
 )
 
 // Scope names a kind of traffic with its own allowance; it is the metric's label.
@@ -303,7 +304,7 @@ func AddressKey(ctx context.Context) string { return addressKey(ctx) }
 // keyed by the full address, rotating through the /64 would give every request a
 // fresh bucket.
 func addressKey(ctx context.Context) string {
-	if sw, ok := ctx.Value(slotKey{}).(*statusWriter); ok {
+	if sw, ok := ctx.Value(writerSlot).(*statusWriter); ok {
 		return sw.addr
 	}
 	return addressKeyOf(ctx)
@@ -332,15 +333,15 @@ func (l *Limiter) PerAddress(scope Scope, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The address key is found once: the limits below read it from sw.
 		sw := &statusWriter{ResponseWriter: w, addr: addressKeyOf(r.Context())}
-		ctx := context.WithValue(r.Context(), slotKey{}, sw)
-		if ref := l.Take(ctx, Charge{Scope: scope, N: 1}); ref != nil {
+		r = requestscope.Set(r, writerSlot, sw)
+		if ref := l.Take(r.Context(), Charge{Scope: scope, N: 1}); ref != nil {
 			if scope == ScopeAddress {
 				l.holdFlood(r.Context(), ref)
 			}
 			WriteRefusal(w, ref)
 			return
 		}
-		next.ServeHTTP(sw, r.WithContext(ctx))
+		next.ServeHTTP(sw, r)
 	})
 }
 
@@ -379,7 +380,8 @@ func WriteRefusal(w http.ResponseWriter, ref *Refusal) {
 	_, _ = fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":"`+models.CodeRateLimited+`","retryAfter":%d}}]}`+"\n", ref.Error(), secs)
 }
 
-type slotKey struct{}
+// writerSlot holds the request's statusWriter.
+var writerSlot = requestscope.NewSlot()
 
 // statusWriter turns the GraphQL transport's answer into 429 with Retry-After when
 // the operation was refused by the rate limit.
@@ -410,7 +412,7 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // markRefused tells the HTTP layer of a refusal decided inside GraphQL.
 func markRefused(ctx context.Context, ref *Refusal) {
-	if sw, ok := ctx.Value(slotKey{}).(*statusWriter); ok {
+	if sw, ok := ctx.Value(writerSlot).(*statusWriter); ok {
 		sw.refusal = ref
 		sw.Header().Set("Retry-After", strconv.Itoa(ref.RetryAfterSeconds()))
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/graph-gophers/dataloader/v7"
 
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/requestscope"
 )
 
 // loaders batch the reads that list fields would otherwise repeat per row (N+1).
@@ -66,7 +67,8 @@ func (l *loaders) shipmentsLoader() *dataloader.Loader[pageKey, *models.Shipment
 // loaderWait is how long a loader gathers keys before its batch runs.
 const loaderWait = time.Millisecond
 
-type loadersKey struct{}
+// loadersSlot holds the request's loaders.
+var loadersSlot = requestscope.NewSlot()
 
 // errPlanMissing means a subscription points at a plan that no longer exists.
 var errPlanMissing = errors.New("plan not found")
@@ -75,7 +77,7 @@ var errPlanMissing = errors.New("plan not found")
 // when the request first needs it.
 func (r *Resolver) Loaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), loadersKey{}, &loaders{r: r})))
+		next.ServeHTTP(w, requestscope.Set(req, loadersSlot, &loaders{r: r}))
 	})
 }
 
@@ -98,7 +100,7 @@ func (r *Resolver) batchPlans(ctx context.Context, ids []string) []*dataloader.R
 
 // plan loads one plan through the request's loader, or directly when there is none.
 func (r *Resolver) plan(ctx context.Context, id string) (*models.Plan, error) {
-	if l, ok := ctx.Value(loadersKey{}).(*loaders); ok {
+	if l, ok := ctx.Value(loadersSlot).(*loaders); ok {
 		return l.planLoader().Load(ctx, id)()
 	}
 	found, err := r.Catalog.PlansByID(ctx, []string{id})
