@@ -41,7 +41,10 @@ func BenchmarkGraphQLRoute(b *testing.B) {
 		Address: ratelimit.PerMinute(1 << 30), Query: ratelimit.PerMinute(1 << 30),
 		InFlightPerCaller: 1 << 20, InFlightPerAddress: 1 << 20,
 	}, nil)
-	answer := []byte(`{"data":{"me":{"id":"c1"}}}`)
+	// An answer the size of make bench-read's: a customer with three subscriptions.
+	sub := `{"id":"0b6f6a3e-5c1e-4a57-9d0e-6f7f2b1e9a10","status":"ACTIVE","plan":{"name":"Monthly hot box","interval":"MONTH","price":{"amount":2900,"currency":"usd"}}}`
+	answer := []byte(`{"data":{"me":{"id":"6d1c1f7e-0f5e-4b8e-a3f0-1f2b3c4d5e6f","email":"buyer@example.com","subscriptions":[` +
+		sub + "," + sub + "," + sub + `]}}}`)
 	gql := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if _, ok := auth.PrincipalFrom(r.Context()); !ok {
