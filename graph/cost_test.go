@@ -66,7 +66,7 @@ func TestOperationsWithoutVariablesArePricedOnce(t *testing.T) {
 	p := newPricedOnce(limit, complexity.WithFixedScalarValue(0))
 	require.NoError(t, p.Validate(es))
 	load := func(q string) *ast.QueryDocument {
-		doc, errs := gqlparser.LoadQuery(es.Schema(), q)
+		doc, errs := gqlparser.LoadQueryWithRules(es.Schema(), q, nil) // nil: the default rules
 		require.Empty(t, errs)
 		return doc
 	}
