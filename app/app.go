@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -41,6 +42,7 @@ import (
 	"github.com/scoville/scoville/playground"
 	"github.com/scoville/scoville/privacy"
 	"github.com/scoville/scoville/ratelimit"
+	"github.com/scoville/scoville/requestscope"
 	"github.com/scoville/scoville/resolvers"
 	"github.com/scoville/scoville/subscriptions"
 	"github.com/scoville/scoville/tracing"
@@ -310,18 +312,10 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	authenticate := auth.Middleware(verifier, logger, func(reason string) { tokenFailures.WithLabelValues(reason).Inc() })
 
 	mux := http.NewServeMux()
-	// The client address is resolved for every route (below), before these.
-	// A request gets its deadline and the global bound first; the bound is held until
-	// the handler's work ends, even past the deadline.
-	graphqlRequests := httpserver.Observe("graphql", logger, httpMetrics, httpserver.CORS(cfg.CORSAllowedOrigins,
-		httpserver.Deadline(cfg.GraphQLRequestTimeout, limiter.Busy(
-			limitBody(maxGraphQLBody, limiter.PerAddress(ratelimit.ScopeAddress, authenticate(limiter.InFlight(root.Loaders(gql)))))))))
-	// A WebSocket upgrade (live updates) has no body, no bearer header (its token
-	// comes in connection_init), holds no in-flight slot (a socket is not a request)
-	// and gets no request loaders (a socket would serve their cache for its whole
-	// life); its own bounds apply (graph.LiveConfig). Keep request deadlines off it.
-	graphqlSockets := httpserver.Observe("graphql_live", logger, httpMetrics, limiter.PerAddress(ratelimit.ScopeAddress, gql))
-	mux.Handle("/graphql", graph.SplitUpgrades(httpserver.WebSocketUpgrade, graphqlSockets, graphqlRequests))
+	mux.Handle("/graphql", graphqlRoute(graphqlParts{
+		logger: logger, metrics: httpMetrics, origins: cfg.CORSAllowedOrigins, timeout: cfg.GraphQLRequestTimeout,
+		limiter: limiter, authenticate: authenticate, loaders: root.Loaders, gql: gql,
+	}))
 	var webhookRoute http.Handler = limiter.PerAddress(ratelimit.ScopeWebhook, inbox)
 	if tp != nil {
 		webhookRoute = tracing.Handler(tp, "POST /webhooks/stripe", webhookRoute)
@@ -346,7 +340,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	ideRoute := httpserver.Observe("playground", logger, httpMetrics, ide)
 	mux.Handle("GET /playground", ideRoute)
 	mux.Handle("GET /playground/", ideRoute)
-	a.handler = httpserver.RequestID(clientip.Resolver{Trusted: cfg.TrustedProxies}.Middleware(httpserver.SecurityHeaders(mux)))
+	a.handler = publicHandler(cfg.TrustedProxies, mux)
 	return a, nil
 }
 
@@ -428,6 +422,40 @@ func newMailer(cfg *config.Config, logger *slog.Logger, o options) (notification
 		return notifications.NewSMTP(cfg.SMTPURL.Reveal())
 	}
 	return &notifications.LogMailer{Logger: logger}, nil
+}
+
+// graphqlParts are what the /graphql route is built from.
+type graphqlParts struct {
+	logger       *slog.Logger
+	metrics      *httpserver.Metrics
+	origins      []string
+	timeout      time.Duration
+	limiter      *ratelimit.Limiter
+	authenticate func(http.Handler) http.Handler
+	loaders      func(http.Handler) http.Handler
+	gql          http.Handler
+}
+
+// graphqlRoute is the /graphql route below the mux. The client address is resolved
+// for every route (publicHandler), before these. A request gets its deadline and the
+// global bound first; the bound is held until the handler's work ends, even past the
+// deadline.
+func graphqlRoute(p graphqlParts) http.Handler {
+	requests := httpserver.Observe("graphql", p.logger, p.metrics, httpserver.CORS(p.origins,
+		httpserver.Deadline(p.timeout, p.limiter.Busy(
+			limitBody(maxGraphQLBody, p.limiter.PerAddress(ratelimit.ScopeAddress, p.authenticate(p.limiter.InFlight(p.loaders(p.gql)))))))))
+	// A WebSocket upgrade (live updates) has no body, no bearer header (its token
+	// comes in connection_init), holds no in-flight slot (a socket is not a request)
+	// and gets no request loaders (a socket would serve their cache for its whole
+	// life); its own bounds apply (graph.LiveConfig). Keep request deadlines off it.
+	sockets := httpserver.Observe("graphql_live", p.logger, p.metrics, p.limiter.PerAddress(ratelimit.ScopeAddress, p.gql))
+	return graph.SplitUpgrades(httpserver.WebSocketUpgrade, sockets, requests)
+}
+
+// publicHandler wraps every public route: one scope for the request's values
+// (requestscope), a request id, the client address, the security headers.
+func publicHandler(trusted []netip.Prefix, mux http.Handler) http.Handler {
+	return requestscope.Middleware(httpserver.RequestID(clientip.Resolver{Trusted: trusted}.Middleware(httpserver.SecurityHeaders(mux))))
 }
 
 // limitBody refuses bodies over n bytes with 413 before any parsing.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/requestscope"
 )
 
 // UnauthorizedBody is the exact JSON body of the 401 the middleware sends for a bad
@@ -54,7 +55,7 @@ func Middleware(v TokenVerifier, logger *slog.Logger, onFailure func(reason stri
 				refuse(reason)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+			next.ServeHTTP(w, requestscope.Set(r, principalSlot, p))
 		})
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"time"
+
+	"github.com/scoville/scoville/requestscope"
 )
 
 // Principal is who a verified access token says the caller is. It is only ever built
@@ -32,16 +34,16 @@ func (p *Principal) Has(need Role) bool {
 	return p != nil && slices.ContainsFunc(p.Roles, func(r Role) bool { return r.Satisfies(need) })
 }
 
-// principalKey is unexported so only this package can put a principal in a context.
-type principalKey struct{}
+// principalSlot is unexported so only this package can put a principal in a context.
+var principalSlot = requestscope.NewSlot()
 
 // WithPrincipal returns a context that carries p for the rest of the request.
 func WithPrincipal(ctx context.Context, p *Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
+	return context.WithValue(ctx, principalSlot, p)
 }
 
 // PrincipalFrom returns the caller, or false for an anonymous request.
 func PrincipalFrom(ctx context.Context) (*Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(*Principal)
+	p, ok := ctx.Value(principalSlot).(*Principal)
 	return p, ok && p != nil
 }

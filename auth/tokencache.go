@@ -36,7 +36,18 @@ func newTokenCache(max int) *tokenCache {
 	return &tokenCache{max: max, entries: make(map[[sha256.Size]byte]cached)}
 }
 
-func tokenKey(raw string) [sha256.Size]byte { return sha256.Sum256([]byte(raw)) }
+// tokenBuffers hold a token's bytes while it is hashed: the conversion of a
+// token-sized string would otherwise be a heap copy per request.
+var tokenBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+func tokenKey(raw string) [sha256.Size]byte {
+	b := tokenBuffers.Get().(*[]byte)
+	*b = append((*b)[:0], raw...)
+	key := sha256.Sum256(*b)
+	clear(*b) // the pool keeps no token
+	tokenBuffers.Put(b)
+	return key
+}
 
 // get returns a copy of the principal of the token hashed to key when it is cached,
 // was verified with the keys of generation gen and is not expired at now. Any other

@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/scoville/scoville/requestscope"
 )
 
-type ctxKey struct{}
+var addrSlot = requestscope.NewSlot()
 
 // Resolver finds the client address of a request behind zero or more trusted proxies.
 type Resolver struct {
@@ -24,7 +26,7 @@ type Resolver struct {
 func (r Resolver) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		ip := r.Resolve(req)
-		next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), ctxKey{}, ip)))
+		next.ServeHTTP(w, requestscope.Set(req, addrSlot, ip))
 	})
 }
 
@@ -90,11 +92,11 @@ func peerAddr(remote string) netip.Addr {
 // From returns the client address the middleware found; invalid when there is none
 // (a background job, a test without the middleware).
 func From(ctx context.Context) netip.Addr {
-	a, _ := ctx.Value(ctxKey{}).(netip.Addr)
+	a, _ := ctx.Value(addrSlot).(netip.Addr)
 	return a
 }
 
 // With returns a context carrying a; for callers outside HTTP, such as tests.
 func With(ctx context.Context, a netip.Addr) context.Context {
-	return context.WithValue(ctx, ctxKey{}, a)
+	return context.WithValue(ctx, addrSlot, a)
 }

@@ -1,10 +1,18 @@
 package graph
 
 import (
+	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
+	"github.com/99designs/gqlgen/complexity"
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/stretchr/testify/require"
+	"github.com/vektah/gqlparser/v2"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/scoville/scoville/models"
 	"github.com/scoville/scoville/paging"
@@ -34,4 +42,63 @@ func TestBoundedListsArePricedByTheirSize(t *testing.T) {
 	d := newTestEndpoint(t, HandlerConfig{})
 	res := d.query(`{ me { subscriptions { id plan { id } payments { edges { node { id amount { amount } } } } shipments { edges { node { id address { city } } } } } } }`, nil, customer)
 	require.NotEqual(t, models.CodeComplexityLimit, res.code(), res.Raw)
+}
+
+// countingSchema counts the fields the complexity limit prices.
+type countingSchema struct {
+	graphql.ExecutableSchema
+	priced atomic.Int64
+}
+
+func (c *countingSchema) Complexity(ctx context.Context, typeName, field string, childComplexity int, args map[string]any) (int, bool) {
+	c.priced.Add(1)
+	return c.ExecutableSchema.Complexity(ctx, typeName, field, childComplexity, args)
+}
+
+// TestOperationsWithoutVariablesArePricedOnce: the complexity limit prices an
+// operation that declares no variable once and answers it from memory after, with
+// the same stats; an operation with variables is priced again on every request,
+// for the variables it came with; a refused operation is refused every time.
+func TestOperationsWithoutVariablesArePricedOnce(t *testing.T) {
+	t.Parallel()
+	const limit = 1000
+	es := &countingSchema{ExecutableSchema: costSchema{ExecutableSchema: NewExecutableSchema(Config{Resolvers: testRoot{}}), maxComplexity: limit}}
+	p := newPricedOnce(limit, complexity.WithFixedScalarValue(0))
+	require.NoError(t, p.Validate(es))
+	load := func(q string) *ast.QueryDocument {
+		doc, errs := gqlparser.LoadQueryWithRules(es.Schema(), q, nil) // nil: the default rules
+		require.Empty(t, errs)
+		return doc
+	}
+	run := func(doc *ast.QueryDocument, vars map[string]any) (*gqlerror.Error, *extension.ComplexityStats) {
+		opCtx := &graphql.OperationContext{Doc: doc, Variables: vars}
+		err := p.MutateOperationContext(context.Background(), opCtx)
+		s, _ := opCtx.Stats.GetExtension("ComplexityLimit").(*extension.ComplexityStats)
+		return err, s
+	}
+
+	fixed := load(`{ me { subscriptions { payments(first: 3) { edges { node { id } } } } } }`)
+	err, first := run(fixed, nil)
+	require.Nil(t, err)
+	pricedFirst := es.priced.Load()
+	require.Positive(t, pricedFirst)
+	err, again := run(fixed, nil)
+	require.Nil(t, err)
+	require.Equal(t, pricedFirst, es.priced.Load(), "priced again")
+	require.Equal(t, *first, *again)
+
+	withVars := load(`query($n: Int) { me { subscriptions { payments(first: $n) { edges { node { id } } } } } }`)
+	err, _ = run(withVars, map[string]any{"n": 1})
+	require.Nil(t, err)
+	before := es.priced.Load()
+	err, _ = run(withVars, map[string]any{"n": 1000})
+	require.NotNil(t, err, "the second request's variables were not priced")
+	require.Greater(t, es.priced.Load(), before)
+
+	tooDear := load(`{ me { subscriptions { payments(first: 1000) { edges { node { id } } } } } }`)
+	for range 2 {
+		err, _ := run(tooDear, nil)
+		require.NotNil(t, err)
+		require.Contains(t, err.Message, fmt.Sprintf("exceeds the limit of %d", limit))
+	}
 }

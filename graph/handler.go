@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/complexity"
@@ -181,7 +182,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	})
 	srv.Use(introspectionGate{open: cfg.Introspection})
 	srv.Use(socketOnly{})
-	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity, complexity.WithFixedScalarValue(0)))
+	srv.Use(newPricedOnce(cfg.MaxComplexity, complexity.WithFixedScalarValue(0)))
 	if cfg.OnForbidden != nil {
 		srv.Use(RefusalsOnce{})
 	}
@@ -207,7 +208,16 @@ func orDefault(v, def int) int {
 type singleJSONPost struct{ transport.POST }
 
 func (t singleJSONPost) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	body, err := io.ReadAll(r.Body)
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	// gqlgen's transport reads the body into its own copy: nothing holds buf after Do.
+	defer func() {
+		if buf.Cap() <= 2*MaxBodyBytes {
+			bodyBuffers.Put(buf)
+		}
+	}()
+	_, err := buf.ReadFrom(r.Body)
+	body := buf.Bytes()
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -242,6 +252,9 @@ func (t singleJSONPost) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 	t.POST.Do(sw, r, exec)
 	sw.finish()
 }
+
+// bodyBuffers hold request bodies while singleJSONPost checks them.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // WriteRequestError answers a request refused before GraphQL could read it, in the
 // GraphQL error shape clients already parse.

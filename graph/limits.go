@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 
+	"github.com/99designs/gqlgen/complexity"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/parser"
@@ -368,4 +371,58 @@ func asInt(v any) (int, bool) {
 		return int(max(math.MinInt32, min(maxCost, i))), true
 	}
 	return 0, false
+}
+
+// maxPricedOperations bounds what pricedOnce remembers; past it, it starts over.
+const maxPricedOperations = 1000
+
+// pricedOnce is the complexity limit (gqlgen's ComplexityLimit) remembering the
+// cost of each operation that passed it and declares no variable: such an
+// operation costs the same every time it runs, and the parsed documents are
+// cached, so the same operation comes back as the same *ast.OperationDefinition.
+// An operation with variables is priced on every request (its first: may be a
+// variable), and one that was refused is priced again, and refused, every time.
+// The answer and the ComplexityStats are those of the limit itself.
+type pricedOnce struct {
+	*extension.ComplexityLimit
+	limit int
+
+	mu   sync.Mutex
+	cost map[*ast.OperationDefinition]int
+}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = (*pricedOnce)(nil)
+
+func newPricedOnce(limit int, opts ...complexity.Option) *pricedOnce {
+	return &pricedOnce{ComplexityLimit: extension.FixedComplexityLimit(limit, opts...), limit: limit,
+		cost: map[*ast.OperationDefinition]int{}}
+}
+
+func (p *pricedOnce) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+	op := opCtx.Doc.Operations.ForName(opCtx.OperationName)
+	fixed := op != nil && len(op.VariableDefinitions) == 0
+	if fixed {
+		p.mu.Lock()
+		c, ok := p.cost[op]
+		p.mu.Unlock()
+		if ok {
+			opCtx.Stats.SetExtension(p.ExtensionName(), &extension.ComplexityStats{Complexity: c, ComplexityLimit: p.limit})
+			return nil
+		}
+	}
+	if err := p.ComplexityLimit.MutateOperationContext(ctx, opCtx); err != nil || !fixed {
+		return err
+	}
+	if s, ok := opCtx.Stats.GetExtension(p.ExtensionName()).(*extension.ComplexityStats); ok {
+		p.mu.Lock()
+		if len(p.cost) >= maxPricedOperations {
+			clear(p.cost)
+		}
+		p.cost[op] = s.Complexity
+		p.mu.Unlock()
+	}
+	return nil
 }

@@ -30,21 +30,36 @@ func allowHeaders(names []string) string {
 // browser origin may call the API, over HTTP (CORS) and over a socket (live updates).
 type Origins struct {
 	any bool
-	set map[string]bool
+	set map[string][]string // each allowed origin as a header value, shared (see one)
 }
 
 // NewOrigins builds the rule of allowed ("*" allows any; config permits it in
 // development only). Origins are compared exactly, as browsers send them.
 func NewOrigins(allowed []string) Origins {
-	o := Origins{any: slices.Contains(allowed, "*"), set: map[string]bool{}}
+	o := Origins{any: slices.Contains(allowed, "*"), set: map[string][]string{}}
 	for _, a := range allowed {
-		o.set[a] = true
+		o.set[a] = one(a)
 	}
 	return o
 }
 
 // Allows reports whether origin may call; an empty origin (no browser) never matches.
-func (o Origins) Allows(origin string) bool { return origin != "" && (o.any || o.set[origin]) }
+func (o Origins) Allows(origin string) bool { return origin != "" && (o.any || o.set[origin] != nil) }
+
+// allowOrigin is Access-Control-Allow-Origin's value for origin: the shared slice
+// of a listed origin, a new one under "*".
+func (o Origins) allowOrigin(origin string) []string {
+	if v := o.set[origin]; v != nil {
+		return v
+	}
+	return []string{origin}
+}
+
+// Values CORS puts on every answer, shared as securityHeaders are.
+var (
+	varyOrigin      = one("Origin")
+	corsExposeValue = one(corsExposeHeaders)
+)
 
 // corsMaxAge is how long (seconds) a browser may reuse a preflight answer.
 const corsMaxAge = "600"
@@ -58,11 +73,16 @@ const corsMaxAge = "600"
 // Every answer varies by Origin, so a cache never serves one origin's answer to
 // another.
 func CORS(allowed []string, next http.Handler) http.Handler {
-	originAllowed := NewOrigins(allowed).Allows
+	origins := NewOrigins(allowed)
+	originAllowed := origins.Allows
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Add("Vary", "Origin")
+		if _, set := h["Vary"]; set {
+			h.Add("Vary", "Origin")
+		} else {
+			h["Vary"] = varyOrigin
+		}
 		origin := r.Header.Get("Origin")
 		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
 		if preflight {
@@ -81,8 +101,8 @@ func CORS(allowed []string, next http.Handler) http.Handler {
 			return
 		}
 		if originAllowed(origin) {
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+			h["Access-Control-Allow-Origin"] = origins.allowOrigin(origin)
+			h["Access-Control-Expose-Headers"] = corsExposeValue
 		}
 		next.ServeHTTP(w, r)
 	})

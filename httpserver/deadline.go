@@ -49,7 +49,7 @@ func Deadline(d time.Duration, next http.Handler) http.Handler {
 			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d + bodyGrace))
 		}
 		ctx, cancel := context.WithDeadlineCause(r.Context(), time.Now().Add(d), errDeadline)
-		bw := &deadlineWriter{w: w, h: make(http.Header), ctx: ctx, body: body, length: length}
+		bw := &deadlineWriter{w: w, h: make(http.Header), ctx: ctx, body: body, length: length, buf: answerBuffers.Get().(*bytes.Buffer)}
 		// At d, or when the client goes, the answer is written from another
 		// goroutine while the handler may still run; the writer's lock orders it
 		// with the handler's own answer, and close keeps it from coming later.
@@ -58,10 +58,38 @@ func Deadline(d time.Duration, next http.Handler) http.Handler {
 			stop()
 			bw.close()
 			cancel()
+			bw.release()
 		}()
 		next.ServeHTTP(bw, r.WithContext(ctx))
 		bw.answer()
 	})
+}
+
+// jsonContentType is the Content-Type of an answer that set none, shared as
+// securityHeaders are.
+var jsonContentType = one("application/json")
+
+// answerBuffers hold the handlers' answers while they are buffered, so that an
+// answer's buffer is not grown anew for every request.
+var answerBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledAnswer bounds the buffers kept for reuse: a rare large answer's is dropped.
+const maxPooledAnswer = 64 << 10
+
+// release gives the buffer back once the writer is closed: nothing reads or
+// writes it after close (Write refuses, answer and expire are done or find the
+// writer answered).
+func (bw *deadlineWriter) release() {
+	bw.mu.Lock()
+	defer bw.mu.Unlock()
+	if bw.buf == nil || !bw.answered {
+		return
+	}
+	if bw.buf.Cap() <= maxPooledAnswer {
+		bw.buf.Reset()
+		answerBuffers.Put(bw.buf)
+	}
+	bw.buf = nil
 }
 
 // errDeadline is the cause of a request context that Deadline ended, which tells
@@ -85,7 +113,7 @@ type deadlineWriter struct {
 	length []string
 
 	mu          sync.Mutex
-	buf         bytes.Buffer
+	buf         *bytes.Buffer // from answerBuffers; nil once released
 	code        int
 	wroteHeader bool
 	answered    bool  // w has its answer, or will get none from here
@@ -146,7 +174,7 @@ func (bw *deadlineWriter) answer() {
 	dst := bw.w.Header()
 	if _, ok := bw.h["Content-Type"]; !ok {
 		// As the deadline's answer: JSON unless the handler said otherwise.
-		dst.Set("Content-Type", "application/json")
+		dst["Content-Type"] = jsonContentType
 	}
 	maps.Copy(dst, bw.h)
 	if !bw.wroteHeader {

@@ -42,7 +42,7 @@ func RequestID(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b)
 		}
 		w.Header().Set(RequestIDHeader, id)
-		next.ServeHTTP(w, r.WithContext(logging.WithRequestID(r.Context(), id)))
+		next.ServeHTTP(w, logging.WithRequestIDOn(r, id))
 	})
 }
 
@@ -111,8 +111,10 @@ func Observe(route string, logger *slog.Logger, m *Metrics, next http.Handler) h
 				m.requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
 				m.latency.WithLabelValues(route).Observe(elapsed.Seconds())
 			}
-			logger.InfoContext(r.Context(), "http request", "method", r.Method, "route", route,
-				"status", rec.status, "bytes", rec.bytes, "duration_ms", float64(elapsed.Microseconds())/1000)
+			if logger.Enabled(r.Context(), slog.LevelInfo) { // else the line's arguments are not even built
+				logger.InfoContext(r.Context(), "http request", "method", r.Method, "route", route,
+					"status", rec.status, "bytes", rec.bytes, "duration_ms", float64(elapsed.Microseconds())/1000)
+			}
 		}()
 		next.ServeHTTP(rec, r)
 	})

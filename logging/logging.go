@@ -8,6 +8,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
+
+	"github.com/scoville/scoville/requestscope"
 )
 
 // New returns a JSON logger at level writing to w, masking every line (see NewHandler).
@@ -56,16 +59,22 @@ func (h *maskingHandler) WithGroup(name string) slog.Handler {
 	return &maskingHandler{next: h.next.WithGroup(name), hidden: h.hidden || IsSensitiveKey(name)}
 }
 
-type requestIDKey struct{}
+var requestIDSlot = requestscope.NewSlot()
 
 // WithRequestID returns ctx carrying the request id that log lines and INTERNAL errors
 // will show, so an operator can find a client's failed request.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
+	return context.WithValue(ctx, requestIDSlot, id)
+}
+
+// WithRequestIDOn is WithRequestID for a request: set in its scope when it has one
+// (requestscope.Set).
+func WithRequestIDOn(r *http.Request, id string) *http.Request {
+	return requestscope.Set(r, requestIDSlot, id)
 }
 
 // RequestID returns the request id in ctx, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
+	id, _ := ctx.Value(requestIDSlot).(string)
 	return id
 }

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/httpserver"
 	"github.com/scoville/scoville/models"
 )
@@ -82,10 +81,7 @@ func release(m map[string]int, key string) {
 func (l *Limiter) InFlight(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		addr := addressKey(r.Context())
-		caller := "addr " + addr
-		if p, ok := auth.PrincipalFrom(r.Context()); ok {
-			caller = "principal " + p.Issuer + " " + p.Subject
-		}
+		caller := callerKey(r.Context(), addr)
 		if !l.inFlight.enter(caller, addr) {
 			l.refused.WithLabelValues(string(ScopeInFlight)).Inc()
 			WriteRefusal(w, &Refusal{Scope: ScopeInFlight, RetryAfter: inFlightRetry})

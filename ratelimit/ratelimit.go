@@ -23,6 +23,7 @@ import (
 	"github.com/scoville/scoville/auth"
 	"github.com/scoville/scoville/clientip"
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/requestscope"
 )
 
 // Scope names a kind of traffic with its own allowance; it is the metric's label.
@@ -246,18 +247,19 @@ func (r *Refusal) Error() string {
 // refused request costs nothing, so a caller who waits retryAfter gets through.
 func (l *Limiter) Take(ctx context.Context, charges ...Charge) *Refusal {
 	addr := addressKey(ctx)
-	caller := "addr " + addr
-	if p, ok := auth.PrincipalFrom(ctx); ok {
-		caller = "principal " + p.Issuer + " " + p.Subject
-	}
+	caller := "" // named when a charge is per caller
 	type taken struct {
 		res   *rate.Reservation
 		scope Scope
 	}
 	now := l.now()
-	var all []taken
+	var room [4]taken
+	all := room[:0]
 	for _, c := range charges {
 		if b := l.perCaller[c.Scope]; b != nil {
+			if caller == "" {
+				caller = callerKey(ctx, addr)
+			}
 			all = append(all, taken{b.reserve(caller, c.N, now), c.Scope})
 		}
 		if b := l.perAddr[c.Scope]; b != nil {
@@ -278,6 +280,9 @@ func (l *Limiter) Take(ctx context.Context, charges ...Charge) *Refusal {
 		}
 	}
 	if refusal == nil && l.shared != nil {
+		if caller == "" {
+			caller = callerKey(ctx, addr)
+		}
 		refusal = l.shared.take(ctx, caller, charges)
 	}
 	if refusal == nil {
@@ -299,6 +304,14 @@ func AddressKey(ctx context.Context) string { return addressKey(ctx) }
 // keyed by the full address, rotating through the /64 would give every request a
 // fresh bucket.
 func addressKey(ctx context.Context) string {
+	if sw, ok := ctx.Value(writerSlot).(*statusWriter); ok {
+		return sw.addr
+	}
+	return addressKeyOf(ctx)
+}
+
+// addressKeyOf is addressKey found from the client address.
+func addressKeyOf(ctx context.Context) string {
 	a := clientip.From(ctx)
 	if !a.IsValid() {
 		return "unknown"
@@ -318,6 +331,9 @@ func addressKey(ctx context.Context) string {
 // GraphQL extension answer its own refusals with 429 and Retry-After.
 func (l *Limiter) PerAddress(scope Scope, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The address key is found once: the limits below read it from sw.
+		sw := &statusWriter{ResponseWriter: w, addr: addressKeyOf(r.Context())}
+		r = requestscope.Set(r, writerSlot, sw)
 		if ref := l.Take(r.Context(), Charge{Scope: scope, N: 1}); ref != nil {
 			if scope == ScopeAddress {
 				l.holdFlood(r.Context(), ref)
@@ -325,8 +341,7 @@ func (l *Limiter) PerAddress(scope Scope, next http.Handler) http.Handler {
 			WriteRefusal(w, ref)
 			return
 		}
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), slotKey{}, sw)))
+		next.ServeHTTP(sw, r)
 	})
 }
 
@@ -365,12 +380,14 @@ func WriteRefusal(w http.ResponseWriter, ref *Refusal) {
 	_, _ = fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":"`+models.CodeRateLimited+`","retryAfter":%d}}]}`+"\n", ref.Error(), secs)
 }
 
-type slotKey struct{}
+// writerSlot holds the request's statusWriter.
+var writerSlot = requestscope.NewSlot()
 
 // statusWriter turns the GraphQL transport's answer into 429 with Retry-After when
 // the operation was refused by the rate limit.
 type statusWriter struct {
 	http.ResponseWriter
+	addr    string // the request's address key (addressKey), set before the handler runs
 	refusal *Refusal
 	wrote   bool
 }
@@ -395,7 +412,7 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // markRefused tells the HTTP layer of a refusal decided inside GraphQL.
 func markRefused(ctx context.Context, ref *Refusal) {
-	if sw, ok := ctx.Value(slotKey{}).(*statusWriter); ok {
+	if sw, ok := ctx.Value(writerSlot).(*statusWriter); ok {
 		sw.refusal = ref
 		sw.Header().Set("Retry-After", strconv.Itoa(ref.RetryAfterSeconds()))
 	}
@@ -403,9 +420,12 @@ func markRefused(ctx context.Context, ref *Refusal) {
 
 // CallerKey names the caller of ctx as every per-caller limit counts it: the
 // principal, or the client address (an IPv6 client by its /64) when anonymous.
-func CallerKey(ctx context.Context) string {
+func CallerKey(ctx context.Context) string { return callerKey(ctx, addressKey(ctx)) }
+
+// callerKey is CallerKey given the address key of ctx.
+func callerKey(ctx context.Context, addr string) string {
 	if p, ok := auth.PrincipalFrom(ctx); ok {
 		return "principal " + p.Issuer + " " + p.Subject
 	}
-	return "addr " + addressKey(ctx)
+	return "addr " + addr
 }

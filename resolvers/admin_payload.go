@@ -30,8 +30,8 @@ func (r *Resolver) batchCustomerSubscriptions(ctx context.Context, customerIDs [
 // customerSubscriptions loads a customer's subscriptions, newest first, through the
 // request's loader, or directly when there is none.
 func (r *Resolver) customerSubscriptions(ctx context.Context, customerID string) ([]*models.Subscription, error) {
-	if l, ok := ctx.Value(loadersKey{}).(*loaders); ok && l.customerSubscriptions != nil {
-		return l.customerSubscriptions.Load(ctx, customerID)()
+	if l, ok := ctx.Value(loadersSlot).(*loaders); ok {
+		return l.customerSubscriptionsLoader().Load(ctx, customerID)()
 	}
 	return r.Subscriptions.ForCustomer(ctx, customerID)
 }

@@ -70,15 +70,15 @@ func (r *subscriptionResolver) Plan(ctx context.Context, obj *models.Subscriptio
 }
 
 func (r *subscriptionResolver) Payments(ctx context.Context, obj *models.Subscription, first *int, after *string) (*models.PaymentConnection, error) {
-	if l, ok := ctx.Value(loadersKey{}).(*loaders); ok && l.payments != nil {
-		return l.payments.Load(ctx, newPageKey(obj.ID, first, after))()
+	if l, ok := ctx.Value(loadersSlot).(*loaders); ok {
+		return l.paymentsLoader().Load(ctx, newPageKey(obj.ID, first, after))()
 	}
 	return r.Subscriptions.Payments(ctx, obj.ID, first, after)
 }
 
 func (r *subscriptionResolver) Shipments(ctx context.Context, obj *models.Subscription, first *int, after *string) (*models.ShipmentConnection, error) {
-	if l, ok := ctx.Value(loadersKey{}).(*loaders); ok && l.shipments != nil {
-		return l.shipments.Load(ctx, newPageKey(obj.ID, first, after))()
+	if l, ok := ctx.Value(loadersSlot).(*loaders); ok {
+		return l.shipmentsLoader().Load(ctx, newPageKey(obj.ID, first, after))()
 	}
 	return r.Subscriptions.Shipments(ctx, obj.ID, first, after)
 }
