@@ -198,10 +198,12 @@ type Config struct {
 	// own: a burst of deliveries then does not compete with applying them.
 	RunWorkers bool
 
-	// WebhookWorkers is WEBHOOK_WORKERS (1..200), default 100: how many Stripe
+	// WebhookWorkers is WEBHOOK_WORKERS (1..200), default 10: how many Stripe
 	// events a process holds at once, read, prepared or waiting for their batch
 	// (webhooks.Worker): the more wait, the larger the batches under a burst. The
-	// connections they use are bounded apart from this number.
+	// connections they use are bounded apart from this number. More than the
+	// default applies a burst sooner but, in a process that also answers Stripe,
+	// slows its acknowledgements (docs/performance.md).
 	WebhookWorkers int
 	// JobWorkers is JOB_WORKERS (1..200), default 20: concurrency of the other
 	// background jobs (notifications, maintenance). Each fetch of the queue takes
@@ -317,7 +319,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.LogLevel = l.logLevel("LOG_LEVEL")
 	c.ShutdownTimeout = l.duration("SHUTDOWN_TIMEOUT", 20*time.Second, 0)
 	c.RunWorkers = l.boolean("RUN_WORKERS", true)
-	c.WebhookWorkers, _ = l.intIn("WEBHOOK_WORKERS", 100, 1, 200)
+	c.WebhookWorkers, _ = l.intIn("WEBHOOK_WORKERS", 10, 1, 200)
 	c.JobWorkers, _ = l.intIn("JOB_WORKERS", 20, 1, 200)
 	c.JobMaxAttempts, _ = l.intIn("JOB_MAX_ATTEMPTS", 12, 1, 100)
 	c.JobPollInterval = l.duration("JOB_POLL_INTERVAL", 200*time.Millisecond, 10*time.Second)

@@ -111,7 +111,7 @@ func TestLoadDefaultsInDevelopment(t *testing.T) {
 	require.Equal(t, "postgres://app:pw@localhost:5432/scoville?sslmode=disable", cfg.DatabaseURL.Reveal())
 	require.Equal(t, 20, cfg.DBMaxOpenConns)
 	require.Equal(t, 20, cfg.DBMaxIdleConns)
-	require.Equal(t, 100, cfg.WebhookWorkers)
+	require.Equal(t, 10, cfg.WebhookWorkers)
 	require.Equal(t, 20, cfg.JobWorkers)
 	require.Equal(t, 30*time.Minute, cfg.DBConnMaxLifetime)
 	require.Equal(t, 5*time.Minute, cfg.DBConnMaxIdleTime)

@@ -55,7 +55,7 @@ rounds="${BENCH_ROUNDS:-3}"
 # with its lean HTTP/1.1 client; WEBHOOKLOAD_ARGS='-client net/http' compares.
 export DB_MAX_OPEN_CONNS="${DB_MAX_OPEN_CONNS:-15}"
 export DB_MAX_IDLE_CONNS="${DB_MAX_IDLE_CONNS:-$DB_MAX_OPEN_CONNS}"
-export WEBHOOK_WORKERS="${WEBHOOK_WORKERS:-100}"
+export WEBHOOK_WORKERS="${WEBHOOK_WORKERS:-10}"
 export JOB_POLL_INTERVAL="${JOB_POLL_INTERVAL:-200ms}"
 # The load comes from one address, so the per-address webhook limit (6,000 a
 # minute by default) would refuse most of it: the measurement is of the route, not
