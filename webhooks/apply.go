@@ -58,10 +58,11 @@ const (
 	// before every snapshot of every session gets slower.
 	maxApplyBatch = 32
 	// applyReaders bounds the events one process reads at once. A worker holds a
-	// connection only while it reads its event (and records a failure); a batch
-	// holds one per committer. So the webhook queue takes at most applyCommitters
-	// + applyReaders connections however many workers wait for their batch, and
-	// many workers are what make the batches large under a burst.
+	// connection while it reads its event; a batch holds one per committer. So
+	// reading and applying take at most applyCommitters + applyReaders connections
+	// however many workers wait for their batch, and many workers are what make
+	// the batches large under a burst. Not bounded here: the lookup an applier's
+	// Prepare may make and the record of a failed attempt (one short statement each).
 	applyReaders = 4
 	// applyTimeout bounds one batch's transaction, below the jobs' timeout. The batch
 	// belongs to several jobs, so no single job's context may cancel it.
