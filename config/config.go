@@ -201,8 +201,8 @@ type Config struct {
 	// WebhookWorkers is WEBHOOK_WORKERS (1..200), default 100: how many Stripe
 	// events a process holds at once, read, prepared or waiting for their batch
 	// (webhooks.Worker): the more wait, the larger the batches under a burst. The
-	// connections they read and apply events with are bounded apart from this
-	// number; the lookups of preparing them are not (docs/scaling.md).
+	// connections they read, prepare and apply events with are bounded apart from
+	// this number (docs/scaling.md).
 	WebhookWorkers int
 	// JobWorkers is JOB_WORKERS (1..200), default 20: concurrency of the other
 	// background jobs (notifications, maintenance). Each fetch of the queue takes
