@@ -201,9 +201,10 @@ type Config struct {
 	// WebhookWorkers is WEBHOOK_WORKERS (1..200), default 10: how many Stripe
 	// events a process holds at once, read, prepared or waiting for their batch
 	// (webhooks.Worker): the more wait, the larger the batches under a burst. The
-	// connections they use are bounded apart from this number. More than the
-	// default applies a burst sooner but, in a process that also answers Stripe,
-	// slows its acknowledgements (docs/performance.md).
+	// connections they read, prepare and apply events with are bounded apart from
+	// this number (docs/scaling.md). More than the default applies a burst sooner
+	// but, in a process that also answers Stripe, slows its acknowledgements
+	// (docs/performance.md).
 	WebhookWorkers int
 	// JobWorkers is JOB_WORKERS (1..200), default 20: concurrency of the other
 	// background jobs (notifications, maintenance). Each fetch of the queue takes

@@ -90,3 +90,81 @@ func TestQueryRefusesATransaction(t *testing.T) {
 	require.ErrorIs(t, err, database.ErrQueryInTransaction)
 	require.False(t, ran)
 }
+
+// TestQueryLeavesThePoolUsable: whatever ends a read midway (scan's error, scan
+// returning early, scan's panic, the context canceled while rows still come), the
+// pool's connection is given back clean or dropped, never left busy with the
+// statement's rows: on a pool of one, the next statements read their own rows.
+func TestQueryLeavesThePoolUsable(t *testing.T) {
+	t.Parallel()
+	db := openEverySlow(t, slog.New(slog.DiscardHandler))
+	sqlDB, err := db.DB()
+	require.NoError(t, err)
+	sqlDB.SetMaxOpenConns(1)
+	// Many rows, then a pause before the last: the statement is still running
+	// when scan stops reading.
+	const long = "SELECT g FROM generate_series(1, 100001) AS g WHERE g <= 100000 OR pg_sleep(10) IS NULL"
+	usable := func(t *testing.T) {
+		t.Helper()
+		var got []int64
+		require.NoError(t, database.Query(context.Background(), db, "SELECT $1::int8", []any{7}, func(rows pgx.Rows) error {
+			for rows.Next() {
+				var v int64
+				if err := rows.Scan(&v); err != nil {
+					return err
+				}
+				got = append(got, v)
+			}
+			return nil
+		}))
+		require.Equal(t, []int64{7}, got)
+		var n int
+		require.NoError(t, db.Raw("SELECT 8").Scan(&n).Error)
+		require.Equal(t, 8, n)
+	}
+	firstRow := func(rows pgx.Rows) {
+		require.True(t, rows.Next())
+	}
+
+	t.Run("scan fails", func(t *testing.T) {
+		refused := errors.New("scan refused the row")
+		err := database.Query(context.Background(), db, "SELECT g FROM generate_series(1, 100000) AS g", nil, func(rows pgx.Rows) error {
+			firstRow(rows)
+			return refused
+		})
+		require.ErrorIs(t, err, refused)
+		usable(t)
+	})
+	t.Run("scan returns early", func(t *testing.T) {
+		require.NoError(t, database.Query(context.Background(), db, "SELECT g FROM generate_series(1, 100000) AS g", nil, func(rows pgx.Rows) error {
+			firstRow(rows)
+			return nil
+		}))
+		usable(t)
+	})
+	t.Run("scan panics", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		require.PanicsWithValue(t, "scan bug", func() {
+			_ = database.Query(ctx, db, long, nil, func(rows pgx.Rows) error {
+				firstRow(rows)
+				cancel() // the dropped connection's statement need not run to its end
+				panic("scan bug")
+			})
+		})
+		usable(t)
+	})
+	t.Run("context canceled mid-rows", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		err := database.Query(ctx, db, long, nil, func(rows pgx.Rows) error {
+			firstRow(rows)
+			cancel()
+			for rows.Next() {
+			}
+			return rows.Err()
+		})
+		require.ErrorIs(t, err, context.Canceled)
+		usable(t)
+	})
+}

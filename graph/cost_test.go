@@ -102,3 +102,26 @@ func TestOperationsWithoutVariablesArePricedOnce(t *testing.T) {
 		require.Contains(t, err.Message, fmt.Sprintf("exceeds the limit of %d", limit))
 	}
 }
+
+// TestPricedOnceKeepsEachOperationsOwnPrice: two operations of one document (the
+// same text, so the same cached document) are priced each for itself: the cheap
+// one's remembered price is never the dear one's, whichever comes first.
+func TestPricedOnceKeepsEachOperationsOwnPrice(t *testing.T) {
+	t.Parallel()
+	const limit = 1000
+	es := costSchema{ExecutableSchema: NewExecutableSchema(Config{Resolvers: testRoot{}}), maxComplexity: limit}
+	p := newPricedOnce(limit, complexity.WithFixedScalarValue(0))
+	require.NoError(t, p.Validate(es))
+	doc, errs := gqlparser.LoadQueryWithRules(es.Schema(), `
+		query Cheap { me { id } }
+		query Dear { me { subscriptions { payments(first: 1000) { edges { node { id } } } } } }`, nil)
+	require.Empty(t, errs)
+	run := func(name string) *gqlerror.Error {
+		opCtx := &graphql.OperationContext{Doc: doc, OperationName: name}
+		return p.MutateOperationContext(context.Background(), opCtx)
+	}
+	for range 2 {
+		require.Nil(t, run("Cheap"))
+		require.NotNil(t, run("Dear"), "the dear operation passed at the cheap one's price")
+	}
+}

@@ -361,3 +361,36 @@ func TestDeadlineInformationalStatusIsNotTheAnswer(t *testing.T) {
 	require.Equal(t, http.StatusTeapot, res.StatusCode)
 	require.JSONEq(t, `{"data":null}`, string(body))
 }
+
+// A writer kept by a goroutine of a handler that returned writes nothing once the
+// answer is sent: the pooled buffer its answer was made in serves the next
+// requests, whose answers stay whole while it keeps writing.
+func TestDeadlineWriterKeptPastItsRequestWritesNothing(t *testing.T) {
+	t.Parallel()
+	kept := make(chan http.ResponseWriter, 1)
+	h := httpserver.Deadline(time.Minute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/keeps" {
+			_, _ = w.Write([]byte(`{"data":{"first":true}}`))
+			kept <- w
+			return
+		}
+		_, _ = w.Write([]byte(`{"data":{"next":true}}`))
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/keeps", nil))
+	w := <-kept
+	var late sync.WaitGroup
+	var wrote atomic.Int64
+	late.Go(func() {
+		for range 2000 {
+			n, _ := w.Write([]byte("LATE"))
+			wrote.Add(int64(n))
+		}
+	})
+	for range 200 {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", nil))
+		require.Equal(t, `{"data":{"next":true}}`, rec.Body.String())
+	}
+	late.Wait()
+	require.Zero(t, wrote.Load())
+}

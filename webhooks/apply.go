@@ -58,11 +58,17 @@ const (
 	// before every snapshot of every session gets slower.
 	maxApplyBatch = 32
 	// applyReaders bounds the events one process reads at once. A worker holds a
-	// connection only while it reads its event (and records a failure); a batch
-	// holds one per committer. So the webhook queue takes at most applyCommitters
-	// + applyReaders connections however many workers wait for their batch, and
-	// many workers are what make the batches large under a burst.
+	// connection while it reads its event; a batch holds one per committer. So
+	// reading and applying take at most applyCommitters + applyReaders connections
+	// however many workers wait for their batch, and many workers are what make
+	// the batches large under a burst. Not bounded here: the lookup an applier's
+	// Prepare may make (applyPreparers) and the record of a failed attempt.
 	applyReaders = 4
+	// applyPreparers bounds the events one process prepares at once. Prepare may
+	// look an object up (one statement) or read it from Stripe; bounded apart from
+	// the workers, those stay what they were with few workers while many wait for
+	// their batches. It is not a read slot: a slow Stripe answer holds no read.
+	applyPreparers = 10
 	// applyTimeout bounds one batch's transaction, below the jobs' timeout. The batch
 	// belongs to several jobs, so no single job's context may cancel it.
 	applyTimeout = 8 * time.Second

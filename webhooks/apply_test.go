@@ -35,6 +35,8 @@ type probeApplier struct {
 	// followUps, when set, enqueues a followUpArgs job per Apply, as an applier's
 	// notices and outgoing messages do (jobs.InsertTx).
 	followUps jobs.Inserter
+	// preparing, when set, runs in each Prepare (set before the workers start).
+	preparing func()
 }
 
 // followUpArgs is the job a probe's Apply enqueues, on a queue nobody works.
@@ -47,6 +49,9 @@ func (followUpArgs) Kind() string { return "apply_probe_follow_up" }
 func (followUpArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: "apply_probe"} }
 
 func (p *probeApplier) Prepare(context.Context, subscriptions.Event) (*subscriptions.Prepared, error) {
+	if p.preparing != nil {
+		p.preparing()
+	}
 	return &subscriptions.Prepared{}, nil
 }
 
@@ -323,5 +328,32 @@ func TestWorkersReadAtMostApplyReadersEventsAtOnce(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, workers, len(probes(t, db)), "every event applied")
 	require.LessOrEqual(t, most.Load(), int32(applyReaders))
+	require.Positive(t, most.Load())
+}
+
+// However many workers there are, at most applyPreparers of them prepare their
+// events at once: what Prepare looks up, or reads from Stripe, stays bounded as the
+// workers grow.
+func TestWorkersPrepareAtMostApplyPreparersEventsAtOnce(t *testing.T) {
+	const workers = 4 * applyPreparers
+	w, p, db, rows := applySetup(t, workers)
+	var preparing, most atomic.Int32
+	p.preparing = func() {
+		n := preparing.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(20 * time.Millisecond) // preparations overlap when nothing bounds them
+		preparing.Add(-1)
+	}
+	var wg sync.WaitGroup
+	for _, r := range rows {
+		wg.Go(func() {
+			job := &river.Job[ProcessArgs]{JobRow: &rivertype.JobRow{ID: 1, Attempt: 1, MaxAttempts: 3}, Args: ProcessArgs{EventID: r.ID}}
+			assert.NoError(t, w.Work(context.Background(), job))
+		})
+	}
+	wg.Wait()
+	require.Equal(t, workers, len(probes(t, db)), "every event applied")
+	require.LessOrEqual(t, most.Load(), int32(applyPreparers))
 	require.Positive(t, most.Load())
 }

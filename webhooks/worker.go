@@ -53,6 +53,7 @@ type Worker struct {
 	intake  saturation    // nil: never yield
 	queue   applyQueue    // prepared events waiting for their batch (apply.go)
 	reads   chan struct{} // a slot per event read at once (applyReaders)
+	prep    chan struct{} // a slot per event prepared at once (applyPreparers)
 	// batchTimeout bounds a batch's transaction; zero is applyTimeout. Tests that
 	// hold a batch on purpose lengthen it.
 	batchTimeout time.Duration
@@ -93,7 +94,8 @@ func yield(ctx context.Context, intake saturation) {
 // NewWorker builds the worker. It holds back while intake, the route of the same
 // process, is saturated; a nil intake (a process without the route) never waits.
 func NewWorker(db *gorm.DB, applier Applier, metrics *Metrics, logger *slog.Logger, intake *Handler) *Worker {
-	w := &Worker{db: db, applier: applier, metrics: metrics, logger: logger, reads: make(chan struct{}, applyReaders)}
+	w := &Worker{db: db, applier: applier, metrics: metrics, logger: logger, reads: make(chan struct{}, applyReaders),
+		prep: make(chan struct{}, applyPreparers)}
 	if intake != nil {
 		w.intake = intake
 	}
@@ -187,7 +189,7 @@ func (w *Worker) work(ctx context.Context, job *river.Job[ProcessArgs]) (err err
 	// Whom the event is about, for a customer's export and erasure (package
 	// eventindex); recorded with the effect, so an applied event is always indexed.
 	subjects := eventindex.FromObject(body.Data.Object)
-	prepared, err := w.applier.Prepare(ctx, ev)
+	prepared, err := w.prepare(ctx, ev)
 	if err != nil {
 		return w.failed(ctx, job, &row, err)
 	}
@@ -226,6 +228,19 @@ func (w *Worker) read(ctx context.Context, into *versionedEvent, id string) erro
 	}
 	defer func() { <-w.reads }()
 	return w.db.WithContext(ctx).Select("*, xmin::text AS row_version").Take(into, "id = ?", id).Error
+}
+
+// prepare is the applier's Prepare, one of at most applyPreparers of this process
+// at once, so what it looks up or reads from Stripe is bounded apart from the
+// number of workers.
+func (w *Worker) prepare(ctx context.Context, ev subscriptions.Event) (*subscriptions.Prepared, error) {
+	select {
+	case w.prep <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-w.prep }()
+	return w.applier.Prepare(ctx, ev)
 }
 
 // completeInTx marks the job done in the effect's transaction. Outside a River
