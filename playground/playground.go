@@ -53,8 +53,8 @@ type Config struct {
 	ClientID string
 	// Production only changes the wording on the page; the policy is the same.
 	Production bool
-	// Logger hears of a page that could not be built (nil: discarded), which is
-	// then answered with a bare 500 on every request.
+	// Logger hears once of a page that could not be built (nil: discarded), which
+	// is then answered with a bare 500 on every request.
 	Logger *slog.Logger
 }
 
@@ -65,6 +65,9 @@ type Handler struct {
 	build  func() (*content, error) // once, on the first request
 	load   func() (map[string]*asset, error)
 	logger *slog.Logger
+	// logFailure logs a failed build once: the failure is kept, and a line per
+	// request would let any client fill the log.
+	logFailure sync.Once
 }
 
 // content is what the first request builds: the assets are read and compressed
@@ -219,7 +222,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := h.build()
 	if err != nil {
-		h.logger.ErrorContext(r.Context(), "playground: the IDE could not be built", "err", err)
+		h.logFailure.Do(func() { h.logger.ErrorContext(r.Context(), "playground: the IDE could not be built", "err", err) })
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
