@@ -200,8 +200,10 @@ func orDefault(n, def int) int {
 // service's line whose error is a cancelled context is River being stopped, not
 // failing (its rescuer says nothing then; its periodic enqueuer, stopped within its
 // first second as leader, logs "Error starting transaction": nothing is lost, the
-// next leader schedules the periodic jobs again), so it is demoted to info: below
-// the floor. A job's own errors keep their level.
+// next leader schedules the periodic jobs again; its job scheduler, stopped inside
+// its transaction, finds the transaction gone, as database/sql rolls back a
+// transaction whose context is cancelled), so it is demoted to info: below the
+// floor. A job's own errors keep their level.
 func quiet(logger *slog.Logger) *slog.Logger {
 	if logger == nil {
 		return slog.New(slog.DiscardHandler)
@@ -229,11 +231,12 @@ func (h levelFloor) Handle(ctx context.Context, r slog.Record) error {
 	return h.Handler.Handle(ctx, r)
 }
 
-// cancelledContext is whether the record's error is a cancelled context.
+// cancelledContext is whether the record's error is a cancelled context, or the
+// transaction database/sql rolled back when its context was cancelled.
 func cancelledContext(r slog.Record) bool {
 	found := false
 	r.Attrs(func(a slog.Attr) bool {
-		if (a.Key == "error" || a.Key == "err") && a.Value.String() == context.Canceled.Error() {
+		if v := a.Value.String(); (a.Key == "error" || a.Key == "err") && (v == context.Canceled.Error() || v == sql.ErrTxDone.Error()) {
 			found = true
 			return false
 		}
