@@ -299,7 +299,7 @@ func TestCommittersApplyDisjointSubscriptionsAtOnce(t *testing.T) {
 func TestWorkersReadAtMostApplyReadersEventsAtOnce(t *testing.T) {
 	const workers = 4 * applyReaders
 	w, _, db, rows := applySetup(t, workers)
-	var reading, most atomic.Int32
+	var reading overlap
 	readsEvent := func(tx *gorm.DB) bool {
 		_, ok := tx.Statement.Dest.(*versionedEvent)
 		return ok
@@ -307,17 +307,35 @@ func TestWorkersReadAtMostApplyReadersEventsAtOnce(t *testing.T) {
 	cb := db.Callback().Query()
 	require.NoError(t, cb.Before("gorm:query").Register("test:reading", func(tx *gorm.DB) {
 		if readsEvent(tx) {
-			n := reading.Add(1)
-			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-			}
+			reading.enter()
 			time.Sleep(5 * time.Millisecond) // reads overlap when nothing bounds them
 		}
 	}))
 	require.NoError(t, cb.After("gorm:query").Register("test:read", func(tx *gorm.DB) {
 		if readsEvent(tx) {
-			reading.Add(-1)
+			reading.leave()
 		}
 	}))
+	workAll(t, w, rows)
+	require.Equal(t, workers, len(probes(t, db)), "every event applied")
+	require.LessOrEqual(t, reading.most.Load(), int32(applyReaders))
+	require.Positive(t, reading.most.Load())
+}
+
+// overlap counts what runs at once and keeps the most seen.
+type overlap struct{ now, most atomic.Int32 }
+
+func (o *overlap) enter() {
+	n := o.now.Add(1)
+	for m := o.most.Load(); n > m && !o.most.CompareAndSwap(m, n); m = o.most.Load() {
+	}
+}
+
+func (o *overlap) leave() { o.now.Add(-1) }
+
+// workAll works every row's event at once, each on a worker of its own.
+func workAll(t *testing.T, w *Worker, rows []models.WebhookEvent) {
+	t.Helper()
 	var wg sync.WaitGroup
 	for _, r := range rows {
 		wg.Go(func() {
@@ -326,9 +344,6 @@ func TestWorkersReadAtMostApplyReadersEventsAtOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	require.Equal(t, workers, len(probes(t, db)), "every event applied")
-	require.LessOrEqual(t, most.Load(), int32(applyReaders))
-	require.Positive(t, most.Load())
 }
 
 // However many workers there are, at most applyPreparers of them prepare their
@@ -337,23 +352,14 @@ func TestWorkersReadAtMostApplyReadersEventsAtOnce(t *testing.T) {
 func TestWorkersPrepareAtMostApplyPreparersEventsAtOnce(t *testing.T) {
 	const workers = 4 * applyPreparers
 	w, p, db, rows := applySetup(t, workers)
-	var preparing, most atomic.Int32
+	var preparing overlap
 	p.preparing = func() {
-		n := preparing.Add(1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-		}
+		preparing.enter()
 		time.Sleep(20 * time.Millisecond) // preparations overlap when nothing bounds them
-		preparing.Add(-1)
+		preparing.leave()
 	}
-	var wg sync.WaitGroup
-	for _, r := range rows {
-		wg.Go(func() {
-			job := &river.Job[ProcessArgs]{JobRow: &rivertype.JobRow{ID: 1, Attempt: 1, MaxAttempts: 3}, Args: ProcessArgs{EventID: r.ID}}
-			assert.NoError(t, w.Work(context.Background(), job))
-		})
-	}
-	wg.Wait()
+	workAll(t, w, rows)
 	require.Equal(t, workers, len(probes(t, db)), "every event applied")
-	require.LessOrEqual(t, most.Load(), int32(applyPreparers))
-	require.Positive(t, most.Load())
+	require.LessOrEqual(t, preparing.most.Load(), int32(applyPreparers))
+	require.Positive(t, preparing.most.Load())
 }
