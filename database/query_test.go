@@ -32,15 +32,9 @@ func TestQueryRunsAsARawStatement(t *testing.T) {
 
 	var got []int64
 	err := database.Query(context.Background(), db, "SELECT g FROM generate_series(1, $1::int) AS g ORDER BY g", []any{3},
-		func(rows pgx.Rows) error {
-			for rows.Next() {
-				var g int64
-				if err := rows.Scan(&g); err != nil {
-					return err
-				}
-				got = append(got, g)
-			}
-			return nil
+		func(rows pgx.Rows) (err error) {
+			got, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+			return err
 		})
 	require.NoError(t, err)
 	require.Equal(t, []int64{1, 2, 3}, got)
@@ -107,15 +101,9 @@ func TestQueryLeavesThePoolUsable(t *testing.T) {
 	usable := func(t *testing.T) {
 		t.Helper()
 		var got []int64
-		require.NoError(t, database.Query(context.Background(), db, "SELECT $1::int8", []any{7}, func(rows pgx.Rows) error {
-			for rows.Next() {
-				var v int64
-				if err := rows.Scan(&v); err != nil {
-					return err
-				}
-				got = append(got, v)
-			}
-			return nil
+		require.NoError(t, database.Query(context.Background(), db, "SELECT $1::int8", []any{7}, func(rows pgx.Rows) (err error) {
+			got, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+			return err
 		}))
 		require.Equal(t, []int64{7}, got)
 		var n int
