@@ -76,7 +76,9 @@ func TestSubscriptionChildrenAreBatched(t *testing.T) {
 
 	run := func(tok string, want int) (int64, []any) {
 		t.Helper()
-		s.gql(tok, `{ me { id } }`, nil) // the caller is provisioned before counting
+		// The caller is provisioned, and their plans are in the process's
+		// catalog, before counting.
+		s.gql(tok, `{ me { id subscriptions { plan { id } } } }`, nil)
 		before := statements.Load()
 		res := s.gql(tok, dashboardQuery, nil)
 		n := statements.Load() - before

@@ -258,3 +258,41 @@ func meSubscriptionIDsAny(t *testing.T, res gqlResponse) []string {
 	}
 	return ids
 }
+
+// TestMeShowsACatalogChangeAtOnce: me takes plans from the process's copy of the
+// catalog, but a rename, a retirement or a new trial written a moment before is in
+// the very next answer, and a read with nothing changed is one statement again.
+func TestMeShowsACatalogChangeAtOnce(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, appOptions{})
+	f := a.fixture("price_me_cat", "cus_me_cat", "sub_me_cat")
+	a.issuerSubject(f.customerID, "me-catalog")
+	token := a.token("me-catalog")
+	const q = `{ me { subscriptions { id plan { id name active trialDays } } } }`
+	plan := func(res gqlResponse) map[string]any {
+		t.Helper()
+		require.Empty(t, res.Errors, res.Raw)
+		subs := res.Data["me"].(map[string]any)["subscriptions"].([]any)
+		require.Len(t, subs, 1)
+		return subs[0].(map[string]any)["plan"].(map[string]any)
+	}
+	require.Equal(t, "Hot box", plan(a.gql(token, q, nil))["name"])
+	statements := countStatements(t, a.db)
+
+	for _, change := range []struct {
+		sql, field string
+		want       any
+	}{
+		{`UPDATE products SET name = 'Hotter box'`, "name", "Hotter box"},
+		{`UPDATE plans SET active = false WHERE id = '` + f.planID + `'`, "active", false},
+		{`UPDATE plans SET trial_days = 7 WHERE id = '` + f.planID + `'`, "trialDays", float64(7)},
+	} {
+		require.NoError(t, a.db.Exec(change.sql).Error)
+		before := statements.Load()
+		require.Equal(t, change.want, plan(a.gql(token, q, nil))[change.field], change.sql)
+		require.EqualValues(t, 2, statements.Load()-before, "the changed plans are read again")
+		before = statements.Load()
+		require.Equal(t, change.want, plan(a.gql(token, q, nil))[change.field], change.sql)
+		require.EqualValues(t, 1, statements.Load()-before, "and kept")
+	}
+}

@@ -29,6 +29,7 @@ import (
 var owners = map[string]string{
 	"products":               "catalog",
 	"plans":                  "catalog",
+	"catalog_version":        "catalog",
 	"customers":              "customers",
 	"idempotency_keys":       "idempotency",
 	"idempotency_tombstones": "idempotency",

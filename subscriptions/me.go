@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/catalog"
 	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/database"
 	"github.com/scoville/scoville/models"
@@ -19,23 +21,19 @@ import (
 	"github.com/scoville/scoville/sealing"
 )
 
-// meStatement reads the principal's customer, their newest subscriptions (as
-// ForCustomer orders and bounds them) and each one's plan with its product, in one
-// statement: one round trip and one snapshot. The subscriptions are found through
+// meStatement reads the principal's customer and their newest subscriptions (as
+// ForCustomer orders and bounds them) in one statement: one round trip and one
+// snapshot, with the catalog version of that snapshot, at which the subscriptions'
+// plans are then taken (catalog.PlanCache). The subscriptions are found through
 // the customer row the token's identity selects, so no other customer's row can
 // appear; an erased customer's identity is no token's, so their row never does.
 var meStatement = "SELECT " + customers.RowColumns + `,
 	s.id, s.plan_id, s.status, s.stripe_subscription_id, s.stripe_item_id, s.current_period_start,
 	s.current_period_end, s.cancel_at_period_end, s.paused_until, s.shipping_address, s.provider_updated_at,
-	s.provider_event_seq, s.created_at, s.updated_at,
-	p.id, p.product_id, p.billing_interval, p.amount, p.currency, p.trial_days, p.stripe_price_id, p.active,
-	p.created_at, p.updated_at,
-	pr.name, pr.description, pr.stripe_product_id, pr.active, pr.created_at, pr.updated_at
+	s.provider_event_seq, s.created_at, s.updated_at, ` + catalog.VersionColumn + `
 FROM customers AS c
 LEFT JOIN LATERAL (SELECT * FROM subscriptions WHERE subscriptions.customer_id = c.id
 	ORDER BY subscriptions.created_at DESC, subscriptions.id DESC LIMIT ?) AS s ON true
-LEFT JOIN plans AS p ON p.id = s.plan_id
-LEFT JOIN products AS pr ON pr.id = p.product_id
 WHERE c.issuer = ? AND c.subject = ?
 ORDER BY s.created_at DESC, s.id DESC`
 
@@ -72,25 +70,13 @@ type meRow struct {
 	address                                         []byte
 	providerSeq                                     *int64
 	createdAt, updatedAt                            pgtype.Timestamptz
-	planRowID, productID, interval, currency        pgtype.Text
-	amount                                          pgtype.Int8
-	trialDays                                       pgtype.Int4
-	stripePriceID                                   *string
-	planActive                                      pgtype.Bool
-	planCreatedAt, planUpdatedAt                    pgtype.Timestamptz
-	productName, productDescription                 pgtype.Text
-	stripeProductID                                 *string
-	productActive                                   pgtype.Bool
-	productCreatedAt, productUpdatedAt              pgtype.Timestamptz
+	catalogVersion                                  int64
 }
 
 func (r *meRow) targets() []any {
 	return []any{&r.id, &r.planID, &r.status, &r.stripeSubscriptionID, &r.stripeItemID, &r.periodStart,
 		&r.periodEnd, &r.cancelAtPeriodEnd, &r.pausedUntil, &r.address, &r.providerAt,
-		&r.providerSeq, &r.createdAt, &r.updatedAt,
-		&r.planRowID, &r.productID, &r.interval, &r.amount, &r.currency, &r.trialDays, &r.stripePriceID, &r.planActive,
-		&r.planCreatedAt, &r.planUpdatedAt,
-		&r.productName, &r.productDescription, &r.stripeProductID, &r.productActive, &r.productCreatedAt, &r.productUpdatedAt}
+		&r.providerSeq, &r.createdAt, &r.updatedAt, &r.catalogVersion}
 }
 
 // MeRead says what Me reads beyond the customer, their subscriptions and plans.
@@ -112,9 +98,9 @@ func (s *Service) Me(ctx context.Context, p *auth.Principal, read MeRead) (*mode
 	// The statement runs on pgx itself (database.Query: gorm's hooks still see it),
 	// scanning into typed values; its parameters are numbered once (meStatementPG).
 	var (
-		row   *customers.Row
-		subs  = []*models.Subscription{}
-		plans = map[string]*models.Plan{}
+		row     *customers.Row
+		subs    = []*models.Subscription{}
+		planIDs []string
 		// Every row holds the same customer: the first row's is kept, the later
 		// ones' go to scratch. One meRow serves every row: subscription copies
 		// what it keeps, and Scan gives each pointer column a new value or nil.
@@ -135,9 +121,12 @@ func (s *Service) Me(ctx context.Context, p *auth.Principal, read MeRead) (*mode
 			if !m.id.Valid {
 				continue
 			}
-			sub, err := m.subscription(s, c.ID(), plans, read)
+			sub, err := m.subscription(s, c.ID(), read)
 			if err != nil {
 				return err
+			}
+			if !slices.Contains(planIDs, sub.PlanID) {
+				planIDs = append(planIDs, sub.PlanID)
 			}
 			subs = append(subs, sub)
 		}
@@ -145,6 +134,15 @@ func (s *Service) Me(ctx context.Context, p *auth.Principal, read MeRead) (*mode
 	})
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: me: %w", err)
+	}
+	if len(subs) > 0 {
+		plans, err := s.plans.At(ctx, m.catalogVersion, planIDs)
+		if err != nil {
+			return nil, fmt.Errorf("subscriptions: me: %w", err)
+		}
+		for _, sub := range subs {
+			sub.Plan = plans[sub.PlanID]
+		}
 	}
 	c, err := s.customers.ProvisionRead(ctx, p, row)
 	if err != nil || row == nil {
@@ -155,9 +153,8 @@ func (s *Service) Me(ctx context.Context, p *auth.Principal, read MeRead) (*mode
 }
 
 // subscription builds the row's subscription of customerID, with its shipping
-// address opened when read asks for it, and its plan (one object per plan id)
-// when the plan row exists.
-func (m *meRow) subscription(s *Service, customerID string, plans map[string]*models.Plan, read MeRead) (*models.Subscription, error) {
+// address opened when read asks for it; Me sets its plan.
+func (m *meRow) subscription(s *Service, customerID string, read MeRead) (*models.Subscription, error) {
 	sub := &models.Subscription{
 		ID: m.id.String, CustomerID: customerID, PlanID: m.planID.String, Status: models.SubscriptionStatus(m.status.String),
 		StripeSubscriptionID: m.stripeSubscriptionID, StripeItemID: m.stripeItemID,
@@ -174,24 +171,5 @@ func (m *meRow) subscription(s *Service, customerID string, plans map[string]*mo
 			return nil, fmt.Errorf("subscriptions.shipping_address of row %s: decode: %w", sub.ID, err)
 		}
 	}
-	if !m.planRowID.Valid {
-		return sub, nil
-	}
-	if plan, ok := plans[m.planRowID.String]; ok {
-		sub.Plan = plan
-		return sub, nil
-	}
-	plan := &models.Plan{
-		ID: m.planRowID.String, ProductID: m.productID.String, Interval: models.BillingInterval(m.interval.String),
-		Amount: m.amount.Int64, Currency: m.currency.String, TrialDays: int(m.trialDays.Int32), StripePriceID: m.stripePriceID,
-		Active: m.planActive.Bool, CreatedAt: m.planCreatedAt.Time, UpdatedAt: m.planUpdatedAt.Time,
-		Product: models.Product{
-			ID: m.productID.String, Name: m.productName.String, Description: m.productDescription.String,
-			StripeProductID: m.stripeProductID, Active: m.productActive.Bool,
-			CreatedAt: m.productCreatedAt.Time, UpdatedAt: m.productUpdatedAt.Time,
-		},
-	}
-	plans[plan.ID] = plan
-	sub.Plan = plan
 	return sub, nil
 }

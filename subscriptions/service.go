@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/auth"
+	"github.com/scoville/scoville/catalog"
 	"github.com/scoville/scoville/customers"
 	"github.com/scoville/scoville/gateway"
 	"github.com/scoville/scoville/idempotency"
@@ -55,6 +56,7 @@ type Service struct {
 	gw        Gateway
 	syncer    *Syncer
 	customers Customers
+	plans     *catalog.PlanCache
 	idem      *idempotency.Store
 	cfg       Config
 	logger    *slog.Logger
@@ -78,7 +80,8 @@ func WithClock(now func() time.Time) Option {
 // NewService wires the service. syncer applies Stripe's answers to our changes by
 // the rule its events follow.
 func NewService(db *gorm.DB, gw Gateway, syncer *Syncer, customers Customers, idem *idempotency.Store, cfg Config, logger *slog.Logger, opts ...Option) *Service {
-	s := &Service{db: db, gw: gw, syncer: syncer, customers: customers, idem: idem, cfg: cfg, logger: logger, now: time.Now}
+	s := &Service{db: db, gw: gw, syncer: syncer, customers: customers, plans: catalog.NewPlanCache(db), idem: idem,
+		cfg: cfg, logger: logger, now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
