@@ -195,8 +195,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	if o.wrapApplier != nil {
 		applier = o.wrapApplier(applier)
 	}
-	river.AddWorker(workers, webhooks.NewWorker(db, applier, webhookMetrics, logger, inbox))
-	river.AddWorker(workers, webhooks.NewEnqueueWorker(db, queue, webhookMetrics, inbox))
+	eventWorker := webhooks.NewWorker(db, applier, webhookMetrics, logger, inbox)
+	river.AddWorker(workers, eventWorker)
+	// A stored batch's job applies its events itself: a job per event only for
+	// those it could not apply.
+	river.AddWorker(workers, webhooks.NewEnqueueWorker(db, queue, webhookMetrics, inbox).ApplyWith(eventWorker))
 	river.AddWorker(workers, notifications.NewSendWorker(db, mailer, logger))
 	river.AddWorker(workers, idempotency.NewPurgeWorker(idem, logger))
 	a.reconciler = subscriptions.NewReconciler(db, syncer, gw, reg, logger)

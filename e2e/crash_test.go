@@ -59,7 +59,8 @@ func TestWebhookCrashMidJobAppliesOnce(t *testing.T) {
 	require.Equal(t, int64(0), a.count(`SELECT count(*) FROM payments`))
 	require.Equal(t, int64(0), a.count(`SELECT count(*) FROM notifications`))
 	require.Equal(t, int64(1), a.count(`SELECT count(*) FROM webhook_events WHERE status = 'RECEIVED'`))
-	require.Equal(t, int64(1), a.count(`SELECT count(*) FROM river_job WHERE kind = 'webhook_event_process' AND state = 'running'`))
+	require.Equal(t, int64(1), a.count(`SELECT count(*) FROM river_job WHERE kind = 'webhook_events_enqueue' AND state = 'running'`),
+		"the batch job the event was stored with was applying it")
 
 	// A new process, configured as production is, rescues the stuck job (River's
 	// rescuer) within a minute of the death and applies it once.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/x509"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -231,14 +232,14 @@ func TestTraceFollowsAWebhookToItsJobAndOut(t *testing.T) {
 	s.enrol(p, 1)
 	s.awaitOutbox()
 
-	// The job that applied the event.
+	// The span that applied the event: the batch job it was stored with applies it.
 	var eventRowID string
 	require.NoError(t, s.db.Raw(`SELECT id FROM webhook_events WHERE provider_event_id = ?`, p.event).Scan(&eventRowID).Error)
-	var jobID int64
-	require.NoError(t, s.db.Raw(`SELECT id FROM river_job WHERE kind = ? AND args->>'eventId' = ?`,
-		webhooks.ProcessArgs{}.Kind(), eventRowID).Scan(&jobID).Error)
-	require.NotZero(t, jobID)
-	applied := rec.await(t, "river.work/"+webhooks.ProcessArgs{}.Kind())
+	rec.await(t, "webhooks.apply_event")
+	isApplied := func(sp tracetest.SpanStub) bool {
+		id, _ := attr(sp, "webhook.event_id")
+		return sp.Name == "webhooks.apply_event" && id.AsString() == eventRowID
+	}
 
 	var request *tracetest.SpanStub
 	for _, req := range rec.named("POST /webhooks/stripe") {
@@ -248,27 +249,33 @@ func TestTraceFollowsAWebhookToItsJobAndOut(t *testing.T) {
 		}
 	}
 	require.NotNil(t, request, spanNames(rec.spans()))
-	var reached bool
-	for _, c := range rec.caused(request.SpanContext) {
-		if id, ok := attr(c, "river.job_id"); ok && id.AsInt64() == jobID && strings.HasPrefix(c.Name, "river.work/") {
-			reached = true
-		}
-	}
-	require.True(t, reached, "the request's span does not lead to job %d's; work spans: %d", jobID, len(applied))
-	// And that job's span links to the request's directly.
+	require.True(t, slices.ContainsFunc(rec.caused(request.SpanContext), isApplied),
+		"the request's span does not lead to the span that applied event %s; spans: %s", eventRowID, spanNames(rec.spans()))
+	// And that span links to the request's directly, and is part of its batch job's.
 	require.Eventually(t, func() bool {
-		for _, w := range rec.named("river.work/" + webhooks.ProcessArgs{}.Kind()) {
-			if id, _ := attr(w, "river.job_id"); id.AsInt64() != jobID {
+		for _, sp := range rec.spans() {
+			if !isApplied(sp) {
 				continue
 			}
-			for _, l := range w.Links {
+			for _, l := range sp.Links {
 				if l.SpanContext.SpanID() == request.SpanContext.SpanID() {
 					return true
 				}
 			}
 		}
 		return false
-	}, 10*time.Second, 20*time.Millisecond, "job %d's span has no link to the request's", jobID)
+	}, 10*time.Second, 20*time.Millisecond, "event %s's span has no link to the request's", eventRowID)
+	var applier trace.SpanID
+	for _, sp := range rec.spans() {
+		if isApplied(sp) {
+			applier = sp.Parent.SpanID()
+		}
+	}
+	var jobSpan bool
+	for _, sp := range rec.named("river.work/" + webhooks.EnqueueArgs{}.Kind()) {
+		jobSpan = jobSpan || sp.SpanContext.SpanID() == applier
+	}
+	require.True(t, jobSpan, "the event's span is a child of its batch job's")
 
 	// The outgoing webhook's traceparent names its delivery job's span.
 	ships := r.of("shipment.created")

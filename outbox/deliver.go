@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +22,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/scoville/scoville/sealing"
 	"github.com/scoville/scoville/tracing"
 )
 
@@ -231,24 +234,19 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 	if uuid.Validate(job.Args.DeliveryID) != nil {
 		return river.JobCancel(errors.New("outbox: job has no valid delivery id"))
 	}
-	db := w.db.WithContext(ctx)
-	var d deliveryRow
-	if err := db.Take(&d, "id = ?", job.Args.DeliveryID).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
+	var (
+		d   deliveryRow
+		ep  endpointRow
+		msg messageRow
+	)
+	if err := w.read(ctx, job.Args.DeliveryID, &d, &ep, &msg); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
-		return fmt.Errorf("outbox: read delivery: %w", err)
+		return err
 	}
 	if d.Status != statusPending {
 		return nil
-	}
-	var ep endpointRow
-	if err := db.Take(&ep, "id = ?", d.EndpointID).Error; err != nil {
-		return fmt.Errorf("outbox: read endpoint: %w", err)
-	}
-	var msg messageRow
-	if err := db.Take(&msg, "id = ?", d.MessageID).Error; err != nil {
-		return fmt.Errorf("outbox: read message: %w", err)
 	}
 	if !ep.Enabled {
 		return w.record(ctx, job, &d, &ep, &msg, attempt{err: "endpoint disabled", skipped: true})
@@ -269,6 +267,60 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 		w.afterSend()
 	}
 	return w.record(ctx, job, &d, &ep, &msg, a)
+}
+
+// read reads the delivery id with its endpoint and its message, in one statement.
+// The sealed columns (the endpoint's secrets, the message's payload) are opened
+// each for its own row, as the models' sealed fields open them.
+func (w *DeliverWorker) read(ctx context.Context, id string, d *deliveryRow, ep *endpointRow, msg *messageRow) error {
+	var (
+		eventTypes               []byte
+		secret, previous, sealed []byte
+	)
+	err := w.db.WithContext(ctx).Raw(`SELECT d.id, d.message_id, d.endpoint_id, d.status, d.attempts, d.last_status_code,
+			d.last_error, d.next_attempt_at, d.delivered_at, d.created_at, d.updated_at,
+			e.id, e.url, e.description, e.event_types, e.enabled, e.disabled_reason, e.secret, e.previous_secret,
+			e.previous_secret_expires_at, e.failing_since, e.created_at, e.updated_at,
+			m.id, m.event_type, m.customer_id, m.payload, m.created_at
+		FROM webhook_deliveries d
+		JOIN webhook_endpoints e ON e.id = d.endpoint_id
+		JOIN webhook_messages m ON m.id = d.message_id
+		WHERE d.id = ?`, id).Row().Scan(
+		&d.ID, &d.MessageID, &d.EndpointID, &d.Status, &d.Attempts, &d.LastStatusCode,
+		&d.LastError, &d.NextAttemptAt, &d.DeliveredAt, &d.CreatedAt, &d.UpdatedAt,
+		&ep.ID, &ep.URL, &ep.Description, &eventTypes, &ep.Enabled, &ep.DisabledReason, &secret, &previous,
+		&ep.PreviousSecretExpiresAt, &ep.FailingSince, &ep.CreatedAt, &ep.UpdatedAt,
+		&msg.ID, &msg.EventType, &msg.CustomerID, &sealed, &msg.CreatedAt)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		return fmt.Errorf("outbox: read delivery: %w", err)
+	}
+	if err := json.Unmarshal(eventTypes, &ep.EventTypes); err != nil {
+		return fmt.Errorf("outbox: read endpoint: event types: %w", err)
+	}
+	open := func(table, column, rowID string, b []byte) ([]byte, error) {
+		if len(b) == 0 {
+			return nil, nil // NULL, or emptied by an erasure: nothing to open
+		}
+		return sealing.OpenColumn(w.db, table, column, rowID, b)
+	}
+	s, err := open(endpointRow{}.TableName(), "secret", ep.ID, secret)
+	if err != nil {
+		return fmt.Errorf("outbox: read endpoint: %w", err)
+	}
+	ep.Secret = string(s)
+	if p, err := open(endpointRow{}.TableName(), "previous_secret", ep.ID, previous); err != nil {
+		return fmt.Errorf("outbox: read endpoint: %w", err)
+	} else if p != nil {
+		prev := string(p)
+		ep.PreviousSecret = &prev
+	}
+	if msg.Payload, err = open(messageRow{}.TableName(), "payload", msg.ID, sealed); err != nil {
+		return fmt.Errorf("outbox: read message: %w", err)
+	}
+	return nil
 }
 
 // attempt is what one try gave.

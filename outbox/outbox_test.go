@@ -1017,3 +1017,39 @@ func TestASlowEndpointNextToAFastOneLeavesTheOtherWorkersFree(t *testing.T) {
 	release()
 	held.Wait()
 }
+
+// readsKey marks a context whose reads countReads counts.
+type readsKey struct{}
+
+// countReads registers, on db, callbacks that count every read statement (a model
+// query or a raw row read) run under a context carrying a *atomic.Int32 under
+// readsKey.
+func countReads(t *testing.T, db *gorm.DB) {
+	t.Helper()
+	count := func(tx *gorm.DB) {
+		if n, ok := tx.Statement.Context.Value(readsKey{}).(*atomic.Int32); ok {
+			n.Add(1)
+		}
+	}
+	cb := db.Callback()
+	require.NoError(t, cb.Query().After("gorm:query").Register("test:count_query", count))
+	require.NoError(t, cb.Row().After("gorm:row").Register("test:count_row", count))
+}
+
+// An attempt reads its delivery, the endpoint and the message in one statement
+// (issue 18), and signs and sends what each row holds: the payload and the secret
+// opened from their seals.
+func TestADeliveryReadsItsRowsInOneStatement(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := newReceiver(t, 204)
+	_, _, d := e.firstDelivery(r.srv.URL+"/in", EventPaymentSucceeded)
+	countReads(t, e.db)
+	w := e.worker(r)
+
+	reads := &atomic.Int32{}
+	require.NoError(t, w.Work(context.WithValue(context.Background(), readsKey{}, reads), job(d.ID, 1)))
+	require.EqualValues(t, 1, reads.Load(), "read statements of one attempt")
+	require.Equal(t, statusDelivered, e.delivery(d.ID).Status)
+	require.Len(t, r.requests(), 1)
+}

@@ -28,15 +28,19 @@ import (
 // its event and prepares it as before, then queues it, and at most applyCommitters
 // goroutines each take what is queued and apply it in one transaction, each event
 // in a savepoint of its own, each event's job completed in it. One commit, one flush
-// and one NOTIFY lock hold per batch instead of per event.
+// and one NOTIFY lock hold per batch instead of per event. The batch job of stored
+// events (EnqueueWorker.ApplyWith) queues all its events at once the same way;
+// they have no job of their own to complete, and the batch job completes once
+// each is applied or handed a job.
 //
 // What holds as when each event had its own transaction:
 //   - an event's effect, its new status and its job's completion commit together, or
 //     none of them does: a crash before the commit leaves every job of the batch
 //     running, for River to rescue and retry, and each finds its event still RECEIVED;
+//     a batch job's retry finds the events it applied before done;
 //   - an event that fails (an error, a panic, a lock it could not get) is rolled back
-//     to its savepoint alone and fails its own attempt, retried by River as before;
-//     the others of the batch commit;
+//     to its savepoint alone and fails its own attempt, retried by River as before
+//     (from a batch job: given its own job); the others of the batch commit;
 //   - in a batch, the events of one ordering key are applied in seq order (sorted by
 //     key, then seq); across batches and processes the order checks of package
 //     subscriptions (the stamps) decide as before, and they read what the events
@@ -76,8 +80,12 @@ const (
 
 // applyItem is one prepared event waiting for its batch.
 type applyItem struct {
-	ctx      context.Context // the job's: River's client and the job's values
+	ctx context.Context // the job's: River's client and the job's values
+	// job is the event's own job, completed with its effect; nil for an event
+	// applied by the batch job that stored it (EnqueueWorker), which completes
+	// itself once every event of it is applied or handed a job of its own.
 	job      *river.Job[ProcessArgs]
+	attempt  int // the batch job's attempt, when job is nil
 	row      *models.WebhookEvent
 	version  string // the row's version when it was read
 	ev       subscriptions.Event
@@ -85,6 +93,14 @@ type applyItem struct {
 	prepared *subscriptions.Prepared
 	key      string // events of one key are applied in seq order
 	done     chan applied
+}
+
+// attemptNo is the attempt recorded on the event when it is applied.
+func (it *applyItem) attemptNo() int {
+	if it.job != nil {
+		return attempt(it.job)
+	}
+	return it.attempt
 }
 
 // applied is what became of an item: its effect, or why it was not applied.
@@ -145,31 +161,52 @@ func orderingKey(subjects []eventindex.Subject) string {
 // job's context ends is withdrawn; one already taken is waited for, since its
 // effect may commit (the batch is bounded by applyTimeout).
 func (w *Worker) apply(it *applyItem) applied {
-	it.done = make(chan applied, 1)
+	return w.applyAll(it.ctx, []*applyItem{it})[0]
+}
+
+// applyAll queues the items together and waits for each one's outcome, as apply
+// does for one: once ctx ends, the items still queued are withdrawn with its error
+// and those already taken are waited for.
+func (w *Worker) applyAll(ctx context.Context, items []*applyItem) []applied {
 	q := &w.queue
 	q.mu.Lock()
-	q.pending = append(q.pending, it)
-	if q.running < applyCommitters {
+	for _, it := range items {
+		it.done = make(chan applied, 1)
+		q.pending = append(q.pending, it)
+	}
+	for start := min(len(items), applyCommitters-q.running); start > 0; start-- {
 		q.running++
 		go w.applyLoop()
 	}
 	q.mu.Unlock()
 
-	select {
-	case res := <-it.done:
-		return res
-	case <-it.ctx.Done():
+	results := make([]applied, len(items))
+	for i, it := range items {
+		select {
+		case results[i] = <-it.done:
+			continue
+		case <-ctx.Done():
+		}
+		// Withdraw what is still queued, then wait for the rest.
 		q.mu.Lock()
-		i := slices.Index(q.pending, it)
-		if i >= 0 {
-			q.pending = slices.Delete(q.pending, i, i+1)
+		withdrawn := make(map[*applyItem]bool)
+		for _, rest := range items[i:] {
+			if k := slices.Index(q.pending, rest); k >= 0 {
+				q.pending = slices.Delete(q.pending, k, k+1)
+				withdrawn[rest] = true
+			}
 		}
 		q.mu.Unlock()
-		if i >= 0 {
-			return applied{err: it.ctx.Err()}
+		for k := i; k < len(items); k++ {
+			if withdrawn[items[k]] {
+				results[k] = applied{err: ctx.Err()}
+			} else {
+				results[k] = <-items[k].done
+			}
 		}
-		return <-it.done
+		break
 	}
+	return results
 }
 
 // applyLoop applies batches until nothing in the queue is free to take. What it
@@ -334,7 +371,7 @@ func (w *Worker) applyOne(ctx context.Context, tx *gorm.DB, it *applyItem) (subs
 			return effect, err
 		}
 	}
-	if job.Args.Replay {
+	if job != nil && job.Args.Replay {
 		effect.Outcome = "replayed: " + effect.Outcome
 	}
 	return effect, nil
@@ -365,7 +402,7 @@ func markApplied(ctx context.Context, tx *gorm.DB, batch []*applyItem, results [
 			status = models.WebhookIgnored
 		}
 		ids, statuses = append(ids, it.row.ID), append(statuses, string(status))
-		outcomes, attempts = append(outcomes, truncate(results[i].effect.Outcome, 500)), append(attempts, int32(it.job.Attempt))
+		outcomes, attempts = append(outcomes, truncate(results[i].effect.Outcome, 500)), append(attempts, int32(it.attemptNo()))
 		times = append(times, at[i])
 	}
 	if len(ids) == 0 {
@@ -398,14 +435,15 @@ func markApplied(ctx context.Context, tx *gorm.DB, batch []*applyItem, results [
 // completeApplied completes, in tx and in one statement per River client, the jobs
 // of the events applied without an error, as completeInTx does for one. An item
 // whose context has no River client (a test calling Work directly) is left to
-// River, which completes it after Work returns as usual.
+// River, which completes it after Work returns as usual; one without a job of its
+// own is the batch job's to complete.
 func completeApplied(ctx context.Context, sqlTx *sql.Tx, batch []*applyItem, results []applied) error {
 	var (
 		clients []*jobs.Client
 		ids     [][]int64
 	)
 	for i, it := range batch {
-		if results[i].err != nil {
+		if results[i].err != nil || it.job == nil {
 			continue
 		}
 		client, err := river.ClientFromContextSafely[*sql.Tx](it.ctx)

@@ -4,13 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/jobs"
 	"github.com/scoville/scoville/models"
+	"github.com/scoville/scoville/subscriptions"
 	"github.com/scoville/scoville/tracing"
 )
 
@@ -34,12 +40,16 @@ func (EnqueueArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue
 // completion, so each event gets its job exactly once; a second run, were there one,
 // would only add jobs that find their event done. Like applying, it waits while the
 // route is saturated.
+//
+// Built with ApplyWith, it first applies the batch's events itself and hands out
+// jobs only for those it could not apply.
 type EnqueueWorker struct {
 	river.WorkerDefaults[EnqueueArgs]
 	db      *gorm.DB
 	queue   *jobs.Client
 	metrics *Metrics
 	intake  saturation // nil: never yield
+	applier *Worker    // nil: every event gets its job
 }
 
 // NewEnqueueWorker builds the worker; queue inserts the event jobs, and events it
@@ -54,7 +64,21 @@ func NewEnqueueWorker(db *gorm.DB, queue *jobs.Client, metrics *Metrics, intake 
 	return w
 }
 
-// Work inserts one ProcessArgs job per event of the batch. After the last attempt
+// ApplyWith makes the worker apply the batch's events itself, through applier's
+// batches, bounds and rules (apply.go), instead of giving each a job to be
+// fetched, run and completed on its own. An event is applied exactly once all the
+// same: its batch locks it and applies it only while it is RECEIVED and not
+// rewritten, so a second run of the batch job (a retry, a rescue after a crash)
+// finds it done. An event it could not apply (an error, a panic, a rewrite under
+// it, the attempt's end before its turn) gets its ProcessArgs job as before, with
+// River's retries, FAILED after the last attempt, and replay. It returns w.
+func (w *EnqueueWorker) ApplyWith(applier *Worker) *EnqueueWorker {
+	w.applier = applier
+	return w
+}
+
+// Work inserts one ProcessArgs job per event of the batch (with ApplyWith, per
+// event it could not apply), and completes the batch job with them. After the last attempt
 // the events still waiting are FAILED with the error, so that support sees them
 // and can replay them.
 func (w *EnqueueWorker) Work(ctx context.Context, job *river.Job[EnqueueArgs]) error {
@@ -81,17 +105,58 @@ func (w *EnqueueWorker) Work(ctx context.Context, job *river.Job[EnqueueArgs]) e
 }
 
 func (w *EnqueueWorker) enqueue(ctx context.Context, job *river.Job[EnqueueArgs]) error {
-	params := make([]river.InsertManyParams, len(job.Args.EventIDs))
-	for i, id := range job.Args.EventIDs {
-		params[i] = river.InsertManyParams{Args: ProcessArgs{EventID: id}}
-		if cause := job.Args.Causes[id]; cause != "" {
-			params[i].InsertOpts = &river.InsertOpts{Metadata: tracing.CauseMetadata(cause)}
+	var left []leftEvent
+	if w.applier == nil {
+		left = make([]leftEvent, len(job.Args.EventIDs))
+		for i, id := range job.Args.EventIDs {
+			left[i].id = id
 		}
+	} else {
+		left = w.applier.applyStored(ctx, job)
+		// The events left are handed out even when the attempt's context ended
+		// while the others were applied: that is when most are left.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+	}
+	params := make([]river.InsertManyParams, 0, len(left))
+	for _, l := range left {
+		if l.final {
+			continue
+		}
+		args := ProcessArgs{EventID: l.id}
+		var opts river.InsertOpts
+		if cause := job.Args.Causes[l.id]; cause != "" {
+			opts.Metadata = tracing.CauseMetadata(cause)
+		}
+		if l.err != nil {
+			// This attempt was one of the event's: its job makes the rest.
+			args.Tried, opts.MaxAttempts = job.Attempt, max(job.MaxAttempts-job.Attempt, 1)
+		}
+		p := river.InsertManyParams{Args: args}
+		if opts.Metadata != nil || opts.MaxAttempts != 0 {
+			p.InsertOpts = &opts
+		}
+		params = append(params, p)
 	}
 	return w.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		sqlTx, err := jobs.SQLTx(tx)
 		if err != nil {
 			return err
+		}
+		for _, l := range left {
+			if l.err == nil {
+				continue
+			}
+			// As the event's own attempt records its failure (Worker.failed).
+			updates := map[string]any{"attempts": job.Attempt, "last_error": truncate(l.err.Error(), 2000)}
+			if l.final {
+				updates["status"] = models.WebhookFailed
+			}
+			if err := tx.Model(&models.WebhookEvent{}).Where("id = ? AND status = ?", l.id, models.WebhookReceived).
+				Updates(updates).Error; err != nil {
+				return err
+			}
 		}
 		if len(params) > 0 {
 			n, err := w.queue.InsertManyFastTx(ctx, sqlTx, params)
@@ -104,4 +169,139 @@ func (w *EnqueueWorker) enqueue(ctx context.Context, job *river.Job[EnqueueArgs]
 		}
 		return completeInTx(ctx, tx, job)
 	})
+}
+
+// leftEvent is an event of a batch job that the job did not apply: it gets a job
+// of its own.
+type leftEvent struct {
+	id  string
+	err error // why this attempt failed it; nil when it was not tried (not read, malformed, rewritten)
+	// final: that was the event's last attempt; it is FAILED instead of given a job.
+	final bool
+}
+
+// applyStored applies the RECEIVED events of a batch job in this worker's batches
+// and returns those left for a job of their own. Their rows are read in one
+// statement; each is prepared as Work prepares it, within the same bounds.
+func (w *Worker) applyStored(ctx context.Context, job *river.Job[EnqueueArgs]) (left []leftEvent) {
+	start := time.Now()
+	var rows []versionedEvent
+	if err := w.readAll(ctx, &rows, job.Args.EventIDs); err != nil {
+		w.logger.WarnContext(ctx, "webhook events not read; each gets its own job", "events", len(job.Args.EventIDs), "error", err.Error())
+		for _, id := range job.Args.EventIDs {
+			left = append(left, leftEvent{id: id})
+		}
+		return left
+	}
+	byID := make(map[string]*versionedEvent, len(rows))
+	for i := range rows {
+		byID[rows[i].ID] = &rows[i]
+	}
+	items := make([]*applyItem, 0, len(rows))
+	for _, id := range job.Args.EventIDs {
+		r, ok := byID[id]
+		switch {
+		case !ok:
+			w.logger.WarnContext(ctx, "webhook batch job for an event that does not exist", "webhook_event_id", id)
+			continue
+		case r.Status != models.WebhookReceived:
+			continue // applied by an earlier run, or replayed since
+		}
+		ev, subjects, err := eventOf(&r.WebhookEvent)
+		if err != nil {
+			left = append(left, leftEvent{id: id}) // its own job fails it
+			continue
+		}
+		ectx, end := eventSpan(ctx, job.Args.Causes[id], id)
+		defer end()
+		items = append(items, &applyItem{ctx: ectx, attempt: job.Attempt, row: &r.WebhookEvent, version: r.RowVersion,
+			ev: ev, subjects: subjects, key: orderingKey(subjects)})
+	}
+	errs := make([]error, len(items))
+	var wg sync.WaitGroup
+	for i, it := range items {
+		wg.Go(func() { it.prepared, errs[i] = w.prepareSafely(it.ctx, it.ev) })
+	}
+	wg.Wait()
+	ready := make([]*applyItem, 0, len(items))
+	for i, it := range items {
+		if errs[i] != nil {
+			left = append(left, w.handOut(it, errs[i], job.MaxAttempts))
+			continue
+		}
+		ready = append(ready, it)
+	}
+	for i, res := range w.applyAll(ctx, ready) {
+		it := ready[i]
+		switch {
+		case res.err == nil:
+			w.recordApplied(it.ctx, it.row, res.effect, job.Attempt, false, start)
+		case errors.Is(res.err, errDone):
+		default:
+			left = append(left, w.handOut(it, res.err, job.MaxAttempts))
+		}
+	}
+	return left
+}
+
+// readAll reads the events and their rows' versions in one statement, one read
+// slot of this process (applyReaders).
+func (w *Worker) readAll(ctx context.Context, into *[]versionedEvent, ids []string) error {
+	select {
+	case w.reads <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-w.reads }()
+	return w.db.WithContext(ctx).Select("*, xmin::text AS row_version").Where("id IN ?", ids).Find(into).Error
+}
+
+// prepareSafely is prepare with a panic turned into the event's error: in the
+// batch job it would cost every event of the batch.
+func (w *Worker) prepareSafely(ctx context.Context, ev subscriptions.Event) (p *subscriptions.Prepared, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p, err = nil, fmt.Errorf("panic while preparing: %v", r)
+		}
+	}()
+	return w.prepare(ctx, ev)
+}
+
+// handOut is an event the batch job could not apply, for its own job; or, when its
+// try was the last of maxAttempts, to be FAILED (as Worker.failed). A failed try
+// is counted and logged as a failed attempt of the event's own job would be, the
+// attempt's end included (an event's own job that ran out of time while preparing
+// or waiting for its batch failed that attempt too); an event rewritten since it
+// was read is not, nor a malformed one, which its job fails at its first attempt.
+func (w *Worker) handOut(it *applyItem, cause error, maxAttempts int) leftEvent {
+	if errors.Is(cause, errRewritten) || errors.Is(cause, subscriptions.ErrMalformed) {
+		return leftEvent{id: it.row.ID}
+	}
+	final := it.attempt >= maxAttempts
+	outcome, level := "retry", slog.LevelWarn
+	if final {
+		outcome, level = "failed", slog.LevelError
+	}
+	w.metrics.processed.WithLabelValues(typeLabel(it.row.Type), outcome).Inc()
+	w.logger.Log(it.ctx, level, "webhook attempt failed", "event_id", it.row.ProviderEventID, "event_type", it.row.Type,
+		"attempt", it.attempt, "max_attempts", maxAttempts, "final", final, "error", cause.Error())
+	return leftEvent{id: it.row.ID, err: cause, final: final}
+}
+
+// eventSpan starts, while the batch job's span is recording, a span for applying
+// one of its events, linked to the request that stored it (cause, a traceparent),
+// as the event's own job's span would be; what its apply enqueues names it as
+// cause. The returned end ends it.
+func eventSpan(ctx context.Context, cause, eventID string) (context.Context, func()) {
+	tracer, ok := tracing.ChildTracer(ctx)
+	if !ok {
+		return ctx, func() {}
+	}
+	opts := []trace.SpanStartOption{trace.WithAttributes(attribute.String("webhook.event_id", eventID))}
+	carrier := propagation.MapCarrier{"traceparent": cause}
+	if sc := trace.SpanContextFromContext(tracing.Propagator.Extract(context.Background(), carrier)); sc.IsValid() {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+	}
+	ctx, span := tracer.Start(ctx, "webhooks.apply_event", opts...)
+	return ctx, func() { span.End() }
 }

@@ -24,7 +24,14 @@ type ProcessArgs struct {
 	EventID string `json:"eventId"`
 	// Replay marks a run support asked for (replayWebhookEvent); its outcome says so.
 	Replay bool `json:"replay,omitempty"`
+	// Tried is how many attempts the batch job that stored the event made on it
+	// before giving it this job (EnqueueWorker.ApplyWith), whose MaxAttempts was
+	// lowered by as many: the event's attempts count both.
+	Tried int `json:"tried,omitempty"`
 }
+
+// attempt is the event's attempt that job is making.
+func attempt(job *river.Job[ProcessArgs]) int { return job.Attempt + job.Args.Tried }
 
 // Kind names the job in River.
 func (ProcessArgs) Kind() string { return "webhook_event_process" }
@@ -175,20 +182,10 @@ func (w *Worker) work(ctx context.Context, job *river.Job[ProcessArgs]) (err err
 	if row.Status != models.WebhookReceived {
 		return nil // processed, ignored or failed already; a replay re-arms it first
 	}
-	var body payload
-	if err := json.Unmarshal(row.Payload, &body); err != nil {
-		return w.failed(ctx, job, &row, fmt.Errorf("%w: payload: %v", subscriptions.ErrMalformed, err))
+	ev, subjects, err := eventOf(&row)
+	if err != nil {
+		return w.failed(ctx, job, &row, err)
 	}
-	ev := subscriptions.Event{
-		ID: row.ID, ProviderEventID: row.ProviderEventID, Type: row.Type, Created: row.EventCreated, Seq: row.Seq,
-		Object: body.Data.Object, PreviousAttributes: body.Data.PreviousAttributes,
-	}
-	if body.Request.IdempotencyKey != nil {
-		ev.RequestKey = *body.Request.IdempotencyKey
-	}
-	// Whom the event is about, for a customer's export and erasure (package
-	// eventindex); recorded with the effect, so an applied event is always indexed.
-	subjects := eventindex.FromObject(body.Data.Object)
 	prepared, err := w.prepare(ctx, ev)
 	if err != nil {
 		return w.failed(ctx, job, &row, err)
@@ -205,6 +202,12 @@ func (w *Worker) work(ctx context.Context, job *river.Job[ProcessArgs]) (err err
 	if err != nil {
 		return w.failed(ctx, job, &row, err)
 	}
+	w.recordApplied(ctx, &row, effect, attempt(job), job.Args.Replay, start)
+	return nil
+}
+
+// recordApplied counts and logs an event applied by an attempt begun at start.
+func (w *Worker) recordApplied(ctx context.Context, row *models.WebhookEvent, effect subscriptions.Effect, attempt int, replay bool, start time.Time) {
 	outcome := "processed"
 	if effect.Ignored {
 		outcome = "ignored"
@@ -213,8 +216,26 @@ func (w *Worker) work(ctx context.Context, job *river.Job[ProcessArgs]) (err err
 	w.metrics.duration.WithLabelValues(typeLabel(row.Type)).Observe(time.Since(start).Seconds())
 	w.metrics.lag.Observe(time.Since(row.ReceivedAt).Seconds())
 	w.logger.InfoContext(ctx, "webhook applied", "event_id", row.ProviderEventID, "event_type", row.Type, "outcome", outcome,
-		"attempt", job.Attempt, "replay", job.Args.Replay, "duration_ms", time.Since(start).Milliseconds())
-	return nil
+		"attempt", attempt, "replay", replay, "duration_ms", time.Since(start).Milliseconds())
+}
+
+// eventOf is the stored event as the appliers see it, and whom it is about (for a
+// customer's export and erasure, package eventindex; recorded with the effect, so
+// an applied event is always indexed). A payload that does not parse is
+// subscriptions.ErrMalformed.
+func eventOf(row *models.WebhookEvent) (subscriptions.Event, []eventindex.Subject, error) {
+	var body payload
+	if err := json.Unmarshal(row.Payload, &body); err != nil {
+		return subscriptions.Event{}, nil, fmt.Errorf("%w: payload: %v", subscriptions.ErrMalformed, err)
+	}
+	ev := subscriptions.Event{
+		ID: row.ID, ProviderEventID: row.ProviderEventID, Type: row.Type, Created: row.EventCreated, Seq: row.Seq,
+		Object: body.Data.Object, PreviousAttributes: body.Data.PreviousAttributes,
+	}
+	if body.Request.IdempotencyKey != nil {
+		ev.RequestKey = *body.Request.IdempotencyKey
+	}
+	return ev, eventindex.FromObject(body.Data.Object), nil
 }
 
 // read reads the event and its row's version, one of at most applyReaders reads
@@ -263,7 +284,7 @@ func completeInTx[T river.JobArgs](ctx context.Context, tx *gorm.DB, job *river.
 // better, so it fails at once.
 func (w *Worker) failed(ctx context.Context, job *river.Job[ProcessArgs], row *models.WebhookEvent, cause error) error {
 	final := job.Attempt >= job.MaxAttempts || errors.Is(cause, subscriptions.ErrMalformed)
-	updates := map[string]any{"attempts": job.Attempt, "last_error": truncate(cause.Error(), 2000)}
+	updates := map[string]any{"attempts": attempt(job), "last_error": truncate(cause.Error(), 2000)}
 	outcome := "retry"
 	if final {
 		updates["status"] = models.WebhookFailed
@@ -282,7 +303,7 @@ func (w *Worker) failed(ctx context.Context, job *river.Job[ProcessArgs], row *m
 		level = slog.LevelError
 	}
 	w.logger.Log(ctx, level, "webhook attempt failed", "event_id", row.ProviderEventID, "event_type", row.Type,
-		"attempt", job.Attempt, "max_attempts", job.MaxAttempts, "final", final, "error", cause.Error())
+		"attempt", attempt(job), "max_attempts", job.MaxAttempts+job.Args.Tried, "final", final, "error", cause.Error())
 	if final && errors.Is(cause, subscriptions.ErrMalformed) {
 		return river.JobCancel(cause)
 	}
