@@ -195,7 +195,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	if o.wrapApplier != nil {
 		applier = o.wrapApplier(applier)
 	}
-	eventWorker := webhooks.NewWorker(db, applier, webhookMetrics, logger, inbox)
+	eventWorker := webhooks.NewWorker(db, applier, webhookMetrics, logger, inbox).RetryWith(o.jobRetry)
 	river.AddWorker(workers, eventWorker)
 	// A stored batch's job applies its events itself: a job per event only for
 	// those it could not apply.

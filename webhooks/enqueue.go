@@ -1,10 +1,12 @@
 package webhooks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -130,11 +132,13 @@ func (w *EnqueueWorker) enqueue(ctx context.Context, job *river.Job[EnqueueArgs]
 			opts.Metadata = tracing.CauseMetadata(cause)
 		}
 		if l.err != nil {
-			// This attempt was one of the event's: its job makes the rest.
+			// This attempt was one of the event's: its job makes the rest, the
+			// first after this attempt's backoff (Worker.NextRetry the others').
 			args.Tried, opts.MaxAttempts = job.Attempt, max(job.MaxAttempts-job.Attempt, 1)
+			opts.ScheduledAt = w.applier.retryAfter(job.JobRow, job.Attempt)
 		}
 		p := river.InsertManyParams{Args: args}
-		if opts.Metadata != nil || opts.MaxAttempts != 0 {
+		if opts.Metadata != nil || opts.MaxAttempts != 0 || !opts.ScheduledAt.IsZero() {
 			p.InsertOpts = &opts
 		}
 		params = append(params, p)
@@ -198,7 +202,12 @@ func (w *Worker) applyStored(ctx context.Context, job *river.Job[EnqueueArgs]) (
 		byID[rows[i].ID] = &rows[i]
 	}
 	items := make([]*applyItem, 0, len(rows))
+	seen := make(map[string]bool, len(job.Args.EventIDs))
 	for _, id := range job.Args.EventIDs {
+		if seen[id] {
+			continue // named twice: tried once, one job at most
+		}
+		seen[id] = true
 		r, ok := byID[id]
 		switch {
 		case !ok:
@@ -231,6 +240,10 @@ func (w *Worker) applyStored(ctx context.Context, job *river.Job[EnqueueArgs]) (
 		}
 		ready = append(ready, it)
 	}
+	// In seq order, as the route numbered them: the applyAll queue keeps it, so
+	// the events of one key go batch after batch in that order however the job
+	// lists them.
+	slices.SortStableFunc(ready, func(a, b *applyItem) int { return cmp.Compare(a.ev.Seq, b.ev.Seq) })
 	for i, res := range w.applyAll(ctx, ready) {
 		it := ready[i]
 		switch {

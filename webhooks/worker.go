@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"gorm.io/gorm"
 
 	"github.com/scoville/scoville/eventindex"
@@ -64,6 +65,38 @@ type Worker struct {
 	// batchTimeout bounds a batch's transaction; zero is applyTimeout. Tests that
 	// hold a batch on purpose lengthen it.
 	batchTimeout time.Duration
+	retry        river.ClientRetryPolicy // nil: River's default (RetryWith)
+}
+
+// RetryWith gives w the River client's retry policy (nil: River's default), so
+// that an event whose first attempts its batch job made (ProcessArgs.Tried) waits
+// the backoff of the event's attempts, not of its job's. It returns w.
+func (w *Worker) RetryWith(p river.ClientRetryPolicy) *Worker {
+	w.retry = p
+	return w
+}
+
+// NextRetry is the client's backoff for the event's attempt that failed: its job's
+// attempts come after the ones its batch job made. A job with none is left to the
+// client's policy.
+func (w *Worker) NextRetry(job *river.Job[ProcessArgs]) time.Time {
+	if job.Args.Tried == 0 {
+		return time.Time{}
+	}
+	return w.retryAfter(job.JobRow, attempt(job))
+}
+
+// retryAfter is the policy's time for the next attempt of a job like row whose
+// attempt failed, as if every attempt before it had failed too (the default
+// policy counts the errors).
+func (w *Worker) retryAfter(row *rivertype.JobRow, attempt int) time.Time {
+	r := *row
+	r.Attempt, r.Errors = attempt, make([]rivertype.AttemptError, max(attempt-1, 0))
+	p := w.retry
+	if p == nil {
+		p = &river.DefaultClientRetryPolicy{}
+	}
+	return p.NextRetry(&r)
 }
 
 // saturation is the route, as a worker sees it (Handler.Saturated).
