@@ -55,7 +55,7 @@ func (c *PlanCache) At(ctx context.Context, version int64, ids []string) (map[st
 	if h := c.held.Load(); h != nil && h.version == version {
 		for _, id := range ids {
 			if p, ok := h.plans[id]; ok {
-				out[id] = &p
+				out[id] = own(p)
 			} else {
 				missing = append(missing, id)
 			}
@@ -71,10 +71,24 @@ func (c *PlanCache) At(ctx context.Context, version int64, ids []string) (map[st
 		return nil, err
 	}
 	for id, p := range read {
-		out[id] = &p
+		out[id] = own(p)
 	}
 	c.keep(readVersion, read)
 	return out, nil
+}
+
+// own is a copy of p that shares nothing with it: a caller writing through its
+// pointers changes its own plan, not the cache's.
+func own(p models.Plan) *models.Plan {
+	if p.StripePriceID != nil {
+		id := *p.StripePriceID
+		p.StripePriceID = &id
+	}
+	if p.Product.StripeProductID != nil {
+		id := *p.Product.StripeProductID
+		p.Product.StripeProductID = &id
+	}
+	return &p
 }
 
 // keep adds plans read at version to the cache: to its copy when that is of the

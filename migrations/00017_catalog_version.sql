@@ -3,7 +3,9 @@
 -- moves on, in that statement's transaction. A process holding plans in memory
 -- (package catalog) reads it in the same snapshot as what it serves, and uses its
 -- copy only when the versions match, so no replica shows a plan older than the
--- database it reads.
+-- database it reads. A bump takes the clock's microseconds when they are ahead, so
+-- a database put back (a restore) and written to again never reaches a version a
+-- process held before with other rows.
 CREATE TABLE catalog_version (
     one     boolean PRIMARY KEY DEFAULT true CHECK (one),
     version bigint NOT NULL
@@ -13,7 +15,8 @@ INSERT INTO catalog_version (one, version) VALUES (true, 1);
 -- +goose StatementBegin
 CREATE FUNCTION catalog_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE catalog_version SET version = version + 1;
+    UPDATE catalog_version
+        SET version = greatest(version + 1, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
     RETURN NULL;
 END
 $$;
