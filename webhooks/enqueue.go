@@ -143,7 +143,7 @@ func (w *EnqueueWorker) enqueue(ctx context.Context, job *river.Job[EnqueueArgs]
 		}
 		params = append(params, p)
 	}
-	return w.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := w.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		sqlTx, err := jobs.SQLTx(tx)
 		if err != nil {
 			return err
@@ -173,13 +173,29 @@ func (w *EnqueueWorker) enqueue(ctx context.Context, job *river.Job[EnqueueArgs]
 		}
 		return completeInTx(ctx, tx, job)
 	})
+	if err != nil {
+		return err // nothing recorded: Work fails what the last attempt leaves
+	}
+	// Counted once recorded, as an event's own attempt counts it.
+	for _, l := range left {
+		if l.err == nil {
+			continue
+		}
+		outcome := "retry"
+		if l.final {
+			outcome = "failed"
+		}
+		w.metrics.processed.WithLabelValues(typeLabel(l.typ), outcome).Inc()
+	}
+	return nil
 }
 
 // leftEvent is an event of a batch job that the job did not apply: it gets a job
 // of its own.
 type leftEvent struct {
 	id  string
-	err error // why this attempt failed it; nil when it was not tried (not read, malformed, rewritten)
+	typ string // the event's type, for the metrics
+	err error  // why this attempt failed it; nil when it was not tried (not read, malformed, rewritten)
 	// final: that was the event's last attempt; it is FAILED instead of given a job.
 	final bool
 }
@@ -282,23 +298,23 @@ func (w *Worker) prepareSafely(ctx context.Context, ev subscriptions.Event) (p *
 
 // handOut is an event the batch job could not apply, for its own job; or, when its
 // try was the last of maxAttempts, to be FAILED (as Worker.failed). A failed try
-// is counted and logged as a failed attempt of the event's own job would be, the
-// attempt's end included (an event's own job that ran out of time while preparing
-// or waiting for its batch failed that attempt too); an event rewritten since it
-// was read is not, nor a malformed one, which its job fails at its first attempt.
+// is logged as a failed attempt of the event's own job would be, and counted once
+// the batch job has recorded it (enqueue), the attempt's end included (an event's
+// own job that ran out of time while preparing or waiting for its batch failed that
+// attempt too); an event rewritten since it was read is not, nor a malformed one,
+// which its job fails at its first attempt.
 func (w *Worker) handOut(it *applyItem, cause error, maxAttempts int) leftEvent {
 	if errors.Is(cause, errRewritten) || errors.Is(cause, subscriptions.ErrMalformed) {
 		return leftEvent{id: it.row.ID}
 	}
 	final := it.attempt >= maxAttempts
-	outcome, level := "retry", slog.LevelWarn
+	level := slog.LevelWarn
 	if final {
-		outcome, level = "failed", slog.LevelError
+		level = slog.LevelError
 	}
-	w.metrics.processed.WithLabelValues(typeLabel(it.row.Type), outcome).Inc()
 	w.logger.Log(it.ctx, level, "webhook attempt failed", "event_id", it.row.ProviderEventID, "event_type", it.row.Type,
 		"attempt", it.attempt, "max_attempts", maxAttempts, "final", final, "error", cause.Error())
-	return leftEvent{id: it.row.ID, err: cause, final: final}
+	return leftEvent{id: it.row.ID, typ: it.row.Type, err: cause, final: final}
 }
 
 // eventSpan starts, while the batch job's span is recording, a span for applying

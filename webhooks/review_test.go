@@ -205,3 +205,25 @@ func TestReviewABatchJobAppliesManyEventsOfOneSubscriptionInSeqOrder(t *testing.
 	require.Len(t, seqs, n)
 	require.True(t, slices.IsSorted(seqs), "applied in seq order, got %v", seqs)
 }
+
+// The last attempt of a batch job that tried an event for the last time but could
+// not commit what it owed (another event's job refused): the events it leaves are
+// FAILED, and each FAILED event is counted once.
+func TestReviewABatchJobsLastAttemptCountsEachFailedEventOnce(t *testing.T) {
+	e, w, p, db, rows := batchJobSetup(t, 2)
+	p.fail["evt_0"] = true
+	var once sync.Once
+	p.preparing = func() {
+		once.Do(func() {
+			assert.NoError(t, db.Exec(`UPDATE webhook_events SET outcome = 'rewritten' WHERE provider_event_id = 'evt_1'`).Error)
+		})
+	}
+	restore := failJobs(t, db)
+	defer restore()
+	require.Error(t, e.Work(context.Background(), &river.Job[EnqueueArgs]{JobRow: &rivertype.JobRow{ID: 1, Attempt: 1, MaxAttempts: 1},
+		Args: EnqueueArgs{EventIDs: []string{rows[0].ID, rows[1].ID}}}))
+	for id, s := range statuses(t, db) {
+		require.Equal(t, models.WebhookFailed, s, id)
+	}
+	require.Equal(t, 2.0, testutil.ToFloat64(w.metrics.processed.WithLabelValues("invoice.paid", "failed")), "two events FAILED")
+}
