@@ -49,3 +49,16 @@ func TestReviewACatalogPutBackAndMovedOnIsReadAgain(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "Restored box", plans[hot].Name())
 }
+
+// The server's role moves the version only through its writes of products and
+// plans: it can neither rewind the version nor delete its row (which would fail
+// every me), and its writes still move it.
+func TestReviewTheServersRoleCannotWriteTheVersionItself(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	before := catalogVersion(t, db)
+	require.Error(t, db.Exec(`UPDATE catalog_version SET version = 1`).Error)
+	require.Error(t, db.Exec(`DELETE FROM catalog_version`).Error)
+	addPlan(t, db, "Hot box", 2400)
+	require.Greater(t, catalogVersion(t, db), before)
+}

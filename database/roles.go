@@ -16,8 +16,9 @@ import (
 // empty: the audit trail must hold against the application that writes it.
 var appendOnly = []string{"audit_log"}
 
-// readOnly are the tables the running server reads but only migrations write.
-var readOnly = []string{"goose_db_version", "river_migration"}
+// readOnly are the tables the running server reads but only migrations (or, for
+// catalog_version, its trigger, migration 00017) write.
+var readOnly = []string{"goose_db_version", "river_migration", "catalog_version"}
 
 // OpenOwner connects to DATABASE_MIGRATION_URL, the schema owner's connection, which
 // only migrations use. The DSN is never logged or echoed: it carries the password.

@@ -13,7 +13,11 @@ CREATE TABLE catalog_version (
 INSERT INTO catalog_version (one, version) VALUES (true, 1);
 
 -- +goose StatementBegin
-CREATE FUNCTION catalog_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+-- It runs as its owner (the schema's): the server's role writes products and plans
+-- but may not write the version itself (database.GrantRuntime), so it can neither
+-- rewind it nor delete its row.
+CREATE FUNCTION catalog_version_bump() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
     UPDATE catalog_version
         SET version = greatest(version + 1, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
