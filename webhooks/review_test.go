@@ -162,15 +162,12 @@ func TestReviewABatchJobLeavesDeletedAndFailedEventsAlone(t *testing.T) {
 	require.Zero(t, testutil.ToFloat64(w.metrics.processed.WithLabelValues("invoice.paid", "failed")))
 }
 
-// A batch job listing more events of one subscription than a batch holds, last
-// first: they are applied in seq order, one batch after another, each once.
-func TestReviewABatchJobAppliesManyEventsOfOneSubscriptionInSeqOrder(t *testing.T) {
-	_, p, db, _ := applySetup(t, 0)
-	queue, err := jobs.NewInserter(db, 0, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
+// subscriptionEvents stores n invoice events of subscription sub_1 through a
+// batcher, in seq order, and leaves no job: the test runs the batch job.
+func subscriptionEvents(t *testing.T, db *gorm.DB, queue *jobs.Client, n int) []models.WebhookEvent {
+	t.Helper()
 	rb := newBatcher(db, queue, 1, DefaultMaxBatch)
 	t.Cleanup(rb.close)
-	const n = 3*maxApplyBatch + 4
 	var rows []models.WebhookEvent
 	for i := range n {
 		id := fmt.Sprintf("evt_%03d", i)
@@ -186,6 +183,17 @@ func TestReviewABatchJobAppliesManyEventsOfOneSubscriptionInSeqOrder(t *testing.
 		rows = append(rows, row)
 	}
 	require.NoError(t, ownerOf(t, db).Exec(`DELETE FROM river_job`).Error)
+	return rows
+}
+
+// A batch job listing more events of one subscription than a batch holds, last
+// first: they are applied in seq order, one batch after another, each once.
+func TestReviewABatchJobAppliesManyEventsOfOneSubscriptionInSeqOrder(t *testing.T) {
+	_, p, db, _ := applySetup(t, 0)
+	queue, err := jobs.NewInserter(db, 0, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	const n = 3*maxApplyBatch + 4
+	rows := subscriptionEvents(t, db, queue, n)
 	watch := &keyWatch{Applier: p, active: map[string]int{}, order: map[string][]string{}}
 	w := NewWorker(db, watch, NewMetrics(prometheus.NewRegistry(), nil), slog.New(slog.DiscardHandler), nil)
 	e := NewEnqueueWorker(db, queue, w.metrics, nil).ApplyWith(w)
@@ -226,4 +234,48 @@ func TestReviewABatchJobsLastAttemptCountsEachFailedEventOnce(t *testing.T) {
 		require.Equal(t, models.WebhookFailed, s, id)
 	}
 	require.Equal(t, 2.0, testutil.ToFloat64(w.metrics.processed.WithLabelValues("invoice.paid", "failed")), "two events FAILED")
+}
+
+// The batch job's attempt ends while its first batch is being applied and the rest
+// of its events (the same subscription's, so not in another batch at once) wait in
+// the queue: the batch is waited for and commits, the waiting events are withdrawn
+// and each handed a job with all its attempts (not tried, not counted), and the
+// batch job completes.
+func TestReviewABatchJobEndingMidBatchWaitsForItsBatchAndHandsOutTheRest(t *testing.T) {
+	_, p, db, _ := applySetup(t, 0)
+	queue, err := jobs.NewInserter(db, 0, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	const n = maxApplyBatch + 5
+	rows := subscriptionEvents(t, db, queue, n)
+	gate := make(chan struct{})
+	p.gate["evt_000"], p.begun = gate, make(chan string, n)
+	w := NewWorker(db, p, NewMetrics(prometheus.NewRegistry(), nil), slog.New(slog.DiscardHandler), nil)
+	e := NewEnqueueWorker(db, queue, w.metrics, nil).ApplyWith(w)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runBatchJob(ctx, e, 1, rows...) }()
+	require.Equal(t, "evt_000", <-p.begun)
+	cancel()
+	close(gate)
+	require.NoError(t, <-done)
+
+	applied := probes(t, db)
+	require.Len(t, applied, maxApplyBatch, "the batch taken before the end commits")
+	var left []string
+	for _, r := range rows {
+		if applied[r.ProviderEventID] == 0 {
+			left = append(left, r.ProviderEventID)
+			h := handedOutJob(t, db, r)
+			require.Zero(t, h.Tried, r.ProviderEventID)
+			require.Equal(t, jobs.DefaultMaxAttempts, h.MaxAttempts, r.ProviderEventID)
+		}
+	}
+	require.Equal(t, left, eventJobs(t, db))
+	require.Len(t, left, n-maxApplyBatch)
+	require.Zero(t, testutil.ToFloat64(w.metrics.processed.WithLabelValues("invoice.paid", "retry")))
+	w.queue.mu.Lock()
+	defer w.queue.mu.Unlock()
+	require.Empty(t, w.queue.pending, "nothing left queued")
+	require.Empty(t, w.queue.busy)
 }
