@@ -279,3 +279,50 @@ func TestReviewABatchJobEndingMidBatchWaitsForItsBatchAndHandsOutTheRest(t *test
 	require.Empty(t, w.queue.pending, "nothing left queued")
 	require.Empty(t, w.queue.busy)
 }
+
+// Many changes of one subscription delivered newest first, so that their seqs run
+// opposite to their times, applied by one batch job through the real applier: the
+// newest change is the state that stays, every event is done, none needs a job.
+func TestReviewABatchJobOfManyChangesOfOneSubscriptionLeavesTheNewest(t *testing.T) {
+	db := testDB(t)
+	subscriptionID := sameSecondFixture(t, db)
+	queue, err := jobs.NewInserter(db, 0, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	rb := newBatcher(db, queue, 1, DefaultMaxBatch)
+	t.Cleanup(rb.close)
+	const n = 2*maxApplyBatch + 3
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	var ids []string
+	for i := n - 1; i >= 0; i-- {
+		created := base.Add(time.Duration(i) * time.Second)
+		sub := webhooktest.Subscription{ID: "sub_same", Customer: "cus_same", Price: "price_same", Amount: 2400, Currency: "usd",
+			PeriodStart: base.AddDate(0, 0, -3), PeriodEnd: base.AddDate(0, 1, -3), Status: "active"}
+		if i == n-1 {
+			sub.Status = "past_due"
+		}
+		id := fmt.Sprintf("evt_upd_%03d", i)
+		var ev envelope
+		ev.ID, ev.Object, ev.Type, ev.APIVersion, ev.Created = id, "event", "customer.subscription.updated", APIVersion, created.Unix()
+		ev.Data.Object.ID = "sub_same"
+		_, err := rb.store(context.Background(), ev, webhooktest.Event(id, "customer.subscription.updated", created, sub.Object(), nil))
+		require.NoError(t, err)
+		var rowID string
+		require.NoError(t, db.Raw(`SELECT id FROM webhook_events WHERE provider_event_id = ?`, id).Scan(&rowID).Error)
+		ids = append(ids, rowID)
+	}
+	require.NoError(t, ownerOf(t, db).Exec(`DELETE FROM river_job`).Error)
+	logger := slog.New(slog.DiscardHandler)
+	w := NewWorker(db, subscriptions.NewSyncer(db, nil, queue, subscriptions.NewSyncMetrics(prometheus.NewRegistry()), logger),
+		NewMetrics(prometheus.NewRegistry(), nil), logger, nil)
+	e := NewEnqueueWorker(db, queue, w.metrics, nil).ApplyWith(w)
+	require.NoError(t, e.Work(context.Background(), &river.Job[EnqueueArgs]{JobRow: &rivertype.JobRow{ID: 1, Attempt: 1, MaxAttempts: 3},
+		Args: EnqueueArgs{EventIDs: ids}}))
+
+	var status string
+	require.NoError(t, db.Raw(`SELECT status FROM subscriptions WHERE id = ?`, subscriptionID).Scan(&status).Error)
+	require.Equal(t, string(models.SubscriptionPastDue), status, "the newest change stays")
+	for id, s := range statuses(t, db) {
+		require.Contains(t, []models.WebhookEventStatus{models.WebhookProcessed, models.WebhookIgnored}, s, id)
+	}
+	require.Empty(t, eventJobs(t, db))
+}
