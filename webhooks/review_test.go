@@ -239,7 +239,8 @@ func TestReviewABatchJobsLastAttemptCountsEachFailedEventOnce(t *testing.T) {
 // The batch job's attempt ends while its first batch is being applied and the rest
 // of its events (the same subscription's, so not in another batch at once) wait in
 // the queue: the batch is waited for and commits, the waiting events are withdrawn
-// and each handed a job with all its attempts (not tried, not counted), and the
+// and each handed a job, their wait counted as the attempt it would have been for
+// jobs of their own (TestABatchJobOutOfTimeInTheQueueCountsTheAttempt), and the
 // batch job completes.
 func TestReviewABatchJobEndingMidBatchWaitsForItsBatchAndHandsOutTheRest(t *testing.T) {
 	_, p, db, _ := applySetup(t, 0)
@@ -267,13 +268,13 @@ func TestReviewABatchJobEndingMidBatchWaitsForItsBatchAndHandsOutTheRest(t *test
 		if applied[r.ProviderEventID] == 0 {
 			left = append(left, r.ProviderEventID)
 			h := handedOutJob(t, db, r)
-			require.Zero(t, h.Tried, r.ProviderEventID)
-			require.Equal(t, jobs.DefaultMaxAttempts, h.MaxAttempts, r.ProviderEventID)
+			require.Equal(t, 1, h.Tried, r.ProviderEventID)
+			require.Equal(t, 2, h.MaxAttempts, r.ProviderEventID) // the batch job's 3 less the one spent
 		}
 	}
 	require.Equal(t, left, eventJobs(t, db))
 	require.Len(t, left, n-maxApplyBatch)
-	require.Zero(t, testutil.ToFloat64(w.metrics.processed.WithLabelValues("invoice.paid", "retry")))
+	require.EqualValues(t, n-maxApplyBatch, testutil.ToFloat64(w.metrics.processed.WithLabelValues("invoice.paid", "retry")))
 	w.queue.mu.Lock()
 	defer w.queue.mu.Unlock()
 	require.Empty(t, w.queue.pending, "nothing left queued")
