@@ -14,6 +14,9 @@ import (
 	"github.com/scoville/scoville/config"
 )
 
+// memProfileRate is the runtime's default: this build serves heap profiles.
+const memProfileRate = 512 << 10
+
 // Built only with -tags benchpprof (scripts/bench-burst.sh with BURST_PROFILE=1,
 // scripts/bench-read.sh with BENCH_PROFILE=1): Go's profiles on SCOVILLE_PPROF_ADDR,
 // which must be a loopback address, and /debug/memclasses. No release build

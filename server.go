@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/scoville/scoville/app"
@@ -23,10 +24,16 @@ import (
 )
 
 func main() {
+	profileHeap()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr))
 }
+
+// profileHeap sets how often the runtime records an allocation for heap profiles:
+// never in a release build, which serves no profile (only the benchpprof build
+// does), so that its records take no memory.
+func profileHeap() { runtime.MemProfileRate = memProfileRate }
 
 // run dispatches a subcommand and returns the process exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr *os.File) int {
