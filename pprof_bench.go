@@ -14,8 +14,9 @@ import (
 	"github.com/scoville/scoville/config"
 )
 
-// memProfileRate is the runtime's default: this build serves heap profiles.
-const memProfileRate = 512 << 10
+// profileHeap leaves the runtime's heap profiling as it is (its default, or
+// GODEBUG=memprofilerate): this build serves the profiles.
+func profileHeap() {}
 
 // Built only with -tags benchpprof (scripts/bench-burst.sh with BURST_PROFILE=1,
 // scripts/bench-read.sh with BENCH_PROFILE=1): Go's profiles on SCOVILLE_PPROF_ADDR,

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 
 	"github.com/scoville/scoville/app"
@@ -29,11 +28,6 @@ func main() {
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr))
 }
-
-// profileHeap sets how often the runtime records an allocation for heap profiles:
-// never in a release build, which serves no profile (only the benchpprof build
-// does), so that its records take no memory.
-func profileHeap() { runtime.MemProfileRate = memProfileRate }
 
 // run dispatches a subcommand and returns the process exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr *os.File) int {
