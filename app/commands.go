@@ -39,6 +39,7 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	} else {
 		logger.InfoContext(ctx, "RUN_WORKERS=false: jobs are enqueued here and worked by `scoville work`")
 	}
+	settleHeap()
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -78,6 +79,7 @@ func Work(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
+	settleHeap()
 	if cfg.MetricsAddr == "" {
 		logger.InfoContext(ctx, "working the queue (METRICS_ADDR is not set: no metrics listener)")
 		<-ctx.Done()

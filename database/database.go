@@ -49,7 +49,7 @@ func Open(ctx context.Context, dsn string, pool Pool, logger *slog.Logger) (*gor
 	pool = pool.withDefaults()
 	db, err := gorm.Open(postgres.New(postgres.Config{
 		DSN:          dsn,
-		OptionOpenDB: []stdlib.OptionOpenDB{stdlib.OptionAfterConnect(nativeArrays)},
+		OptionOpenDB: []stdlib.OptionOpenDB{stdlib.OptionBeforeConnect(withoutDescriptionCache), stdlib.OptionAfterConnect(nativeArrays)},
 	}), &gorm.Config{
 		Logger:                 newGormLogger(logger, slowQueryThreshold),
 		SkipDefaultTransaction: true,

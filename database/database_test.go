@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/require"
 
 	"github.com/scoville/scoville/database"
@@ -61,4 +63,50 @@ func tableExists(t *testing.T, db *sql.DB, name string) bool {
 	var ok bool
 	require.NoError(t, db.QueryRow("SELECT to_regclass($1) IS NOT NULL", "public."+name).Scan(&ok))
 	return ok
+}
+
+func TestConnectionsKeepNoDescriptionCache(t *testing.T) {
+	t.Parallel()
+	url := dbtest.NewURL(t, "")
+	withParam := func(p string) string {
+		if strings.Contains(url, "?") {
+			return url + "&" + p
+		}
+		return url + "?" + p
+	}
+	for _, tc := range []struct {
+		name      string
+		url       string
+		describes bool
+	}{
+		{"the default exec mode prepares and caches statements only", url, false},
+		{"cache_describe keeps the cache it needs", withParam("default_query_exec_mode=cache_describe"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := database.Open(ctx, tc.url, database.Pool{MaxOpenConns: 1}, slog.New(slog.DiscardHandler))
+			require.NoError(t, err)
+			sqlDB, err := db.DB()
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = sqlDB.Close() })
+
+			var n int
+			require.NoError(t, db.WithContext(ctx).Raw("SELECT ?::int", 7).Scan(&n).Error)
+			require.Equal(t, 7, n)
+
+			conn, err := sqlDB.Conn(ctx)
+			require.NoError(t, err)
+			defer conn.Close()
+			require.NoError(t, conn.Raw(func(dc any) error {
+				cfg := dc.(*stdlib.Conn).Conn().Config()
+				require.Positive(t, cfg.StatementCacheCapacity, "statements are still cached")
+				if tc.describes {
+					require.Positive(t, cfg.DescriptionCacheCapacity)
+				} else {
+					require.Zero(t, cfg.DescriptionCacheCapacity)
+				}
+				return nil
+			}))
+		})
+	}
 }
