@@ -215,6 +215,10 @@ func (w *Worker) applyAll(ctx context.Context, items []*applyItem) []applied {
 func (w *Worker) applyLoop() {
 	q := &w.queue
 	for {
+		// Each batch waits while the route is saturated, as each event job did
+		// before its event: a batch job queues many events at once, so yielding
+		// only before it would let them all compete with the acknowledgements.
+		yield(context.Background(), w.intake)
 		q.mu.Lock()
 		batch := q.take()
 		if len(batch) == 0 {

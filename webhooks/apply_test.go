@@ -363,3 +363,17 @@ func TestWorkersPrepareAtMostApplyPreparersEventsAtOnce(t *testing.T) {
 	require.LessOrEqual(t, preparing.most.Load(), int32(applyPreparers))
 	require.Positive(t, preparing.most.Load())
 }
+
+// A committer holds each batch back while the route is saturated, however the
+// events came (an event job, a batch job): the route's acknowledgements come first.
+func TestCommittersYieldToASaturatedRouteBeforeEachBatch(t *testing.T) {
+	w, _, db, rows := applySetup(t, 1)
+	intake := &scriptedIntake{n: 3}
+	w.intake = intake
+	res := w.apply(itemFor(t, db, rows[0], "sub_1"))
+	require.NoError(t, res.err)
+	require.Equal(t, map[string]int{"evt_0": 1}, probes(t, db))
+	intake.mu.Lock()
+	defer intake.mu.Unlock()
+	require.GreaterOrEqual(t, intake.asked, 4, "three saturated answers waited out before the batch, then free")
+}

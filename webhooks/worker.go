@@ -106,9 +106,9 @@ type saturation interface {
 
 // Yielding: acknowledging comes first. Stripe times out slow answers and counts
 // them as failures, while applying may wait, so while the route of this process is
-// saturated a worker holds its next event back, a slice at a time and never more
-// than yieldMax, leaving the CPU and the database to the acknowledgements. Outside
-// bursts a route is not saturated and workers never wait.
+// saturated a worker holds its next event back, and a committer its next batch, a
+// slice at a time and never more than yieldMax, leaving the CPU and the database to
+// the acknowledgements. Outside bursts a route is not saturated and nothing waits.
 const (
 	yieldWindow = 10 * time.Millisecond
 	yieldMax    = 2 * time.Second
