@@ -377,3 +377,20 @@ func TestCommittersYieldToASaturatedRouteBeforeEachBatch(t *testing.T) {
 	defer intake.mu.Unlock()
 	require.GreaterOrEqual(t, intake.asked, 4, "three saturated answers waited out before the batch, then free")
 }
+
+// Each preparation waits while the route is saturated: a batch job prepares all
+// its events after the one yield before its batch.
+func TestPreparationsYieldToASaturatedRoute(t *testing.T) {
+	w, p, _, _ := applySetup(t, 0)
+	intake := &scriptedIntake{n: 2}
+	w.intake = intake
+	prepared := false
+	p.preparing = func() {
+		intake.mu.Lock()
+		defer intake.mu.Unlock()
+		prepared = intake.asked >= 3
+	}
+	_, err := w.prepare(context.Background(), subscriptions.Event{})
+	require.NoError(t, err)
+	require.True(t, prepared, "prepared only once the route was free")
+}

@@ -294,6 +294,8 @@ func (w *Worker) prepare(ctx context.Context, ev subscriptions.Event) (*subscrip
 		return nil, ctx.Err()
 	}
 	defer func() { <-w.prep }()
+	// A batch job prepares many events after its one yield: each waits here too.
+	yield(ctx, w.intake)
 	return w.applier.Prepare(ctx, ev)
 }
 
