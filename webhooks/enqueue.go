@@ -276,13 +276,9 @@ func (w *Worker) applyStored(ctx context.Context, job *river.Job[EnqueueArgs]) (
 // readAll reads the events and their rows' versions in one statement, one read
 // slot of this process (applyReaders).
 func (w *Worker) readAll(ctx context.Context, into *[]versionedEvent, ids []string) error {
-	select {
-	case w.reads <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-w.reads }()
-	return w.db.WithContext(ctx).Select("*, xmin::text AS row_version").Where("id IN ?", ids).Find(into).Error
+	return w.withRead(ctx, func() error {
+		return w.db.WithContext(ctx).Select("*, xmin::text AS row_version").Where("id IN ?", ids).Find(into).Error
+	})
 }
 
 // prepareSafely is prepare with a panic turned into the event's error: in the

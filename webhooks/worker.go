@@ -275,13 +275,20 @@ func eventOf(row *models.WebhookEvent) (subscriptions.Event, []eventindex.Subjec
 // of this process at once: the connections the workers hold are then bounded by
 // applyReaders and not by their number, which a burst wants large.
 func (w *Worker) read(ctx context.Context, into *versionedEvent, id string) error {
+	return w.withRead(ctx, func() error {
+		return w.db.WithContext(ctx).Select("*, xmin::text AS row_version").Take(into, "id = ?", id).Error
+	})
+}
+
+// withRead runs fn in one of the applyReaders read slots of this process.
+func (w *Worker) withRead(ctx context.Context, fn func() error) error {
 	select {
 	case w.reads <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	defer func() { <-w.reads }()
-	return w.db.WithContext(ctx).Select("*, xmin::text AS row_version").Take(into, "id = ?", id).Error
+	return fn()
 }
 
 // prepare is the applier's Prepare, one of at most applyPreparers of this process
