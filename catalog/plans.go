@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -132,23 +131,14 @@ func (c *PlanCache) read(ctx context.Context, ids []string) (map[string]models.P
 	var version pgtype.Int8
 	err := database.Query(ctx, c.db, planStatement, []any{ids}, func(rows pgx.Rows) error {
 		for rows.Next() {
-			var (
-				p                     models.Plan
-				interval              string
-				createdAt, updatedAt  time.Time
-				pCreated, pUpdated    time.Time
-				productName, prodDesc string
-			)
-			if err := rows.Scan(&p.ID, &p.ProductID, &interval, &p.Amount, &p.Currency, &p.TrialDays,
-				&p.StripePriceID, &p.Active, &createdAt, &updatedAt,
-				&productName, &prodDesc, &p.Product.StripeProductID, &p.Product.Active, &pCreated, &pUpdated,
-				&version); err != nil {
+			var p models.Plan
+			if err := rows.Scan(&p.ID, &p.ProductID, &p.Interval, &p.Amount, &p.Currency, &p.TrialDays,
+				&p.StripePriceID, &p.Active, &p.CreatedAt, &p.UpdatedAt,
+				&p.Product.Name, &p.Product.Description, &p.Product.StripeProductID, &p.Product.Active,
+				&p.Product.CreatedAt, &p.Product.UpdatedAt, &version); err != nil {
 				return err
 			}
-			p.Interval = models.BillingInterval(interval)
-			p.CreatedAt, p.UpdatedAt = createdAt, updatedAt
-			p.Product.ID, p.Product.Name, p.Product.Description = p.ProductID, productName, prodDesc
-			p.Product.CreatedAt, p.Product.UpdatedAt = pCreated, pUpdated
+			p.Product.ID = p.ProductID
 			plans[p.ID] = p
 		}
 		return nil
