@@ -106,9 +106,10 @@ type saturation interface {
 
 // Yielding: acknowledging comes first. Stripe times out slow answers and counts
 // them as failures, while applying may wait, so while the route of this process is
-// saturated a worker holds its next event back, and a committer its next batch, a
-// slice at a time and never more than yieldMax, leaving the CPU and the database to
-// the acknowledgements. Outside bursts a route is not saturated and nothing waits.
+// saturated a worker holds its next event back, each preparation waits, and a
+// committer holds its next batch, each wait a slice at a time and never more than
+// yieldMax, leaving the CPU and the database to the acknowledgements. Outside
+// bursts a route is not saturated and nothing waits.
 const (
 	yieldWindow = 10 * time.Millisecond
 	yieldMax    = 2 * time.Second
@@ -295,14 +296,16 @@ func (w *Worker) withRead(ctx context.Context, fn func() error) error {
 // at once, so what it looks up or reads from Stripe is bounded apart from the
 // number of workers.
 func (w *Worker) prepare(ctx context.Context, ev subscriptions.Event) (*subscriptions.Prepared, error) {
+	// A batch job prepares many events after its one yield: each waits here too,
+	// before taking a slot, so the waits of one batch run side by side and a slot
+	// is never held while the route is saturated.
+	yield(ctx, w.intake)
 	select {
 	case w.prep <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	defer func() { <-w.prep }()
-	// A batch job prepares many events after its one yield: each waits here too.
-	yield(ctx, w.intake)
 	return w.applier.Prepare(ctx, ev)
 }
 
